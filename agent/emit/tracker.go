@@ -1,0 +1,75 @@
+package emit
+
+import "math"
+
+// Tracker remembers the last value written for each series of one generator,
+// so that a scan writes only the series whose value changed, plus the share
+// of series whose full refresh falls on this cycle.
+//
+// Each series gets a refresh slot when it is first seen, round robin over
+// FullEvery slots: every series is written at least once every FullEvery
+// cycles, and the refresh is spread evenly across cycles instead of landing
+// at once. Series not seen in a scan are forgotten at the end of it, so
+// nothing is left behind for a device or process that disappeared.
+//
+// A Tracker belongs to one generator and is not safe for concurrent use.
+type Tracker struct {
+	m         map[string]*entry
+	cycle     uint64
+	fullEvery uint64
+	next      uint64
+}
+
+type entry struct {
+	bits uint64
+	seen uint64
+	slot uint64
+}
+
+// NewTracker returns a tracker that refreshes every series at least every
+// fullEvery cycles. fullEvery <= 1 writes every series on every cycle.
+func NewTracker(fullEvery int) *Tracker {
+	t := &Tracker{m: make(map[string]*entry)}
+	t.SetFullEvery(fullEvery)
+	return t
+}
+
+// SetFullEvery changes the refresh period, in cycles, from the next cycle on.
+func (t *Tracker) SetFullEvery(n int) {
+	if n < 1 {
+		n = 1
+	}
+	t.fullEvery = uint64(n)
+}
+
+// Len reports how many series the tracker remembers.
+func (t *Tracker) Len() int { return len(t.m) }
+
+// begin starts a new cycle.
+func (t *Tracker) begin() { t.cycle++ }
+
+// changed records v for the series key and reports whether it must be
+// written in this cycle. It allocates only for a series seen the first time.
+func (t *Tracker) changed(key []byte, v float64) bool {
+	bits := math.Float64bits(v)
+	if e, ok := t.m[string(key)]; ok {
+		e.seen = t.cycle
+		if e.bits != bits {
+			e.bits = bits
+			return true
+		}
+		return e.slot%t.fullEvery == t.cycle%t.fullEvery
+	}
+	t.m[string(key)] = &entry{bits: bits, seen: t.cycle, slot: t.next}
+	t.next++
+	return true
+}
+
+// end forgets every series that was not seen in this cycle.
+func (t *Tracker) end() {
+	for k, e := range t.m {
+		if e.seen != t.cycle {
+			delete(t.m, k)
+		}
+	}
+}
