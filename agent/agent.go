@@ -1,0 +1,182 @@
+// Package agent wires the host agent together: generators on the scheduler
+// write lines into pooled buffers, the compressor batches and gzips them,
+// and the shipper sends the batches upstream within the bandwidth limit.
+// It also serves the agent's own HTTP endpoints.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/procfleet/procfleet/agent/compress"
+	"github.com/procfleet/procfleet/agent/emit"
+	"github.com/procfleet/procfleet/agent/limit"
+	"github.com/procfleet/procfleet/agent/sched"
+	"github.com/procfleet/procfleet/agent/selfmon"
+	"github.com/procfleet/procfleet/agent/ship"
+	"github.com/procfleet/procfleet/config"
+)
+
+// Agent is one host's agent. New builds it and starts nothing; Run runs it.
+type Agent struct {
+	cfg     config.Agent
+	log     *slog.Logger
+	sets    map[string]*metrics.Set
+	pool    *emit.Pool
+	comp    *compress.Compressor
+	limiter *limit.Limiter
+	shipper *ship.Shipper
+	sched   *sched.Scheduler
+	ln      net.Listener
+	ready   chan struct{}
+}
+
+// New builds an agent from a validated configuration. It returns an error
+// for a configuration it cannot run (no upstream, a generator that cannot
+// be built).
+func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Ship.Upstreams) == 0 {
+		return nil, errors.New("ship.upstreams: empty; want at least one import URL such as http://127.0.0.1:8428/api/v1/import/prometheus")
+	}
+	if cfg.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("cannot get host name, set hostname: %w", err)
+		}
+		cfg.Hostname = h
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{cfg: cfg, log: logger, sets: map[string]*metrics.Set{}, ready: make(chan struct{})}
+	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler"} {
+		a.sets[c] = metrics.NewSet()
+	}
+	selfmon.RegisterProcess(a.sets["process"], cfg.ProcfsRoot)
+	a.pool = emit.NewPool(cfg.Scheduler.Buffers)
+	a.sets["scheduler"].NewGauge(`procfleet_scheduler_buffers_in_use`, func() float64 { return float64(a.pool.InUse()) })
+	a.limiter = limit.New(cfg.Limit, a.sets["limit"])
+	query := url.Values{}
+	query.Add("extra_label", "instance="+cfg.Hostname)
+	query.Add("extra_label", "job="+cfg.Job)
+	var err error
+	a.shipper, err = ship.New(cfg.Ship, ship.Deps{
+		Limiter: a.limiter,
+		Logger:  logger.With("component", "ship"),
+		Metrics: a.sets["ship"],
+		Query:   query,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.comp, err = compress.New(cfg.Compress, a.pool, a.enqueue, a.sets["compress"])
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := a.jobs()
+	if err != nil {
+		return nil, err
+	}
+	a.sched, err = sched.New(cfg.Scheduler.Workers, jobs, sched.Deps{
+		Pool:    a.pool,
+		Sink:    a.comp,
+		Logger:  logger.With("component", "scheduler"),
+		Metrics: a.sets["generator"],
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Agent) enqueue(b compress.Batch) {
+	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Samples: b.Samples, Created: b.Created})
+}
+
+// Shipper returns the agent's shipper, for run-time changes of upstreams.
+func (a *Agent) Shipper() *ship.Shipper { return a.shipper }
+
+// Limiter returns the agent's bandwidth limiter, for run-time budgets.
+func (a *Agent) Limiter() *limit.Limiter { return a.limiter }
+
+// Addr returns the address the self HTTP server listens on, once Ready is
+// closed; "" when it is off.
+func (a *Agent) Addr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Ready is closed once Run has started every part.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Run runs the agent until ctx is done, then stops in reverse order of
+// start: the scheduler finishes its scans, the compressor flushes the last
+// batch, the shipper sends what is queued (bounded by ship.drain_timeout),
+// and the HTTP server closes.
+func (a *Agent) Run(ctx context.Context) error {
+	var srv *http.Server
+	if a.cfg.Listen != "" {
+		ln, err := net.Listen("tcp", a.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("cannot listen on %s (listen): %w", a.cfg.Listen, err)
+		}
+		a.ln = ln
+		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+	}
+	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
+	compCtx, stopComp := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	var shipErr error
+	wg.Go(func() { shipErr = a.shipper.Run(shipCtx) })
+	compDone := make(chan struct{})
+	go func() {
+		defer close(compDone)
+		_ = a.comp.Run(compCtx)
+	}()
+	a.log.Info("agent started", "hostname", a.cfg.Hostname, "upstreams", a.cfg.Ship.Upstreams, "listen", a.Addr())
+	close(a.ready)
+	err := a.sched.Run(ctx)
+	a.log.Info("agent stopping: flushing batches")
+	stopComp()
+	<-compDone
+	stopShip()
+	wg.Wait()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	a.log.Info("agent stopped")
+	return errors.Join(err, shipErr)
+}
+
+func (a *Agent) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		for _, s := range a.sets {
+			s.WritePrometheus(w)
+		}
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	registerPprof(mux)
+	return mux
+}

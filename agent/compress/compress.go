@@ -1,0 +1,167 @@
+// Package compress gathers the buffers of all generators into batches and
+// gzip-compresses them together, which compresses better than each
+// generator alone. A batch is flushed when its compressed size nears the
+// target, when its oldest line reaches the flush age, or when the
+// compressor stops.
+package compress
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/procfleet/procfleet/agent/emit"
+	"github.com/procfleet/procfleet/config"
+)
+
+// Batch is one gzip member holding complete lines of text exposition format.
+type Batch struct {
+	// Body is the gzip-compressed text; it is owned by the receiver.
+	Body []byte
+	// Samples is the number of lines in the batch.
+	Samples int
+	// RawBytes is the size of the text before compression.
+	RawBytes int
+	// Created is when the first line of the batch arrived.
+	Created time.Time
+}
+
+// Output receives flushed batches. It must not block for long: the
+// compressor does not read new buffers while it runs.
+type Output func(Batch)
+
+// Compressor is an emit.Sink that compresses what it is sent. Send is safe
+// for concurrent use; Run is called once.
+type Compressor struct {
+	cfg  config.Compress
+	pool *emit.Pool
+	out  Output
+	in   chan *emit.Buffer
+
+	zw      *gzip.Writer
+	zbuf    bytes.Buffer
+	raw     int
+	samples int
+	created time.Time
+
+	bytesIn, bytesOut atomic.Uint64
+	flushSize         *metrics.Counter
+	flushAge          *metrics.Counter
+	flushStop         *metrics.Counter
+	batchBytes        *metrics.Histogram
+}
+
+// New returns a compressor that returns sent buffers to pool and hands
+// batches to out. Its metrics go to set.
+func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*Compressor, error) {
+	if err := cfg.Validate("compress"); err != nil {
+		return nil, err
+	}
+	zw, err := gzip.NewWriterLevel(nil, cfg.Level)
+	if err != nil {
+		return nil, fmt.Errorf("cannot create gzip writer: %w", err)
+	}
+	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), zw: zw}
+	c.flushSize = set.NewCounter(`procfleet_compress_flushes_total{reason="size"}`)
+	c.flushAge = set.NewCounter(`procfleet_compress_flushes_total{reason="age"}`)
+	c.flushStop = set.NewCounter(`procfleet_compress_flushes_total{reason="stop"}`)
+	c.batchBytes = set.NewHistogram(`procfleet_compress_batch_bytes`)
+	set.NewGauge(`procfleet_compress_bytes_in_total`, func() float64 { return float64(c.bytesIn.Load()) })
+	set.NewGauge(`procfleet_compress_bytes_out_total`, func() float64 { return float64(c.bytesOut.Load()) })
+	set.NewGauge(`procfleet_compress_ratio`, func() float64 {
+		out := c.bytesOut.Load()
+		if out == 0 {
+			return 0
+		}
+		return float64(c.bytesIn.Load()) / float64(out)
+	})
+	return c, nil
+}
+
+// Send hands b to the compressor. It blocks while the compressor is busy
+// with earlier buffers, until ctx is done.
+func (c *Compressor) Send(ctx context.Context, b *emit.Buffer) error {
+	select {
+	case c.in <- b:
+		return nil
+	case <-ctx.Done():
+		c.pool.Put(b)
+		return ctx.Err()
+	}
+}
+
+// Run compresses until ctx is done, then compresses the buffers already
+// sent and flushes the last batch. Stop sending before cancelling ctx so that
+// nothing is left behind.
+func (c *Compressor) Run(ctx context.Context) error {
+	tick := time.NewTicker(c.tickEvery())
+	defer tick.Stop()
+	for {
+		select {
+		case b := <-c.in:
+			c.add(b)
+		case now := <-tick.C:
+			if c.raw > 0 && now.Sub(c.created) >= c.cfg.FlushAge.D() {
+				c.flush(c.flushAge)
+			}
+		case <-ctx.Done():
+			for {
+				select {
+				case b := <-c.in:
+					c.add(b)
+					continue
+				default:
+				}
+				break
+			}
+			if c.raw > 0 {
+				c.flush(c.flushStop)
+			}
+			return nil
+		}
+	}
+}
+
+func (c *Compressor) tickEvery() time.Duration {
+	d := c.cfg.FlushAge.D() / 10
+	if d < 5*time.Millisecond {
+		d = 5 * time.Millisecond
+	}
+	return d
+}
+
+func (c *Compressor) add(b *emit.Buffer) {
+	if len(b.B) == 0 {
+		c.pool.Put(b)
+		return
+	}
+	if c.raw == 0 {
+		c.zbuf.Reset()
+		c.zw.Reset(&c.zbuf)
+		c.created = time.Now()
+	}
+	_, _ = c.zw.Write(b.B) // writes to a bytes.Buffer cannot fail
+	c.raw += len(b.B)
+	c.samples += bytes.Count(b.B, []byte{'\n'})
+	c.bytesIn.Add(uint64(len(b.B)))
+	c.pool.Put(b)
+	if int64(c.zbuf.Len()) >= int64(c.cfg.TargetBytes) {
+		c.flush(c.flushSize)
+	}
+}
+
+func (c *Compressor) flush(reason *metrics.Counter) {
+	_ = c.zw.Close()
+	body := bytes.Clone(c.zbuf.Bytes())
+	c.bytesOut.Add(uint64(len(body)))
+	c.batchBytes.Update(float64(len(body)))
+	reason.Inc()
+	batch := Batch{Body: body, Samples: c.samples, RawBytes: c.raw, Created: c.created}
+	c.raw, c.samples = 0, 0
+	c.out(batch)
+}

@@ -1,0 +1,140 @@
+package compress
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/procfleet/procfleet/agent/emit"
+	"github.com/procfleet/procfleet/config"
+)
+
+type collector struct {
+	mu      sync.Mutex
+	batches []Batch
+}
+
+func (c *collector) out(b Batch) {
+	c.mu.Lock()
+	c.batches = append(c.batches, b)
+	c.mu.Unlock()
+}
+
+func (c *collector) text(t *testing.T) (string, int) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var all strings.Builder
+	samples := 0
+	for _, b := range c.batches {
+		zr, err := gzip.NewReader(bytes.NewReader(b.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) != b.RawBytes {
+			t.Fatalf("batch says %d raw bytes, holds %d", b.RawBytes, len(raw))
+		}
+		all.Write(raw)
+		samples += b.Samples
+	}
+	return all.String(), samples
+}
+
+func start(t *testing.T, cfg config.Compress) (*Compressor, *emit.Pool, *collector, context.CancelFunc, chan struct{}) {
+	t.Helper()
+	pool := emit.NewPool(8)
+	col := &collector{}
+	c, err := New(cfg, pool, col.out, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(done) }()
+	return c, pool, col, cancel, done
+}
+
+func send(t *testing.T, c *Compressor, pool *emit.Pool, text string) {
+	t.Helper()
+	b, err := pool.Get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.B = append(b.B, text...)
+	if err := c.Send(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCompressorFlushesBySizeAndOnStop(t *testing.T) {
+	cfg := config.Compress{Level: 5, TargetBytes: 8 << 10, FlushAge: config.Duration(time.Minute)}
+	c, pool, col, cancel, done := start(t, cfg)
+	rng := rand.New(rand.NewSource(1))
+	var want strings.Builder
+	for i := 0; i < 400; i++ {
+		var chunk strings.Builder
+		for j := 0; j < 50; j++ {
+			fmt.Fprintf(&chunk, "m{i=\"%d\"} %d 1700000000000\n", i*50+j, rng.Int63())
+		}
+		want.WriteString(chunk.String())
+		send(t, c, pool, chunk.String())
+	}
+	cancel()
+	<-done
+	got, samples := col.text(t)
+	if got != want.String() {
+		t.Fatalf("decompressed text differs from input (%d vs %d bytes)", len(got), want.Len())
+	}
+	if samples != 20000 {
+		t.Fatalf("batches count %d samples, want 20000", samples)
+	}
+	if len(col.batches) < 10 {
+		t.Fatalf("only %d batches for ~600KiB of random text at an 8KiB target", len(col.batches))
+	}
+	if pool.InUse() != 0 {
+		t.Fatalf("%d buffers not returned to the pool", pool.InUse())
+	}
+}
+
+func TestCompressorFlushesByAge(t *testing.T) {
+	cfg := config.Compress{Level: 1, TargetBytes: 1 << 20, FlushAge: config.Duration(50 * time.Millisecond)}
+	c, pool, col, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	send(t, c, pool, "up 1\n")
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		col.mu.Lock()
+		n := len(col.batches)
+		col.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a small batch was not flushed by age within 2s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got, _ := col.text(t); got != "up 1\n" {
+		t.Fatalf("batch holds %q", got)
+	}
+}
+
+func TestCompressorRejectsBadConfig(t *testing.T) {
+	_, err := New(config.Compress{Level: 12, TargetBytes: 1 << 20, FlushAge: config.Duration(time.Second)}, emit.NewPool(1), func(Batch) {}, metrics.NewSet())
+	if err == nil || !strings.Contains(err.Error(), "compress.level") {
+		t.Fatalf("level 12 accepted or error does not name the key: %v", err)
+	}
+}

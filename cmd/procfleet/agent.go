@@ -1,0 +1,100 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procfleet/procfleet/agent"
+	"github.com/procfleet/procfleet/config"
+)
+
+// agentFlags are the agent flags that override the config file.
+type agentFlags struct {
+	cfgFile   string
+	upstreams []string
+	procRoot  string
+	sysRoot   string
+	listen    string
+	hostname  string
+	logLevel  string
+}
+
+func (af *agentFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&af.cfgFile, "config", "", "agent config file (YAML; see deploy/agent.example.yaml)")
+	f.StringArrayVar(&af.upstreams, "upstream", nil, "import URL to push to (repeatable); replaces ship.upstreams")
+	f.StringVar(&af.procRoot, "procfs-root", "/proc", "procfs mount point (procfs_root)")
+	f.StringVar(&af.sysRoot, "sysfs-root", "/sys", "sysfs mount point (sysfs_root)")
+	f.StringVar(&af.listen, "listen", "127.0.0.1:9477", "self HTTP address for /metrics, /healthz, /debug/pprof (listen)")
+	f.StringVar(&af.hostname, "hostname", "", "instance label (hostname; default: the host name)")
+	f.StringVar(&af.logLevel, "log-level", "info", "debug, info, warn or error (log.level)")
+}
+
+// load reads the config file, if any, and applies the flags that were set.
+func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
+	cfg := config.DefaultAgent()
+	if af.cfgFile != "" {
+		var err error
+		if cfg, err = config.LoadAgentFile(af.cfgFile); err != nil {
+			return cfg, err
+		}
+	}
+	f := cmd.Flags()
+	if f.Changed("upstream") {
+		cfg.Ship.Upstreams = af.upstreams
+	}
+	if f.Changed("procfs-root") {
+		cfg.ProcfsRoot = af.procRoot
+	}
+	if f.Changed("sysfs-root") {
+		cfg.SysfsRoot = af.sysRoot
+	}
+	if f.Changed("listen") {
+		cfg.Listen = af.listen
+	}
+	if f.Changed("hostname") {
+		cfg.Hostname = af.hostname
+	}
+	if f.Changed("log-level") {
+		cfg.Log.Level = af.logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+func newAgentCmd() *cobra.Command {
+	var af agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the host agent: scan /proc and push to VictoriaMetrics",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := af.load(cmd)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cfg.Log)
+			a, err := agent.New(cfg, logger.With("component", "agent"))
+			if err != nil {
+				return usageError{err}
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	af.register(cmd)
+	return cmd
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procfleet/procfleet/agent"
+)
+
+func newDevCmd() *cobra.Command {
+	var af agentFlags
+	var vmBin, vmAddr, dataDir string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole system on this host: VictoriaMetrics and an agent",
+		Long: `dev starts the pinned VictoriaMetrics single-node server on loopback and
+an agent for this host that pushes to it, prints where to look, and stops
+both cleanly on Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := af.load(cmd)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			vm, err := startVM(ctx, vmBin, vmAddr, dataDir)
+			if err != nil {
+				return err
+			}
+			defer vm.stop()
+			if !cmd.Flags().Changed("upstream") {
+				cfg.Ship.Upstreams = []string{"http://" + vmAddr + "/api/v1/import/prometheus"}
+			}
+			logger := newLogger(cfg.Log)
+			a, err := agent.New(cfg, logger.With("component", "agent"))
+			if err != nil {
+				return usageError{err}
+			}
+			errc := make(chan error, 1)
+			go func() { errc <- a.Run(ctx) }()
+			select {
+			case <-a.Ready():
+			case err := <-errc:
+				return err
+			}
+			fmt.Printf(`procfleet dev is running.
+  VictoriaMetrics UI:   http://%[1]s/vmui  (try: node_load1, rate(node_cpu_seconds_total[1m]), proc_pid_info)
+  VictoriaMetrics data: %[2]s
+  agent self-metrics:   http://%[3]s/metrics
+  agent profiles:       http://%[3]s/debug/pprof/
+Press Ctrl-C to stop.
+`, vmAddr, dataDir, a.Addr())
+			return <-errc
+		},
+	}
+	af.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&vmBin, "victoria-metrics", "bin/victoria-metrics", "VictoriaMetrics single-node binary (make run builds the pinned one)")
+	f.StringVar(&vmAddr, "vm-listen", "127.0.0.1:8428", "address VictoriaMetrics listens on")
+	f.StringVar(&dataDir, "data-dir", "tmp/dev", "where dev keeps VictoriaMetrics data")
+	return cmd
+}
+
+type vmProcess struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// startVM starts VictoriaMetrics and waits until it answers /health.
+func startVM(ctx context.Context, bin, addr, dataDir string) (*vmProcess, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("victoria-metrics binary %s: %w (make run builds it into bin/)", bin, err)
+	}
+	storage := filepath.Join(dataDir, "victoria-metrics")
+	if err := os.MkdirAll(storage, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create data dir: %w", err)
+	}
+	logf, err := os.Create(filepath.Join(dataDir, "victoria-metrics.log"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot create VictoriaMetrics log: %w", err)
+	}
+	cmd := exec.Command(bin, "-httpListenAddr="+addr, "-storageDataPath="+storage,
+		"-retentionPeriod=7d", "-search.latencyOffset=0s")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("cannot start %s: %w", bin, err)
+	}
+	vm := &vmProcess{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(vm.done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return vm, nil
+			}
+		}
+		select {
+		case <-vm.done:
+			return nil, fmt.Errorf("VictoriaMetrics exited at start; see %s", logf.Name())
+		case <-ctx.Done():
+			vm.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			vm.stop()
+			return nil, errors.New("VictoriaMetrics did not answer /health within 30s")
+		}
+	}
+}
+
+// stop asks VictoriaMetrics to stop and kills it after 10 s.
+func (vm *vmProcess) stop() {
+	_ = vm.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-vm.done:
+	case <-time.After(10 * time.Second):
+		_ = vm.cmd.Process.Kill()
+		<-vm.done
+	}
+}

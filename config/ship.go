@@ -1,0 +1,182 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// Ship configures the shipper: where batches go and how they get there.
+type Ship struct {
+	// Upstreams are the import URLs batches are sent to, such as
+	// http://127.0.0.1:8428/api/v1/import/prometheus (VictoriaMetrics
+	// single-node), .../insert/0/prometheus/api/v1/import/prometheus
+	// (cluster), a vmagent or a procfleet relay. Sends go round robin over
+	// the healthy ones. Required for a standalone agent.
+	Upstreams []string `yaml:"upstreams"`
+	// Timeouts bound each phase of a request.
+	Timeouts ShipTimeouts `yaml:"timeouts"`
+	// Retry shapes the backoff between attempts of one batch.
+	Retry ShipRetry `yaml:"retry"`
+	// ProbeInterval is how often an unhealthy endpoint is probed to see
+	// whether it is back. Default 5s.
+	ProbeInterval Duration `yaml:"probe_interval"`
+	// FailuresToUnhealthy is how many failed sends in a row mark an
+	// endpoint unhealthy. Default 2.
+	FailuresToUnhealthy int `yaml:"failures_to_unhealthy"`
+	// QueueBatches bounds the compressed batches held in memory waiting to
+	// be sent; when full, the oldest is dropped and counted. Default 256.
+	QueueBatches int `yaml:"queue_batches"`
+	// DrainTimeout bounds how long a graceful stop keeps sending queued
+	// batches. Default 10s.
+	DrainTimeout Duration `yaml:"drain_timeout"`
+	// Auth authenticates requests. Default none.
+	Auth ShipAuth `yaml:"auth"`
+	// TLS configures https upstreams. Default: system roots, verification on.
+	TLS ShipTLS `yaml:"tls"`
+}
+
+// ShipTimeouts bound the phases of one request.
+type ShipTimeouts struct {
+	// Connect bounds TCP connect and TLS handshake. Default 5s.
+	Connect Duration `yaml:"connect"`
+	// Send bounds writing the request body. Default 30s.
+	Send Duration `yaml:"send"`
+	// Response bounds waiting for the response headers after the body was
+	// sent. Default 30s.
+	Response Duration `yaml:"response"`
+}
+
+// ShipRetry shapes exponential backoff with full jitter between attempts.
+type ShipRetry struct {
+	// MinBackoff is the first backoff. Default 250ms.
+	MinBackoff Duration `yaml:"min_backoff"`
+	// MaxBackoff caps the backoff, and a Retry-After longer than it.
+	// Default 30s.
+	MaxBackoff Duration `yaml:"max_backoff"`
+}
+
+// ShipAuth authenticates requests to upstreams. At most one of basic auth
+// (Username with PasswordFile) and BearerTokenFile may be set.
+type ShipAuth struct {
+	// Username for basic auth. Default none.
+	Username string `yaml:"username"`
+	// PasswordFile holds the basic auth password (trailing newline
+	// ignored). Re-read when it changes.
+	PasswordFile string `yaml:"password_file"`
+	// BearerTokenFile holds a bearer token (trailing newline ignored).
+	// Re-read when it changes.
+	BearerTokenFile string `yaml:"bearer_token_file"`
+}
+
+// ShipTLS configures TLS for https upstreams.
+type ShipTLS struct {
+	// CAFile is a PEM bundle of roots to trust instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the name checked in the server's certificate.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify turns certificate verification off. Default
+	// false; an explicit opt-in for test setups only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// DefaultShip returns the shipper defaults.
+func DefaultShip() Ship {
+	return Ship{
+		Timeouts: ShipTimeouts{
+			Connect:  Duration(5 * time.Second),
+			Send:     Duration(30 * time.Second),
+			Response: Duration(30 * time.Second),
+		},
+		Retry: ShipRetry{
+			MinBackoff: Duration(250 * time.Millisecond),
+			MaxBackoff: Duration(30 * time.Second),
+		},
+		ProbeInterval:       Duration(5 * time.Second),
+		FailuresToUnhealthy: 2,
+		QueueBatches:        256,
+		DrainTimeout:        Duration(10 * time.Second),
+	}
+}
+
+// Validate checks s; key is the dotted path of s in its document, such as
+// "ship", and prefixes every error.
+func (s Ship) Validate(key string) error {
+	for i, u := range s.Upstreams {
+		if err := ValidateUpstreamURL(u); err != nil {
+			return fmt.Errorf("%s.upstreams[%d]: %w", key, i, err)
+		}
+	}
+	positive := []struct {
+		name string
+		d    Duration
+	}{
+		{"timeouts.connect", s.Timeouts.Connect},
+		{"timeouts.send", s.Timeouts.Send},
+		{"timeouts.response", s.Timeouts.Response},
+		{"retry.min_backoff", s.Retry.MinBackoff},
+		{"retry.max_backoff", s.Retry.MaxBackoff},
+		{"probe_interval", s.ProbeInterval},
+		{"drain_timeout", s.DrainTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return fmt.Errorf("%s.%s: %s is not accepted; want a positive duration such as 1s", key, p.name, p.d)
+		}
+	}
+	if s.Retry.MaxBackoff < s.Retry.MinBackoff {
+		return fmt.Errorf("%s.retry.max_backoff: %s is below retry.min_backoff %s", key, s.Retry.MaxBackoff, s.Retry.MinBackoff)
+	}
+	if s.FailuresToUnhealthy < 1 {
+		return fmt.Errorf("%s.failures_to_unhealthy: %d is not accepted; want 1 or more", key, s.FailuresToUnhealthy)
+	}
+	if s.QueueBatches < 1 {
+		return fmt.Errorf("%s.queue_batches: %d is not accepted; want 1 or more", key, s.QueueBatches)
+	}
+	if s.Auth.BearerTokenFile != "" && (s.Auth.Username != "" || s.Auth.PasswordFile != "") {
+		return fmt.Errorf("%s.auth: bearer_token_file and username/password_file are both set; want one of them", key)
+	}
+	if (s.Auth.Username == "") != (s.Auth.PasswordFile == "") {
+		return fmt.Errorf("%s.auth: username and password_file go together; set both or neither", key)
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		return fmt.Errorf("%s.tls: cert_file and key_file go together; set both or neither", key)
+	}
+	return nil
+}
+
+// ValidateUpstreamURL checks that u is an absolute http or https URL.
+func ValidateUpstreamURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %w", u, err)
+	}
+	if (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("%q is not accepted; want an http:// or https:// URL with a host, such as http://127.0.0.1:8428/api/v1/import/prometheus", u)
+	}
+	return nil
+}
+
+// Limit configures the bandwidth limiter shared by all sends.
+type Limit struct {
+	// BytesPerSecond is the sustained send rate of compressed bytes.
+	// 0 means unlimited. Default 0 (a cluster assigns a budget).
+	BytesPerSecond ByteRate `yaml:"bytes_per_second"`
+	// Burst caps the credit saved up while idle, in bytes. 0 means one
+	// second of BytesPerSecond. Default 0.
+	Burst ByteSize `yaml:"burst"`
+}
+
+// Validate checks l.
+func (l Limit) Validate(key string) error {
+	if l.BytesPerSecond < 0 {
+		return fmt.Errorf("%s.bytes_per_second: %d is not accepted; want 0 (unlimited) or a positive rate", key, l.BytesPerSecond)
+	}
+	if l.Burst < 0 {
+		return fmt.Errorf("%s.burst: %d is not accepted; want 0 or a positive size", key, l.Burst)
+	}
+	return nil
+}
