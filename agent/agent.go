@@ -65,7 +65,9 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler"} {
 		a.sets[c] = metrics.NewSet()
 	}
-	selfmon.RegisterProcess(a.sets["process"], cfg.ProcfsRoot)
+	// The agent's own CPU and memory come from the real procfs even when the
+	// generators read a fixture tree.
+	selfmon.RegisterProcess(a.sets["process"], "/proc")
 	a.pool = emit.NewPool(cfg.Scheduler.Buffers)
 	a.sets["scheduler"].NewGauge(`procfleet_scheduler_buffers_in_use`, func() float64 { return float64(a.pool.InUse()) })
 	a.limiter = limit.New(cfg.Limit, a.sets["limit"])

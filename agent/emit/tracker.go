@@ -12,15 +12,23 @@ import "math"
 // at once. Series not seen in a scan are forgotten at the end of it, so
 // nothing is left behind for a device or process that disappeared.
 //
+// Generators write their series in much the same order every cycle, so the
+// tracker first compares a series with the one at the same position in the
+// previous cycle (a memory compare) and hashes only when that misses.
+//
 // A Tracker belongs to one generator and is not safe for concurrent use.
 type Tracker struct {
 	m         map[string]*entry
+	prev      []*entry // entries in the order of the previous cycle
+	cur       []*entry // entries in the order of this cycle
+	seen      int      // distinct entries seen this cycle
 	cycle     uint64
 	fullEvery uint64
 	next      uint64
 }
 
 type entry struct {
+	key  string
 	bits uint64
 	seen uint64
 	slot uint64
@@ -46,30 +54,56 @@ func (t *Tracker) SetFullEvery(n int) {
 func (t *Tracker) Len() int { return len(t.m) }
 
 // begin starts a new cycle.
-func (t *Tracker) begin() { t.cycle++ }
+func (t *Tracker) begin() {
+	t.cycle++
+	t.cur = t.cur[:0]
+	t.seen = 0
+}
 
 // changed records v for the series key and reports whether it must be
 // written in this cycle. It allocates only for a series seen the first time.
 func (t *Tracker) changed(key []byte, v float64) bool {
 	bits := math.Float64bits(v)
-	if e, ok := t.m[string(key)]; ok {
-		e.seen = t.cycle
-		if e.bits != bits {
-			e.bits = bits
-			return true
-		}
-		return e.slot%t.fullEvery == t.cycle%t.fullEvery
+	var e *entry
+	if i := len(t.cur); i < len(t.prev) && t.prev[i].key == string(key) {
+		e = t.prev[i]
+	} else {
+		e = t.m[string(key)]
 	}
-	t.m[string(key)] = &entry{bits: bits, seen: t.cycle, slot: t.next}
-	t.next++
-	return true
+	if e == nil {
+		e = &entry{key: string(key), bits: bits, seen: t.cycle, slot: t.next}
+		t.m[e.key] = e
+		t.next++
+		t.cur = append(t.cur, e)
+		t.seen++
+		return true
+	}
+	t.cur = append(t.cur, e)
+	if e.seen != t.cycle {
+		e.seen = t.cycle
+		t.seen++
+	}
+	if e.bits != bits {
+		e.bits = bits
+		return true
+	}
+	return e.slot%t.fullEvery == t.cycle%t.fullEvery
 }
 
 // end forgets every series that was not seen in this cycle.
 func (t *Tracker) end() {
-	for k, e := range t.m {
-		if e.seen != t.cycle {
-			delete(t.m, k)
+	if t.seen != len(t.m) {
+		for k, e := range t.m {
+			if e.seen != t.cycle {
+				delete(t.m, k)
+			}
 		}
+	}
+	t.prev, t.cur = t.cur, t.prev
+	// Drop references held past the live length so that forgotten entries
+	// can be collected.
+	clear(t.cur[len(t.cur):cap(t.cur)])
+	if cap(t.prev) > 2*len(t.prev)+1024 {
+		t.prev = append([]*entry(nil), t.prev...)
 	}
 }

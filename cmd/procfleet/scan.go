@@ -77,8 +77,10 @@ func scan(cfg config.Agent) ([]byte, error) {
 	for _, g := range gens {
 		out, err := emit.Collect(g)
 		if err != nil {
-			failed++
 			fmt.Fprintf(os.Stderr, "procfleet: scan: generator %s: %v\n", g.Name(), err)
+		}
+		if err != nil || len(out) == 0 {
+			failed++
 		}
 		for _, l := range bytes.Split(out, []byte{'\n'}) {
 			if len(l) > 0 {
@@ -93,7 +95,7 @@ func scan(cfg config.Agent) ([]byte, error) {
 		b.WriteByte('\n')
 	}
 	if failed == len(gens) && failed > 0 {
-		return b.Bytes(), fmt.Errorf("scan: every generator failed (is %s a procfs?)", cfg.ProcfsRoot)
+		return b.Bytes(), fmt.Errorf("scan: every generator failed or read nothing (is %s a procfs?)", cfg.ProcfsRoot)
 	}
 	return b.Bytes(), nil
 }

@@ -19,14 +19,18 @@ type Sample struct {
 // escaped, a canonical form for comparing series from different sources.
 func (s Sample) Key() string { return SeriesKey(s.Name, s.Labels) }
 
-// SeriesKey builds the canonical key of a series.
+// SeriesKey builds the canonical key of a series. A label with an empty
+// value is the same as no label (as Prometheus and VictoriaMetrics treat it)
+// and is left out.
 func SeriesKey(name string, labels map[string]string) string {
-	if len(labels) == 0 {
-		return name
-	}
 	names := make([]string, 0, len(labels))
-	for k := range labels {
-		names = append(names, k)
+	for k, v := range labels {
+		if v != "" {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return name
 	}
 	sort.Strings(names)
 	var b strings.Builder

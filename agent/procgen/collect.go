@@ -1,0 +1,244 @@
+package procgen
+
+import (
+	"bytes"
+
+	"github.com/procfleet/procfleet/agent/emit"
+)
+
+// Metric names, as DESIGN.md's metric contract has them.
+const (
+	mCPU       = "proc_pid_cpu_seconds_total"
+	mRSS       = "proc_pid_resident_memory_bytes"
+	mVirtual   = "proc_pid_virtual_memory_bytes"
+	mThreads   = "proc_pid_threads"
+	mMinFlt    = "proc_pid_minor_faults_total"
+	mMajFlt    = "proc_pid_major_faults_total"
+	mStartTime = "proc_pid_start_time_seconds"
+	mCtxt      = "proc_pid_ctxt_switches_total"
+	mIORead    = "proc_pid_io_read_bytes_total"
+	mIOWrite   = "proc_pid_io_write_bytes_total"
+	mState     = "proc_pid_state"
+	mInfo      = "proc_pid_info"
+)
+
+// collectProc reads and writes the process whose /proc directory is name.
+func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
+	g.path = append(append(append(g.path[:0], g.opts.ProcRoot...), '/'), name...)
+	g.path = append(g.path, '/')
+	base := len(g.path)
+
+	data, err := g.read(base, "stat", 0)
+	if err != nil {
+		return
+	}
+	st, err := parseStat(data)
+	if err != nil {
+		g.parseErr(err)
+		return
+	}
+	g.comm = append(g.comm[:0], st.comm...) // data is overwritten by the next read
+	st.comm = g.comm
+
+	p := g.procs[pid]
+	if p == nil || p.start != st.starttime {
+		p = g.newProc(p, st.starttime)
+		g.procs[pid] = p
+	}
+	p.seen = g.cycle
+
+	var status statusFields
+	statusOK := false
+	if data, err = g.read(base, "status", 0); err == nil {
+		if status, err = parseStatus(data); err != nil {
+			g.parseErr(err)
+		} else {
+			statusOK = true
+		}
+	}
+
+	var io ioFields
+	ioOK := false
+	if !p.noIO {
+		if data, err = g.read(base, "io", 0); err == nil {
+			if io, err = parseIO(data); err != nil {
+				g.parseErr(err)
+			} else {
+				ioOK = true
+			}
+		} else if isPermission(err) {
+			p.noIO = true
+		}
+	}
+
+	g.emitProc(s, name, &st)
+	if statusOK && status.hasCtxt {
+		s.Begin(mCtxt).LabelBytes("pid", name).Label("kind", "voluntary").Value(float64(status.voluntary))
+		s.Begin(mCtxt).LabelBytes("pid", name).Label("kind", "nonvoluntary").Value(float64(status.nonvoluntary))
+	}
+	if ioOK {
+		s.Begin(mIORead).LabelBytes("pid", name).Value(float64(io.readBytes))
+		s.Begin(mIOWrite).LabelBytes("pid", name).Value(float64(io.writeBytes))
+	}
+	g.emitState(s, name, nil, &p.state, &p.hasState, st.state)
+	if statusOK {
+		g.emitInfo(s, name, base, p, &st, status.uid)
+	}
+	if g.opts.Threads {
+		g.collectThreads(s, name, base, p)
+	}
+}
+
+// newProc returns the state of a process seen for the first time, reusing
+// old's buffers when a PID was reused.
+func (g *Generator) newProc(old *proc, start uint64) *proc {
+	if old == nil {
+		return &proc{start: start}
+	}
+	threads := old.threads
+	clear(threads)
+	*old = proc{start: start, comm: old.comm[:0], cmdline: old.cmdline[:0], threads: threads}
+	return old
+}
+
+// emitProc writes the series that come from the stat file.
+func (g *Generator) emitProc(s *emit.Scan, name []byte, st *statFields) {
+	s.Begin(mCPU).LabelBytes("pid", name).Label("mode", "user").Value(float64(st.utime) / userHZ)
+	s.Begin(mCPU).LabelBytes("pid", name).Label("mode", "system").Value(float64(st.stime) / userHZ)
+	s.Begin(mRSS).LabelBytes("pid", name).Value(float64(st.rss) * g.pageSize)
+	s.Begin(mVirtual).LabelBytes("pid", name).Value(float64(st.vsize))
+	s.Begin(mThreads).LabelBytes("pid", name).Value(float64(st.numThreads))
+	s.Begin(mMinFlt).LabelBytes("pid", name).Value(float64(st.minflt))
+	s.Begin(mMajFlt).LabelBytes("pid", name).Value(float64(st.majflt))
+	if g.hasBtime {
+		s.Begin(mStartTime).LabelBytes("pid", name).Value(float64(g.btime) + float64(st.starttime)/userHZ)
+	}
+}
+
+// emitState writes proc_pid_state for a process (tid nil) or a thread,
+// after the old state's series with 0 when the state changed.
+func (g *Generator) emitState(s *emit.Scan, pid, tid []byte, last *byte, has *bool, state byte) {
+	if *has && *last != state {
+		s.Begin(mState).LabelBytes("pid", pid)
+		if tid != nil {
+			s.LabelBytes("tid", tid)
+		}
+		s.Label("state", stateName(*last)).Force(0)
+	}
+	*last, *has = state, true
+	s.Begin(mState).LabelBytes("pid", pid)
+	if tid != nil {
+		s.LabelBytes("tid", tid)
+	}
+	s.Label("state", stateName(state)).Value(1)
+}
+
+// emitInfo writes proc_pid_info, after the old label set with 0 when it
+// changed. The cmdline is read only when the process is new or its comm
+// changed.
+func (g *Generator) emitInfo(s *emit.Scan, name []byte, base int, p *proc, st *statFields, uid uint64) {
+	commChanged := !p.hasInfo || !bytes.Equal(p.comm, st.comm)
+	cmdChanged := false
+	if commChanged {
+		g.cmdline = g.cmdline[:0]
+		// One byte past the cap tells a cut command line from a whole one.
+		if data, err := g.read(base, "cmdline", g.opts.CmdlineMaxBytes+1); err == nil {
+			g.cmdline = appendCmdline(g.cmdline, data, g.opts.CmdlineMaxBytes)
+		}
+		cmdChanged = !bytes.Equal(p.cmdline, g.cmdline)
+	}
+	if p.hasInfo && (commChanged || cmdChanged || p.ppid != st.ppid || p.uid != uid) {
+		g.infoSeries(s, name, p).Force(0)
+	}
+	if commChanged {
+		p.comm = append(p.comm[:0], st.comm...)
+	}
+	if cmdChanged {
+		p.cmdline = append(p.cmdline[:0], g.cmdline...)
+	}
+	p.ppid, p.uid, p.hasInfo = st.ppid, uid, true
+	g.infoSeries(s, name, p).Value(1)
+}
+
+// infoSeries begins the proc_pid_info series of p's current label set.
+func (g *Generator) infoSeries(s *emit.Scan, name []byte, p *proc) *emit.Scan {
+	return s.Begin(mInfo).LabelBytes("pid", name).LabelBytes("comm", p.comm).
+		LabelInt("ppid", p.ppid).LabelInt("uid", int64(p.uid)).LabelBytes("cmdline", p.cmdline)
+}
+
+// collectThreads reads and writes the threads of process p, whose /proc
+// directory is g.path[:base].
+func (g *Generator) collectThreads(s *emit.Scan, pidName []byte, base int, p *proc) {
+	if p.threads == nil {
+		p.threads = make(map[int32]*thread)
+	}
+	g.setPath(base, "task/")
+	taskBase := len(g.path) - 1 // up to the NUL
+	if err := g.taskDir.open(g.path); err != nil {
+		if !quiet(err) {
+			g.fail(err)
+		}
+		return
+	}
+	defer g.taskDir.close()
+	for {
+		tidName, err := g.taskDir.next()
+		if err != nil {
+			if !quiet(err) {
+				g.fail(err)
+			}
+			break
+		}
+		if tidName == nil {
+			break
+		}
+		tid, ok := parsePID(tidName)
+		if !ok {
+			continue
+		}
+		g.path = append(append(g.path[:taskBase], tidName...), '/')
+		g.collectThread(s, pidName, tidName, tid, len(g.path), p)
+	}
+	for tid, t := range p.threads {
+		if t.seen != g.cycle {
+			delete(p.threads, tid)
+		}
+	}
+}
+
+// collectThread reads and writes one thread, whose directory is
+// g.path[:base].
+func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int32, base int, p *proc) {
+	data, err := g.read(base, "stat", 0)
+	if err != nil {
+		return
+	}
+	st, err := parseStat(data)
+	if err != nil {
+		g.parseErr(err)
+		return
+	}
+	t := p.threads[tid]
+	if t == nil || t.start != st.starttime {
+		if t == nil {
+			t = &thread{}
+			p.threads[tid] = t
+		}
+		*t = thread{start: st.starttime}
+	}
+	t.seen = g.cycle
+	s.Begin(mCPU).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("mode", "user").Value(float64(st.utime) / userHZ)
+	s.Begin(mCPU).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("mode", "system").Value(float64(st.stime) / userHZ)
+	s.Begin(mMinFlt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Value(float64(st.minflt))
+	s.Begin(mMajFlt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Value(float64(st.majflt))
+	state := st.state
+	if data, err = g.read(base, "status", 0); err == nil {
+		if status, err := parseStatus(data); err != nil {
+			g.parseErr(err)
+		} else if status.hasCtxt {
+			s.Begin(mCtxt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("kind", "voluntary").Value(float64(status.voluntary))
+			s.Begin(mCtxt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("kind", "nonvoluntary").Value(float64(status.nonvoluntary))
+		}
+	}
+	g.emitState(s, pidName, tidName, &t.state, &t.hasState, state)
+}

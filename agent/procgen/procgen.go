@@ -1,0 +1,271 @@
+package procgen
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/procfleet/procfleet/agent/emit"
+	"github.com/procfleet/procfleet/agent/procfile"
+)
+
+// Generator emits the per-process series of a procfs tree. Every series
+// carries the label pid; thread series carry tid as well.
+//
+// Per process, from /proc/PID/stat, status, io and cmdline:
+//
+//	proc_pid_cpu_seconds_total{pid,mode="user"|"system"}   stat utime, stime / USER_HZ
+//	proc_pid_resident_memory_bytes{pid}                     stat rss * page size
+//	proc_pid_virtual_memory_bytes{pid}                      stat vsize
+//	proc_pid_threads{pid}                                   stat num_threads
+//	proc_pid_minor_faults_total{pid}                        stat minflt
+//	proc_pid_major_faults_total{pid}                        stat majflt
+//	proc_pid_start_time_seconds{pid}                        /proc/stat btime + stat starttime / USER_HZ
+//	proc_pid_ctxt_switches_total{pid,kind="voluntary"|"nonvoluntary"}  status
+//	proc_pid_io_read_bytes_total{pid}                       io read_bytes
+//	proc_pid_io_write_bytes_total{pid}                      io write_bytes
+//	proc_pid_state{pid,state} 1                             stat state, named by stateName
+//	proc_pid_info{pid,comm,ppid,uid,cmdline} 1              stat comm, ppid; status real uid; cmdline
+//
+// With Options.Threads, per thread, from /proc/PID/task/TID/stat and status:
+//
+//	proc_pid_cpu_seconds_total{pid,tid,mode}
+//	proc_pid_minor_faults_total{pid,tid}
+//	proc_pid_major_faults_total{pid,tid}
+//	proc_pid_ctxt_switches_total{pid,tid,kind}
+//	proc_pid_state{pid,tid,state} 1
+//
+// Memory, thread count, start time, I/O and info are left out per thread:
+// threads share the process's memory, count and command line; a thread's
+// start time and I/O add series without answering a common question.
+//
+// Counters are the raw cumulative values of the kernel. Values go through
+// the scan's tracker, so between full refreshes only changed series are
+// written. When the label set of proc_pid_state or proc_pid_info of a
+// process changes (a new state; a new comm, ppid, uid or cmdline), the old
+// set is written once with value 0, untracked, and the new one with 1.
+//
+// A process is identified by its PID and its start time: a PID reused by a
+// new process starts from a clean state, and the old process's label sets
+// are not carried over (nor written with 0: it vanished, like any other
+// process that exits, and its series simply stop). The state of processes
+// that vanished is dropped at the end of each scan.
+//
+// cmdline is read only for a new process and when its comm changed (an
+// exec changes the comm): reading it costs as much as the stat file and it
+// changes almost only on exec. A process that rewrites its own argv keeps
+// its first cmdline label until its comm changes.
+//
+// io is owner-only: without the rights (an agent not running as root) or
+// for a zombie, the io series are skipped quietly, and after a permission
+// error the file is not tried again for that process. A process that exits
+// in the middle of a scan is skipped quietly too. Malformed content is
+// reported in Collect's error, naming the file and line, and the scan goes
+// on with the other processes.
+//
+// A Generator is used by one goroutine at a time.
+type Generator struct {
+	opts     Options
+	r        *procfile.Reader
+	dir      dirReader // lists ProcRoot
+	taskDir  dirReader // lists ProcRoot/PID/task
+	path     []byte    // NUL-terminated path being read
+	comm     []byte    // copy of the comm of the stat just parsed
+	cmdline  []byte    // cmdline label being built
+	procs    map[int32]*proc
+	peak     int // most processes held since procs was last rebuilt
+	cycle    uint64
+	btime    uint64
+	hasBtime bool
+	pageSize float64
+
+	errs  []error // first errors of this scan
+	nerrs int     // all errors of this scan
+}
+
+// proc is what the generator remembers of one process between scans.
+type proc struct {
+	start    uint64 // stat starttime: tells a reused PID apart
+	seen     uint64 // cycle in which the process was last read
+	state    byte   // state letter written with value 1
+	hasState bool
+	hasInfo  bool
+	noIO     bool // io refused permission: not tried again
+	ppid     int64
+	uid      uint64
+	comm     []byte
+	cmdline  []byte
+	threads  map[int32]*thread // nil unless Options.Threads
+}
+
+// thread is what the generator remembers of one thread between scans.
+type thread struct {
+	start    uint64
+	seen     uint64
+	state    byte
+	hasState bool
+}
+
+// maxErrors bounds how many errors one scan keeps in detail.
+const maxErrors = 8
+
+// New returns a generator for o. It reads nothing yet. o should have
+// passed Validate; invalid values are clamped.
+func New(o Options) *Generator {
+	o = o.withDefaults()
+	if o.CmdlineMaxBytes < 0 {
+		o.CmdlineMaxBytes = 0
+	}
+	if o.CmdlineMaxBytes > maxCmdlineCap {
+		o.CmdlineMaxBytes = maxCmdlineCap
+	}
+	return &Generator{
+		opts:     o,
+		r:        procfile.NewReader(4096),
+		dir:      dirReader{fd: -1, buf: make([]byte, 32<<10)},
+		taskDir:  dirReader{fd: -1, buf: make([]byte, 8<<10)},
+		path:     make([]byte, 0, len(o.ProcRoot)+64),
+		procs:    make(map[int32]*proc),
+		pageSize: float64(os.Getpagesize()),
+	}
+}
+
+// Name reports "process".
+func (g *Generator) Name() string { return "process" }
+
+// Tracked reports how many processes the generator remembers.
+func (g *Generator) Tracked() int { return len(g.procs) }
+
+// TrackedThreads reports how many threads the generator remembers.
+func (g *Generator) TrackedThreads() int {
+	n := 0
+	for _, p := range g.procs {
+		n += len(p.threads)
+	}
+	return n
+}
+
+// Collect reads every process under ProcRoot and writes its series to s.
+func (g *Generator) Collect(s *emit.Scan) error {
+	g.cycle++
+	g.errs, g.nerrs = g.errs[:0], 0
+	if !g.hasBtime {
+		g.readBtime()
+	}
+	g.path = append(append(g.path[:0], g.opts.ProcRoot...), 0)
+	if err := g.dir.open(g.path); err != nil {
+		return fmt.Errorf("cannot list processes: %w", err)
+	}
+	for {
+		name, err := g.dir.next()
+		if err != nil {
+			g.fail(fmt.Errorf("cannot list processes in %s: %w", g.opts.ProcRoot, err))
+			break
+		}
+		if name == nil {
+			break
+		}
+		if pid, ok := parsePID(name); ok {
+			g.collectProc(s, pid, name)
+		}
+	}
+	g.dir.close()
+	for pid, p := range g.procs {
+		if p.seen != g.cycle {
+			delete(g.procs, pid)
+		}
+	}
+	g.shrink()
+	return g.err()
+}
+
+func (g *Generator) readBtime() {
+	g.path = append(append(g.path[:0], g.opts.ProcRoot...), "/stat\x00"...)
+	data, err := g.r.ReadZ(g.path, 0)
+	if err != nil {
+		g.fail(fmt.Errorf("cannot read boot time, proc_pid_start_time_seconds left out: %w", err))
+		return
+	}
+	bt, err := parseBtime(data)
+	if err != nil {
+		g.fail(fmt.Errorf("cannot parse %s, proc_pid_start_time_seconds left out: %w", g.pathString(), err))
+		return
+	}
+	g.btime, g.hasBtime = bt, true
+}
+
+// shrink rebuilds the process map once it holds far fewer processes than
+// at its peak: a Go map keeps its buckets after deletes, so a fork storm
+// would otherwise leave its memory behind for good.
+func (g *Generator) shrink() {
+	n := len(g.procs)
+	g.peak = max(g.peak, n)
+	if g.peak < 1024 || n > g.peak/4 {
+		return
+	}
+	m := make(map[int32]*proc, n)
+	for pid, p := range g.procs {
+		m[pid] = p
+	}
+	g.procs, g.peak = m, n
+}
+
+// fail records err for the scan's result.
+func (g *Generator) fail(err error) {
+	g.nerrs++
+	if len(g.errs) < maxErrors {
+		g.errs = append(g.errs, err)
+	}
+}
+
+func (g *Generator) err() error {
+	if g.nerrs == 0 {
+		return nil
+	}
+	if g.nerrs > len(g.errs) {
+		return errors.Join(append(g.errs[:len(g.errs):len(g.errs)],
+			fmt.Errorf("and %d more errors", g.nerrs-len(g.errs)))...)
+	}
+	return errors.Join(g.errs...)
+}
+
+// pathString is the path being read, without its NUL, for an error.
+func (g *Generator) pathString() string {
+	return string(g.path[:len(g.path)-1])
+}
+
+// setPath makes g.path base+file+NUL and returns it.
+func (g *Generator) setPath(base int, file string) []byte {
+	g.path = append(append(g.path[:base], file...), 0)
+	return g.path
+}
+
+// read reads file under the directory g.path[:base]. ok is false when the
+// file could not be read; a read error is recorded unless quiet says the
+// process went away or the file is not ours to read.
+func (g *Generator) read(base int, file string, limit int) (data []byte, err error) {
+	data, err = g.r.ReadZ(g.setPath(base, file), limit)
+	if err != nil && !quiet(err) {
+		g.fail(fmt.Errorf("cannot read: %w", err))
+	}
+	return data, err
+}
+
+// quiet reports errors that are part of normal operation: the process
+// exited (ENOENT, ESRCH) or the file is not readable by the agent (EACCES,
+// EPERM, hidepid mounts, io of other users' processes).
+func quiet(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ESRCH) ||
+		errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)
+}
+
+// parseErr records a parse error of the file at g.path.
+func (g *Generator) parseErr(err error) {
+	g.fail(fmt.Errorf("cannot parse %s: %w", g.pathString(), err))
+}
+
+// isPermission reports a permission error.
+func isPermission(err error) bool {
+	return errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM)
+}

@@ -1,0 +1,329 @@
+package ship
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/procfleet/procfleet/config"
+)
+
+// EndpointState is a snapshot of one upstream, for status reports.
+type EndpointState struct {
+	// URL is the upstream URL without userinfo and query, as in the
+	// endpoint label of the metrics.
+	URL string
+	// Healthy endpoints take batches; unhealthy ones are only probed.
+	Healthy bool
+	// ConsecutiveFailures counts failed sends (5xx, network errors) and
+	// probes since the last success.
+	ConsecutiveFailures int
+	// LastError is the last failure or rejection, empty if none yet.
+	LastError string
+	// LastErrorAt and LastSuccessAt are zero until the event happens.
+	LastErrorAt   time.Time
+	LastSuccessAt time.Time
+	// ThrottledUntil is when a Retry-After from the endpoint ends.
+	ThrottledUntil time.Time
+}
+
+// endpoint is one upstream. Fields below mu-comment are guarded by
+// Shipper.mu; the rest are fixed after creation or atomic.
+type endpoint struct {
+	raw    string // as configured; identity across SetUpstreams
+	label  string // no userinfo, no query
+	target string // raw plus Deps.Query
+	health string // scheme://[userinfo@]host/health
+
+	healthy atomic.Bool // read by the gauge without a lock
+	probing atomic.Bool // a probe is in flight
+	bytes   *metrics.Counter
+	reqMu   sync.Mutex
+	reqs    map[string]*metrics.Counter // by status
+
+	// guarded by Shipper.mu
+	failures  int
+	lastErr   string
+	lastErrAt time.Time
+	lastOK    time.Time
+	notBefore time.Time
+}
+
+// parseEndpoint checks raw and derives its URLs; extra is appended to the
+// query of the import URL.
+func parseEndpoint(raw string, extra url.Values) (*endpoint, error) {
+	if err := config.ValidateUpstreamURL(raw); err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse upstream %q: %w", raw, err)
+	}
+	lu := *u
+	lu.User, lu.RawQuery, lu.Fragment = nil, "", ""
+	tu := *u
+	tu.Fragment = ""
+	if len(extra) > 0 {
+		q := tu.Query()
+		for k, vs := range extra {
+			for _, v := range vs {
+				q.Add(k, v)
+			}
+		}
+		tu.RawQuery = q.Encode()
+	}
+	hu := url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: "/health"}
+	ep := &endpoint{
+		raw:    raw,
+		label:  lu.String(),
+		target: tu.String(),
+		health: hu.String(),
+		reqs:   make(map[string]*metrics.Counter),
+	}
+	ep.healthy.Store(true)
+	return ep, nil
+}
+
+// labelValue escapes s for a Prometheus label value.
+func labelValue(s string) string {
+	if !strings.ContainsAny(s, "\"\\\n") {
+		return s
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+	return r.Replace(s)
+}
+
+func (s *Shipper) registerEndpoint(ep *endpoint) {
+	l := labelValue(ep.label)
+	ep.bytes = s.set.GetOrCreateCounter(`procfleet_ship_bytes_total{endpoint="` + l + `"}`)
+	s.set.GetOrCreateGauge(`procfleet_ship_endpoint_healthy{endpoint="`+l+`"}`, func() float64 {
+		if ep.healthy.Load() {
+			return 1
+		}
+		return 0
+	})
+}
+
+func (s *Shipper) unregisterEndpoint(ep *endpoint) {
+	s.set.UnregisterMetric(`procfleet_ship_endpoint_healthy{endpoint="` + labelValue(ep.label) + `"}`)
+}
+
+// countRequest counts one request to ep with status, an HTTP code or
+// "error".
+func (s *Shipper) countRequest(ep *endpoint, status string) {
+	ep.reqMu.Lock()
+	c := ep.reqs[status]
+	if c == nil {
+		c = s.set.GetOrCreateCounter(`procfleet_ship_requests_total{endpoint="` +
+			labelValue(ep.label) + `",status="` + status + `"}`)
+		ep.reqs[status] = c
+	}
+	ep.reqMu.Unlock()
+	c.Inc()
+}
+
+// SetUpstreams replaces the upstream list and its order. Endpoints whose
+// URL stays keep their health; new ones start healthy. Duplicates are
+// ignored. On an invalid URL nothing changes. Safe for concurrent use; a
+// send in flight to a removed endpoint completes.
+func (s *Shipper) SetUpstreams(urls []string) error {
+	next := make([]*endpoint, 0, len(urls))
+	seen := make(map[string]bool, len(urls))
+	s.mu.Lock()
+	old := make(map[string]*endpoint, len(s.eps))
+	for _, ep := range s.eps {
+		old[ep.raw] = ep
+	}
+	s.mu.Unlock()
+	var added []*endpoint
+	for i, raw := range urls {
+		if seen[raw] {
+			continue
+		}
+		seen[raw] = true
+		if ep := old[raw]; ep != nil {
+			next = append(next, ep)
+			continue
+		}
+		ep, err := parseEndpoint(raw, s.query)
+		if err != nil {
+			return fmt.Errorf("cannot set upstreams: [%d]: %w", i, err)
+		}
+		next = append(next, ep)
+		added = append(added, ep)
+	}
+	for _, ep := range added {
+		s.registerEndpoint(ep)
+	}
+	s.mu.Lock()
+	prev := s.eps
+	s.eps = next
+	s.next = 0
+	s.signalLocked()
+	s.mu.Unlock()
+	for _, ep := range prev {
+		if !seen[ep.raw] {
+			s.unregisterEndpoint(ep)
+		}
+	}
+	return nil
+}
+
+// State returns a snapshot of every upstream, in order. Safe for concurrent
+// use.
+func (s *Shipper) State() []EndpointState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]EndpointState, len(s.eps))
+	for i, ep := range s.eps {
+		out[i] = EndpointState{
+			URL:                 ep.label,
+			Healthy:             ep.healthy.Load(),
+			ConsecutiveFailures: ep.failures,
+			LastError:           ep.lastErr,
+			LastErrorAt:         ep.lastErrAt,
+			LastSuccessAt:       ep.lastOK,
+			ThrottledUntil:      ep.notBefore,
+		}
+	}
+	return out
+}
+
+// signalLocked wakes a sender waiting for a healthy endpoint.
+func (s *Shipper) signalLocked() {
+	close(s.healthCh)
+	s.healthCh = make(chan struct{})
+}
+
+type pickState int
+
+const (
+	picked      pickState = iota
+	throttled             // healthy untried endpoints exist, all behind Retry-After
+	allTried              // every healthy endpoint failed this round
+	noneHealthy           // wait for a probe to bring one back
+)
+
+type pick struct {
+	state pickState
+	ep    *endpoint
+	wait  time.Duration   // for throttled
+	wake  <-chan struct{} // for noneHealthy: closed when health changes
+}
+
+// pick chooses the next healthy endpoint, round robin, that is neither in
+// tried nor behind a Retry-After.
+func (s *Shipper) pick(tried []*endpoint) pick {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.eps)
+	anyHealthy, wait := false, time.Duration(-1)
+	for i := range n {
+		idx := (s.next + i) % n
+		ep := s.eps[idx]
+		if !ep.healthy.Load() {
+			continue
+		}
+		anyHealthy = true
+		if contains(tried, ep) {
+			continue
+		}
+		if d := ep.notBefore.Sub(now); d > 0 {
+			if wait < 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		s.next = idx + 1
+		return pick{state: picked, ep: ep}
+	}
+	switch {
+	case wait >= 0:
+		return pick{state: throttled, wait: wait}
+	case anyHealthy:
+		return pick{state: allTried}
+	}
+	return pick{state: noneHealthy, wake: s.healthCh}
+}
+
+func contains(eps []*endpoint, ep *endpoint) bool {
+	for _, e := range eps {
+		if e == ep {
+			return true
+		}
+	}
+	return false
+}
+
+// unhealthy returns the endpoints to probe.
+func (s *Shipper) unhealthy() []*endpoint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*endpoint
+	for _, ep := range s.eps {
+		if !ep.healthy.Load() {
+			out = append(out, ep)
+		}
+	}
+	return out
+}
+
+// markSuccess records a delivered batch or a passed probe.
+func (s *Shipper) markSuccess(ep *endpoint, how string) {
+	s.mu.Lock()
+	ep.failures = 0
+	ep.lastOK = s.now()
+	back := !ep.healthy.Load()
+	if back {
+		ep.healthy.Store(true)
+		s.signalLocked()
+	}
+	s.mu.Unlock()
+	if back {
+		// Throttled apart from errors: a flapping endpoint would log
+		// twice per probe interval.
+		s.logThrottled(slog.LevelInfo, ep.label+" health", "upstream is healthy again", "endpoint", ep.label, "by", how)
+	}
+}
+
+// markFailure records a failed send or probe; failure says whether it
+// counts toward FailuresToUnhealthy. retryAfter > 0 holds sends back.
+func (s *Shipper) markFailure(ep *endpoint, err error, failure bool, retryAfter time.Duration) {
+	now := s.now()
+	s.mu.Lock()
+	ep.lastErr = err.Error()
+	ep.lastErrAt = now
+	if retryAfter > 0 {
+		ep.notBefore = now.Add(retryAfter)
+	}
+	down := false
+	if failure {
+		ep.failures++
+		if ep.healthy.Load() && ep.failures >= s.cfg.FailuresToUnhealthy {
+			ep.healthy.Store(false)
+			down = true
+		}
+	}
+	failures := ep.failures
+	s.mu.Unlock()
+	if down {
+		s.logThrottled(slog.LevelWarn, ep.label+" health", "upstream marked unhealthy", "endpoint", ep.label,
+			"consecutive_failures", failures, "err", err)
+	}
+}
+
+// markRejected records a 4xx: the endpoint answers, so it stays healthy.
+func (s *Shipper) markRejected(ep *endpoint, err error) {
+	s.mu.Lock()
+	ep.lastErr = err.Error()
+	ep.lastErrAt = s.now()
+	ep.failures = 0
+	s.mu.Unlock()
+}

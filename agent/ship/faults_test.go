@@ -1,0 +1,235 @@
+package ship
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/procfleet/procfleet/config"
+)
+
+func TestStallFailsOver(t *testing.T) {
+	stall := newUpstream(t, func(_ int, _ http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost {
+			return false
+		}
+		// Read the body so that the server notices the client hanging up.
+		_, _ = io.Copy(io.Discard, r.Body)
+		select { // past the response timeout
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+		return true
+	})
+	good := newUpstream(t, nil)
+	cfg := testConfig(stall.URL(), good.URL())
+	cfg.Timeouts.Response = config.Duration(200 * time.Millisecond)
+	s := newShipper(t, cfg, Deps{})
+	run(t, s)
+	start := time.Now()
+	for i := range 4 {
+		s.Enqueue(batch(t, line(i)))
+	}
+	waitFor(t, "4 batches on the good upstream", 5*time.Second, func() bool { return len(good.received()) == 4 })
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("failover took %s", el)
+	}
+	st := stateOf(t, s, stall.URL())
+	if st.Healthy || !strings.Contains(st.LastError, "timeout") {
+		t.Fatalf("stalled endpoint state = %+v; want unhealthy after a timeout", st)
+	}
+}
+
+// tcpStall accepts connections and never reads or answers.
+func tcpStall(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return "http://" + ln.Addr().String() + "/api/v1/import/prometheus"
+}
+
+func TestTCPStallTimesOut(t *testing.T) {
+	f := func(name string, body []byte, send, response time.Duration, wantErr string, failover bool) {
+		t.Helper()
+		stall := tcpStall(t)
+		good := newUpstream(t, nil)
+		cfg := testConfig(stall)
+		if failover {
+			cfg.Upstreams = append(cfg.Upstreams, good.URL())
+		}
+		cfg.DrainTimeout = config.Duration(200 * time.Millisecond)
+		cfg.Timeouts.Send = config.Duration(send)
+		cfg.Timeouts.Response = config.Duration(response)
+		cfg.FailuresToUnhealthy = 1
+		s := newShipper(t, cfg, Deps{})
+		stop := run(t, s)
+		start := time.Now()
+		s.Enqueue(&Batch{Body: body})
+		waitFor(t, name+": stalled endpoint unhealthy", 5*time.Second, func() bool {
+			return !stateOf(t, s, stall).Healthy
+		})
+		if el := time.Since(start); el > 3*time.Second {
+			t.Fatalf("%s: timing out took %s", name, el)
+		}
+		if st := stateOf(t, s, stall); !strings.Contains(st.LastError, wantErr) {
+			t.Fatalf("%s: stalled endpoint state = %+v; want %q", name, st, wantErr)
+		}
+		if !failover {
+			return
+		}
+		waitFor(t, name+": batch on the good upstream", 5*time.Second, func() bool { return len(good.received()) == 1 })
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A small body fits the socket buffers: the response timeout fires.
+	f("response", gz(t, line(1)), 10*time.Second, 300*time.Millisecond, "timeout awaiting response headers", true)
+	// 16 MiB that nobody reads fill the socket buffers: the write stalls
+	// and the send timeout fires. (No failover: under the race detector
+	// no upstream takes 16 MiB within so short a send timeout.)
+	f("send", storedGzip(t, 16<<20), 300*time.Millisecond, 10*time.Second, errSendTimeout.Error(), false)
+}
+
+// storedGzip returns a valid gzip stream of n random bytes, stored without
+// compression so that it is as large as its content and quick to make.
+func storedGzip(t *testing.T, n int) []byte {
+	t.Helper()
+	raw := make([]byte, n)
+	_, _ = rand.Read(raw)
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.NoCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestConnRefusedThenProbeBack(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	u := "http://" + addr + "/api/v1/import/prometheus"
+	set := metrics.NewSet()
+	cfg := testConfig(u)
+	s := newShipper(t, cfg, Deps{Metrics: set})
+	run(t, s)
+	s.Enqueue(batch(t, line(1)))
+	waitFor(t, "unhealthy", 5*time.Second, func() bool { return !stateOf(t, s, u).Healthy })
+	if got := metricValue(t, set, `procfleet_ship_endpoint_healthy{endpoint="`+u+`"}`); got != 0 {
+		t.Fatalf("health gauge = %v; want 0", got)
+	}
+	if st := stateOf(t, s, u); !strings.Contains(st.LastError, "refused") {
+		t.Fatalf("state = %+v; want connection refused", st)
+	}
+
+	// The upstream comes back on the same address.
+	up := &upstream{}
+	var ln2 net.Listener
+	waitFor(t, "listen again on "+addr, 5*time.Second, func() bool {
+		ln2, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	up.srv = httptest.NewUnstartedServer(up)
+	_ = up.srv.Listener.Close()
+	up.srv.Listener = ln2
+	up.srv.Start()
+	t.Cleanup(up.srv.Close)
+
+	waitFor(t, "delivery after the probe", 5*time.Second, func() bool { return len(up.received()) == 1 })
+	if st := stateOf(t, s, u); !st.Healthy || st.ConsecutiveFailures != 0 {
+		t.Fatalf("state = %+v; want healthy", st)
+	}
+	if _, gets := up.counts(); gets < 1 {
+		t.Fatalf("no GET /health probe seen")
+	}
+	if got := metricValue(t, set, `procfleet_ship_probes_total{endpoint="`+u+`",result="ok"}`); got < 1 {
+		t.Fatalf("probes ok = %v", got)
+	}
+}
+
+func TestAllDownNoSpin(t *testing.T) {
+	var mu sync.Mutex
+	down := true
+	fault := func(_ int, w http.ResponseWriter, _ *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		}
+		return down
+	}
+	a := newUpstream(t, fault)
+	b := newUpstream(t, fault)
+	cfg := testConfig(a.URL(), b.URL())
+	cfg.ProbeInterval = config.Duration(100 * time.Millisecond)
+	s := newShipper(t, cfg, Deps{})
+	run(t, s)
+	for i := range 5 {
+		s.Enqueue(batch(t, line(i)))
+	}
+	time.Sleep(time.Second)
+	total := 0
+	for _, u := range []*upstream{a, b} {
+		posts, gets := u.counts()
+		// 2 posts to become unhealthy; about 10 probes a second.
+		if posts > 2 || gets > 12 {
+			t.Errorf("%s: %d posts, %d probes in 1s; want <= 2 and <= 12", u.URL(), posts, gets)
+		}
+		total += posts + gets
+	}
+	if total == 0 {
+		t.Fatal("no requests at all")
+	}
+	if n := s.QueueLen(); n != 4 {
+		t.Fatalf("QueueLen = %d; want 4 (one batch held by the sender)", n)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	waitFor(t, "5 batches", 5*time.Second, func() bool { return len(a.received())+len(b.received()) == 5 })
+}

@@ -1,0 +1,348 @@
+// Package ship holds the shipper: it sends gzip-compressed batches of
+// Prometheus text lines to upstream import URLs (VictoriaMetrics, vmagent,
+// a procfleet relay), round robin over the healthy ones.
+//
+// Per batch attempt the rules are:
+//   - 2xx: delivered.
+//   - 429: busy. The endpoint stays healthy and is not sent to before its
+//     Retry-After (seconds or HTTP date, capped at Retry.MaxBackoff; a
+//     backoff delay when absent); another endpoint may take the batch.
+//   - other 4xx: the batch is dropped and counted (reason="rejected_4xx"),
+//     never retried; the endpoint answered, so it stays healthy.
+//   - 5xx, other codes, network errors and timeouts: a failure. The batch
+//     fails over at once to the next healthy endpoint not yet tried for
+//     it; once all were tried it waits a backoff (full jitter between
+//     Retry.MinBackoff and MinBackoff*2^round, capped at MaxBackoff) and
+//     starts a new round. A 503's Retry-After also holds the endpoint back.
+//
+// FailuresToUnhealthy failures in a row make an endpoint unhealthy. Each
+// ProbeInterval every unhealthy endpoint is probed with GET /health on its
+// host (VictoriaMetrics answers 200 "OK"); any answer but 5xx or 429 makes
+// it healthy again. Probes are separate requests, so that no batch waits on
+// a dead endpoint's timeouts. While no endpoint is healthy, the sender
+// sleeps until a probe succeeds (or a backoff passes) and makes no request.
+package ship
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/procfleet/procfleet/agent/limit"
+	"github.com/procfleet/procfleet/config"
+)
+
+// Batch is one request body.
+type Batch struct {
+	// Body is gzip-compressed Prometheus text exposition format.
+	Body []byte
+	// Samples is the number of lines in Body, for accounting.
+	Samples int
+	// Created is when the batch's oldest line was written.
+	Created time.Time
+}
+
+// Deps are the shipper's collaborators.
+type Deps struct {
+	// Limiter paces all sends; nil means no limit.
+	Limiter *limit.Limiter
+	// Logger receives the shipper's log lines, with component=ship added.
+	// Nil discards them.
+	Logger *slog.Logger
+	// Metrics receives procfleet_ship_* metrics; nil uses a private set.
+	// It must not already hold a shipper's metrics.
+	Metrics *metrics.Set
+	// Query holds extra query arguments added to every upstream URL, such
+	// as extra_label=instance=HOST&extra_label=job=procfleet.
+	Query url.Values
+	// Transport replaces the HTTP transport built from the config (its
+	// timeouts and TLS settings then do not apply). For tests.
+	Transport http.RoundTripper
+	// Now replaces time.Now for timestamps and Retry-After dates. For tests.
+	Now func() time.Time
+}
+
+// Shipper sends batches upstream. Enqueue, SetUpstreams, State and
+// QueueLen are safe for concurrent use, before, during and after Run.
+type Shipper struct {
+	cfg     config.Ship
+	limiter *limit.Limiter
+	log     *slog.Logger
+	set     *metrics.Set
+	query   url.Values
+	now     func() time.Time
+	client  *http.Client
+	auth    *auth
+	q       *queue
+	running atomic.Bool
+	logs    throttle
+
+	mu       sync.Mutex
+	eps      []*endpoint
+	next     int           // round robin position
+	healthCh chan struct{} // closed and replaced when health or the list changes
+
+	retries     *metrics.Counter
+	dropQueue   *metrics.Counter
+	dropReject  *metrics.Counter
+	dropDrain   *metrics.Counter
+	sendSeconds *metrics.Histogram
+}
+
+// New checks cfg and builds a shipper for its upstreams. It starts nothing.
+func New(cfg config.Ship, deps Deps) (*Shipper, error) {
+	if err := cfg.Validate("ship"); err != nil {
+		return nil, err
+	}
+	s := &Shipper{
+		cfg:      cfg,
+		limiter:  deps.Limiter,
+		log:      deps.Logger,
+		set:      deps.Metrics,
+		query:    deps.Query,
+		now:      deps.Now,
+		q:        newQueue(cfg.QueueBatches),
+		healthCh: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.log = s.log.With("component", "ship")
+	if s.set == nil {
+		s.set = metrics.NewSet()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.logs = throttle{every: 10 * time.Second, now: s.now}
+	rt := deps.Transport
+	if rt == nil {
+		tr, err := newTransport(cfg)
+		if err != nil {
+			return nil, err
+		}
+		rt = tr
+	}
+	s.client = &http.Client{
+		Transport: rt,
+		// A redirect would turn the POST into a GET or resend the body
+		// elsewhere; an import URL that redirects is a misconfiguration,
+		// reported as a failure.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	a, err := newAuth(cfg.Auth)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = a
+	s.registerMetrics()
+	if err := s.SetUpstreams(cfg.Upstreams); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Shipper) registerMetrics() {
+	s.retries = s.set.NewCounter("procfleet_ship_retries_total")
+	s.dropQueue = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="queue_full"}`)
+	s.dropReject = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="rejected_4xx"}`)
+	s.dropDrain = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="drain_timeout"}`)
+	s.sendSeconds = s.set.NewHistogram("procfleet_ship_send_seconds")
+	s.set.NewGauge("procfleet_ship_queue_batches", func() float64 { return float64(s.q.len()) })
+}
+
+// Enqueue queues b for sending and never blocks. When the queue holds
+// QueueBatches batches, the oldest is dropped and counted
+// (reason="queue_full"). The shipper owns b afterwards.
+func (s *Shipper) Enqueue(b *Batch) {
+	if b == nil {
+		return
+	}
+	if s.q.push(b) != nil {
+		s.dropQueue.Inc()
+		s.warnThrottled("queue", "send queue full; dropped the oldest batch",
+			"queue_batches", s.cfg.QueueBatches)
+	}
+}
+
+// QueueLen returns the number of queued batches, not counting the one
+// being sent.
+func (s *Shipper) QueueLen() int { return s.q.len() }
+
+// Run sends queued batches until ctx is done, then keeps sending the ones
+// still queued for at most DrainTimeout, and returns after every goroutine
+// it started has exited. Batches left undelivered at the drain deadline are
+// dropped and counted (reason="drain_timeout") and reported in the error.
+// Run may be called once.
+func (s *Shipper) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("cannot run the shipper twice")
+	}
+	sendCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	senderDone := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.probeLoop(sendCtx) })
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+		case <-senderDone:
+			return
+		}
+		t := time.NewTimer(s.cfg.DrainTimeout.D())
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-senderDone:
+		}
+	})
+	lost := s.sendLoop(ctx, sendCtx)
+	close(senderDone)
+	cancel()
+	wg.Wait()
+	if ci, ok := s.client.Transport.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+	lost += s.q.clear()
+	if lost > 0 {
+		s.dropDrain.Add(lost)
+		return fmt.Errorf("cannot deliver %d batches within ship.drain_timeout %s", lost, s.cfg.DrainTimeout)
+	}
+	return nil
+}
+
+// sendLoop delivers batches one at a time. After ctx is done it empties
+// the queue under sendCtx. It returns the number of batches it gave up on.
+func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
+	for {
+		b := s.q.pop()
+		if b == nil {
+			if ctx.Err() != nil {
+				return 0
+			}
+			select {
+			case <-s.q.ready:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if err := s.deliver(sendCtx, b); err != nil {
+			return 1
+		}
+	}
+}
+
+// deliver sends b until an endpoint takes or rejects it; it returns an
+// error only when ctx ends first.
+func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
+	var tried []*endpoint
+	round := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := s.pick(tried)
+		switch p.state {
+		case throttled:
+			sleep(ctx, p.wait, nil)
+			continue
+		case allTried:
+			sleep(ctx, s.backoff(round), nil)
+			round++
+			tried = tried[:0]
+			continue
+		case noneHealthy:
+			sleep(ctx, s.backoff(round), p.wake)
+			round++
+			tried = tried[:0]
+			continue
+		}
+		r := s.attempt(ctx, p.ep, b)
+		if s.settle(p.ep, r, round) {
+			return nil
+		}
+		if r.outcome == aborted {
+			return r.err
+		}
+		s.retries.Inc()
+		switch {
+		case r.outcome == busy:
+			round++ // the next 429 without Retry-After waits longer
+		case r.retryAfter == 0:
+			tried = append(tried, p.ep)
+		}
+	}
+}
+
+// settle records the result of an attempt on ep and reports whether the
+// batch is done with (delivered or rejected).
+func (s *Shipper) settle(ep *endpoint, r result, round int) bool {
+	switch r.outcome {
+	case delivered:
+		s.markSuccess(ep, "send")
+		return true
+	case rejected:
+		s.dropReject.Inc()
+		s.markRejected(ep, r.err)
+		s.warnThrottled(ep.label, "upstream rejected a batch; dropped it", "err", r.err)
+		return true
+	case busy:
+		d := r.retryAfter
+		if d == 0 {
+			d = s.backoff(round)
+		}
+		s.markFailure(ep, r.err, false, d)
+		s.warnThrottled(ep.label, "upstream is busy; retrying later", "err", r.err, "retry_in", d)
+	case failed:
+		s.markFailure(ep, r.err, true, r.retryAfter)
+		s.warnThrottled(ep.label, "send failed; retrying", "err", r.err)
+	}
+	return false
+}
+
+// sleep waits for d, ctx or wake (which may be nil).
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-wake:
+	}
+}
+
+// probeLoop probes the unhealthy endpoints every ProbeInterval, each probe
+// on its own goroutine so that a stalled endpoint (whose probe runs into
+// its timeouts) delays no other; an endpoint has at most one probe in
+// flight. It returns after its probes have.
+func (s *Shipper) probeLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.ProbeInterval.D())
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, ep := range s.unhealthy() {
+			if !ep.probing.CompareAndSwap(false, true) {
+				continue
+			}
+			wg.Go(func() {
+				defer ep.probing.Store(false)
+				s.probe(ctx, ep)
+			})
+		}
+	}
+}
