@@ -118,6 +118,7 @@ func TestAgentToVictoriaMetrics(t *testing.T) {
 	var got map[string][]float64
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		vm.Flush(t)
 		series, err := vm.TryExport(`{instance="itest-host",job="procfleet"}`)
 		if err == nil {
 			got = map[string][]float64{}
@@ -192,13 +193,17 @@ func TestAgentFlushesOnStop(t *testing.T) {
 	cfg.Compress.TargetBytes = 64 << 20
 	_, stop := runAgent(t, cfg)
 	time.Sleep(700 * time.Millisecond)
+	t0 := time.Now()
 	if err := stop(); err != nil {
 		t.Fatalf("agent stopped with %v", err)
 	}
+	t.Logf("agent stopped in %s", time.Since(t0))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
+		vm.Flush(t)
 		series, err := vm.TryExport(`node_load1{instance="stop-host"}`)
 		if err == nil && len(series) == 1 {
+			t.Logf("data queryable %s after stop", time.Since(t0))
 			return
 		}
 		if time.Now().After(deadline) {

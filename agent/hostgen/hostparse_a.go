@@ -224,19 +224,6 @@ func (c *numLabels) get(i int) string {
 	return c.s[i]
 }
 
-// joinFields writes fields into dst[:0] separated by single spaces, as
-// strings.Join(fields, " ") would, and returns it.
-func joinFields(dst []byte, fields [][]byte) []byte {
-	dst = dst[:0]
-	for i, f := range fields {
-		if i > 0 {
-			dst = append(dst, ' ')
-		}
-		dst = append(dst, f...)
-	}
-	return dst
-}
-
 // errEmpty is returned for a file that is empty but must hold a header.
 var errEmpty = errors.New("file is empty")
 

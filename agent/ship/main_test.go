@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,27 +18,11 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
-// TestMain fails the package when goroutines outlive the tests: every Run
-// must return after its goroutines exit.
-func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d before, %d after\n%s\n", before, n, buf)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+// TestMain fails the package when goroutines outlive the tests.
+func TestMain(m *testing.M) { testenv.MainWithLeakCheck(m) }
 
 // post is one request an upstream received.
 type post struct {

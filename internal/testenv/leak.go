@@ -1,0 +1,58 @@
+package testenv
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// MainWithLeakCheck runs the package's tests and fails them when
+// goroutines outlive the tests: every Run must return after its goroutines
+// exit. Call it from TestMain; it does not return.
+func MainWithLeakCheck(m *testing.M) {
+	before, _ := goroutines()
+	code := m.Run()
+	if code == 0 {
+		// Keep-alive connections of the tests' own HTTP clients are not leaks.
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+		deadline := time.Now().Add(5 * time.Second)
+		n, stacks := goroutines()
+		for n > before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			n, stacks = goroutines()
+		}
+		if n > before {
+			fmt.Fprintf(os.Stderr, "goroutine leak: %d before, %d after\n%s\n", before, n, stacks)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// libraryGoroutines are started once per process by libraries and live on
+// by design.
+var libraryGoroutines = []string{
+	"metrics.summariesSwapCron", // VictoriaMetrics/metrics, on the first Summary
+}
+
+// goroutines counts the live goroutines other than the libraries' own and
+// returns their stacks.
+func goroutines() (int, string) {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var kept []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		lib := false
+		for _, l := range libraryGoroutines {
+			lib = lib || strings.Contains(g, l)
+		}
+		if !lib && strings.TrimSpace(g) != "" {
+			kept = append(kept, g)
+		}
+	}
+	return len(kept), strings.Join(kept, "\n\n")
+}
