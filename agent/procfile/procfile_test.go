@@ -81,3 +81,21 @@ func TestReaderProcSelfStat(t *testing.T) {
 		t.Fatalf("/proc/self/stat read as %q", got)
 	}
 }
+
+// Multi-record seq files hand out about a page per read: ReadFullZ must
+// read them whole.
+func TestReadFullZMultiPageSeqFile(t *testing.T) {
+	const path = "/proc/kallsyms"
+	want, err := os.ReadFile(path)
+	if err != nil || len(want) < 64<<10 {
+		t.Skipf("%s unreadable or small here (%d bytes, %v): this test needs a procfs with it", path, len(want), err)
+	}
+	r := NewReader(1 << 20)
+	got, err := r.ReadFullZ(append([]byte(path), 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ReadFullZ(%s) returned %d bytes, os.ReadFile %d", path, len(got), len(want))
+	}
+}

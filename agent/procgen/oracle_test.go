@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/procfs"
 
 	"github.com/procfleet/procfleet/agent/emit"
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -24,19 +25,12 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // root.
 func procfsFixtures(t *testing.T) string {
 	t.Helper()
-	gomod, err := os.UserHomeDir()
-	if err != nil {
-		t.Skip(err)
-	}
-	if p := os.Getenv("GOMODCACHE"); p != "" {
-		gomod = p
-	} else {
-		gomod = filepath.Join(gomod, "go", "pkg", "mod")
-	}
-	archive := filepath.Join(gomod, "github.com/prometheus/procfs@v0.21.1/testdata/fixtures.ttar")
+	archive := filepath.Join(testenv.ModuleDir(t, "github.com/prometheus/procfs", testenv.ProcfsVersion), "testdata", "fixtures.ttar")
 	dir := t.TempDir()
 	keep := regexp.MustCompile(`^fixtures/proc(/stat|/[0-9]+(/.*)?)?$`)
-	extractTTAR(t, archive, dir, keep.MatchString)
+	if err := testenv.ExtractTTAR(archive, dir, keep.MatchString); err != nil {
+		t.Fatal(err)
+	}
 	return filepath.Join(dir, "fixtures/proc")
 }
 

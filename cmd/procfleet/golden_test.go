@@ -43,6 +43,7 @@ func TestScanMatchesNodeExporter(t *testing.T) {
 	fixtures := map[string][2]string{
 		"procfleet":     {filepath.Join("..", "..", "testdata", "fixtures", "proc"), filepath.Join("..", "..", "testdata", "fixtures", "sys")},
 		"node_exporter": {testenv.NodeExporterFixtures(t), emptySysfs(t)},
+		"procfs":        {testenv.ProcfsFixtures(t), emptySysfs(t)},
 	}
 	notEmitted := map[string]bool{}
 	for name, roots := range fixtures {

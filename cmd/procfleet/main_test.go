@@ -103,3 +103,5 @@ func TestScanBadRoot(t *testing.T) {
 		t.Fatalf("stderr %q does not say what failed", stderr)
 	}
 }
+
+func writeFileErr(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
