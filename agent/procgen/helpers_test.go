@@ -136,4 +136,3 @@ func grep(ls []string, sub string) []string {
 	}
 	return out
 }
-
