@@ -14,6 +14,11 @@ type Ship struct {
 	// (cluster), a vmagent or a procfleet relay. Sends go round robin over
 	// the healthy ones. Required for a standalone agent.
 	Upstreams []string `yaml:"upstreams"`
+	// Strategy chooses among healthy upstreams: round_robin spreads batches
+	// over all of them; ordered sends to the first healthy one in list
+	// order and fails over along it (a cluster's assignment is ordered,
+	// closest first). Default round_robin.
+	Strategy string `yaml:"strategy"`
 	// Timeouts bound each phase of a request.
 	Timeouts ShipTimeouts `yaml:"timeouts"`
 	// Retry shapes the backoff between attempts of one batch.
@@ -35,6 +40,12 @@ type Ship struct {
 	// TLS configures https upstreams. Default: system roots, verification on.
 	TLS ShipTLS `yaml:"tls"`
 }
+
+// Upstream choice strategies of Ship.Strategy.
+const (
+	StrategyRoundRobin = "round_robin"
+	StrategyOrdered    = "ordered"
+)
 
 // ShipTimeouts bound the phases of one request.
 type ShipTimeouts struct {
@@ -86,6 +97,7 @@ type ShipTLS struct {
 // DefaultShip returns the shipper defaults.
 func DefaultShip() Ship {
 	return Ship{
+		Strategy: StrategyRoundRobin,
 		Timeouts: ShipTimeouts{
 			Connect:  Duration(5 * time.Second),
 			Send:     Duration(30 * time.Second),
@@ -109,6 +121,9 @@ func (s Ship) Validate(key string) error {
 		if err := ValidateUpstreamURL(u); err != nil {
 			return fmt.Errorf("%s.upstreams[%d]: %w", key, i, err)
 		}
+	}
+	if s.Strategy != StrategyRoundRobin && s.Strategy != StrategyOrdered {
+		return fmt.Errorf("%s.strategy: %q is not accepted; want %s or %s", key, s.Strategy, StrategyRoundRobin, StrategyOrdered)
 	}
 	positive := []struct {
 		name string

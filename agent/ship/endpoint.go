@@ -225,8 +225,12 @@ func (s *Shipper) pick(tried []*endpoint) pick {
 	defer s.mu.Unlock()
 	n := len(s.eps)
 	anyHealthy, wait := false, time.Duration(-1)
+	start := s.next
+	if s.cfg.Strategy == config.StrategyOrdered {
+		start = 0
+	}
 	for i := range n {
-		idx := (s.next + i) % n
+		idx := (start + i) % n
 		ep := s.eps[idx]
 		if !ep.healthy.Load() {
 			continue
