@@ -105,6 +105,8 @@ func TestAppendValue(t *testing.T) {
 	f(0.01, "0.01")
 	f(1.8446744073709552e19, "1.8446744073709552e+19")
 	f(-3, "-3")
+	f(1795814984.14, "1795814984.14")
+	f(0.00001, "1e-05")
 }
 
 func TestPoolBounded(t *testing.T) {

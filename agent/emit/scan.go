@@ -205,8 +205,13 @@ func AppendValue(b []byte, v float64) []byte {
 	case math.IsInf(v, -1):
 		return append(b, "-Inf"...)
 	}
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+	a := math.Abs(v)
+	if v == math.Trunc(v) && a < 1e15 {
 		return strconv.AppendInt(b, int64(v), 10)
+	}
+	if a >= 1e-4 && a < 1e15 {
+		// Plain decimals read better than 1.79581498414e+09 and are as short.
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
 	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
