@@ -44,6 +44,12 @@ var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type
 // decodeStrict decodes one YAML document into v, rejecting unknown keys and
 // rewording the decoder's messages so that they say what was accepted.
 func decodeStrict(data []byte, v any) error {
+	return decodeStrictRef(data, v, "deploy/agent.example.yaml")
+}
+
+// decodeStrictRef is decodeStrict for a document whose keys are listed in
+// the reference file ref.
+func decodeStrictRef(data []byte, v any, ref string) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(v)
@@ -51,21 +57,28 @@ func decodeStrict(data []byte, v any) error {
 		return nil // an empty document keeps the defaults
 	}
 	if err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			msgs := make([]string, len(te.Errors))
-			for i, m := range te.Errors {
-				msgs[i] = unknownField.ReplaceAllString(m, "line $1: unknown key $2 (see deploy/agent.example.yaml for the keys accepted)")
-			}
-			return errors.New(strings.Join(msgs, "; "))
-		}
-		return err
+		return rewordDecodeError(err, ref)
 	}
 	var extra yaml.Node
 	if dec.Decode(&extra) == nil {
 		return errors.New("more than one YAML document; want one")
 	}
 	return nil
+}
+
+// rewordDecodeError joins the messages of a *yaml.TypeError into one line
+// and rewords unknown-field messages to name the reference file ref; other
+// errors are returned as they are.
+func rewordDecodeError(err error, ref string) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = unknownField.ReplaceAllString(m, "line $1: unknown key $2 (see "+ref+" for the keys accepted)")
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // MarshalAgent writes a as YAML.

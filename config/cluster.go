@@ -1,0 +1,507 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+	"unicode"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// clusterRef is the reference file of the cluster document, named by
+// unknown-key errors.
+const clusterRef = "deploy/cluster.example.yaml"
+
+// Cluster is the cluster configuration document, stored in etcd at
+// /procfleet/<cluster>/config. Every key is listed with its unit and default
+// in deploy/cluster.example.yaml. A Cluster is a plain value: safe to read
+// from several goroutines, not to change while they read it.
+type Cluster struct {
+	// Upstreams are the endpoints the ring places agents on. At least one.
+	Upstreams []Upstream `yaml:"upstreams"`
+	// Ring tunes the placement of agents on the upstreams.
+	Ring Ring `yaml:"ring"`
+	// Agents are the settings applied to every agent.
+	Agents ClusterAgents `yaml:"agents"`
+	// Overrides change Agents for the agents they match, in order. Default none.
+	Overrides []Override `yaml:"overrides"`
+	// Status rate-limits the members' status keys.
+	Status Status `yaml:"status"`
+}
+
+// Upstream is one endpoint of the ring.
+type Upstream struct {
+	// Name identifies the upstream in assignments and status: 1 to 63 of
+	// a-z, 0-9, '-', '_' and '.', unique in the document. Required.
+	Name string `yaml:"name"`
+	// URL is the import URL (VictoriaMetrics, vmagent or a relay). Required.
+	URL string `yaml:"url"`
+	// Capacity is the bandwidth the upstream takes, shared by the agents
+	// that write there first. Required, positive.
+	Capacity ByteRate `yaml:"capacity"`
+}
+
+// Ring tunes the consistent-hash ring with bounded loads that places agents
+// on upstreams.
+type Ring struct {
+	// Fallbacks is how many upstreams follow the first in each agent's
+	// order: 0 to one less than the number of upstreams. Default 1.
+	Fallbacks int `yaml:"fallbacks"`
+	// Partitions is the number of slots agents hash into; slots, not agents,
+	// are spread over the upstreams. More spread agents more evenly and cost
+	// more to compute. At least the number of upstreams, at most 1048576.
+	// Default 1021 (a prime).
+	Partitions int `yaml:"partitions"`
+	// Replicas is the number of points each upstream has on the hash ring,
+	// 1 to 1000. Default 20.
+	Replicas int `yaml:"replicas"`
+	// LoadFactor bounds the partitions of one upstream to LoadFactor times
+	// the average: more than 1 (so that the bound can always be met), at
+	// most 10. Lower evens the load, higher moves fewer agents when
+	// upstreams come and go. Default 1.25.
+	LoadFactor float64 `yaml:"load_factor"`
+}
+
+// Status configures the status keys the members write.
+type Status struct {
+	// Interval is the shortest time between two writes of a member's status
+	// key, 1s to 10m. Default 10s.
+	Interval Duration `yaml:"interval"`
+}
+
+// ClusterAgents are the agent settings that the cluster sets for every
+// agent: the keys of the agent document (Agent) that mean the same on every
+// host. Host-local keys (hostname, listen, procfs_root, sysfs_root) stay in
+// the agent's own file; ship.upstreams, ship.strategy and limit come from
+// the ring.
+type ClusterAgents struct {
+	// Job is the job label on every sample. Default "procfleet".
+	Job string `yaml:"job"`
+	// FullEvery is as Agent.FullEvery. Default 10.
+	FullEvery int `yaml:"full_every"`
+	// Generators is as Agent.Generators.
+	Generators Generators `yaml:"generators"`
+	// Scheduler is as Agent.Scheduler.
+	Scheduler Scheduler `yaml:"scheduler"`
+	// Compress is as Agent.Compress.
+	Compress Compress `yaml:"compress"`
+	// Ship is Agent.Ship without upstreams.
+	Ship ClusterShip `yaml:"ship"`
+	// Log is as Agent.Log.
+	Log Log `yaml:"log"`
+}
+
+// ClusterShip is Ship without Upstreams and Strategy, which the ring
+// assigns. Every field is as in Ship, with the same default.
+type ClusterShip struct {
+	Timeouts            ShipTimeouts `yaml:"timeouts"`
+	Retry               ShipRetry    `yaml:"retry"`
+	ProbeInterval       Duration     `yaml:"probe_interval"`
+	FailuresToUnhealthy int          `yaml:"failures_to_unhealthy"`
+	QueueBatches        int          `yaml:"queue_batches"`
+	DrainTimeout        Duration     `yaml:"drain_timeout"`
+	Auth                ShipAuth     `yaml:"auth"`
+	TLS                 ShipTLS      `yaml:"tls"`
+}
+
+// Override changes the agent settings of the agents it matches.
+type Override struct {
+	// Match selects the agents. Required.
+	Match OverrideMatch `yaml:"match"`
+	// Agents holds the keys to change, in the shape of ClusterAgents. It is
+	// kept as written so that only the keys present change anything: an
+	// override that sets generators.stat.interval leaves
+	// generators.stat.enabled as it was. Required, not empty.
+	Agents yaml.Node `yaml:"agents,omitempty"`
+}
+
+// OverrideMatch selects agents by node name, by the labels they register
+// with, or both. An agent matches when its node is one of Nodes (if Nodes is
+// set) and it has every label of Labels with the same value (if Labels is
+// set). At least one of the two is required.
+type OverrideMatch struct {
+	// Nodes are node names; any one matches.
+	Nodes []string `yaml:"nodes,omitempty"`
+	// Labels must all be present on the agent with these values.
+	Labels map[string]string `yaml:"labels,omitempty"`
+}
+
+// Endpoint is an upstream as the ring takes it.
+type Endpoint struct {
+	Name string
+	URL  string
+	// Capacity is in bytes per second.
+	Capacity int64
+}
+
+// DefaultCluster returns the cluster defaults. It has no upstreams, so it
+// does not validate until some are added.
+func DefaultCluster() Cluster {
+	return Cluster{
+		Ring:   Ring{Fallbacks: 1, Partitions: 1021, Replicas: 20, LoadFactor: 1.25},
+		Agents: clusterAgentsOf(DefaultAgent()),
+		Status: Status{Interval: Duration(10 * time.Second)},
+	}
+}
+
+// ParseCluster decodes a cluster document over the defaults and validates
+// it. Unknown keys are errors, inside overrides too.
+func ParseCluster(data []byte) (Cluster, error) {
+	c := DefaultCluster()
+	if err := decodeStrictRef(data, &c, clusterRef); err != nil {
+		return Cluster{}, err
+	}
+	if len(c.Overrides) == 0 {
+		c.Overrides = nil // "overrides: []" is the default, not a different document
+	}
+	if err := c.Validate(); err != nil {
+		return Cluster{}, err
+	}
+	return c, nil
+}
+
+// LoadClusterFile reads and validates the cluster document at path. Errors
+// name the file, and the line or key.
+func LoadClusterFile(path string) (Cluster, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Cluster{}, fmt.Errorf("cannot read cluster config: %w", err)
+	}
+	c, err := ParseCluster(data)
+	if err != nil {
+		return Cluster{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// MarshalCluster writes c as YAML that ParseCluster reads back to c.
+func MarshalCluster(c Cluster) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("cannot encode cluster config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("cannot encode cluster config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Validate checks the whole document and returns the first problem found,
+// naming its key. Each override is checked applied alone over Agents;
+// AgentConfig checks the combination that applies to one agent.
+func (c Cluster) Validate() error {
+	if err := validateUpstreams(c.Upstreams); err != nil {
+		return err
+	}
+	if err := c.Ring.Validate("ring", len(c.Upstreams)); err != nil {
+		return err
+	}
+	if err := c.Agents.Validate("agents"); err != nil {
+		return err
+	}
+	for i, o := range c.Overrides {
+		if err := o.Validate(fmt.Sprintf("overrides[%d]", i), c.Agents); err != nil {
+			return err
+		}
+	}
+	if iv := c.Status.Interval.D(); iv < time.Second || iv > 10*time.Minute {
+		return fmt.Errorf("status.interval: %s is not accepted; want 1s to 10m", c.Status.Interval)
+	}
+	return nil
+}
+
+var upstreamName = regexp.MustCompile(`^[a-z0-9._-]{1,63}$`)
+
+func validateUpstreams(us []Upstream) error {
+	if len(us) == 0 {
+		return fmt.Errorf("upstreams: empty; want at least one {name, url, capacity}")
+	}
+	names := make(map[string]int, len(us))
+	urls := make(map[string]int, len(us))
+	for i, u := range us {
+		if !upstreamName.MatchString(u.Name) {
+			return fmt.Errorf("upstreams[%d].name: %q is not accepted; want 1 to 63 of a-z, 0-9, '-', '_' and '.'", i, u.Name)
+		}
+		if j, dup := names[u.Name]; dup {
+			return fmt.Errorf("upstreams[%d].name: %q is also the name of upstreams[%d]; want unique names", i, u.Name, j)
+		}
+		names[u.Name] = i
+		if err := ValidateUpstreamURL(u.URL); err != nil {
+			return fmt.Errorf("upstreams[%d].url: %w", i, err)
+		}
+		if j, dup := urls[u.URL]; dup {
+			return fmt.Errorf("upstreams[%d].url: %q is also the url of upstreams[%d]; want each endpoint once", i, u.URL, j)
+		}
+		urls[u.URL] = i
+		if u.Capacity <= 0 {
+			return fmt.Errorf("upstreams[%d].capacity: %s is not accepted; want a positive rate such as 10MiB/s", i, FormatBytes(int64(u.Capacity))+"/s")
+		}
+	}
+	return nil
+}
+
+// Validate checks r for a ring of upstreams endpoints; key prefixes errors.
+func (r Ring) Validate(key string, upstreams int) error {
+	if r.Fallbacks < 0 || (upstreams > 0 && r.Fallbacks >= upstreams) {
+		return fmt.Errorf("%s.fallbacks: %d is not accepted; want 0 to %d (one less than the %d upstreams)", key, r.Fallbacks, max(upstreams-1, 0), upstreams)
+	}
+	if r.Partitions < max(upstreams, 1) || r.Partitions > 1<<20 {
+		return fmt.Errorf("%s.partitions: %d is not accepted; want %d (the number of upstreams) to 1048576, such as 1021", key, r.Partitions, max(upstreams, 1))
+	}
+	if r.Replicas < 1 || r.Replicas > 1000 {
+		return fmt.Errorf("%s.replicas: %d is not accepted; want 1 to 1000", key, r.Replicas)
+	}
+	if !(r.LoadFactor > 1 && r.LoadFactor <= 10) {
+		return fmt.Errorf("%s.load_factor: %g is not accepted; want more than 1 and at most 10, such as 1.25", key, r.LoadFactor)
+	}
+	return nil
+}
+
+// Validate checks ca as the agent settings it gives; key, such as "agents",
+// prefixes errors.
+func (ca ClusterAgents) Validate(key string) error {
+	a := DefaultAgent()
+	ca.applyTo(&a)
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("%s.%w", key, err)
+	}
+	return nil
+}
+
+// clusterAgentsOf returns the cluster-wide settings of a.
+func clusterAgentsOf(a Agent) ClusterAgents {
+	s := a.Ship
+	return ClusterAgents{
+		Job: a.Job, FullEvery: a.FullEvery, Generators: a.Generators,
+		Scheduler: a.Scheduler, Compress: a.Compress, Log: a.Log,
+		Ship: ClusterShip{
+			Timeouts: s.Timeouts, Retry: s.Retry, ProbeInterval: s.ProbeInterval,
+			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches,
+			DrainTimeout: s.DrainTimeout, Auth: s.Auth, TLS: s.TLS,
+		},
+	}
+}
+
+// applyTo sets every key of ca in a and leaves the others as they are.
+func (ca ClusterAgents) applyTo(a *Agent) {
+	a.Job, a.FullEvery, a.Generators = ca.Job, ca.FullEvery, ca.Generators
+	a.Scheduler, a.Compress, a.Log = ca.Scheduler, ca.Compress, ca.Log
+	s, d := ca.Ship, &a.Ship
+	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
+	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
+	d.Auth, d.TLS = s.Auth, s.TLS
+}
+
+// AgentConfig returns the effective configuration of the agent with this
+// node name and these labels. It starts from local, the agent's own
+// document, for its host-local keys; sets every key of the cluster's Agents
+// block; then applies each matching override in document order, each
+// changing only the keys it holds. The ring owns ship.upstreams, left empty
+// for it to fill, and ship.strategy, set to ordered: an assignment lists
+// upstreams closest first. limit stays local until the ring's budget sets
+// it. An error names the override that made the settings invalid.
+func (c Cluster) AgentConfig(node string, labels map[string]string, local Agent) (Agent, error) {
+	eff := c.Agents
+	if err := eff.Validate("agents"); err != nil {
+		return Agent{}, err
+	}
+	for i, o := range c.Overrides {
+		if !o.Match.Matches(node, labels) {
+			continue
+		}
+		if err := o.apply(&eff, fmt.Sprintf("overrides[%d].agents", i)); err != nil {
+			return Agent{}, err
+		}
+	}
+	a := local
+	eff.applyTo(&a)
+	a.Ship.Upstreams, a.Ship.Strategy = nil, StrategyOrdered
+	if err := a.Validate(); err != nil {
+		return Agent{}, fmt.Errorf("local agent settings: %w", err)
+	}
+	return a, nil
+}
+
+// Validate checks o's match, and its agent settings applied over base; key,
+// such as "overrides[0]", prefixes errors.
+func (o Override) Validate(key string, base ClusterAgents) error {
+	if err := o.Match.Validate(key + ".match"); err != nil {
+		return err
+	}
+	return o.apply(&base, key+".agents")
+}
+
+// apply overlays the keys of o.Agents onto ca and validates the result,
+// leaving ca unchanged on error; key prefixes errors.
+func (o Override) apply(ca *ClusterAgents, key string) error {
+	n := &o.Agents
+	if n.IsZero() {
+		return fmt.Errorf("%s: missing; want the agent settings to change, such as {generators: {process: {threads: true}}}", key)
+	}
+	if n.Kind == yaml.MappingNode && len(n.Content) == 0 {
+		return fmt.Errorf("%s: line %d: empty; want the agent settings to change, such as {generators: {process: {threads: true}}}", key, n.Line)
+	}
+	if err := checkKeys(n, reflect.TypeFor[ClusterAgents](), key); err != nil {
+		return err
+	}
+	next := *ca
+	if err := n.Decode(&next); err != nil {
+		return fmt.Errorf("%s: %w", key, rewordDecodeError(err, clusterRef))
+	}
+	if err := next.Validate(key); err != nil {
+		return err
+	}
+	*ca = next
+	return nil
+}
+
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
+
+// checkKeys reports the first key in the mapping n that the struct type t
+// has no field for, with its line. Overrides are kept as nodes, which the
+// strict decoder does not look into; this keeps them as strict as the rest.
+func checkKeys(n *yaml.Node, t reflect.Type, key string) error {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s: line %d: %q is not accepted; want a mapping of keys as in %s", key, n.Line, n.Value, clusterRef)
+	}
+	fields := make(map[string]reflect.Type, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		fields[strings.Split(f.Tag.Get("yaml"), ",")[0]] = f.Type
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			merged := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				merged = v.Content
+			}
+			for _, m := range merged {
+				if err := checkKeys(m, t, key); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		ft, ok := fields[k.Value]
+		if !ok {
+			return fmt.Errorf("%s: line %d: unknown key %s (see %s for the keys accepted)", key, k.Line, k.Value, clusterRef)
+		}
+		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(unmarshalerType) {
+			if err := checkKeys(v, ft, key+"."+k.Value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Matches reports whether the agent with this node name and these labels is
+// one m selects. An empty m matches nothing.
+func (m OverrideMatch) Matches(node string, labels map[string]string) bool {
+	if len(m.Nodes) == 0 && len(m.Labels) == 0 {
+		return false
+	}
+	if len(m.Nodes) > 0 && !slices.Contains(m.Nodes, node) {
+		return false
+	}
+	for k, v := range m.Labels {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks m; key, such as "overrides[0].match", prefixes errors.
+func (m OverrideMatch) Validate(key string) error {
+	if len(m.Nodes) == 0 && len(m.Labels) == 0 {
+		return fmt.Errorf("%s: empty; want nodes: [NAME, ...], labels: {KEY: VALUE, ...} or both", key)
+	}
+	for i, n := range m.Nodes {
+		if err := ValidateNodeName(n); err != nil {
+			return fmt.Errorf("%s.nodes[%d]: %w", key, i, err)
+		}
+	}
+	keys := make([]string, 0, len(m.Labels))
+	for k := range m.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if err := ValidateLabel(k, m.Labels[k]); err != nil {
+			return fmt.Errorf("%s.labels: %w", key, err)
+		}
+	}
+	return nil
+}
+
+var (
+	nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	labelKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_./-]{0,62}$`)
+)
+
+// ValidateNodeName checks a node name, as agents register under and
+// overrides match: it is part of etcd keys.
+func ValidateNodeName(name string) error {
+	if !nodeName.MatchString(name) {
+		return fmt.Errorf("node name %q is not accepted; want 1 to 253 of A-Z, a-z, 0-9, '-', '_' and '.', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// ValidateLabel checks one label, as agents register with and overrides
+// match.
+func ValidateLabel(key, value string) error {
+	if !labelKey.MatchString(key) {
+		return fmt.Errorf("key %q is not accepted; want 1 to 63 of A-Z, a-z, 0-9, '_', '.', '/' and '-', starting with a letter or '_'", key)
+	}
+	ok := value != "" && len(value) <= 253
+	for _, r := range value {
+		ok = ok && unicode.IsPrint(r) && !unicode.IsSpace(r)
+	}
+	if !ok {
+		return fmt.Errorf("%s: value %q is not accepted; want 1 to 253 printable characters without spaces", key, value)
+	}
+	return nil
+}
+
+// UpstreamNames returns the names of the upstreams, in document order.
+func (c Cluster) UpstreamNames() []string {
+	names := make([]string, len(c.Upstreams))
+	for i, u := range c.Upstreams {
+		names[i] = u.Name
+	}
+	return names
+}
+
+// Endpoints returns the upstreams as the ring takes them, in document order.
+func (c Cluster) Endpoints() []Endpoint {
+	eps := make([]Endpoint, len(c.Upstreams))
+	for i, u := range c.Upstreams {
+		eps[i] = Endpoint{Name: u.Name, URL: u.URL, Capacity: int64(u.Capacity)}
+	}
+	return eps
+}
+
+// Endpoint returns the upstream called name.
+func (c Cluster) Endpoint(name string) (Endpoint, bool) {
+	for _, u := range c.Upstreams {
+		if u.Name == name {
+			return Endpoint{Name: u.Name, URL: u.URL, Capacity: int64(u.Capacity)}, true
+		}
+	}
+	return Endpoint{}, false
+}
