@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,7 +17,12 @@ import (
 func MainWithLeakCheck(m *testing.M) {
 	before, _ := goroutines()
 	code := m.Run()
-	if code == 0 {
+	// The fuzzing engine keeps goroutines of its own.
+	fuzzing := false
+	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
+		fuzzing = true
+	}
+	if code == 0 && !fuzzing {
 		// Keep-alive connections of the tests' own HTTP clients are not leaks.
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 		deadline := time.Now().Add(5 * time.Second)

@@ -1,0 +1,172 @@
+package ring
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+)
+
+func fleet(nUp, nAgents int) Input {
+	in := Input{Fallbacks: 1}
+	for i := range nUp {
+		in.Upstreams = append(in.Upstreams, Upstream{Name: fmt.Sprintf("vm-%d", i), Capacity: 10 << 20})
+	}
+	for i := range nAgents {
+		in.Agents = append(in.Agents, fmt.Sprintf("host-%05d.dc1.example.com", i))
+	}
+	return in
+}
+
+// primaries returns each agent's primary and each upstream's agent count.
+func primaries(t *testing.T, in Input) (map[string]string, map[string]int) {
+	t.Helper()
+	out, err := Compute(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make(map[string]string, len(out))
+	count := map[string]int{}
+	for n, a := range out {
+		p[n] = a.Upstreams[0]
+		count[a.Upstreams[0]]++
+	}
+	return p, count
+}
+
+func moved(before, after map[string]string) int {
+	n := 0
+	for a, u := range after {
+		if b, ok := before[a]; ok && b != u {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMovementUpstreamDown takes each upstream down in turn and counts the
+// agents whose primary changes: those that were on it must move; all
+// others should stay, but for a slack, a fraction of the ideal share.
+func TestMovementUpstreamDown(t *testing.T) {
+	t.Parallel()
+	// f takes down every stride-th upstream and the busiest one.
+	f := func(nUp, nAgents int, slack float64, stride int) {
+		t.Helper()
+		in := fleet(nUp, nAgents)
+		before, count := primaries(t, in)
+		worst, worstIdeal := 0.0, 0.0
+		busiest := in.Upstreams[0]
+		for _, u := range in.Upstreams {
+			if count[u.Name] > count[busiest.Name] {
+				busiest = u
+			}
+		}
+		for i, u := range append(slices.Clone(in.Upstreams), busiest) {
+			if i%stride != 0 && i != nUp {
+				continue
+			}
+			in.Down = []string{u.Name}
+			after, _ := primaries(t, in)
+			m := moved(before, after)
+			if m < count[u.Name] || float64(m) > float64(count[u.Name])+slack*float64(nAgents)/float64(nUp) {
+				t.Errorf("%d upstreams, %d agents, %s down: %d moved, %d were on it, slack %.2f of the ideal share %d",
+					nUp, nAgents, u.Name, m, count[u.Name], slack, nAgents/nUp)
+			}
+			worst = max(worst, float64(m)/float64(count[u.Name]))
+			worstIdeal = max(worstIdeal, float64(m)*float64(nUp)/float64(nAgents))
+			// Back up: everyone returns.
+			in.Down = nil
+			if back, _ := primaries(t, in); moved(before, back) != 0 {
+				t.Errorf("%d upstreams, %s back up: %d agents not back", nUp, u.Name, moved(before, back))
+			}
+		}
+		t.Logf("%d upstreams, %d agents, one down: moved at most %.2f times the agents that were on it, %.2f times the ideal share",
+			nUp, nAgents, worst, worstIdeal)
+	}
+	f(5, 1000, 0.02, 1)
+	f(3, 1000, 0.02, 1)
+	// The slack grows with the number of upstreams: agents whose own
+	// upstream was full and that had been pushed to another one count as
+	// the down upstream's, and are placed anew on the live ring.
+	f(10, 10000, 0.1, 1)
+	f(20, 10000, 0.2, 1)
+	f(100, 10000, 0.6, 7)
+}
+
+// TestMovementAgents adds and removes one agent of 1000.
+func TestMovementAgents(t *testing.T) {
+	t.Parallel()
+	for _, nUp := range []int{2, 5, 10, 20} {
+		in := fleet(nUp, 1000)
+		before, _ := primaries(t, in)
+		for i, a := range []string{"aaa-new", "host-00500.dc1.example.com.new", "zzz-new"} {
+			add := in
+			add.Agents = append(slices.Clone(in.Agents), a)
+			after, _ := primaries(t, add)
+			remove := in
+			remove.Agents = slices.Delete(slices.Clone(in.Agents), i*499, i*499+1)
+			afterRemove, _ := primaries(t, remove)
+			// A few percent at most: the new agent's own placement can
+			// push one agent of a full upstream to the next, and so on.
+			for what, m := range map[string]int{"adding " + a: moved(before, after), "removing one": moved(before, afterRemove)} {
+				if m > 20 {
+					t.Errorf("%d upstreams, 1000 agents, %s: %d others moved, want at most 2%%", nUp, what, m)
+				}
+			}
+		}
+	}
+}
+
+// TestMovementUpstreamAdded adds an upstream to the config: the library
+// re-places partitions with bounded loads, which moves more than the new
+// upstream's share, but far from all.
+func TestMovementUpstreamAdded(t *testing.T) {
+	t.Parallel()
+	for _, nUp := range []int{4, 9, 19} {
+		in := fleet(nUp+1, 10000)
+		after, count := primaries(t, in)
+		in.Upstreams = in.Upstreams[:nUp]
+		before, _ := primaries(t, in)
+		newName := fmt.Sprintf("vm-%d", nUp)
+		m := moved(before, after)
+		t.Logf("%d -> %d upstreams, 10000 agents: %d moved, %d to the new one (%.2f times)", nUp, nUp+1, m, count[newName], float64(m)/float64(count[newName]))
+		if m < count[newName] || m > 10000/2 {
+			t.Errorf("%d -> %d upstreams: %d moved, %d onto the new one", nUp, nUp+1, m, count[newName])
+		}
+	}
+}
+
+// TestBalance checks that no live upstream is the primary of more than
+// ceil(Load * average) agents, with and without upstreams down.
+func TestBalance(t *testing.T) {
+	t.Parallel()
+	f := func(nUp, nAgents, nDown int) {
+		t.Helper()
+		in := fleet(nUp, nAgents)
+		for i := range nDown {
+			in.Down = append(in.Down, in.Upstreams[i*nUp/max(nDown, 1)].Name)
+		}
+		_, count := primaries(t, in)
+		nLive := nUp - nDown
+		limit := int(math.Ceil(DefaultLoad * float64(nAgents) / float64(nLive)))
+		most := 0
+		for u, c := range count {
+			if slices.Contains(in.Down, u) {
+				t.Errorf("%d upstreams, %d down: %s is down and has %d agents", nUp, nDown, u, c)
+			}
+			most = max(most, c)
+		}
+		if most > limit {
+			t.Errorf("%d upstreams (%d down), %d agents: an upstream has %d agents, bound %d", nUp, nDown, nAgents, most, limit)
+		}
+		t.Logf("%d upstreams (%d down), %d agents: most %d, %.3f times the average", nUp, nDown, nAgents, most, float64(most)*float64(nLive)/float64(nAgents))
+	}
+	f(3, 10, 0)
+	f(5, 1000, 0)
+	f(5, 1000, 1)
+	f(10, 10000, 0)
+	f(10, 10000, 3)
+	f(100, 10000, 0)
+	f(100, 10000, 10)
+	f(7, 3, 0)
+}
