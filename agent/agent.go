@@ -39,6 +39,8 @@ type Agent struct {
 	sched   *sched.Scheduler
 	ln      net.Listener
 	ready   chan struct{}
+	stopped chan struct{} // closed when Run stops taking config changes
+	applyCh chan applyRequest
 }
 
 // New builds an agent from a validated configuration. It returns an error
@@ -61,7 +63,7 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: logger, sets: map[string]*metrics.Set{}, ready: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: logger, sets: map[string]*metrics.Set{}, ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
 	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler"} {
 		a.sets[c] = metrics.NewSet()
 	}
@@ -88,20 +90,24 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := a.jobs()
-	if err != nil {
-		return nil, err
-	}
-	a.sched, err = sched.New(cfg.Scheduler.Workers, jobs, sched.Deps{
-		Pool:    a.pool,
-		Sink:    a.comp,
-		Logger:  logger.With("component", "scheduler"),
-		Metrics: a.sets["generator"],
-	})
-	if err != nil {
+	if a.sched, err = a.newScheduler(cfg); err != nil {
 		return nil, err
 	}
 	return a, nil
+}
+
+// newScheduler builds a scheduler for the generators of cfg.
+func (a *Agent) newScheduler(cfg config.Agent) (*sched.Scheduler, error) {
+	jobs, err := a.jobs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sched.New(cfg.Scheduler.Workers, jobs, sched.Deps{
+		Pool:    a.pool,
+		Sink:    a.comp,
+		Logger:  a.log.With("component", "scheduler"),
+		Metrics: a.sets["generator"],
+	})
 }
 
 func (a *Agent) enqueue(b compress.Batch) {
@@ -153,7 +159,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}()
 	a.log.Info("agent started", "hostname", a.cfg.Hostname, "upstreams", a.cfg.Ship.Upstreams, "listen", a.Addr())
 	close(a.ready)
-	err := a.sched.Run(ctx)
+	err := a.runScheduler(ctx)
+	close(a.stopped)
 	a.log.Info("agent stopping: flushing batches")
 	stopComp()
 	<-compDone

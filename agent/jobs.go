@@ -52,20 +52,20 @@ func Generators(cfg config.Agent) ([]emit.Generator, error) {
 	return out, nil
 }
 
-func (a *Agent) jobs() ([]sched.Job, error) {
-	gens, err := Generators(a.cfg)
+func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
+	gens, err := Generators(cfg)
 	if err != nil {
 		return nil, err
 	}
-	interval := map[string]config.Duration{"process": a.cfg.Generators.Process.Interval}
-	for _, n := range a.cfg.Generators.List() {
+	interval := map[string]config.Duration{"process": cfg.Generators.Process.Interval}
+	for _, n := range cfg.Generators.List() {
 		interval[n.Name] = n.Interval
 	}
 	var jobs []sched.Job
 	for _, g := range gens {
-		jobs = append(jobs, sched.Job{Gen: g, Interval: interval[g.Name()].D(), FullEvery: a.cfg.FullEvery})
+		jobs = append(jobs, sched.Job{Gen: g, Interval: interval[g.Name()].D(), FullEvery: cfg.FullEvery})
 	}
-	if s := a.cfg.Generators.Self; s.Enabled {
+	if s := cfg.Generators.Self; s.Enabled {
 		sets := make([]*metrics.Set, 0, len(a.sets))
 		for _, set := range a.sets {
 			sets = append(sets, set)

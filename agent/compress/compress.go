@@ -39,11 +39,14 @@ type Output func(Batch)
 // for concurrent use; Run is called once.
 type Compressor struct {
 	cfg  config.Compress
+	next atomic.Pointer[config.Compress] // a config set by SetConfig, not yet applied
+	wake chan struct{}                   // tells Run that next is set
 	pool *emit.Pool
 	out  Output
 	in   chan *emit.Buffer
 
 	zw      *gzip.Writer
+	zwLevel int
 	zbuf    bytes.Buffer
 	raw     int
 	samples int
@@ -66,7 +69,7 @@ func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*C
 	if err != nil {
 		return nil, fmt.Errorf("cannot create gzip writer: %w", err)
 	}
-	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), zw: zw}
+	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), wake: make(chan struct{}, 1), zw: zw, zwLevel: cfg.Level}
 	c.flushSize = set.NewCounter(`procfleet_compress_flushes_total{reason="size"}`)
 	c.flushAge = set.NewCounter(`procfleet_compress_flushes_total{reason="age"}`)
 	c.flushStop = set.NewCounter(`procfleet_compress_flushes_total{reason="stop"}`)
@@ -81,6 +84,33 @@ func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*C
 		return float64(c.bytesIn.Load()) / float64(out)
 	})
 	return c, nil
+}
+
+// SetConfig applies cfg while Run runs: the target size and flush age at
+// once (within a tick), the gzip level from the next batch on. It is safe
+// for concurrent use.
+func (c *Compressor) SetConfig(cfg config.Compress) error {
+	if err := cfg.Validate("compress"); err != nil {
+		return err
+	}
+	c.next.Store(&cfg)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// applyNext takes a config set by SetConfig: the target size and flush age
+// apply at once, the level from the next batch (see add). It reports
+// whether the config changed.
+func (c *Compressor) applyNext() bool {
+	cfg := c.next.Swap(nil)
+	if cfg == nil {
+		return false
+	}
+	c.cfg = *cfg
+	return true
 }
 
 // Send hands b to the compressor. It blocks while the compressor is busy
@@ -105,6 +135,10 @@ func (c *Compressor) Run(ctx context.Context) error {
 		select {
 		case b := <-c.in:
 			c.add(b)
+		case <-c.wake:
+			if c.applyNext() {
+				tick.Reset(c.tickEvery())
+			}
 		case now := <-tick.C:
 			if c.raw > 0 && now.Sub(c.created) >= c.cfg.FlushAge.D() {
 				c.flush(c.flushAge)
@@ -141,6 +175,11 @@ func (c *Compressor) add(b *emit.Buffer) {
 		return
 	}
 	if c.raw == 0 {
+		if c.zwLevel != c.cfg.Level {
+			if zw, err := gzip.NewWriterLevel(nil, c.cfg.Level); err == nil {
+				c.zw, c.zwLevel = zw, c.cfg.Level
+			}
+		}
 		c.zbuf.Reset()
 		c.zw.Reset(&c.zbuf)
 		c.created = time.Now()

@@ -138,3 +138,30 @@ func TestCompressorRejectsBadConfig(t *testing.T) {
 		t.Fatalf("level 12 accepted or error does not name the key: %v", err)
 	}
 }
+
+func TestCompressorSetConfig(t *testing.T) {
+	cfg := config.Compress{Level: 5, TargetBytes: 1 << 20, FlushAge: config.Duration(time.Minute)}
+	c, pool, col, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	if err := c.SetConfig(config.Compress{Level: 0}); err == nil {
+		t.Fatal("SetConfig accepted level 0")
+	}
+	send(t, c, pool, "a 1\n") // a batch that waits for its minute
+	if err := c.SetConfig(config.Compress{Level: 1, TargetBytes: 1 << 20, FlushAge: config.Duration(20 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	// The new flush age applies to the batch already open.
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; ; i++ {
+		col.mu.Lock()
+		n := len(col.batches)
+		col.mu.Unlock()
+		if n >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the running batch kept the old flush age of a minute")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

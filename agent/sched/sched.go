@@ -63,10 +63,9 @@ type job struct {
 	overruns *metrics.Counter
 	emitted  *metrics.Counter
 	duration *metrics.FloatCounter
-	series   int
+	series   *metrics.Gauge
 	lastLog  time.Time
 	dropped  int
-	mu       sync.Mutex
 }
 
 // New returns a scheduler with workers workers for jobs.
@@ -92,17 +91,15 @@ func New(workers int, jobs []Job, deps Deps) (*Scheduler, error) {
 			jj.tracker = emit.NewTracker(j.FullEvery)
 		}
 		jj.scan = emit.NewScan(deps.Pool, deps.Sink, jj.tracker)
+		// GetOrCreate: a scheduler rebuilt on a config change carries on
+		// the counters of the one it replaces.
 		m := deps.Metrics
-		jj.runs = m.NewCounter(fmt.Sprintf(`procfleet_generator_runs_total{generator=%q}`, name))
-		jj.errors = m.NewCounter(fmt.Sprintf(`procfleet_generator_errors_total{generator=%q}`, name))
-		jj.overruns = m.NewCounter(fmt.Sprintf(`procfleet_scheduler_overruns_total{generator=%q}`, name))
-		jj.emitted = m.NewCounter(fmt.Sprintf(`procfleet_generator_series_emitted_total{generator=%q}`, name))
-		jj.duration = m.NewFloatCounter(fmt.Sprintf(`procfleet_generator_duration_seconds_total{generator=%q}`, name))
-		m.NewGauge(fmt.Sprintf(`procfleet_generator_series{generator=%q}`, name), func() float64 {
-			jj.mu.Lock()
-			defer jj.mu.Unlock()
-			return float64(jj.series)
-		})
+		jj.runs = m.GetOrCreateCounter(fmt.Sprintf(`procfleet_generator_runs_total{generator=%q}`, name))
+		jj.errors = m.GetOrCreateCounter(fmt.Sprintf(`procfleet_generator_errors_total{generator=%q}`, name))
+		jj.overruns = m.GetOrCreateCounter(fmt.Sprintf(`procfleet_scheduler_overruns_total{generator=%q}`, name))
+		jj.emitted = m.GetOrCreateCounter(fmt.Sprintf(`procfleet_generator_series_emitted_total{generator=%q}`, name))
+		jj.duration = m.GetOrCreateFloatCounter(fmt.Sprintf(`procfleet_generator_duration_seconds_total{generator=%q}`, name))
+		jj.series = m.GetOrCreateGauge(fmt.Sprintf(`procfleet_generator_series{generator=%q}`, name), nil)
 		s.jobs = append(s.jobs, jj)
 	}
 	return s, nil
@@ -194,9 +191,7 @@ func (s *Scheduler) run(ctx context.Context, j *job) {
 	j.runs.Inc()
 	j.duration.Add(s.deps.Now().Sub(start).Seconds())
 	j.emitted.Add(j.scan.Emitted())
-	j.mu.Lock()
-	j.series = j.scan.Total()
-	j.mu.Unlock()
+	j.series.Set(float64(j.scan.Total()))
 	if err != nil {
 		j.errors.Inc()
 		s.logThrottled(j, err)

@@ -128,6 +128,18 @@ func (s *Shipper) countRequest(ep *endpoint, status string) {
 	c.Inc()
 }
 
+// SetStrategy switches between config.StrategyRoundRobin and
+// config.StrategyOrdered for the next batches. Safe for concurrent use.
+func (s *Shipper) SetStrategy(strategy string) error {
+	if strategy != config.StrategyRoundRobin && strategy != config.StrategyOrdered {
+		return fmt.Errorf("ship.strategy: %q is not accepted; want %s or %s", strategy, config.StrategyRoundRobin, config.StrategyOrdered)
+	}
+	s.mu.Lock()
+	s.strategy = strategy
+	s.mu.Unlock()
+	return nil
+}
+
 // SetUpstreams replaces the upstream list and its order. Endpoints whose
 // URL stays keep their health; new ones start healthy. Duplicates are
 // ignored. On an invalid URL nothing changes. Safe for concurrent use; a
@@ -226,7 +238,7 @@ func (s *Shipper) pick(tried []*endpoint) pick {
 	n := len(s.eps)
 	anyHealthy, wait := false, time.Duration(-1)
 	start := s.next
-	if s.cfg.Strategy == config.StrategyOrdered {
+	if s.strategy == config.StrategyOrdered {
 		start = 0
 	}
 	for i := range n {

@@ -87,6 +87,7 @@ type Shipper struct {
 
 	mu       sync.Mutex
 	eps      []*endpoint
+	strategy string        // config.Strategy*, guarded by mu
 	next     int           // round robin position
 	healthCh chan struct{} // closed and replaced when health or the list changes
 
@@ -104,6 +105,7 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 	}
 	s := &Shipper{
 		cfg:      cfg,
+		strategy: cfg.Strategy,
 		limiter:  deps.Limiter,
 		log:      deps.Logger,
 		set:      deps.Metrics,
