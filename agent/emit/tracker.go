@@ -24,14 +24,17 @@ type Tracker struct {
 	seen      int      // distinct entries seen this cycle
 	cycle     uint64
 	fullEvery uint64
+	phased    uint64 // the fullEvery the entries' phases were computed for
+	now       uint64 // cycle % fullEvery, computed once per cycle
 	next      uint64
 }
 
 type entry struct {
-	key  string
-	bits uint64
-	seen uint64
-	slot uint64
+	key   string
+	bits  uint64
+	seen  uint64
+	slot  uint64
+	phase uint64 // slot % fullEvery: the cycle phase of the series' refresh
 }
 
 // NewTracker returns a tracker that refreshes every series at least every
@@ -56,6 +59,13 @@ func (t *Tracker) Len() int { return len(t.m) }
 // begin starts a new cycle.
 func (t *Tracker) begin() {
 	t.cycle++
+	if t.phased != t.fullEvery {
+		for _, e := range t.m {
+			e.phase = e.slot % t.fullEvery
+		}
+		t.phased = t.fullEvery
+	}
+	t.now = t.cycle % t.fullEvery
 	t.cur = t.cur[:0]
 	t.seen = 0
 }
@@ -71,7 +81,7 @@ func (t *Tracker) changed(key []byte, v float64) bool {
 		e = t.m[string(key)]
 	}
 	if e == nil {
-		e = &entry{key: string(key), bits: bits, seen: t.cycle, slot: t.next}
+		e = &entry{key: string(key), bits: bits, seen: t.cycle, slot: t.next, phase: t.next % t.fullEvery}
 		t.m[e.key] = e
 		t.next++
 		t.cur = append(t.cur, e)
@@ -87,7 +97,7 @@ func (t *Tracker) changed(key []byte, v float64) bool {
 		e.bits = bits
 		return true
 	}
-	return e.slot%t.fullEvery == t.cycle%t.fullEvery
+	return e.phase == t.now
 }
 
 // end forgets every series that was not seen in this cycle.

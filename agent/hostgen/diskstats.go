@@ -1,14 +1,11 @@
 package hostgen
 
 import (
-	"bytes"
 	"fmt"
 	"math"
-	"path/filepath"
 	"regexp"
 
 	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
 )
 
 // diskstatsDefaultExclude is node_exporter's default
@@ -69,40 +66,71 @@ type diskstatsLine struct {
 // left out, the others are returned. path only names the file in errors.
 func parseDiskstats(data []byte, path string, dst []diskstatsLine, fields [][]byte) ([]diskstatsLine, [][]byte, error) {
 	dst = dst[:0]
-	var errs errorList
+	errs := lineErrs{file: path}
 	var line []byte
 	for n := 1; len(data) > 0; n++ {
-		line, data = scanLine(data)
-		fields = unicodeFields(line, fields)
+		line, data = nextLine(data)
+		var l diskstatsLine
+		if diskstatsFast(line, &l) {
+			dst = append(dst, l)
+			continue
+		}
+		fields = splitFields(line, fields)
 		if len(fields) < 3+diskstatsMinStats {
 			if bad := diskstatsBadField(fields); bad >= 0 {
-				errs.add(lineError(path, n, "field %d %q is not a number", bad+1, fields[bad]))
+				errs.addf(n, "field %d %q is not a number", bad+1, fields[bad])
 			}
 			continue
 		}
-		major, err1 := procfile.ParseUint(fields[0])
-		minor, err2 := procfile.ParseUint(fields[1])
-		if err1 != nil || err2 != nil || major > math.MaxUint32 || minor > math.MaxUint32 {
-			errs.add(lineError(path, n, "device numbers %q %q are not 32-bit unsigned integers", fields[0], fields[1]))
+		if err := diskstatsFields(fields, &l); err != nil {
+			errs.add(n, err)
 			continue
 		}
-		l := diskstatsLine{Major: uint32(major), Minor: uint32(minor), Name: fields[2]}
-		l.N = min(len(fields)-3, diskstatsMaxStats)
-		ok := true
-		for i := 0; i < l.N; i++ {
-			v, err := procfile.ParseUint(fields[3+i])
-			if err != nil {
-				errs.add(lineError(path, n, "device %q counter %d: %v", l.Name, i+1, err))
-				ok = false
-				break
-			}
-			l.Vals[i] = v
-		}
-		if ok {
-			dst = append(dst, l)
-		}
+		dst = append(dst, l)
 	}
 	return dst, fields, errs.err()
+}
+
+// diskstatsFast parses line into l the fast way, for a line of plain
+// decimal fields with at least diskstatsMinStats counters, and reports
+// whether it could.
+func diskstatsFast(line []byte, l *diskstatsLine) bool {
+	var dev [2]uint64
+	nums, rest, ok := appendUints(dev[:0], line, 2)
+	if !ok || len(nums) < 2 || dev[0] > math.MaxUint32 || dev[1] > math.MaxUint32 {
+		return false
+	}
+	start := skipASCIISpace(rest, 0)
+	end := skipASCIIWord(rest, start)
+	if end == start || end < len(rest) && byteClass[rest[end]] == classHigh {
+		return false
+	}
+	vals, _, ok := appendUints(l.Vals[:0], rest[end:], diskstatsMaxStats)
+	if !ok || len(vals) < diskstatsMinStats {
+		return false
+	}
+	l.Major, l.Minor, l.Name, l.N = uint32(dev[0]), uint32(dev[1]), rest[start:end], len(vals)
+	return true
+}
+
+// diskstatsFields parses the fields of a line with enough counters into l
+// the general way, and says what is wrong with them, if anything.
+func diskstatsFields(fields [][]byte, l *diskstatsLine) error {
+	major, err1 := parseUint(fields[0])
+	minor, err2 := parseUint(fields[1])
+	if err1 != nil || err2 != nil || major > math.MaxUint32 || minor > math.MaxUint32 {
+		return fmt.Errorf("device numbers %q %q are not 32-bit unsigned integers", fields[0], fields[1])
+	}
+	l.Major, l.Minor, l.Name = uint32(major), uint32(minor), fields[2]
+	l.N = min(len(fields)-3, diskstatsMaxStats)
+	for i := 0; i < l.N; i++ {
+		v, err := parseUint(fields[3+i])
+		if err != nil {
+			return fmt.Errorf("device %q counter %d: %w", l.Name, i+1, err)
+		}
+		l.Vals[i] = v
+	}
+	return nil
 }
 
 // diskstatsBadField returns the index of the first field of a short line
@@ -112,7 +140,7 @@ func diskstatsBadField(fields [][]byte) int {
 		if i == 2 {
 			continue
 		}
-		u, err := procfile.ParseUint(f)
+		u, err := parseUint(f)
 		if err != nil || (i < 2 && u > math.MaxUint32) {
 			return i
 		}
@@ -120,34 +148,29 @@ func diskstatsBadField(fields [][]byte) int {
 	return -1
 }
 
-// diskstatsDevice caches the exclude decision for the device of one line,
-// so the regular expression runs only when the set of devices changes.
+// diskstatsDevice is what is worked out once for the device of one line:
+// whether the exclude filter keeps it, and the keys of its series.
 type diskstatsDevice struct {
-	name []byte
 	keep bool
+	keys [diskstatsMaxStats]emit.Prefix
 }
 
 // Diskstats emits node_disk_* {device} from /proc/diskstats, as
 // node_exporter's diskstats collector does with its default device filter.
 // A Diskstats is not safe for concurrent use.
 type Diskstats struct {
-	path    string
-	pathz   []byte
-	r       *procfile.Reader
+	procFile
 	lines   []diskstatsLine
 	fields  [][]byte
-	devices []diskstatsDevice
+	devices rowCache[diskstatsDevice] // by line, keyed by device name
 }
 
 // NewDiskstats returns a generator reading ProcRoot/diskstats.
 func NewDiskstats(o Options) *Diskstats {
 	o = o.withDefaults()
-	path := filepath.Join(o.ProcRoot, "diskstats")
 	return &Diskstats{
-		path:   path,
-		pathz:  pathZ(path),
-		r:      procfile.NewReader(4 << 10),
-		fields: make([][]byte, 0, 24),
+		procFile: newProcFile(4<<10, o.ProcRoot, "diskstats"),
+		fields:   make([][]byte, 0, 24),
 	}
 }
 
@@ -157,25 +180,22 @@ func (g *Diskstats) Name() string { return "diskstats" }
 // Collect reads /proc/diskstats and emits the counters of every device the
 // default filter keeps, as many as the kernel gives (11, 15 or 17).
 func (g *Diskstats) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadFullZ(g.pathz)
+	data, err := g.read()
 	if err != nil {
 		return fmt.Errorf("diskstats: %w", err)
 	}
 	var perr error
 	g.lines, g.fields, perr = parseDiskstats(data, g.path, g.lines, g.fields)
-	if len(g.devices) > len(g.lines) {
-		// Devices that went away: drop their cached names.
-		clear(g.devices[len(g.lines):])
-		g.devices = g.devices[:len(g.lines)]
-	}
+	// Devices that went away drop their cached names.
+	g.devices.truncate(len(g.lines))
 	for i := range g.lines {
 		l := &g.lines[i]
-		if !g.keep(i, l.Name) {
+		d := g.device(s, i, l.Name)
+		if !d.keep {
 			continue
 		}
 		for c := 0; c < l.N; c++ {
-			d := &diskstatsSeries[c]
-			s.Begin(d.name).LabelBytes("device", l.Name).Value(float64(l.Vals[c]) * d.scale)
+			s.BeginPrefix(&d.keys[c]).Value(float64(l.Vals[c]) * diskstatsSeries[c].scale)
 		}
 	}
 	if perr != nil {
@@ -184,17 +204,18 @@ func (g *Diskstats) Collect(s *emit.Scan) error {
 	return nil
 }
 
-// keep says whether the device on line i passes the exclude filter, reusing
-// the answer of the previous scan while the device on that line is the same.
-func (g *Diskstats) keep(i int, name []byte) bool {
-	if i < len(g.devices) && bytes.Equal(g.devices[i].name, name) {
-		return g.devices[i].keep
+// device returns what is cached for the device on line i, working it out
+// again only when the device on that line changed since the last scan.
+func (g *Diskstats) device(s *emit.Scan, i int, name []byte) *diskstatsDevice {
+	d, hit := g.devices.at(i, name)
+	if hit {
+		return d
 	}
-	if i >= len(g.devices) {
-		g.devices = append(g.devices, diskstatsDevice{})
-	}
-	d := &g.devices[i]
-	d.name = append(d.name[:0], name...)
 	d.keep = !diskstatsExclude.Match(name)
-	return d.keep
+	if d.keep {
+		for c := range d.keys {
+			s.Begin(diskstatsSeries[c].name).LabelBytes("device", name).SavePrefix(&d.keys[c])
+		}
+	}
+	return d
 }

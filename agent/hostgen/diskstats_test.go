@@ -69,7 +69,7 @@ func TestParseDiskstats(t *testing.T) {
 }
 
 func TestDiskstatsSeries(t *testing.T) {
-	root := writeProcB(t, map[string]string{"diskstats": "" +
+	root := genARoot(t, map[string]string{"diskstats": "" +
 		" 7 0 loop0 1 2 3 4 5 6 7 8 9 10 11\n" +
 		" 8 0 sda 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n" +
 		" 8 1 sda1 1 2 3 4 5 6 7 8 9 10 11\n" +

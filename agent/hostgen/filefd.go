@@ -2,10 +2,8 @@ package hostgen
 
 import (
 	"bytes"
-	"path/filepath"
 
 	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
 )
 
 // parseFileNr parses /proc/sys/fs/file-nr (named file in errors) as
@@ -35,11 +33,11 @@ func parseFileNr(data []byte, file string) (allocated, maximum float64, okA, okM
 		errs.addf(1, "want 3 tab-separated numbers, got %d", n)
 		return 0, 0, false, false, errs.err()
 	}
-	allocated, aerr := parseFloatLike(parts[0])
+	allocated, aerr := parseFloat(parts[0])
 	if aerr != nil {
 		errs.addf(1, "allocated: %v", aerr)
 	}
-	maximum, merr := parseFloatLike(parts[2])
+	maximum, merr := parseFloat(parts[2])
 	if merr != nil {
 		errs.addf(1, "maximum: %v", merr)
 	}
@@ -50,19 +48,15 @@ func parseFileNr(data []byte, file string) (allocated, maximum float64, okA, okM
 // node_exporter's filefd collector emits from /proc/sys/fs/file-nr. It is
 // not safe for concurrent use.
 type Filefd struct {
-	path  string
-	pathz []byte // path ending in NUL, for ReadZ
-	r     *procfile.Reader
+	procFile
 }
 
 // NewFilefd returns a generator of /proc/sys/fs/file-nr under o.ProcRoot.
 func NewFilefd(o Options) *Filefd {
 	o = o.withDefaults()
 	g := &Filefd{
-		path: filepath.Join(o.ProcRoot, "sys", "fs", "file-nr"),
-		r:    procfile.NewReader(512),
+		procFile: newProcFile(512, o.ProcRoot, "sys", "fs", "file-nr"),
 	}
-	g.pathz = zpath(g.path)
 	return g
 }
 
@@ -71,7 +65,7 @@ func (g *Filefd) Name() string { return "filefd" }
 
 // Collect implements emit.Generator.
 func (g *Filefd) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadZ(g.pathz, 0)
+	data, err := g.read()
 	if err != nil {
 		return err
 	}

@@ -120,9 +120,9 @@ func TestSplitFieldsLikeStrings(t *testing.T) {
 func TestParseFloatLike(t *testing.T) {
 	f := func(in string, want float64, ok bool) {
 		t.Helper()
-		got, err := parseFloatLike([]byte(in))
+		got, err := parseFloat([]byte(in))
 		if (err == nil) != ok || ok && !goldenAEqual(got, want) {
-			t.Fatalf("parseFloatLike(%q) = %v, %v; want %v, ok=%v", in, got, err, want, ok)
+			t.Fatalf("parseFloat(%q) = %v, %v; want %v, ok=%v", in, got, err, want, ok)
 		}
 	}
 	f("0", 0, true)

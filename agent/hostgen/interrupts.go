@@ -2,10 +2,9 @@ package hostgen
 
 import (
 	"bytes"
-	"path/filepath"
+	"encoding/binary"
 
 	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
 )
 
 // interruptRow is one parsed row of /proc/interrupts. Its slices point into
@@ -16,6 +15,9 @@ type interruptRow struct {
 	devices []byte   // the "devices" label
 	values  [][]byte // one per CPU column of the header, unparsed
 	line    int      // 1-based line number, for errors
+	// id is the row's identity, name, info and devices with their
+	// lengths, which keys the cache of its series prefix.
+	id []byte
 }
 
 // interruptsParse holds parseInterrupts' output and reused buffers.
@@ -23,7 +25,7 @@ type interruptsParse struct {
 	rows   []interruptRow
 	fields [][]byte
 	vals   [][]byte // backing store of the rows' values
-	text   []byte   // backing store of the joined info and devices labels
+	text   []byte   // backing store of the rows' identities and joined labels
 }
 
 // parseInterrupts parses /proc/interrupts (named file in errors) into p as
@@ -63,21 +65,36 @@ func parseInterrupts(data []byte, file string, p *interruptsParse) (cpus int, er
 		start := len(p.vals)
 		p.vals = append(p.vals, f[:cpus]...)
 		row.values = p.vals[start:len(p.vals):len(p.vals)]
-		// node_exporter tells numbered rows with strconv.Atoi.
-		if isAtoi(row.name) {
-			row.info = p.appendJoined(f[cpus : cpus+1])
-			row.devices = p.appendJoined(f[cpus+1:])
-		} else {
-			row.info = p.appendJoined(f[cpus:])
-		}
+		p.appendLabels(&row, f[cpus:])
 		p.rows = append(p.rows, row)
 	}
 	return cpus, nil
 }
 
-// appendJoined appends fields joined by single spaces to p.text and returns
-// the appended part.
+// appendLabels sets row's info and devices labels from the details after
+// its values, and its identity.
+func (p *interruptsParse) appendLabels(row *interruptRow, details [][]byte) {
+	start := len(p.text)
+	p.text = binary.AppendUvarint(p.text, uint64(len(row.name)))
+	p.text = append(p.text, row.name...)
+	// node_exporter tells numbered rows with strconv.Atoi.
+	if isAtoi(row.name) {
+		row.info = p.appendJoined(details[:1])
+		row.devices = p.appendJoined(details[1:])
+	} else {
+		row.info = p.appendJoined(details)
+	}
+	row.id = p.text[start:len(p.text):len(p.text)]
+}
+
+// appendJoined appends fields joined by single spaces, after their length,
+// to p.text and returns the fields' part.
 func (p *interruptsParse) appendJoined(fields [][]byte) []byte {
+	n := max(len(fields)-1, 0)
+	for _, f := range fields {
+		n += len(f)
+	}
+	p.text = binary.AppendUvarint(p.text, uint64(n))
 	start := len(p.text)
 	for i, f := range fields {
 		if i > 0 {
@@ -97,22 +114,20 @@ func (p *interruptsParse) appendJoined(fields [][]byte) []byte {
 //
 // An Interrupts is not safe for concurrent use.
 type Interrupts struct {
-	path   string
-	pathz  []byte // path ending in NUL, for ReadZ
-	r      *procfile.Reader
+	procFile
 	p      interruptsParse
 	labels numLabels
-	esc    []byte // the escaped labels of the row being emitted
+	// prefixes caches, by row, the series prefix (name, type, info and
+	// devices labels) of the row last seen there.
+	prefixes rowCache[emit.Prefix]
 }
 
 // NewInterrupts returns a generator of /proc/interrupts under o.ProcRoot.
 func NewInterrupts(o Options) *Interrupts {
 	o = o.withDefaults()
 	g := &Interrupts{
-		path: filepath.Join(o.ProcRoot, "interrupts"),
-		r:    procfile.NewReader(16 << 10),
+		procFile: newProcFile(16<<10, o.ProcRoot, "interrupts"),
 	}
-	g.pathz = zpath(g.path)
 	return g
 }
 
@@ -121,7 +136,7 @@ func (g *Interrupts) Name() string { return "interrupts" }
 
 // Collect implements emit.Generator.
 func (g *Interrupts) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadZ(g.pathz, 0)
+	data, err := g.read()
 	if err != nil {
 		return err
 	}
@@ -129,24 +144,21 @@ func (g *Interrupts) Collect(s *emit.Scan) error {
 		return err
 	}
 	errs := lineErrs{file: g.path}
+	g.prefixes.truncate(len(g.p.rows))
 	for i := range g.p.rows {
 		row := &g.p.rows[i]
-		// Escape the row's labels once for all its CPUs.
-		g.esc = emit.AppendEscapedBytes(g.esc[:0], row.name)
-		nName := len(g.esc)
-		g.esc = emit.AppendEscapedBytes(g.esc, row.info)
-		nInfo := len(g.esc)
-		g.esc = emit.AppendEscapedBytes(g.esc, row.devices)
-		name, info, devices := g.esc[:nName], g.esc[nName:nInfo], g.esc[nInfo:]
+		pre, hit := g.prefixes.at(i, row.id)
+		if !hit {
+			s.Begin("node_interrupts_total").LabelBytes("type", row.name).
+				LabelBytes("info", row.info).LabelBytes("devices", row.devices).SavePrefix(pre)
+		}
 		for cpu, b := range row.values {
-			v, verr := parseFloatLike(b)
+			v, verr := parseFloat(b)
 			if verr != nil {
 				errs.addf(row.line, "%s CPU column %d: %v", row.name, cpu, verr)
 				continue
 			}
-			s.Begin("node_interrupts_total").Label("cpu", g.labels.get(cpu)).
-				LabelEscaped("type", name).LabelEscaped("info", info).
-				LabelEscaped("devices", devices).Value(v)
+			s.BeginPrefix(pre).Label("cpu", g.labels.get(cpu)).Value(v)
 		}
 	}
 	return errs.err()

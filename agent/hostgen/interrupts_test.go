@@ -51,7 +51,7 @@ func FuzzInterrupts(f *testing.F) {
 		}
 		for _, r := range p.rows {
 			for _, v := range r.values {
-				_, _ = parseFloatLike(v)
+				_, _ = parseFloat(v)
 			}
 		}
 	})

@@ -1,11 +1,6 @@
 package hostgen
 
-import (
-	"path/filepath"
-
-	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
-)
+import "github.com/procfleet/procfleet/agent/emit"
 
 // loadNames are the series of the three load averages, in file order.
 var loadNames = [3]string{"node_load1", "node_load5", "node_load15"}
@@ -21,7 +16,7 @@ func parseLoadavg(data []byte, file string, fields *[][]byte, loads *[3]float64)
 		errs.addf(1, "want 3 load averages, got %d fields", len(f))
 	}
 	for i := 0; i < 3 && i < len(f); i++ {
-		x, perr := parseFloatLike(f[i])
+		x, perr := parseFloat(f[i])
 		if perr != nil {
 			errs.addf(1, "load average %d: %v", i+1, perr)
 			continue
@@ -35,9 +30,7 @@ func parseLoadavg(data []byte, file string, fields *[][]byte, loads *[3]float64)
 // loadavg collector emits from /proc/loadavg. It is not safe for concurrent
 // use.
 type Loadavg struct {
-	path   string
-	pathz  []byte // path ending in NUL, for ReadZ
-	r      *procfile.Reader
+	procFile
 	fields [][]byte
 }
 
@@ -45,11 +38,9 @@ type Loadavg struct {
 func NewLoadavg(o Options) *Loadavg {
 	o = o.withDefaults()
 	g := &Loadavg{
-		path:   filepath.Join(o.ProcRoot, "loadavg"),
-		r:      procfile.NewReader(512),
-		fields: make([][]byte, 0, 8),
+		procFile: newProcFile(512, o.ProcRoot, "loadavg"),
+		fields:   make([][]byte, 0, 8),
 	}
-	g.pathz = zpath(g.path)
 	return g
 }
 
@@ -58,7 +49,7 @@ func (g *Loadavg) Name() string { return "loadavg" }
 
 // Collect implements emit.Generator.
 func (g *Loadavg) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadZ(g.pathz, 0)
+	data, err := g.read()
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,9 @@
 package hostgen
 
 import (
-	"path/filepath"
+	"fmt"
 
 	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
 )
 
 // meminfoField is one line of /proc/meminfo that node_exporter exports.
@@ -81,16 +80,56 @@ var meminfoIndex = func() map[string]int {
 	return m
 }()
 
+// meminfoLookup returns the index in meminfoFields of key (colon included)
+// on line i (0-based), -1 for a line not exported, from cache while the
+// line holds the key it held last time.
+func meminfoLookup(cache *rowCache[int], i int, key []byte) int {
+	idx, hit := cache.at(i, key)
+	if !hit {
+		*idx = -1
+		if j, ok := meminfoIndex[string(key)]; ok {
+			*idx = j
+		}
+	}
+	return *idx
+}
+
+// meminfoFast reads the value of a line whose key is known, rest being the
+// line after the key, when it is plain decimal digits followed by nothing
+// or by " kB"; ok is false for anything else.
+func meminfoFast(rest []byte) (val, valBytes uint64, ok bool) {
+	rest = rest[skipASCIISpace(rest, 0):]
+	val, unit, ok := cutUint(rest)
+	switch {
+	case !ok || !base0Decimal(rest[:len(rest)-len(unit)]):
+		return 0, 0, false
+	case len(unit) == 0:
+		return val, val, true
+	case string(unit) == " kB":
+		return val, 1024 * val, true
+	}
+	return 0, 0, false
+}
+
 // parseMeminfo parses /proc/meminfo (named file in errors) as procfs does
-// and calls fn for each line with its key (colon included), its number and
-// its value in bytes: the number times 1024 for a "kB" line, the number
-// itself for a line without unit. The product wraps around at 2^64 as it
-// does in procfs. A bad line is skipped and reported.
-func parseMeminfo(data []byte, file string, fields *[][]byte, fn func(key []byte, val, valBytes uint64)) error {
+// and calls fn for each line node_exporter exports with its index in
+// meminfoFields, its number and its value in bytes: the number times 1024
+// for a "kB" line, the number itself for a line without unit. The product
+// wraps around at 2^64 as it does in procfs. A bad line, exported or not, is
+// skipped and reported. cache keeps the key of each line between parses.
+func parseMeminfo(data []byte, file string, fields *[][]byte, cache *rowCache[int], fn func(idx int, val, valBytes uint64)) error {
 	errs := lineErrs{file: file}
 	for n := 1; len(data) > 0; n++ {
 		var line []byte
 		line, data = nextLine(data)
+		if idx, rest, ok := cache.lead(n-1, line); ok {
+			if val, valBytes, ok := meminfoFast(rest); ok {
+				if *idx >= 0 {
+					fn(*idx, val, valBytes)
+				}
+				continue
+			}
+		}
 		f := splitFields(line, *fields)
 		*fields = f
 		if len(f) < 2 {
@@ -99,56 +138,58 @@ func parseMeminfo(data []byte, file string, fields *[][]byte, fn func(key []byte
 			}
 			continue
 		}
-		val, err := parseUintBase0(f[1])
+		idx := meminfoLookup(cache, n-1, f[0])
+		val, valBytes, err := meminfoValue(f)
 		if err != nil {
 			errs.add(n, err)
 			continue
 		}
-		valBytes := val
-		switch len(f) {
-		case 2:
-		case 3:
-			if string(f[2]) != "kB" {
-				errs.addf(n, "unit %q, want kB", f[2])
-				continue
-			}
-			valBytes = 1024 * val
-		default:
-			errs.addf(n, "want \"Key: value [kB]\", got %d fields", len(f))
-			continue
+		if idx >= 0 {
+			fn(idx, val, valBytes)
 		}
-		fn(f[0], val, valBytes)
 	}
 	return errs.err()
+}
+
+// meminfoValue parses the value and unit fields of a line the general way.
+func meminfoValue(f [][]byte) (val, valBytes uint64, err error) {
+	val, err = parseUintBase0(f[1])
+	if err != nil {
+		return 0, 0, err
+	}
+	switch len(f) {
+	case 2:
+		return val, val, nil
+	case 3:
+		if string(f[2]) != "kB" {
+			return 0, 0, fmt.Errorf("unit %q, want kB", f[2])
+		}
+		return val, 1024 * val, nil
+	}
+	return 0, 0, fmt.Errorf("want \"Key: value [kB]\", got %d fields", len(f))
 }
 
 // Meminfo emits node_memory_*: what node_exporter's meminfo collector
 // emits from /proc/meminfo. It is not safe for concurrent use.
 type Meminfo struct {
-	path   string
-	pathz  []byte // path ending in NUL, for ReadZ
-	r      *procfile.Reader
+	procFile
 	fields [][]byte
 	scan   *emit.Scan
-	fn     func(key []byte, val, valBytes uint64)
+	fn     func(idx int, val, valBytes uint64)
 
-	// last caches, line by line, the index in meminfoFields of the key
+	// index caches, line by line, the index in meminfoFields of the key
 	// last seen on that line (-1: not exported), so that the map lookup is
-	// skipped while the file keeps its shape.
-	lastKey []string
-	lastIdx []int
-	line    int
+	// skipped, and the line is not split, while the file keeps its shape.
+	index rowCache[int]
 }
 
 // NewMeminfo returns a generator of /proc/meminfo under o.ProcRoot.
 func NewMeminfo(o Options) *Meminfo {
 	o = o.withDefaults()
 	g := &Meminfo{
-		path:   filepath.Join(o.ProcRoot, "meminfo"),
-		r:      procfile.NewReader(4 << 10),
-		fields: make([][]byte, 0, 8),
+		procFile: newProcFile(4<<10, o.ProcRoot, "meminfo"),
+		fields:   make([][]byte, 0, 8),
 	}
-	g.pathz = zpath(g.path)
 	g.fn = g.emit
 	return g
 }
@@ -158,35 +199,17 @@ func (g *Meminfo) Name() string { return "meminfo" }
 
 // Collect implements emit.Generator.
 func (g *Meminfo) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadZ(g.pathz, 0)
+	data, err := g.read()
 	if err != nil {
 		return err
 	}
 	g.scan = s
-	g.line = 0
-	err = parseMeminfo(data, g.path, &g.fields, g.fn)
+	err = parseMeminfo(data, g.path, &g.fields, &g.index, g.fn)
 	g.scan = nil
 	return err
 }
 
-func (g *Meminfo) emit(key []byte, val, valBytes uint64) {
-	i := g.line
-	g.line++
-	if i >= len(g.lastKey) || g.lastKey[i] != string(key) {
-		idx, ok := meminfoIndex[string(key)]
-		if !ok {
-			idx = -1
-		}
-		if i >= len(g.lastKey) {
-			g.lastKey = append(g.lastKey, "")
-			g.lastIdx = append(g.lastIdx, 0)
-		}
-		g.lastKey[i], g.lastIdx[i] = string(key), idx
-	}
-	idx := g.lastIdx[i]
-	if idx < 0 {
-		return
-	}
+func (g *Meminfo) emit(idx int, val, valBytes uint64) {
 	f := &meminfoFields[idx]
 	v := val
 	if f.bytes {

@@ -1,6 +1,7 @@
 package hostgen
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/procfleet/procfleet/agent/emit"
@@ -23,20 +24,33 @@ func TestMeminfo(t *testing.T) {
 	})
 }
 
+// FuzzMeminfo checks that a parse through the cache of known keys (the
+// second parse with the same cache) gives what the first one gave.
 func FuzzMeminfo(f *testing.F) {
 	f.Add(readFixtureA(f, "meminfo"))
 	f.Add([]byte("MemTotal: 010 kB\nX: 1 MB\n\n:"))
+	f.Add([]byte("MemTotal:  7 kB\nMemFree: 5\nCached: 3 kB \nBuffers:\t0x1 kB\n"))
 	var fields [][]byte
-	f.Fuzz(func(t *testing.T, data []byte) {
-		n := 0
-		err := parseMeminfo(data, "meminfo", &fields, func(key []byte, val, valBytes uint64) {
-			n++
+	type sample struct{ idx, val, valBytes uint64 }
+	parse := func(t *testing.T, data []byte, cache *rowCache[int]) ([]sample, string) {
+		var got []sample
+		err := parseMeminfo(data, "meminfo", &fields, cache, func(idx int, val, valBytes uint64) {
 			if valBytes != val && valBytes != 1024*val {
-				t.Fatalf("%s: bytes %d for value %d", key, valBytes, val)
+				t.Fatalf("%s: bytes %d for value %d", meminfoFields[idx].key, valBytes, val)
 			}
+			got = append(got, sample{uint64(idx), val, valBytes})
 		})
-		if n == 0 && err == nil && len(splitFields(data, nil)) > 0 {
-			t.Fatalf("no line and no error for %q", data)
+		if err != nil {
+			return got, err.Error()
+		}
+		return got, ""
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var cache rowCache[int]
+		cold, coldErr := parse(t, data, &cache)
+		warm, warmErr := parse(t, data, &cache)
+		if !slices.Equal(cold, warm) || coldErr != warmErr {
+			t.Fatalf("first parse %v, %q; second %v, %q", cold, coldErr, warm, warmErr)
 		}
 	})
 }

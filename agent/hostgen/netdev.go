@@ -3,10 +3,8 @@ package hostgen
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 
 	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
 )
 
 // netdevColumns is the number of counters on a /proc/net/dev line.
@@ -48,41 +46,51 @@ type netdevLine struct {
 // the lines around it are still returned. path only names the file in errors.
 func parseNetdev(data []byte, path string, dst []netdevLine, fields [][]byte) ([]netdevLine, [][]byte, error) {
 	dst = dst[:0]
-	var errs errorList
+	errs := lineErrs{file: path}
 	var line []byte
 	for n := 1; len(data) > 0; n++ {
-		line, data = scanLine(data)
+		line, data = nextLine(data)
 		if n <= 2 {
 			continue
 		}
 		colon := bytes.LastIndexByte(line, ':')
 		if colon < 0 {
-			errs.add(lineError(path, n, "no colon after the interface name"))
+			errs.addf(n, "no colon after the interface name")
 			continue
 		}
-		name := trimUnicodeSpace(line[:colon])
+		name := bytes.TrimSpace(line[:colon])
 		if len(name) == 0 {
-			errs.add(lineError(path, n, "empty interface name"))
+			errs.addf(n, "empty interface name")
 			continue
 		}
-		fields = unicodeFields(line[colon+1:], fields)
-		if len(fields) < netdevColumns {
-			errs.add(lineError(path, n, "interface %q has %d counters, want %d", name, len(fields), netdevColumns))
-			continue
-		}
-		dst = append(dst, netdevLine{Name: name})
-		l := &dst[len(dst)-1]
-		for i := range netdevColumns {
-			v, err := procfile.ParseUint(fields[i])
-			if err != nil {
-				errs.add(lineError(path, n, "interface %q column %d: %v", name, i+1, err))
-				dst = dst[:len(dst)-1]
-				break
+		l := netdevLine{Name: name}
+		counters := line[colon+1:]
+		if vals, _, ok := appendUints(l.Vals[:0], counters, netdevColumns); !ok || len(vals) < netdevColumns {
+			fields = splitFields(counters, fields)
+			if err := netdevCounters(fields, &l); err != nil {
+				errs.add(n, err)
+				continue
 			}
-			l.Vals[i] = v
 		}
+		dst = append(dst, l)
 	}
 	return dst, fields, errs.err()
+}
+
+// netdevCounters parses the counters of interface l the general way, and
+// says what is wrong with them, if anything.
+func netdevCounters(fields [][]byte, l *netdevLine) error {
+	if len(fields) < netdevColumns {
+		return fmt.Errorf("interface %q has %d counters, want %d", l.Name, len(fields), netdevColumns)
+	}
+	for i := range netdevColumns {
+		v, err := parseUint(fields[i])
+		if err != nil {
+			return fmt.Errorf("interface %q column %d: %w", l.Name, i+1, err)
+		}
+		l.Vals[i] = v
+	}
+	return nil
 }
 
 // Netdev emits node_network_*_total{device} from /proc/net/dev, as
@@ -90,22 +98,20 @@ func parseNetdev(data []byte, path string, dst []netdevLine, fields [][]byte) ([
 // kept: the collector has no default device filter. A Netdev is not safe for
 // concurrent use.
 type Netdev struct {
-	path   string
-	pathz  []byte
-	r      *procfile.Reader
+	procFile
 	lines  []netdevLine
 	fields [][]byte
+	// keys caches, by line, the series keys of the interface last seen
+	// there, so that its name is escaped only when it changes.
+	keys rowCache[[netdevColumns]emit.Prefix]
 }
 
 // NewNetdev returns a generator reading ProcRoot/net/dev.
 func NewNetdev(o Options) *Netdev {
 	o = o.withDefaults()
-	path := filepath.Join(o.ProcRoot, "net", "dev")
 	return &Netdev{
-		path:   path,
-		pathz:  pathZ(path),
-		r:      procfile.NewReader(4 << 10),
-		fields: make([][]byte, 0, 20),
+		procFile: newProcFile(4<<10, o.ProcRoot, "net", "dev"),
+		fields:   make([][]byte, 0, 20),
 	}
 }
 
@@ -117,16 +123,23 @@ func (g *Netdev) Name() string { return "netdev" }
 // key, so the steady state allocates nothing; a vanished interface leaves
 // nothing behind here (the Tracker forgets its series).
 func (g *Netdev) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadFullZ(g.pathz)
+	data, err := g.read()
 	if err != nil {
 		return fmt.Errorf("netdev: %w", err)
 	}
 	var perr error
 	g.lines, g.fields, perr = parseNetdev(data, g.path, g.lines, g.fields)
+	g.keys.truncate(len(g.lines))
 	for i := range g.lines {
 		l := &g.lines[i]
-		for c, name := range netdevNames {
-			s.Begin(name).LabelBytes("device", l.Name).Value(float64(l.Vals[c]))
+		keys, hit := g.keys.at(i, l.Name)
+		if !hit {
+			for c, name := range netdevNames {
+				s.Begin(name).LabelBytes("device", l.Name).SavePrefix(&keys[c])
+			}
+		}
+		for c := range keys {
+			s.BeginPrefix(&keys[c]).Value(float64(l.Vals[c]))
 		}
 	}
 	if perr != nil {

@@ -110,8 +110,8 @@ func FuzzParseNetdev(f *testing.F) {
 		if err == nil && bytes.Count(data, []byte{'\n'}) > 2 && len(lines) == 0 {
 			// Lines after the headers either parse or make an error;
 			// only empty trailing input can vanish.
-			_, rest := scanLine(data)
-			_, rest = scanLine(rest)
+			_, rest := nextLine(data)
+			_, rest = nextLine(rest)
 			if len(bytes.TrimSpace(rest)) > 0 {
 				t.Fatalf("input after the headers gave neither interfaces nor an error")
 			}

@@ -11,23 +11,6 @@ import (
 	"github.com/procfleet/procfleet/internal/testenv"
 )
 
-// writeProcB writes files (path relative to the root: content) into a new
-// proc tree and returns its root.
-func writeProcB(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for rel, content := range files {
-		p := filepath.Join(root, rel)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
 // collectB runs g once and returns its series and error.
 func collectB(t *testing.T, g emit.Generator) (map[string]float64, error) {
 	t.Helper()
@@ -77,7 +60,7 @@ func TestNetGeneratorsSteadyStateAllocs(t *testing.T) {
 	for _, g := range gens {
 		t.Run(g.Name(), func(t *testing.T) {
 			pool := emit.NewPool(4)
-			s := emit.NewScan(pool, netBenchSink{pool}, emit.NewTracker(10))
+			s := emit.NewScan(pool, discardSink{pool}, emit.NewTracker(10))
 			ts := int64(1_700_000_000_000)
 			run := func() {
 				ts += 1000
@@ -103,7 +86,7 @@ func TestNetGeneratorsSteadyStateAllocs(t *testing.T) {
 func TestNetGeneratorsDevicesComeAndGo(t *testing.T) {
 	const devHead = "Inter-|   Receive\n face |bytes\n"
 	const devLine = ": 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n"
-	root := writeProcB(t, map[string]string{
+	root := genARoot(t, map[string]string{
 		"net/dev":   devHead + "a" + devLine + "b" + devLine + "c" + devLine,
 		"diskstats": " 8 0 sda 1 2 3 4 5 6 7 8 9 10 11\n 8 16 sdb 1 2 3 4 5 6 7 8 9 10 11\n",
 	})

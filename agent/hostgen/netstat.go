@@ -89,7 +89,7 @@ func NewNetstat(o Options) *Netstat {
 	g.paths[netstatFileSNMP] = filepath.Join(o.ProcRoot, "net", "snmp")
 	g.paths[netstatFileSNMP6] = filepath.Join(o.ProcRoot, "net", "snmp6")
 	for f := range netstatFiles {
-		g.pathzs[f] = pathZ(g.paths[f])
+		g.pathzs[f] = zpath(g.paths[f])
 	}
 	return g
 }

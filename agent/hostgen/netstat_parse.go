@@ -56,35 +56,35 @@ func (p *netstatParsed) reset() {
 // errors.
 func parseNetstat(data []byte, path string, p *netstatParsed) error {
 	p.reset()
-	var errs errorList
+	errs := lineErrs{file: path}
 	var head, vals []byte
 	for n := 1; len(data) > 0; n += 2 {
-		head, data = scanLine(data)
+		head, data = nextLine(data)
 		hasValues := len(data) > 0
-		vals, data = scanLine(data)
+		vals, data = nextLine(data)
 		word := head
 		if i := bytes.IndexByte(head, ' '); i >= 0 {
 			word = head[:i]
 		}
 		if len(word) == 0 {
-			errs.add(lineError(path, n, "no protocol name at the start of the line"))
+			errs.addf(n, "no protocol name at the start of the line")
 			continue
 		}
 		proto := word[:len(word)-1]
 		p.scratch = splitSpace(vals, p.scratch)
 		if names := bytes.Count(head, []byte{' '}) + 1; names != len(p.scratch) {
 			if !hasValues {
-				errs.add(lineError(path, n, "protocol %q has a header line but no value line", proto))
+				errs.addf(n, "protocol %q has a header line but no value line", proto)
 			} else {
-				errs.add(lineError(path, n+1, "protocol %q has %d values for %d names", proto, len(p.scratch)-1, names-1))
+				errs.addf(n+1, "protocol %q has %d values for %d names", proto, len(p.scratch)-1, names-1)
 			}
 			continue
 		}
 		sec := netstatSection{Key: head, Proto: proto, Pair: true, First: len(p.Fields)}
 		for i := 1; i < len(p.scratch); i++ {
-			v, err := parseFloatLikeStrconv(p.scratch[i])
+			v, err := parseFloat(p.scratch[i])
 			if err != nil {
-				errs.add(lineError(path, n+1, "%s column %d: %v", proto, i, err))
+				errs.addf(n+1, "%s column %d: %v", proto, i, err)
 			}
 			p.Fields = append(p.Fields, netstatField{Value: v, Bad: err != nil})
 		}
@@ -101,10 +101,10 @@ func parseNetstat(data []byte, path string, p *netstatParsed) error {
 // reported and marked Bad. path only names the file in errors.
 func parseSNMP6(data []byte, path string, p *netstatParsed) error {
 	p.reset()
-	var errs errorList
+	errs := lineErrs{file: path}
 	var line []byte
 	for n := 1; len(data) > 0; n++ {
-		line, data = scanLine(data)
+		line, data = nextLine(data)
 		key, val, ok := firstTwoFields(line)
 		if !ok {
 			continue
@@ -113,42 +113,12 @@ func parseSNMP6(data []byte, path string, p *netstatParsed) error {
 		if six < 0 {
 			continue
 		}
-		v, err := parseFloatLikeStrconv(val)
+		v, err := parseFloat(val)
 		if err != nil {
-			errs.add(lineError(path, n, "%s: %v", key, err))
+			errs.addf(n, "%s: %v", key, err)
 		}
 		p.Sections = append(p.Sections, netstatSection{Key: key, Proto: key[:six+1], First: len(p.Fields), End: len(p.Fields) + 1})
 		p.Fields = append(p.Fields, netstatField{Value: v, Bad: err != nil})
 	}
 	return errs.err()
-}
-
-// firstTwoFields returns the first two fields strings.Fields would give
-// for line, and whether there are at least two.
-func firstTwoFields(line []byte) (a, b []byte, ok bool) {
-	var f [2][]byte
-	k, i, n := 0, 0, len(line)
-	for i < n && k < 2 {
-		for i < n {
-			sp, size := spaceAt(line, i)
-			if !sp {
-				break
-			}
-			i += size
-		}
-		if i == n {
-			break
-		}
-		start := i
-		for i < n {
-			sp, size := spaceAt(line, i)
-			if sp {
-				break
-			}
-			i += size
-		}
-		f[k] = line[start:i]
-		k++
-	}
-	return f[0], f[1], k == 2
 }

@@ -144,7 +144,7 @@ func TestNetstatSeries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := NewNetstat(Options{ProcRoot: writeProcB(t, tt.files)})
+			g := NewNetstat(Options{ProcRoot: genARoot(t, tt.files)})
 			for range 2 { // the second run uses the cached names
 				got, err := collectB(t, g)
 				wantErrAt(t, err, tt.wantErr)

@@ -5,6 +5,12 @@
 // function over bytes), and parsing allocates nothing in steady state.
 package hostgen
 
+import (
+	"path/filepath"
+
+	"github.com/procfleet/procfleet/agent/procfile"
+)
+
 // Options locate the filesystems the host generators read.
 type Options struct {
 	// ProcRoot is the procfs mount point. Default "/proc".
@@ -21,4 +27,25 @@ func (o Options) withDefaults() Options {
 		o.SysRoot = "/sys"
 	}
 	return o
+}
+
+// procFile is the file a generator reads: its path, which names it in
+// errors, the same path ending in NUL for procfile.Reader.ReadFullZ, and
+// the reader whose buffer it is read into.
+type procFile struct {
+	path  string
+	pathz []byte
+	r     *procfile.Reader
+}
+
+// newProcFile returns the file at filepath.Join(elem...), read into a
+// buffer that starts at size bytes.
+func newProcFile(size int, elem ...string) procFile {
+	path := filepath.Join(elem...)
+	return procFile{path: path, pathz: zpath(path), r: procfile.NewReader(size)}
+}
+
+// read returns the file's whole content, valid until the next read.
+func (f *procFile) read() ([]byte, error) {
+	return f.r.ReadFullZ(f.pathz)
 }

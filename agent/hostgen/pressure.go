@@ -1,6 +1,7 @@
 package hostgen
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"path/filepath"
@@ -27,7 +28,7 @@ func parsePressure(data []byte, file string, fields *[][]byte) (some, full psiLi
 		var line []byte
 		line, data = nextLine(data)
 		prefix := line
-		if i := indexByte(line, ' '); i >= 0 {
+		if i := bytes.IndexByte(line, ' '); i >= 0 {
 			prefix = line[:i]
 		}
 		var dst *psiLine
@@ -69,27 +70,18 @@ func parsePSIFields(f [][]byte) (uint64, string) {
 		}
 		b = b[len(k):]
 		if i == 3 {
-			u, err := procfile.ParseUint(b)
+			u, err := parseUint(b)
 			if err != nil {
 				return 0, err.Error()
 			}
 			total = u
 			continue
 		}
-		if _, err := parseFloatLike(b); err != nil {
+		if _, err := parseFloat(b); err != nil {
 			return 0, err.Error()
 		}
 	}
 	return total, ""
-}
-
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
 }
 
 // psiResource is one file of /proc/pressure and what node_exporter makes
@@ -147,7 +139,7 @@ func (g *Pressure) Name() string { return "pressure" }
 func (g *Pressure) Collect(s *emit.Scan) error {
 	var errs []error
 	for i, res := range psiResources {
-		data, err := g.r.ReadZ(g.pathz[i], 0)
+		data, err := g.r.ReadFullZ(g.pathz[i])
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -39,17 +39,17 @@ type sockstatLine struct {
 // returned. path only names the file in errors.
 func parseSockstat(data []byte, path string, dst []sockstatLine, fields [][]byte) ([]sockstatLine, [][]byte, error) {
 	dst = dst[:0]
-	var errs errorList
+	errs := lineErrs{file: path}
 	var line []byte
 	for n := 1; len(data) > 0; n++ {
-		line, data = scanLine(data)
+		line, data = nextLine(data)
 		fields = splitSpace(line, fields)
 		if len(fields) < 3 {
-			errs.add(lineError(path, n, "want a name and key/value pairs, got %q", line))
+			errs.addf(n, "want a name and key/value pairs, got %q", line)
 			continue
 		}
 		if len(fields)%2 != 1 {
-			errs.add(lineError(path, n, "odd number of fields in the key/value pairs"))
+			errs.addf(n, "odd number of fields in the key/value pairs")
 			continue
 		}
 		l := sockstatLine{Proto: bytes.TrimSuffix(fields[0], []byte(":"))}
@@ -58,7 +58,7 @@ func parseSockstat(data []byte, path string, dst []sockstatLine, fields [][]byte
 		for i := 1; i < len(fields); i += 2 {
 			v, err := parseIntBase0(fields[i+1])
 			if err != nil {
-				errs.add(lineError(path, n, "%s %s: %v", l.Proto, fields[i], err))
+				errs.addf(n, "%s %s: %v", l.Proto, fields[i], err)
 				ok = false
 				break
 			}
@@ -81,19 +81,16 @@ func parseSockstat(data []byte, path string, dst []sockstatLine, fields [][]byte
 	return dst, fields, errs.err()
 }
 
-// sockstatNames caches the series names of one line while its protocol stays.
-type sockstatNames struct {
-	proto []byte
-	set   bool
-	names [sockstatNKeys + 1]string // the keys, then mem_bytes; "" if unusable
-}
+// sockstatNames are the series names of one line's protocol: the keys,
+// then mem_bytes; "" where the name is unusable.
+type sockstatNames [sockstatNKeys + 1]string
 
 // sockstatFile is one of the two files with its parse state.
 type sockstatFile struct {
 	path  string
 	pathz []byte
 	lines []sockstatLine
-	names []sockstatNames
+	names rowCache[sockstatNames] // by line, keyed by protocol
 }
 
 // Sockstat emits node_sockstat_* from /proc/net/sockstat and sockstat6, as
@@ -116,7 +113,7 @@ func NewSockstat(o Options) *Sockstat {
 	g.files[0].path = filepath.Join(o.ProcRoot, "net", "sockstat")
 	g.files[1].path = filepath.Join(o.ProcRoot, "net", "sockstat6")
 	for i := range g.files {
-		g.files[i].pathz = pathZ(g.files[i].path)
+		g.files[i].pathz = zpath(g.files[i].path)
 	}
 	return g
 }
@@ -150,10 +147,7 @@ func (g *Sockstat) Collect(s *emit.Scan) error {
 }
 
 func (g *Sockstat) emit(s *emit.Scan, f *sockstatFile, ipv4 bool) {
-	if len(f.names) > len(f.lines) {
-		clear(f.names[len(f.lines):])
-		f.names = f.names[:len(f.lines)]
-	}
+	f.names.truncate(len(f.lines))
 	for i := range f.lines {
 		l := &f.lines[i]
 		if l.Sockets {
@@ -178,19 +172,14 @@ func (g *Sockstat) emit(s *emit.Scan, f *sockstatFile, ipv4 bool) {
 
 // lineNames returns the series names for line i, building them only when
 // the protocol on that line changed since the last scan.
-func (f *sockstatFile) lineNames(i int, proto []byte) *[sockstatNKeys + 1]string {
-	for i >= len(f.names) {
-		f.names = append(f.names, sockstatNames{})
+func (f *sockstatFile) lineNames(i int, proto []byte) *sockstatNames {
+	names, hit := f.names.at(i, proto)
+	if hit {
+		return names
 	}
-	c := &f.names[i]
-	if c.set && bytes.Equal(c.proto, proto) {
-		return &c.names
-	}
-	c.proto = append(c.proto[:0], proto...)
-	c.set = true
 	for k, key := range sockstatKeys {
-		c.names[k], _ = escapeMetricName("node_sockstat_" + string(proto) + "_" + key)
+		names[k], _ = escapeMetricName("node_sockstat_" + string(proto) + "_" + key)
 	}
-	c.names[sockstatNKeys], _ = escapeMetricName("node_sockstat_" + string(proto) + "_mem_bytes")
-	return &c.names
+	names[sockstatNKeys], _ = escapeMetricName("node_sockstat_" + string(proto) + "_mem_bytes")
+	return names
 }

@@ -90,7 +90,7 @@ func TestSockstatSeries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g := NewSockstat(Options{ProcRoot: writeProcB(t, tt.files)})
+			g := NewSockstat(Options{ProcRoot: genARoot(t, tt.files)})
 			for range 2 {
 				got, err := collectB(t, g)
 				wantErrAt(t, err, tt.wantErr)
@@ -119,7 +119,7 @@ func FuzzParseSockstat(f *testing.F) {
 		lines, _, err := parseSockstat(data, "sockstat", nil, nil)
 		n := 0
 		for rest := data; len(rest) > 0; n++ {
-			_, rest = scanLine(rest)
+			_, rest = nextLine(rest)
 		}
 		if len(lines) > n {
 			t.Fatalf("%d lines parsed from %d", len(lines), n)

@@ -1,10 +1,9 @@
 package hostgen
 
 import (
-	"path/filepath"
+	"math"
 
 	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
 )
 
 // softirqTypes are the rows of /proc/softirqs that procfs knows, with their
@@ -40,25 +39,22 @@ func parseSoftirqs(data []byte, file string, p *softirqsParse) error {
 	for n := 2; len(data) > 0; n++ {
 		var line []byte
 		line, data = nextLine(data)
+		if p.fast(line) {
+			continue
+		}
 		f := splitFields(line, p.fields)
 		p.fields = f
 		if len(f) < 2 {
 			continue
 		}
-		t := -1
-		for i := range softirqTypes {
-			if string(f[0]) == softirqTypes[i][0] {
-				t = i
-				break
-			}
-		}
+		t := softirqType(f[0])
 		if t < 0 {
 			continue
 		}
 		c := p.counts[t][:0]
 		ok := true
 		for i, b := range f[1:] {
-			u, err := procfile.ParseUint(b)
+			u, err := parseUint(b)
 			if err != nil {
 				errs.addf(n, "%s CPU column %d: %v", softirqTypes[t][1], i, err)
 				ok = false
@@ -72,26 +68,58 @@ func parseSoftirqs(data []byte, file string, p *softirqsParse) error {
 	return errs.err()
 }
 
+// softirqType returns the index in softirqTypes of the row name (with its
+// colon), or -1.
+func softirqType(name []byte) int {
+	for i := range softirqTypes {
+		if string(name) == softirqTypes[i][0] {
+			return i
+		}
+	}
+	return -1
+}
+
+// fast parses a row of plain decimal counts, or a row to ignore, the fast
+// way and reports whether it could; parseSoftirqs takes the others.
+func (p *softirqsParse) fast(line []byte) bool {
+	i := skipASCIISpace(line, 0)
+	j := skipASCIIWord(line, i)
+	if j < len(line) && byteClass[line[j]] == classHigh {
+		return false
+	}
+	t := softirqType(line[i:j])
+	if t < 0 {
+		return true
+	}
+	c, _, ok := appendUints(p.counts[t][:0], line[j:], math.MaxInt)
+	if !ok {
+		return false
+	}
+	if len(c) > 0 { // else fewer than two fields: ignored
+		p.counts[t], p.has[t] = c, true
+	}
+	return true
+}
+
 // Softirqs emits node_softirqs_functions_total{cpu,type}: what
 // node_exporter's softirqs collector emits from /proc/softirqs. The cpu
 // label is the column's position, as in node_exporter. It is not safe for
 // concurrent use.
 type Softirqs struct {
-	path   string
-	pathz  []byte // path ending in NUL, for ReadZ
-	r      *procfile.Reader
+	procFile
 	p      softirqsParse
 	labels numLabels
+	// prefixes are the series prefixes (name and type label) of the rows
+	// of softirqTypes, built on the first Collect.
+	prefixes [len(softirqTypes)]emit.Prefix
 }
 
 // NewSoftirqs returns a generator of /proc/softirqs under o.ProcRoot.
 func NewSoftirqs(o Options) *Softirqs {
 	o = o.withDefaults()
 	g := &Softirqs{
-		path: filepath.Join(o.ProcRoot, "softirqs"),
-		r:    procfile.NewReader(4 << 10),
+		procFile: newProcFile(4<<10, o.ProcRoot, "softirqs"),
 	}
-	g.pathz = zpath(g.path)
 	return g
 }
 
@@ -100,7 +128,7 @@ func (g *Softirqs) Name() string { return "softirqs" }
 
 // Collect implements emit.Generator.
 func (g *Softirqs) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadZ(g.pathz, 0)
+	data, err := g.read()
 	if err != nil {
 		return err
 	}
@@ -109,9 +137,12 @@ func (g *Softirqs) Collect(s *emit.Scan) error {
 		if !g.p.has[t] {
 			continue
 		}
+		pre := &g.prefixes[t]
+		if pre.Empty() {
+			s.Begin("node_softirqs_functions_total").Label("type", softirqTypes[t][1]).SavePrefix(pre)
+		}
 		for cpu, u := range g.p.counts[t] {
-			s.Begin("node_softirqs_functions_total").Label("cpu", g.labels.get(cpu)).
-				Label("type", softirqTypes[t][1]).Value(float64(u))
+			s.BeginPrefix(pre).Label("cpu", g.labels.get(cpu)).Value(float64(u))
 		}
 	}
 	return err

@@ -3,7 +3,6 @@ package hostgen
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/agent/procfile"
@@ -88,40 +87,43 @@ func parseStat(data []byte, file string, v *statValues, fields *[][]byte) error 
 	for n := 1; len(data) > 0; n++ {
 		var line []byte
 		line, data = nextLine(data)
-		if statIntrLine(line) {
-			// The numbered counts that follow the total are not
-			// exported; splitting thousands of them would cost more
-			// than the rest of the file.
-			line = statFirstTwo(line)
-		}
-		f := splitFields(line, *fields)
-		*fields = f
-		if len(f) < 2 {
-			continue
-		}
+		// Most lines need only their first two fields; the intr line
+		// would cost more to split (thousands of numbered counts, not
+		// exported) than the rest of the file.
+		key, val, ok := firstTwoFields(line)
 		switch {
-		case string(f[0]) == "softirq":
-			parseStatSoftirq(f, n, v, &errs)
-		case bytes.HasPrefix(f[0], []byte("cpu")):
-			parseStatCPU(f, n, v, &errs)
-		default:
-			for i, k := range statKeys {
-				if string(f[0]) != k {
-					continue
-				}
-				u, err := procfile.ParseUint(f[1])
-				if err != nil {
-					errs.addf(n, "%s: %v", k, err)
-					v.bad[i] = true
-					break
-				}
-				v.single[i] = u
-				v.bad[i] = false
-				break
+		case !ok:
+		case string(key) == "softirq":
+			*fields = splitFields(line, *fields)
+			parseStatSoftirq(*fields, n, v, &errs)
+		case bytes.HasPrefix(key, []byte("cpu")):
+			if !parseStatCPUFast(line, v) {
+				*fields = splitFields(line, *fields)
+				parseStatCPU(*fields, n, v, &errs)
 			}
+		default:
+			parseStatSingle(key, val, n, v, &errs)
 		}
 	}
 	return errs.err()
+}
+
+// parseStatSingle parses the value of a single-valued line.
+func parseStatSingle(key, val []byte, n int, v *statValues, errs *lineErrs) {
+	for i, k := range statKeys {
+		if string(key) != k {
+			continue
+		}
+		u, err := parseUint(val)
+		if err != nil {
+			errs.addf(n, "%s: %v", k, err)
+			v.bad[i] = true
+			return
+		}
+		v.single[i] = u
+		v.bad[i] = false
+		return
+	}
 }
 
 func parseStatSoftirq(f [][]byte, n int, v *statValues, errs *lineErrs) {
@@ -131,7 +133,7 @@ func parseStatSoftirq(f [][]byte, n int, v *statValues, errs *lineErrs) {
 	}
 	// The total (f[1]) must parse too, as procfs checks it.
 	for i := 1; i < 12; i++ {
-		u, err := procfile.ParseUint(f[i])
+		u, err := parseUint(f[i])
 		if err != nil {
 			errs.addf(n, "softirq field %d: %v", i, err)
 			return
@@ -143,10 +145,40 @@ func parseStatSoftirq(f [][]byte, n int, v *statValues, errs *lineErrs) {
 	v.hasSoft = true
 }
 
+// parseStatCPUFast parses a cpu line the fast way, for a line of plain
+// decimal columns, and reports whether it could; parseStatCPU takes the
+// others, and words what is wrong with them.
+func parseStatCPUFast(line []byte, v *statValues) bool {
+	i := skipASCIISpace(line, 0)
+	j := skipASCIIWord(line, i)
+	if j < len(line) && byteClass[line[j]] == classHigh {
+		return false
+	}
+	var ticks [cpuColumns]uint64
+	cols, _, ok := appendUints(ticks[:0], line[j:], cpuColumns)
+	if !ok {
+		return false
+	}
+	name := line[i:j]
+	if len(name) == 3 {
+		return true // the total, not exported
+	}
+	id, ok := decimalUint(name[3:])
+	if !ok || id >= 1<<63 {
+		return false
+	}
+	c := cpuTimes{id: int64(id)}
+	for k, t := range cols {
+		c.t[k] = float64(t) / userHZ
+	}
+	v.cpus = append(v.cpus, c)
+	return true
+}
+
 func parseStatCPU(f [][]byte, n int, v *statValues, errs *lineErrs) {
 	var c cpuTimes
 	for i := 1; i < len(f) && i <= cpuColumns; i++ {
-		x, err := parseFloatLike(f[i])
+		x, err := parseFloat(f[i])
 		if err != nil {
 			errs.addf(n, "%s column %d: %v", f[0], i, err)
 			return
@@ -184,15 +216,19 @@ type Stat struct {
 	// --collector.stat.softirq flag does. Default false, as in node_exporter.
 	SoftIRQVectors bool
 
-	path   string
-	pathz  []byte // path ending in NUL, for ReadZ
-	r      *procfile.Reader
+	procFile
 	fields [][]byte
 	v      statValues
 	prev   []cpuPrev // by CPU id
+	keys   []cpuKeys // by CPU id, built on first sight of the CPU
 	labels numLabels
 	cycle  uint64
 }
+
+// cpuKeys are the series of one CPU, in the column order of cpuTimes:
+// node_cpu_seconds_total for the first eight modes, then
+// node_cpu_guest_seconds_total for guest and guest_nice.
+type cpuKeys [cpuColumns]emit.Prefix
 
 // cpuPrev is the last exported times of one CPU.
 type cpuPrev struct {
@@ -204,11 +240,9 @@ type cpuPrev struct {
 func NewStat(o Options) *Stat {
 	o = o.withDefaults()
 	g := &Stat{
-		path:   filepath.Join(o.ProcRoot, "stat"),
-		r:      procfile.NewReader(8 << 10),
-		fields: make([][]byte, 0, 64),
+		procFile: newProcFile(8<<10, o.ProcRoot, "stat"),
+		fields:   make([][]byte, 0, 64),
 	}
-	g.pathz = zpath(g.path)
 	return g
 }
 
@@ -221,7 +255,7 @@ const maxCPUID = 1 << 16
 
 // Collect implements emit.Generator.
 func (g *Stat) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadZ(g.pathz, 0)
+	data, err := g.read()
 	if err != nil {
 		return err
 	}
@@ -236,12 +270,10 @@ func (g *Stat) Collect(s *emit.Scan) error {
 			continue
 		}
 		p := g.monotonic(c)
-		cpu := g.labels.get(int(c.id))
-		for m, mode := range cpuModeNames {
-			s.Begin("node_cpu_seconds_total").Label("cpu", cpu).Label("mode", mode).Value(p.t[m])
+		keys := g.cpuKeys(s, int(c.id))
+		for m := range keys {
+			s.BeginPrefix(&keys[m]).Value(p.t[m])
 		}
-		s.Begin("node_cpu_guest_seconds_total").Label("cpu", cpu).Label("mode", "user").Value(p.t[cpuGuest])
-		s.Begin("node_cpu_guest_seconds_total").Label("cpu", cpu).Label("mode", "nice").Value(p.t[cpuGuestNice])
 	}
 	// Forget the CPUs that went away, so that one plugged back starts afresh.
 	for i := range g.prev {
@@ -260,6 +292,23 @@ func (g *Stat) Collect(s *emit.Scan) error {
 		}
 	}
 	return perr
+}
+
+// cpuKeys returns the series keys of CPU id, building them the first time.
+func (g *Stat) cpuKeys(s *emit.Scan, id int) *cpuKeys {
+	for len(g.keys) <= id {
+		g.keys = append(g.keys, cpuKeys{})
+	}
+	k := &g.keys[id]
+	if k[0].Empty() {
+		cpu := g.labels.get(id)
+		for m, mode := range cpuModeNames {
+			s.Begin("node_cpu_seconds_total").Label("cpu", cpu).Label("mode", mode).SavePrefix(&k[m])
+		}
+		s.Begin("node_cpu_guest_seconds_total").Label("cpu", cpu).Label("mode", "user").SavePrefix(&k[cpuGuest])
+		s.Begin("node_cpu_guest_seconds_total").Label("cpu", cpu).Label("mode", "nice").SavePrefix(&k[cpuGuestNice])
+	}
+	return k
 }
 
 // monotonic folds c into the CPU's last times as node_exporter does and
@@ -286,21 +335,4 @@ func (g *Stat) monotonic(c *cpuTimes) *cpuPrev {
 
 func errCPUID(file string, id int64) error {
 	return fmt.Errorf("parse %s: CPU number %d is over %d; its times are not exported", file, id, maxCPUID-1)
-}
-
-// statIntrLine reports whether line is the "intr" line.
-func statIntrLine(line []byte) bool {
-	return len(line) > 5 && string(line[:5]) == "intr "
-}
-
-// statFirstTwo returns line cut after its second field.
-func statFirstTwo(line []byte) []byte {
-	i := 5
-	for i < len(line) && fieldsClass[line[i]] == 1 {
-		i++
-	}
-	for i < len(line) && fieldsClass[line[i]] != 1 {
-		i++
-	}
-	return line[:i]
 }

@@ -3,11 +3,9 @@ package hostgen
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"regexp"
 
 	"github.com/procfleet/procfleet/agent/emit"
-	"github.com/procfleet/procfleet/agent/procfile"
 )
 
 // VmstatDefaultFields is node_exporter's default for
@@ -23,27 +21,63 @@ func vmstatDefaultMatch(name []byte) bool {
 		(bytes.HasPrefix(name, []byte("pg")) && bytes.Contains(name[2:], []byte("fault")))
 }
 
+// vmstatFilter decides which fields of /proc/vmstat are exported. It
+// remembers, line by line, the field last seen there and whether it is
+// kept, so that the filter runs only when the file changes shape, and so
+// that a line whose field is known is read without splitting it.
+type vmstatFilter struct {
+	re   *regexp.Regexp // nil: VmstatDefaultFields
+	keep rowCache[bool]
+}
+
+// decide reports whether the field name on line i (0-based) is kept.
+func (f *vmstatFilter) decide(i int, name []byte) bool {
+	keep, hit := f.keep.at(i, name)
+	if !hit {
+		if f.re != nil {
+			*keep = f.re.Match(name)
+		} else {
+			*keep = vmstatDefaultMatch(name)
+		}
+	}
+	return *keep
+}
+
 // parseVmstat parses /proc/vmstat (named file in errors) as node_exporter
-// does and calls fn for each "name value" line with the value parsed as
-// strconv.ParseFloat parses it. Extra fields are ignored; a line with fewer
-// than two fields or a bad value is skipped and reported.
-func parseVmstat(data []byte, file string, fields *[][]byte, fn func(line int, name []byte, v float64)) error {
+// does and calls fn for each "name value" line whose field the filter keeps,
+// with the value parsed as strconv.ParseFloat parses it. Extra fields are
+// ignored; a line with fewer than two fields or a bad value is skipped and
+// reported, whether the filter keeps its field or not: node_exporter fails
+// on either.
+func parseVmstat(data []byte, file string, filter *vmstatFilter, fn func(line int, name []byte, v float64)) error {
 	errs := lineErrs{file: file}
 	for n := 1; len(data) > 0; n++ {
 		var line []byte
 		line, data = nextLine(data)
-		f := splitFields(line, *fields)
-		*fields = f
-		if len(f) < 2 {
+		// The common case: the field seen on this line last time, then
+		// plain digits to the end of the line.
+		if keep, rest, ok := filter.keep.lead(n-1, line); ok {
+			if u, ok := decimalUint(rest[skipASCIISpace(rest, 0):]); ok {
+				if *keep {
+					fn(n, line[:len(line)-len(rest)], float64(u))
+				}
+				continue
+			}
+		}
+		name, val, ok := firstTwoFields(line)
+		if !ok {
 			errs.addf(n, "want \"name value\", got %q", line)
 			continue
 		}
-		v, err := parseFloatLike(f[1])
+		keep := filter.decide(n-1, name)
+		v, err := parseFloat(val)
 		if err != nil {
-			errs.addf(n, "%s: %v", f[0], err)
+			errs.addf(n, "%s: %v", name, err)
 			continue
 		}
-		fn(n, f[0], v)
+		if keep {
+			fn(n, name, v)
+		}
 	}
 	return errs.err()
 }
@@ -56,34 +90,24 @@ type Vmstat struct {
 	// does. nil means VmstatDefaultFields. Set it before the first Collect.
 	Fields *regexp.Regexp
 
-	path   string
-	pathz  []byte // path ending in NUL, for ReadZ
-	r      *procfile.Reader
-	fields [][]byte
-	scan   *emit.Scan
-	fn     func(line int, name []byte, v float64)
-	name   []byte // node_vmstat_<field> being built
+	procFile
+	scan *emit.Scan
+	fn   func(line int, name []byte, v float64)
+	name []byte // node_vmstat_<field> being built
 	// badLine is the first line whose field matched but cannot be part of
 	// a metric name.
 	badLine int
 
-	// lastName and lastKeep remember, by line, the field last seen there and
-	// whether it matched, so that the filter runs only when the file
-	// changes shape.
-	lastName []string
-	lastKeep []bool
+	filter vmstatFilter
 }
 
 // NewVmstat returns a generator of /proc/vmstat under o.ProcRoot.
 func NewVmstat(o Options) *Vmstat {
 	o = o.withDefaults()
 	g := &Vmstat{
-		path:   filepath.Join(o.ProcRoot, "vmstat"),
-		r:      procfile.NewReader(8 << 10),
-		fields: make([][]byte, 0, 8),
-		name:   make([]byte, 0, 64),
+		procFile: newProcFile(8<<10, o.ProcRoot, "vmstat"),
+		name:     make([]byte, 0, 64),
 	}
-	g.pathz = zpath(g.path)
 	g.fn = g.emit
 	return g
 }
@@ -93,13 +117,16 @@ func (g *Vmstat) Name() string { return "vmstat" }
 
 // Collect implements emit.Generator.
 func (g *Vmstat) Collect(s *emit.Scan) error {
-	data, err := g.r.ReadZ(g.pathz, 0)
+	data, err := g.read()
 	if err != nil {
 		return err
 	}
 	g.scan = s
 	g.badLine = 0
-	err = parseVmstat(data, g.path, &g.fields, g.fn)
+	if g.filter.re != g.Fields {
+		g.filter = vmstatFilter{re: g.Fields}
+	}
+	err = parseVmstat(data, g.path, &g.filter, g.fn)
 	g.scan = nil
 	if err == nil && g.badLine > 0 {
 		err = fmt.Errorf("parse %s line %d: field name is not valid in a metric name", g.path, g.badLine)
@@ -108,23 +135,6 @@ func (g *Vmstat) Collect(s *emit.Scan) error {
 }
 
 func (g *Vmstat) emit(line int, name []byte, v float64) {
-	i := line - 1
-	for len(g.lastName) <= i {
-		g.lastName = append(g.lastName, "")
-		g.lastKeep = append(g.lastKeep, false)
-	}
-	if g.lastName[i] != string(name) {
-		keep := false
-		if g.Fields != nil {
-			keep = g.Fields.Match(name)
-		} else {
-			keep = vmstatDefaultMatch(name)
-		}
-		g.lastName[i], g.lastKeep[i] = string(name), keep
-	}
-	if !g.lastKeep[i] {
-		return
-	}
 	if !validMetricSuffix(name) {
 		if g.badLine == 0 {
 			g.badLine = line

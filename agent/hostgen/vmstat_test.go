@@ -1,6 +1,7 @@
 package hostgen
 
 import (
+	"math"
 	"regexp"
 	"testing"
 
@@ -42,15 +43,40 @@ func TestVmstatCustomFields(t *testing.T) {
 	}
 }
 
+// FuzzVmstat checks that a parse through the cache of known fields (the
+// second parse with the same filter) gives what the first one gave.
 func FuzzVmstat(f *testing.F) {
 	f.Add(readFixtureA(f, "vmstat"))
-	f.Add([]byte("pgfault 1e3\nx\n"))
-	var fields [][]byte
-	f.Fuzz(func(t *testing.T, data []byte) {
-		_ = parseVmstat(data, "vmstat", &fields, func(line int, name []byte, v float64) {
-			if line < 1 || len(name) == 0 {
+	f.Add([]byte("pgfault 1e3\nx\npgpgin 12 3\npswpin\t7\noom_kill 0x1\n"))
+	type sample struct {
+		line int
+		name string
+		v    float64
+	}
+	parse := func(t *testing.T, data []byte, filter *vmstatFilter) ([]sample, string) {
+		var got []sample
+		err := parseVmstat(data, "vmstat", filter, func(line int, name []byte, v float64) {
+			if line < 1 || len(name) == 0 || !vmstatDefaultMatch(name) {
 				t.Fatalf("line %d name %q", line, name)
 			}
+			got = append(got, sample{line, string(name), v})
 		})
+		if err != nil {
+			return got, err.Error()
+		}
+		return got, ""
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var filter vmstatFilter
+		cold, coldErr := parse(t, data, &filter)
+		warm, warmErr := parse(t, data, &filter)
+		if coldErr != warmErr || len(cold) != len(warm) {
+			t.Fatalf("first parse %v, %q; second %v, %q", cold, coldErr, warm, warmErr)
+		}
+		for i := range cold {
+			if cold[i] != warm[i] && !(math.IsNaN(cold[i].v) && math.IsNaN(warm[i].v)) {
+				t.Fatalf("first parse %v, second %v", cold, warm)
+			}
+		}
 	})
 }
