@@ -105,3 +105,9 @@ func TestScanBadRoot(t *testing.T) {
 }
 
 func writeFileErr(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+// newCmd returns an unstarted procfleet command.
+func newCmd(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	return exec.Command(binary, args...)
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procfleet/procfleet/cluster/configstore"
+	"github.com/procfleet/procfleet/config"
+)
+
+func newClusterCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "Create and manage a cluster in etcd"}
+	cmd.AddCommand(newBootstrapCmd())
+	return cmd
+}
+
+func newBootstrapCmd() *cobra.Command {
+	var ef etcdFlags
+	var file string
+	var upstreams []string
+	var capacity string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Create a cluster's keyspace and first config in etcd",
+		Long: `bootstrap writes the first cluster config under /procfleet/CLUSTER/config.
+The config comes from --config FILE (see deploy/cluster.example.yaml), or is
+made from --upstream URL (repeatable) with --capacity each. It refuses to
+overwrite an existing cluster unless --force is given; the old config stays
+in the history.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := bootstrapDoc(file, upstreams, capacity)
+			if err != nil {
+				return err
+			}
+			st, cli, err := ef.store()
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			ctx, cancel := withTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			rev, err := st.Bootstrap(ctx, data, force)
+			if errors.Is(err, configstore.ErrExists) {
+				return fmt.Errorf("cluster %q: %w", ef.cluster, err)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "cluster %q bootstrapped: config revision %d at %s\n", ef.cluster, rev, st.Key())
+			return nil
+		},
+	}
+	ef.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&file, "config", "", "cluster config file (YAML)")
+	f.StringArrayVar(&upstreams, "upstream", nil, "import URL of an upstream (repeatable), when no --config is given")
+	f.StringVar(&capacity, "capacity", "10MiB/s", "capacity of each --upstream")
+	f.BoolVar(&force, "force", false, "replace an existing cluster config")
+	return cmd
+}
+
+// bootstrapDoc returns the first config document: the file, or one made
+// from upstream URLs.
+func bootstrapDoc(file string, upstreams []string, capacity string) ([]byte, error) {
+	if file != "" {
+		if len(upstreams) > 0 {
+			return nil, usageError{errors.New("--config and --upstream exclude each other")}
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read cluster config: %w", err)
+		}
+		if _, err := config.ParseCluster(data); err != nil {
+			return nil, usageError{fmt.Errorf("%s: %w", file, err)}
+		}
+		return data, nil
+	}
+	if len(upstreams) == 0 {
+		return nil, usageError{errors.New("want --config FILE or at least one --upstream URL")}
+	}
+	c := config.DefaultCluster()
+	capBytes, err := config.ParseByteSize(trimRate(capacity))
+	if err != nil || capBytes <= 0 {
+		return nil, usageError{fmt.Errorf("--capacity %q: want a rate such as 10MiB/s", capacity)}
+	}
+	for i, u := range upstreams {
+		c.Upstreams = append(c.Upstreams, config.Upstream{
+			Name: fmt.Sprintf("up-%d", i+1), URL: u, Capacity: config.ByteRate(capBytes),
+		})
+	}
+	if len(upstreams) == 1 {
+		c.Ring.Fallbacks = 0
+	}
+	if err := c.Validate(); err != nil {
+		return nil, usageError{err}
+	}
+	return config.MarshalCluster(c)
+}
+
+func trimRate(s string) string {
+	if len(s) > 2 && s[len(s)-2:] == "/s" {
+		return s[:len(s)-2]
+	}
+	return s
+}
