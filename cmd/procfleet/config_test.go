@@ -8,11 +8,11 @@ import (
 	"testing"
 
 	"github.com/procfleet/procfleet/config"
-	"github.com/procfleet/procfleet/internal/testenv"
+	"github.com/procfleet/procfleet/internal/etcdtest"
 )
 
 func TestClusterConfigCommands(t *testing.T) {
-	etcd := testenv.StartEtcd(t)
+	etcd := etcdtest.StartEtcd(t)
 	ep := "--etcd=" + strings.Join(etcd.Endpoints, ",")
 	cl := "--cluster=cmdtest"
 	mustRun := func(args ...string) string {
@@ -70,13 +70,14 @@ func TestClusterConfigCommands(t *testing.T) {
 		t.Fatalf("after rollback to %s:\n%s", m[2], got)
 	}
 	failRun("want a positive number", "config", "rollback", ep, cl, "x")
+	failRun("cannot reach etcd at http://127.0.0.1:1 within 1s", "config", "get", "--etcd=http://127.0.0.1:1", cl, "--etcd-dial-timeout=1s")
 }
 
 // TestConfigEdit drives `config edit` with an editor script that first
 // breaks the document, then fixes it: the editor must be opened again
 // with the error, and the fixed change shown as a diff and written.
 func TestConfigEdit(t *testing.T) {
-	etcd := testenv.StartEtcd(t)
+	etcd := etcdtest.StartEtcd(t)
 	ep := "--etcd=" + strings.Join(etcd.Endpoints, ",")
 	cl := "--cluster=edittest"
 	if _, stderr, code := run(t, "cluster", "bootstrap", ep, cl, "--upstream", "http://127.0.0.1:8428/api/v1/import/prometheus"); code != 0 {

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
+	"github.com/procfleet/procfleet/cluster/etcdclient"
 	"github.com/procfleet/procfleet/config"
 )
 
@@ -49,52 +46,38 @@ func envOr(key, def string) string {
 	return def
 }
 
-// client connects to etcd as the flags say.
+// client connects to etcd as the flags say and checks, within the dial
+// timeout, that some endpoint answers, so that a command against a dead
+// etcd fails in seconds with a message that says so.
 func (ef *etcdFlags) client() (*clientv3.Client, error) {
-	cfg := clientv3.Config{
-		Endpoints:   strings.Split(ef.endpoints, ","),
-		DialTimeout: ef.dialTimeout,
-		Logger:      zap.NewNop(),
-	}
-	if (ef.certFile == "") != (ef.keyFile == "") {
-		return nil, usageError{errors.New("--etcd-cert and --etcd-key go together")}
-	}
-	if ef.caFile != "" || ef.certFile != "" {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if ef.caFile != "" {
-			pem, err := os.ReadFile(ef.caFile)
-			if err != nil {
-				return nil, fmt.Errorf("cannot read --etcd-ca: %w", err)
-			}
-			tc.RootCAs = x509.NewCertPool()
-			if !tc.RootCAs.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("--etcd-ca %s: no PEM certificate in it", ef.caFile)
-			}
-		}
-		if ef.certFile != "" {
-			cert, err := tls.LoadX509KeyPair(ef.certFile, ef.keyFile)
-			if err != nil {
-				return nil, fmt.Errorf("cannot load --etcd-cert/--etcd-key: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		cfg.TLS = tc
-	}
-	if ef.username != "" {
-		if ef.passwordFile == "" {
-			return nil, usageError{errors.New("--etcd-user needs --etcd-password-file")}
-		}
-		pw, err := os.ReadFile(ef.passwordFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read --etcd-password-file: %w", err)
-		}
-		cfg.Username, cfg.Password = ef.username, strings.TrimRight(string(pw), "\r\n")
-	}
-	cli, err := clientv3.New(cfg)
+	cfg := ef.config()
+	cli, err := etcdclient.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("cannot connect to etcd at %s: %w", ef.endpoints, err)
+		return nil, usageError{err}
 	}
-	return cli, nil
+	ctx, cancel := context.WithTimeout(context.Background(), ef.dialTimeout)
+	defer cancel()
+	var lastErr error
+	for _, ep := range cfg.Endpoints {
+		if _, lastErr = cli.Status(ctx, ep); lastErr == nil {
+			return cli, nil
+		}
+	}
+	cli.Close()
+	return nil, fmt.Errorf("cannot reach etcd at %s within %s (--etcd, $PROCFLEET_ETCD): %w", ef.endpoints, ef.dialTimeout, lastErr)
+}
+
+// config returns the etcd client settings of the flags.
+func (ef *etcdFlags) config() etcdclient.Config {
+	return etcdclient.Config{
+		Endpoints:    strings.Split(ef.endpoints, ","),
+		CAFile:       ef.caFile,
+		CertFile:     ef.certFile,
+		KeyFile:      ef.keyFile,
+		Username:     ef.username,
+		PasswordFile: ef.passwordFile,
+		DialTimeout:  ef.dialTimeout,
+	}
 }
 
 // store opens the cluster's config store; the caller closes the client.

@@ -1,0 +1,123 @@
+// Package etcdclient connects procfleet's commands, agents and relays to
+// etcd: endpoints, TLS, user and password, and reconnect settings fit for
+// members that must find etcd again quickly after an outage.
+package etcdclient
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+// Config says how to reach etcd.
+type Config struct {
+	// Endpoints are etcd client URLs. Required.
+	Endpoints []string
+	// CAFile is a PEM bundle to verify etcd's certificate. Default: the
+	// system roots when an endpoint is https.
+	CAFile string
+	// CertFile and KeyFile are a PEM client certificate and its key.
+	CertFile, KeyFile string
+	// Username and PasswordFile authenticate with etcd's user/password auth.
+	Username, PasswordFile string
+	// DialTimeout bounds the first connection. Default 5s.
+	DialTimeout time.Duration
+}
+
+// ConnectParams caps gRPC's reconnect backoff at 1s. gRPC's default grows
+// to 120s, so after an outage of a minute a member would wait about as long
+// again before it tries the etcd that came back.
+var ConnectParams = grpc.ConnectParams{
+	Backoff: backoff.Config{
+		BaseDelay:  100 * time.Millisecond,
+		Multiplier: 1.6,
+		Jitter:     0.2,
+		MaxDelay:   time.Second,
+	},
+	MinConnectTimeout: time.Second,
+}
+
+// Validate checks c.
+func (c Config) Validate() error {
+	if len(c.Endpoints) == 0 || c.Endpoints[0] == "" {
+		return errors.New("etcd endpoints: empty; want URLs such as http://127.0.0.1:2379")
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("etcd client certificate and key go together; set both or neither")
+	}
+	if c.Username != "" && c.PasswordFile == "" {
+		return errors.New("etcd user name needs a password file")
+	}
+	return nil
+}
+
+// New connects to etcd. The client is the caller's to close.
+func New(c Config) (*clientv3.Client, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	cfg := clientv3.Config{
+		Endpoints:   c.Endpoints,
+		DialTimeout: c.DialTimeout,
+		Logger:      zap.NewNop(),
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(ConnectParams)},
+	}
+	tc, err := c.tls()
+	if err != nil {
+		return nil, err
+	}
+	cfg.TLS = tc
+	if c.Username != "" {
+		pw, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read etcd password file: %w", err)
+		}
+		cfg.Username, cfg.Password = c.Username, strings.TrimRight(string(pw), "\r\n")
+	}
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to etcd at %s: %w", strings.Join(c.Endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+func (c Config) tls() (*tls.Config, error) {
+	https := false
+	for _, e := range c.Endpoints {
+		https = https || strings.HasPrefix(e, "https://")
+	}
+	if c.CAFile == "" && c.CertFile == "" && !https {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read etcd CA file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("etcd CA file %s: no PEM certificate in it", c.CAFile)
+		}
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load etcd client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}

@@ -1,0 +1,9 @@
+package session
+
+import (
+	"testing"
+
+	"github.com/procfleet/procfleet/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.MainWithLeakCheck(m) }

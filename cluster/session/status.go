@@ -1,0 +1,115 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// statusState is the latest status and what of it reached etcd.
+type statusState struct {
+	data      []byte // latest status; nil before the first SetStatus
+	seq       uint64 // bumped by each SetStatus
+	written   uint64 // seq of the last value written
+	lastData  []byte // the last value written
+	lastWrite time.Time
+}
+
+// SetStatus records data as the member's status. Run writes it, bound to
+// the lease, at most once per status interval (WithStatusInterval): a
+// status set sooner is written when the interval has passed, and only the
+// latest one is written. A status equal to the one in etcd is not written
+// again. The status is also written at each registration. SetStatus copies
+// data and never blocks.
+func (s *Session) SetStatus(data []byte) {
+	s.setStatus(data)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// WriteStatus records data as the member's status like SetStatus, and
+// writes it now, whatever the status interval, unless it is already in
+// etcd. It returns ErrNotRegistered when the session holds no lease; the
+// status is then written at the next registration. It blocks until etcd
+// answers or ctx ends.
+func (s *Session) WriteStatus(ctx context.Context, data []byte) error {
+	s.setStatus(data)
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mu.Lock()
+	lease := s.info.Lease
+	s.mu.Unlock()
+	if lease == 0 {
+		return ErrNotRegistered
+	}
+	return s.writeStatusLocked(ctx, lease)
+}
+
+func (s *Session) setStatus(data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.data = bytes.Clone(data)
+	if s.status.data == nil {
+		s.status.data = []byte{}
+	}
+	s.status.seq++
+}
+
+// pendingStatus returns the latest status, nil if none was set.
+func (s *Session) pendingStatus() ([]byte, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status.data, s.status.seq
+}
+
+// statusDelay returns how long the rate limit still holds back a pending
+// status; 0 when it can be written now or nothing is pending.
+func (s *Session) statusDelay() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.seq == s.status.written {
+		return 0
+	}
+	return max(0, time.Until(s.status.lastWrite.Add(s.opts.statusInterval)))
+}
+
+// statusWritten records that the status numbered seq reached etcd.
+func (s *Session) statusWritten(seq uint64, data []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status.written = max(s.status.written, seq)
+	s.status.lastData = data
+	s.status.lastWrite = time.Now()
+}
+
+// writeStatus writes the pending status bound to lease.
+func (s *Session) writeStatus(ctx context.Context, lease clientv3.LeaseID) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	return s.writeStatusLocked(ctx, lease)
+}
+
+// writeStatusLocked writes the latest status unless etcd has it already.
+// The caller holds writeMu.
+func (s *Session) writeStatusLocked(ctx context.Context, lease clientv3.LeaseID) error {
+	s.mu.Lock()
+	data, seq := s.status.data, s.status.seq
+	unchanged := seq == s.status.written || s.status.lastData != nil && bytes.Equal(data, s.status.lastData)
+	if unchanged {
+		s.status.written = seq
+	}
+	s.mu.Unlock()
+	if unchanged {
+		return nil
+	}
+	if _, err := s.cli.Put(ctx, s.statusKey, string(data), clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("cannot write %s: %w", s.statusKey, err)
+	}
+	s.statusWritten(seq, data)
+	return nil
+}

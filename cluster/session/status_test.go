@@ -1,0 +1,91 @@
+package session
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/procfleet/procfleet/internal/etcdtest"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// statusWrites records the values written to key, with when they came.
+func statusWrites(t *testing.T, cli *clientv3.Client, key string) <-chan string {
+	t.Helper()
+	out := make(chan string, 100)
+	wch := cli.Watch(testCtx(t), key)
+	go func() {
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypePut {
+					out <- string(ev.Kv.Value)
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func expectWrite(t *testing.T, ch <-chan string, want string, within time.Duration) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		if got != want {
+			t.Fatalf("status write %q, want %q", got, want)
+		}
+	case <-time.After(within):
+		t.Fatalf("status %q not written within %s", want, within)
+	}
+}
+
+func expectNoWrite(t *testing.T, ch <-chan string, during time.Duration) {
+	t.Helper()
+	select {
+	case got := <-ch:
+		t.Fatalf("unexpected status write %q", got)
+	case <-time.After(during):
+	}
+}
+
+func TestStatusRateLimit(t *testing.T) {
+	t.Parallel()
+	e := etcdtest.StartEtcd(t)
+	cli := e.Client(t)
+	const interval = 500 * time.Millisecond
+	ns := newSession(t, cli, "web-1", WithStatusInterval(interval))
+	writes := statusWrites(t, cli, ns.StatusKey())
+	if err := ns.WriteStatus(testCtx(t), []byte("early")); !errors.Is(err, ErrNotRegistered) {
+		t.Fatalf("WriteStatus before registration = %v, want ErrNotRegistered", err)
+	}
+	// The status set before registration is written with it.
+	s := run(t, ns)
+	info := await(t, s.Session, 5*time.Second, "registered", registered(1))
+	expectWrite(t, writes, "early", time.Second)
+
+	s.SetStatus([]byte("a"))
+	expectWrite(t, writes, "a", interval+500*time.Millisecond)
+	s.SetStatus([]byte("b"))
+	s.SetStatus([]byte("c"))
+	expectNoWrite(t, writes, interval/3)  // held back by the limit...
+	expectWrite(t, writes, "c", interval) // ...then only the latest
+	s.SetStatus([]byte("c"))
+	expectNoWrite(t, writes, interval+200*time.Millisecond) // unchanged: not written again
+
+	// Forced writes go out at once.
+	begin := time.Now()
+	if err := s.WriteStatus(testCtx(t), []byte("forced")); err != nil {
+		t.Fatal(err)
+	}
+	expectWrite(t, writes, "forced", 100*time.Millisecond)
+	if d := time.Since(begin); d > interval/2 {
+		t.Fatalf("forced write took %s", d)
+	}
+
+	resp, err := cli.Get(testCtx(t), s.StatusKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Kvs) != 1 || clientv3.LeaseID(resp.Kvs[0].Lease) != info.Lease {
+		t.Fatalf("status key %v not bound to lease %x", resp.Kvs, info.Lease)
+	}
+}
