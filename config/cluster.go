@@ -257,8 +257,8 @@ func (r Ring) Validate(key string, upstreams int) error {
 	if r.Partitions < max(upstreams, 1) || r.Partitions > 1<<20 {
 		return fmt.Errorf("%s.partitions: %d is not accepted; want %d (the number of upstreams) to 1048576, such as 1021", key, r.Partitions, max(upstreams, 1))
 	}
-	if r.Replicas < 1 || r.Replicas > 1000 {
-		return fmt.Errorf("%s.replicas: %d is not accepted; want 1 to 1000", key, r.Replicas)
+	if r.Replicas < 2 || r.Replicas > 1000 {
+		return fmt.Errorf("%s.replicas: %d is not accepted; want 2 to 1000", key, r.Replicas)
 	}
 	if !(r.LoadFactor > 1 && r.LoadFactor <= 10) {
 		return fmt.Errorf("%s.load_factor: %g is not accepted; want more than 1 and at most 10, such as 1.25", key, r.LoadFactor)

@@ -91,7 +91,7 @@ func TestParseClusterErrors(t *testing.T) {
 	f("upstreams:\n"+a, `ring.fallbacks: 1 is not accepted; want 0 to 0`) // the default needs two upstreams
 	f("upstreams:\n"+a+b+"ring: {fallbacks: -1}\n", `ring.fallbacks: -1`)
 	f("upstreams:\n"+a+b+"ring: {partitions: 1}\n", `ring.partitions: 1 is not accepted; want 2 (the number of upstreams) to 1048576`)
-	f("upstreams:\n"+a+b+"ring: {replicas: 0}\n", `ring.replicas: 0 is not accepted; want 1 to 1000`)
+	f("upstreams:\n"+a+b+"ring: {replicas: 0}\n", `ring.replicas: 0 is not accepted; want 2 to 1000`)
 	f("upstreams:\n"+a+b+"ring: {load_factor: 1}\n", `ring.load_factor: 1 is not accepted; want more than 1 and at most 10`)
 	f("upstreams:\n"+a+b+"ring: {load_factor: .nan}\n", `ring.load_factor: NaN is not accepted`)
 	f("upstreams:\n"+a+b+"status: {interval: 10ms}\n", `status.interval: 10ms is not accepted; want 1s to 10m`)

@@ -34,6 +34,8 @@ type Upstream struct {
 // agents and the upstreams the cluster considers down. The order of the
 // names in it does not matter.
 type Input struct {
+	// Ring tunes the hash ring; the zero value means DefaultConfig().
+	Ring Config
 	// Revision is the config revision the input was taken from. It is
 	// informational: Compute does not use it.
 	Revision int64
@@ -103,7 +105,13 @@ func Compute(in Input) (map[string]Assignment, error) {
 	slices.Sort(agents)
 	agents = slices.Compact(agents)
 
-	cfg := DefaultConfig()
+	cfg := in.Ring
+	if cfg == (Config{}) {
+		cfg = DefaultConfig()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	full, err := buildTable(cfg, names(ups))
 	if err != nil {
 		return nil, err

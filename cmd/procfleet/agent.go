@@ -68,16 +68,27 @@ func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
 
 func newAgentCmd() *cobra.Command {
 	var af agentFlags
+	var ef etcdFlags
+	var mf memberFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the host agent: scan /proc and push to VictoriaMetrics",
-		Args:  cobra.NoArgs,
+		Long: `agent scans /proc and pushes to VictoriaMetrics. Standalone, it pushes to
+the --upstream URLs. With --etcd (or $PROCFLEET_ETCD) it joins a cluster:
+it registers under /procfleet/CLUSTER/members/agents/NODE and takes its
+upstreams, bandwidth budget and settings from the cluster config, applied
+live.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			clustered := cmd.Flags().Changed("etcd") || os.Getenv("PROCFLEET_ETCD") != ""
 			cfg, err := af.load(cmd)
 			if err != nil {
 				return err
 			}
 			logger := newLogger(cfg.Log)
+			if clustered {
+				return runClustered(cmd.Context(), cfg, ef, mf, logger)
+			}
 			a, err := agent.New(cfg, logger.With("component", "agent"))
 			if err != nil {
 				return usageError{err}
@@ -86,6 +97,8 @@ func newAgentCmd() *cobra.Command {
 		},
 	}
 	af.register(cmd)
+	ef.register(cmd)
+	mf.register(cmd)
 	return cmd
 }
 

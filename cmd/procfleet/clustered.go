@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procfleet/procfleet/agent"
+	"github.com/procfleet/procfleet/cluster"
+	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/config"
+)
+
+// memberFlags are the flags of a clustered agent beside the etcd ones.
+type memberFlags struct {
+	node     string
+	labels   string
+	leaseTTL time.Duration
+}
+
+func (mf *memberFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&mf.node, "node", "", "node name in the cluster (default: the host name)")
+	f.StringVar(&mf.labels, "labels", "", "labels registered with the node, k=v,k2=v2; config overrides select on them")
+	f.DurationVar(&mf.leaseTTL, "lease-ttl", 10*time.Second, "time to live of the node's registration in etcd: a node that stops renewing it leaves the ring this long after")
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--labels %q: want k=v pairs separated by commas", s)
+		}
+		if err := config.ValidateLabel(k, v); err != nil {
+			return nil, fmt.Errorf("--labels: %w", err)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// runClustered runs the agent as a member of a cluster: its upstreams,
+// budget and most settings come from etcd, applied live.
+func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
+	node := mf.node
+	if node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("cannot get host name, set --node: %w", err)
+		}
+		node = strings.ToLower(h)
+	}
+	labels, err := parseLabels(mf.labels)
+	if err != nil {
+		return usageError{err}
+	}
+	if local.Hostname == "" {
+		local.Hostname = node
+	}
+	m, err := cluster.New(cluster.Config{
+		Cluster: ef.cluster, Node: node, Kind: keys.Agent, Labels: labels,
+		Address: local.Listen, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL,
+	}, local, logger.With("component", "cluster"))
+	if err != nil {
+		return usageError{err}
+	}
+	mctx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	var memberErr error
+	wg.Go(func() { memberErr = m.Run(mctx) })
+	defer func() {
+		stopMember()
+		wg.Wait()
+	}()
+
+	logger.Info("waiting for the first assignment from the cluster", "cluster", ef.cluster, "node", node)
+	var first cluster.Update
+	select {
+	case first = <-m.Updates():
+	case <-ctx.Done():
+		return nil
+	}
+	a, err := agent.New(first.Agent, logger.With("component", "agent"))
+	if err != nil {
+		return fmt.Errorf("config revision %d: %w", first.Revision, err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	<-a.Ready()
+	report := time.NewTicker(5 * time.Second)
+	defer report.Stop()
+	for {
+		select {
+		case err := <-errc:
+			stopMember()
+			wg.Wait()
+			return errors.Join(err, ignoreCanceled(memberErr))
+		case u := <-m.Updates():
+			if err := a.Apply(ctx, u.Agent); err != nil && !errors.Is(err, agent.ErrNotRunning) {
+				logger.Warn("cannot apply cluster settings", "revision", u.Revision, "err", err)
+			} else {
+				logger.Info("applied cluster settings", "revision", u.Revision, "upstreams", u.Assignment.Upstreams, "budget", u.Assignment.Budget)
+			}
+		case <-report.C:
+			reportShipper(a, m)
+		}
+	}
+}
+
+func reportShipper(a *agent.Agent, m *cluster.Member) {
+	var eps []cluster.EndpointHealth
+	for _, e := range a.Shipper().State() {
+		eps = append(eps, cluster.EndpointHealth{URL: e.URL, Healthy: e.Healthy, LastError: e.LastError})
+	}
+	m.ReportShipper(a.Shipper().QueueLen(), eps)
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

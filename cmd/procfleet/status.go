@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/procfleet/procfleet/cluster"
+	"github.com/procfleet/procfleet/cluster/configstore"
+	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/config"
+)
+
+// clusterStatus is the JSON of `procfleet status -o json`.
+type clusterStatus struct {
+	Cluster        string           `json:"cluster"`
+	ConfigRevision int64            `json:"config_revision"`
+	Agents         []agentStatus    `json:"agents"`
+	Upstreams      []upstreamStatus `json:"upstreams"`
+}
+
+type agentStatus struct {
+	Node                 string   `json:"node"`
+	Address              string   `json:"address"`
+	Version              string   `json:"version"`
+	ConfigRevision       int64    `json:"config_revision"`
+	Upstreams            []string `json:"upstreams"`
+	BudgetBytesPerSecond int64    `json:"budget_bytes_per_second"`
+	QueueBatches         int      `json:"queue_batches"`
+	LastError            string   `json:"last_error"`
+}
+
+type upstreamStatus struct {
+	Name                   string `json:"name"`
+	URL                    string `json:"url"`
+	CapacityBytesPerSecond int64  `json:"capacity_bytes_per_second"`
+	Agents                 int    `json:"agents"`
+	BudgetBytesPerSecond   int64  `json:"budget_bytes_per_second"`
+	Healthy                bool   `json:"healthy"`
+}
+
+func newStatusCmd() *cobra.Command {
+	var ef etcdFlags
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster as etcd and its members report it",
+		Long: `status lists the cluster's agents with the config revision they applied,
+their upstreams (primary first) and budgets, and the upstreams with their
+capacity, how many agents write there first, the budgets given out there,
+and whether the agents that send there see it healthy (it is unhealthy when
+most of the agents that report on it say so).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "table" && output != "json" {
+				return usageError{fmt.Errorf("-o %q: want table or json", output)}
+			}
+			st, cli, err := ef.store()
+			if err != nil {
+				return err
+			}
+			defer cli.Close()
+			ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
+			defer cancel()
+			cur, err := st.Get(ctx)
+			if err != nil {
+				return err
+			}
+			c, err := config.ParseCluster(cur.Data)
+			if err != nil {
+				return fmt.Errorf("config revision %d is invalid: %w", cur.Revision, err)
+			}
+			s, err := readStatus(cmd, cli, ef.cluster, cur, c)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(s)
+			}
+			printStatus(cmd.OutOrStdout(), s)
+			return nil
+		},
+	}
+	ef.register(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func readStatus(cmd *cobra.Command, cli *clientv3.Client, clusterName string, cur configstore.Version, c config.Cluster) (clusterStatus, error) {
+	space, err := keys.New(clusterName)
+	if err != nil {
+		return clusterStatus{}, err
+	}
+	ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
+	defer cancel()
+	members, err := cli.Get(ctx, space.MembersOf(keys.Agent), clientv3.WithPrefix())
+	if err != nil {
+		return clusterStatus{}, fmt.Errorf("cannot list members: %w", err)
+	}
+	statuses, err := cli.Get(ctx, space.StatusPrefix(), clientv3.WithPrefix())
+	if err != nil {
+		return clusterStatus{}, fmt.Errorf("cannot list status keys: %w", err)
+	}
+	byNode := map[string]cluster.Status{}
+	for _, kv := range statuses.Kvs {
+		var s cluster.Status
+		if node, ok := space.ParseStatus(string(kv.Key)); ok && json.Unmarshal(kv.Value, &s) == nil {
+			byNode[node] = s
+		}
+	}
+	out := clusterStatus{Cluster: clusterName, ConfigRevision: cur.Revision, Agents: []agentStatus{}}
+	for _, kv := range members.Kvs {
+		_, node, ok := space.ParseMember(string(kv.Key))
+		if !ok {
+			continue
+		}
+		var m struct{ Address, Version string }
+		_ = json.Unmarshal(kv.Value, &m)
+		s := byNode[node]
+		out.Agents = append(out.Agents, agentStatus{
+			Node: node, Address: m.Address, Version: m.Version, ConfigRevision: s.ConfigRevision,
+			Upstreams: orEmpty(s.Upstreams), BudgetBytesPerSecond: s.BudgetBytesPerSecond,
+			QueueBatches: s.QueueBatches, LastError: s.LastError,
+		})
+	}
+	slices.SortFunc(out.Agents, func(a, b agentStatus) int { return strings.Compare(a.Node, b.Node) })
+	for _, e := range c.Endpoints() {
+		u := upstreamStatus{Name: e.Name, URL: e.URL, CapacityBytesPerSecond: e.Capacity}
+		bad, reports := 0, 0
+		for _, a := range out.Agents {
+			if len(a.Upstreams) > 0 && a.Upstreams[0] == e.Name {
+				u.Agents++
+				u.BudgetBytesPerSecond += a.BudgetBytesPerSecond
+			}
+			for _, h := range byNode[a.Node].Endpoints {
+				if sameEndpoint(h.URL, e.URL) {
+					reports++
+					if !h.Healthy {
+						bad++
+					}
+				}
+			}
+		}
+		u.Healthy = reports == 0 || 2*bad <= reports
+		out.Upstreams = append(out.Upstreams, u)
+	}
+	return out, nil
+}
+
+// sameEndpoint compares an endpoint as the shipper labels it (no userinfo,
+// no query) with a config URL.
+func sameEndpoint(label, url string) bool {
+	if i := strings.IndexByte(url, '?'); i >= 0 {
+		url = url[:i]
+	}
+	return label == url || strings.HasSuffix(url, strings.TrimPrefix(strings.TrimPrefix(label, "http://"), "https://"))
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func printStatus(w io.Writer, s clusterStatus) {
+	fmt.Fprintf(w, "cluster %s, config revision %d, %d agents\n\n", s.Cluster, s.ConfigRevision, len(s.Agents))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPSTREAM\tHEALTHY\tAGENTS\tBUDGETS\tCAPACITY\tURL")
+	for _, u := range s.Upstreams {
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%s/s\t%s/s\t%s\n", u.Name, u.Healthy, u.Agents,
+			config.FormatBytes(u.BudgetBytesPerSecond), config.FormatBytes(u.CapacityBytesPerSecond), u.URL)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tLAST ERROR")
+	for _, a := range s.Agents {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%d\t%s\n", a.Node, a.ConfigRevision, strings.Join(a.Upstreams, ","),
+			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, a.LastError)
+	}
+	tw.Flush()
+}
