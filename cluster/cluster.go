@@ -66,7 +66,8 @@ type Update struct {
 type Member struct {
 	cfg   Config
 	local config.Agent
-	log   *slog.Logger
+	log   *slog.Logger // with component=cluster
+	base  *slog.Logger // for the parts that name their own component
 	space keys.Space
 
 	updates chan Update
@@ -96,7 +97,7 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Member{cfg: cfg, local: local, log: log, space: space, updates: make(chan Update, 1),
+	return &Member{cfg: cfg, local: local, log: log.With("component", "cluster"), base: log, space: space, updates: make(chan Update, 1),
 		status: Status{Node: cfg.Node, Kind: string(cfg.Kind)}}, nil
 }
 
@@ -114,11 +115,11 @@ func (m *Member) Run(ctx context.Context) error {
 	defer cli.Close()
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
 		Address: m.cfg.Address, Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
-	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.log))
+	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base))
 	if err != nil {
 		return err
 	}
-	store, err := configstore.New(cli, m.cfg.Cluster, validateCluster, configstore.WithLogger(m.log))
+	store, err := configstore.New(cli, m.cfg.Cluster, validateCluster, configstore.WithLogger(m.base))
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 	m, err := cluster.New(cluster.Config{
 		Cluster: ef.cluster, Node: node, Kind: keys.Agent, Labels: labels,
 		Address: local.Listen, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL,
-	}, local, logger.With("component", "cluster"))
+	}, local, logger)
 	if err != nil {
 		return usageError{err}
 	}

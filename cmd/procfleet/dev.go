@@ -13,18 +13,21 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/procfleet/procfleet/agent"
+	"github.com/procfleet/procfleet/cluster/configstore"
 )
 
 func newDevCmd() *cobra.Command {
 	var af agentFlags
-	var vmBin, vmAddr, dataDir string
+	var mf memberFlags
+	var vmBin, vmAddr, etcdAddr, dataDir, clusterName string
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the whole system on this host: VictoriaMetrics and an agent",
-		Long: `dev starts the pinned VictoriaMetrics single-node server on loopback and
-an agent for this host that pushes to it, prints where to look, and stops
-both cleanly on Ctrl-C.`,
+		Short: "Run the whole system on this host: etcd, VictoriaMetrics, a cluster and an agent",
+		Long: `dev starts an embedded single-node etcd, the pinned VictoriaMetrics
+single-node server on loopback, bootstraps a cluster whose one upstream is
+that VictoriaMetrics (kept if it exists), and runs an agent for this host in
+that cluster. It prints where to look and stops everything cleanly on Ctrl-C.
+Try procfleet status and procfleet config edit against it meanwhile.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := af.load(cmd)
@@ -32,41 +35,48 @@ both cleanly on Ctrl-C.`,
 				return err
 			}
 			ctx := cmd.Context()
+			e, err := startEmbeddedEtcd(etcdAddr, filepath.Join(dataDir, "etcd"))
+			if err != nil {
+				return err
+			}
+			defer e.Close()
 			vm, err := startVM(ctx, vmBin, vmAddr, dataDir)
 			if err != nil {
 				return err
 			}
 			defer vm.stop()
-			if !cmd.Flags().Changed("upstream") {
-				cfg.Ship.Upstreams = []string{"http://" + vmAddr + "/api/v1/import/prometheus"}
-			}
-			logger := newLogger(cfg.Log)
-			a, err := agent.New(cfg, logger.With("component", "agent"))
+			ef := etcdFlags{endpoints: "http://" + etcdAddr, cluster: clusterName, dialTimeout: 5 * time.Second}
+			doc, err := bootstrapDoc("", []string{"http://" + vmAddr + "/api/v1/import/prometheus"}, "100MiB/s")
 			if err != nil {
-				return usageError{err}
-			}
-			errc := make(chan error, 1)
-			go func() { errc <- a.Run(ctx) }()
-			select {
-			case <-a.Ready():
-			case err := <-errc:
 				return err
 			}
-			fmt.Printf(`procfleet dev is running.
-  VictoriaMetrics UI:   http://%[1]s/vmui  (try: node_load1, rate(node_cpu_seconds_total[1m]), proc_pid_info)
-  VictoriaMetrics data: %[2]s
-  agent self-metrics:   http://%[3]s/metrics
-  agent profiles:       http://%[3]s/debug/pprof/
+			st, cli, err := ef.store()
+			if err != nil {
+				return err
+			}
+			_, err = st.Bootstrap(ctx, doc, false)
+			cli.Close()
+			if err != nil && !errors.Is(err, configstore.ErrExists) {
+				return err
+			}
+			fmt.Printf(`procfleet dev is starting.
+  etcd:                 http://%[1]s  (cluster %[4]q: procfleet status --etcd http://%[1]s --cluster %[4]s)
+  VictoriaMetrics UI:   http://%[2]s/vmui  (try: node_load1, rate(node_cpu_seconds_total[1m]), proc_pid_info)
+  agent self-metrics:   http://%[3]s/metrics and /debug/pprof/
+  data and logs:        %[5]s
 Press Ctrl-C to stop.
-`, vmAddr, dataDir, a.Addr())
-			return <-errc
+`, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir)
+			return runClustered(ctx, cfg, ef, mf, newLogger(cfg.Log))
 		},
 	}
 	af.register(cmd)
+	mf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&vmBin, "victoria-metrics", "bin/victoria-metrics", "VictoriaMetrics single-node binary (make run builds the pinned one)")
 	f.StringVar(&vmAddr, "vm-listen", "127.0.0.1:8428", "address VictoriaMetrics listens on")
-	f.StringVar(&dataDir, "data-dir", "tmp/dev", "where dev keeps VictoriaMetrics data")
+	f.StringVar(&etcdAddr, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
+	f.StringVar(&clusterName, "cluster", "dev", "cluster name")
+	f.StringVar(&dataDir, "data-dir", "tmp/dev", "where dev keeps etcd and VictoriaMetrics data and logs")
 	return cmd
 }
 

@@ -148,3 +148,14 @@ func (vm *VM) Flush(t testing.TB) {
 	}
 	resp.Body.Close()
 }
+
+// TryFlush is Flush that returns its error, for polling a server that may
+// not be up yet.
+func (vm *VM) TryFlush() (bool, error) {
+	resp, err := http.Get("http://" + vm.Addr + "/internal/force_flush")
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
+}
