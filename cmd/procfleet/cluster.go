@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/config"
@@ -38,22 +39,17 @@ in the history.`,
 			if err != nil {
 				return err
 			}
-			st, cli, err := ef.store()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := withTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			rev, err := st.Bootstrap(ctx, data, force)
-			if errors.Is(err, configstore.ErrExists) {
-				return fmt.Errorf("cluster %q: %w", ef.cluster, err)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "cluster %q bootstrapped: config revision %d at %s\n", ef.cluster, rev, st.Key())
-			return nil
+			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
+				rev, err := st.Bootstrap(ctx, data, force)
+				if errors.Is(err, configstore.ErrExists) {
+					return fmt.Errorf("cluster %q: %w", ef.cluster, err)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "cluster %q bootstrapped: config revision %d at %s\n", ef.cluster, rev, st.Key())
+				return nil
+			})
 		},
 	}
 	ef.register(cmd)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/config"
@@ -39,25 +41,21 @@ func newConfigGetCmd() *cobra.Command {
 		Short: "Print the cluster config (its revision goes to stderr)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, cli, err := ef.store()
-			if err != nil {
+			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
+				var v configstore.Version
+				var err error
+				if rev > 0 {
+					v, err = st.Revision(ctx, rev)
+				} else {
+					v, err = st.Get(ctx)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "# cluster %q, config revision %d\n", ef.cluster, v.Revision)
+				_, err = cmd.OutOrStdout().Write(v.Data)
 				return err
-			}
-			defer cli.Close()
-			ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
-			defer cancel()
-			var v configstore.Version
-			if rev > 0 {
-				v, err = st.Revision(ctx, rev)
-			} else {
-				v, err = st.Get(ctx)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "# cluster %q, config revision %d\n", ef.cluster, v.Revision)
-			_, err = cmd.OutOrStdout().Write(v.Data)
-			return err
+			})
 		},
 	}
 	ef.register(cmd)
@@ -81,29 +79,24 @@ func newConfigSetCmd() *cobra.Command {
 			if _, err := config.ParseCluster(data); err != nil {
 				return usageError{fmt.Errorf("%s: %w", file, err)}
 			}
-			st, cli, err := ef.store()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
-			defer cancel()
-			if expect == 0 {
-				cur, err := st.Get(ctx)
+			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
+				if expect == 0 {
+					cur, err := st.Get(ctx)
+					if err != nil {
+						return err
+					}
+					expect = cur.Revision
+				}
+				rev, err := st.Set(ctx, data, expect)
+				if errors.Is(err, configstore.ErrConflict) {
+					return fmt.Errorf("%w; read it again (procfleet config get) and retry", err)
+				}
 				if err != nil {
 					return err
 				}
-				expect = cur.Revision
-			}
-			rev, err := st.Set(ctx, data, expect)
-			if errors.Is(err, configstore.ErrConflict) {
-				return fmt.Errorf("%w; read it again (procfleet config get) and retry", err)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "config revision %d written (was %d)\n", rev, expect)
-			return nil
+				fmt.Fprintf(cmd.OutOrStdout(), "config revision %d written (was %d)\n", rev, expect)
+				return nil
+			})
 		},
 	}
 	ef.register(cmd)
@@ -143,27 +136,22 @@ func newConfigHistoryCmd() *cobra.Command {
 		Short: "List the config's revisions, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, cli, err := ef.store()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
-			defer cancel()
-			versions, err := st.History(ctx)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%-10s %-8s %s\n", "REVISION", "BYTES", "UPSTREAMS")
-			for _, v := range versions {
-				summary := "(invalid document)"
-				if c, err := config.ParseCluster(v.Data); err == nil {
-					summary = strings.Join(c.UpstreamNames(), ",")
+			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
+				versions, err := st.History(ctx)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "%-10d %-8d %s\n", v.Revision, len(v.Data), summary)
-			}
-			return nil
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "%-10s %-8s %s\n", "REVISION", "BYTES", "UPSTREAMS")
+				for _, v := range versions {
+					summary := "(invalid document)"
+					if c, err := config.ParseCluster(v.Data); err == nil {
+						summary = strings.Join(c.UpstreamNames(), ",")
+					}
+					fmt.Fprintf(w, "%-10d %-8d %s\n", v.Revision, len(v.Data), summary)
+				}
+				return nil
+			})
 		},
 	}
 	ef.register(cmd)
@@ -181,23 +169,18 @@ func newConfigRollbackCmd() *cobra.Command {
 			if err != nil || rev <= 0 {
 				return usageError{fmt.Errorf("revision %q: want a positive number from `procfleet config history`", args[0])}
 			}
-			st, cli, err := ef.store()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
-			defer cancel()
-			cur, err := st.Get(ctx)
-			if err != nil {
-				return err
-			}
-			newRev, err := st.Rollback(ctx, rev, cur.Revision)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "config revision %d written with the content of revision %d (was %d)\n", newRev, rev, cur.Revision)
-			return nil
+			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
+				cur, err := st.Get(ctx)
+				if err != nil {
+					return err
+				}
+				newRev, err := st.Rollback(ctx, rev, cur.Revision)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "config revision %d written with the content of revision %d (was %d)\n", newRev, rev, cur.Revision)
+				return nil
+			})
 		},
 	}
 	ef.register(cmd)

@@ -100,6 +100,19 @@ func validateCluster(data []byte) error {
 	return err
 }
 
+// withStore opens the cluster's config store and runs f with a context
+// bounded by etcdTimeout, then closes the client.
+func (ef *etcdFlags) withStore(cmd *cobra.Command, f func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error) error {
+	st, cli, err := ef.store()
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
+	defer cancel()
+	return f(ctx, st, cli)
+}
+
 // withTimeout bounds one etcd round trip of a command.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, d)

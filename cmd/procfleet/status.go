@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,32 +62,27 @@ most of the agents that report on it say so).`,
 			if output != "table" && output != "json" {
 				return usageError{fmt.Errorf("-o %q: want table or json", output)}
 			}
-			st, cli, err := ef.store()
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
-			defer cancel()
-			cur, err := st.Get(ctx)
-			if err != nil {
-				return err
-			}
-			c, err := config.ParseCluster(cur.Data)
-			if err != nil {
-				return fmt.Errorf("config revision %d is invalid: %w", cur.Revision, err)
-			}
-			s, err := readStatus(cmd, cli, ef.cluster, cur, c)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(s)
-			}
-			printStatus(cmd.OutOrStdout(), s)
-			return nil
+			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
+				cur, err := st.Get(ctx)
+				if err != nil {
+					return err
+				}
+				c, err := config.ParseCluster(cur.Data)
+				if err != nil {
+					return fmt.Errorf("config revision %d is invalid: %w", cur.Revision, err)
+				}
+				s, err := readStatus(cmd, cli, ef.cluster, cur, c)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(s)
+				}
+				printStatus(cmd.OutOrStdout(), s)
+				return nil
+			})
 		},
 	}
 	ef.register(cmd)
