@@ -21,6 +21,7 @@ import (
 
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/etcdclient"
+	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
 	"github.com/procfleet/procfleet/cluster/ring"
 	"github.com/procfleet/procfleet/cluster/session"
@@ -45,6 +46,11 @@ type Config struct {
 	Etcd etcdclient.Config
 	// LeaseTTL is the registration lease's time to live. Default 10s.
 	LeaseTTL time.Duration
+	// Gossip configures the member's memberlist node; NodeName, Kind and
+	// Cluster are filled in from the fields above. An empty BindAddr means
+	// gossip.DefaultConfig(). Its bound address is
+	// registered in etcd so that members find each other.
+	Gossip gossip.Config
 }
 
 // Update is what the member hands the agent after each change.
@@ -72,10 +78,15 @@ type Member struct {
 
 	updates chan Update
 
-	mu        sync.Mutex
-	sess      *session.Session
-	status    Status
-	lastError string
+	mu         sync.Mutex
+	sess       *session.Session
+	gossip     *gossip.Gossip
+	status     Status
+	configErr  string            // the newest config could not be applied
+	computeErr string            // the settings could not be computed
+	names      map[string]string // endpoint label (URL without query) -> upstream name
+	sent       uint64            // shipper bytes at the last report
+	sentAt     time.Time
 }
 
 // New checks cfg and prepares a member whose local agent settings are
@@ -94,6 +105,17 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = 10 * time.Second
 	}
+	if cfg.Gossip.BindAddr == "" {
+		cfg.Gossip = gossip.DefaultConfig()
+	}
+	cfg.Gossip.NodeName, cfg.Gossip.Cluster = cfg.Node, cfg.Cluster
+	cfg.Gossip.Kind = gossip.KindAgent
+	if cfg.Kind == keys.Relay {
+		cfg.Gossip.Kind = gossip.KindRelay
+	}
+	if err := cfg.Gossip.Validate(); err != nil {
+		return nil, fmt.Errorf("gossip: %w", err)
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -108,13 +130,36 @@ func (m *Member) Updates() <-chan Update { return m.updates }
 // Run registers the member and keeps its settings current until ctx ends,
 // then deregisters it. It returns after every goroutine it started exited.
 func (m *Member) Run(ctx context.Context) error {
+	g, err := gossip.New(m.cfg.Gossip, gossip.Deps{Logger: m.base})
+	if err != nil {
+		return err
+	}
+	gctx, stopGossip := context.WithCancel(context.WithoutCancel(ctx))
+	var gwg sync.WaitGroup
+	var gossipErr error
+	gwg.Go(func() { gossipErr = g.Run(gctx) })
+	defer func() {
+		stopGossip()
+		gwg.Wait()
+		if gossipErr != nil && !errors.Is(gossipErr, context.Canceled) {
+			m.log.Warn("gossip stopped with an error", "err", gossipErr)
+		}
+	}()
+	select {
+	case <-g.Ready():
+	case <-ctx.Done():
+		return nil
+	}
+	m.mu.Lock()
+	m.gossip = g
+	m.mu.Unlock()
 	cli, err := etcdclient.New(m.cfg.Etcd)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
-		Address: m.cfg.Address, Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
+		Address: g.Addr(), Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
 	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base))
 	if err != nil {
 		return err
@@ -129,7 +174,7 @@ func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
-	m.loop(ctx, store.Watch(ctx), watchMembers(ctx, cli, m.space, keys.Agent, m.log))
+	m.loop(ctx, g, store.Watch(ctx), watchMembers(ctx, cli, m.space, keys.Agent, m.log))
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {
 		sessErr = nil
@@ -144,46 +189,57 @@ func validateCluster(data []byte) error {
 
 // loop recomputes the member's settings on every change of config or
 // membership.
-func (m *Member) loop(ctx context.Context, cfgs <-chan configstore.Update, members <-chan map[string]session.Member) {
+func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configstore.Update, members <-chan map[string]session.Member) {
 	var (
 		cluster *config.Cluster
 		rev     int64
 		live    map[string]session.Member
+		down    []string
 		last    *Update
 	)
+	// Opinions age out of the down rule and restarted members need a
+	// fresh join: look again every refresh even when nothing is signalled.
+	refresh := time.NewTicker(5 * time.Second)
+	defer refresh.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-g.Changes():
+			down = gossip.Down(g.States(), time.Now())
+		case <-refresh.C:
+			down = gossip.Down(g.States(), time.Now())
+			m.join(g, live)
 		case u, ok := <-cfgs:
 			if !ok {
 				return
 			}
 			if u.Deleted {
-				m.setError(fmt.Errorf("config deleted at revision %d; keeping revision %d", u.Revision, rev))
+				m.setError(&m.configErr, fmt.Errorf("config deleted at revision %d; keeping revision %d", u.Revision, rev))
 				continue
 			}
 			c, err := config.ParseCluster(u.Data)
 			if err != nil {
-				m.setError(fmt.Errorf("config revision %d not applied, keeping revision %d: %w", u.Revision, rev, err))
+				m.setError(&m.configErr, fmt.Errorf("config revision %d not applied, keeping revision %d: %w", u.Revision, rev, err))
 				continue
 			}
+			m.setError(&m.configErr, nil)
 			cluster, rev = &c, u.Revision
 		case set, ok := <-members:
 			if !ok {
 				return
 			}
 			live = set
+			m.join(g, live)
 		}
 		if cluster == nil {
 			continue
 		}
-		up, err := m.compute(*cluster, rev, live)
+		up, err := m.compute(*cluster, rev, live, down)
+		m.setError(&m.computeErr, err)
 		if err != nil {
-			m.setError(err)
 			continue
 		}
-		m.setError(nil)
 		if last != nil && equalUpdate(*last, up) {
 			continue
 		}
@@ -194,7 +250,7 @@ func (m *Member) loop(ctx context.Context, cfgs <-chan configstore.Update, membe
 
 // compute runs the ring for the live agents (this member included even
 // before its registration shows) and builds this member's settings.
-func (m *Member) compute(c config.Cluster, rev int64, live map[string]session.Member) (Update, error) {
+func (m *Member) compute(c config.Cluster, rev int64, live map[string]session.Member, down []string) (Update, error) {
 	agents := slices.Collect(maps.Keys(live))
 	if m.cfg.Kind == keys.Agent && live[m.cfg.Node].Kind == "" {
 		agents = append(agents, m.cfg.Node)
@@ -203,13 +259,18 @@ func (m *Member) compute(c config.Cluster, rev int64, live map[string]session.Me
 		Revision:  rev,
 		Fallbacks: c.Ring.Fallbacks,
 		Agents:    agents,
+		Down:      down,
 		Ring:      ring.Config{PartitionCount: c.Ring.Partitions, ReplicationFactor: c.Ring.Replicas, Load: c.Ring.LoadFactor},
 	}
-	urls := map[string]string{}
+	urls, names := map[string]string{}, map[string]string{}
 	for _, e := range c.Endpoints() {
 		in.Upstreams = append(in.Upstreams, ring.Upstream{Name: e.Name, URL: e.URL, Capacity: e.Capacity})
 		urls[e.Name] = e.URL
+		names[endpointLabel(e.URL)] = e.Name
 	}
+	m.mu.Lock()
+	m.names = names
+	m.mu.Unlock()
 	all, err := ring.Compute(in)
 	if err != nil && !errors.Is(err, ring.ErrNoLiveUpstream) {
 		return Update{}, fmt.Errorf("ring for config revision %d: %w", rev, err)
@@ -233,6 +294,27 @@ func equalUpdate(a, b Update) bool {
 		slices.Equal(a.Assignment.Upstreams, b.Assignment.Upstreams)
 }
 
+// join asks the gossip to join the live members it may not know yet. Joining
+// a member already known is harmless.
+func (m *Member) join(g *gossip.Gossip, live map[string]session.Member) {
+	known := map[string]bool{}
+	for _, n := range g.Members() {
+		known[n] = true
+	}
+	var addrs []string
+	for node, mem := range live {
+		if !known[node] && node != m.cfg.Node && mem.Address != "" {
+			addrs = append(addrs, mem.Address)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	if _, err := g.Join(addrs); err != nil {
+		m.log.Debug("gossip join failed; retrying on the next change", "addrs", addrs, "err", err)
+	}
+}
+
 func (m *Member) publish(u Update) {
 	m.mu.Lock()
 	m.status.ConfigRevision = u.Revision
@@ -247,17 +329,21 @@ func (m *Member) publish(u Update) {
 	m.updates <- u
 }
 
-func (m *Member) setError(err error) {
+// setError records err (nil clears it) in one of the member's error slots,
+// configErr or computeErr; the status reports the first set.
+func (m *Member) setError(slot *string, err error) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
-		m.log.Warn("cluster settings not applied", "err", err)
 	}
 	m.mu.Lock()
-	changed := m.lastError != msg
-	m.lastError = msg
+	changed := *slot != msg
+	*slot = msg
 	m.mu.Unlock()
 	if changed {
+		if err != nil {
+			m.log.Warn("cluster settings not applied", "err", err)
+		}
 		m.writeStatus()
 	}
 }

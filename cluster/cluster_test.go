@@ -10,6 +10,7 @@ import (
 
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/etcdclient"
+	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
 	"github.com/procfleet/procfleet/config"
 	"github.com/procfleet/procfleet/internal/etcdtest"
@@ -44,7 +45,9 @@ func startMember(t *testing.T, ctx context.Context, endpoints []string, node str
 	t.Helper()
 	local := config.DefaultAgent()
 	local.Hostname = node
-	m, err := New(Config{Cluster: "ct", Node: node, Kind: keys.Agent, Etcd: etcdclient.Config{Endpoints: endpoints}, LeaseTTL: 2 * time.Second}, local, nil)
+	gc := gossip.DefaultConfig()
+	gc.BindAddr, gc.BindPort = "127.0.0.1", 0
+	m, err := New(Config{Cluster: "ct", Node: node, Kind: keys.Agent, Etcd: etcdclient.Config{Endpoints: endpoints}, LeaseTTL: 2 * time.Second, Gossip: gc}, local, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,9 @@ package cluster
 
 import (
 	"encoding/json"
+	"net/url"
+
+	"github.com/procfleet/procfleet/cluster/gossip"
 	"time"
 )
 
@@ -21,19 +24,55 @@ type Status struct {
 
 // EndpointHealth is one upstream as the member's shipper sees it.
 type EndpointHealth struct {
-	URL       string `json:"url"`
-	Healthy   bool   `json:"healthy"`
+	// URL is the endpoint without userinfo and query.
+	URL     string `json:"url"`
+	Healthy bool   `json:"healthy"`
+	// Recent is true when the shipper sent or probed there lately: only
+	// recent views count as opinions in the gossip's down rule.
+	Recent    bool   `json:"recent"`
 	LastError string `json:"last_error,omitempty"`
 }
 
-// ReportShipper records what the member's shipper sees: queued batches and
-// endpoint health. The status is written with the next rate-limited write.
-func (m *Member) ReportShipper(queue int, endpoints []EndpointHealth) {
+// ReportShipper records what the member's shipper sees: queued batches,
+// endpoint health and the bytes it has sent so far (a counter). The status
+// is written with the next rate-limited write, and the health opinions and
+// send rate go to the gossip at once.
+func (m *Member) ReportShipper(queue int, endpoints []EndpointHealth, sentBytes uint64) {
+	now := time.Now()
 	m.mu.Lock()
 	m.status.QueueBatches = queue
 	m.status.Endpoints = endpoints
+	var rate int64
+	if !m.sentAt.IsZero() && now.After(m.sentAt) && sentBytes >= m.sent {
+		rate = int64(float64(sentBytes-m.sent) / now.Sub(m.sentAt).Seconds())
+	}
+	m.sent, m.sentAt = sentBytes, now
+	opinions := map[string]bool{}
+	for _, e := range endpoints {
+		if name, ok := m.names[e.URL]; ok && e.Recent {
+			opinions[name] = e.Healthy
+		}
+	}
+	g := m.gossip
 	m.mu.Unlock()
 	m.writeStatus()
+	if g != nil {
+		// Rounded to 1 KiB/s so that small changes do not cause broadcasts.
+		if err := g.SetLocal(gossip.State{Endpoints: opinions, BytesPerSecond: rate &^ 1023}); err != nil {
+			m.log.Warn("cannot gossip the shipper's view", "err", err)
+		}
+	}
+}
+
+// endpointLabel is url without userinfo and query, as the shipper labels
+// endpoints.
+func endpointLabel(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // writeStatus hands the current status to the session, which writes it
@@ -41,7 +80,10 @@ func (m *Member) ReportShipper(queue int, endpoints []EndpointHealth) {
 func (m *Member) writeStatus() {
 	m.mu.Lock()
 	st := m.status
-	st.LastError = m.lastError
+	st.LastError = m.configErr
+	if st.LastError == "" {
+		st.LastError = m.computeErr
+	}
 	st.Updated = time.Now().UTC()
 	sess := m.sess
 	m.mu.Unlock()

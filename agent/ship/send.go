@@ -81,6 +81,7 @@ func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
 		return result{outcome: failed, err: fmt.Errorf("ship to %s: %w", ep.label, requestError(err, reqCtx))}
 	}
 	ep.bytes.Add(len(b.Body))
+	s.sent.Add(uint64(len(b.Body)))
 	s.countRequest(ep, strconv.Itoa(resp.StatusCode))
 	var excerpt string
 	if resp.StatusCode/100 != 2 {

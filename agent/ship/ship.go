@@ -88,6 +88,7 @@ type Shipper struct {
 	mu       sync.Mutex
 	eps      []*endpoint
 	strategy string        // config.Strategy*, guarded by mu
+	sent     atomic.Uint64 // request body bytes sent, all endpoints
 	next     int           // round robin position
 	healthCh chan struct{} // closed and replaced when health or the list changes
 
@@ -174,6 +175,10 @@ func (s *Shipper) Enqueue(b *Batch) {
 			"queue_batches", s.cfg.QueueBatches)
 	}
 }
+
+// SentBytes returns the request body bytes sent so far, to all endpoints,
+// whatever the answer. Safe for concurrent use.
+func (s *Shipper) SentBytes() uint64 { return s.sent.Load() }
 
 // QueueLen returns the number of queued batches, not counting the one
 // being sent.

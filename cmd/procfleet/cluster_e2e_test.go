@@ -37,7 +37,7 @@ agents:
 	procs := map[string]*exec.Cmd{}
 	for _, n := range []string{"n1", "n2", "n3"} {
 		cmd := exec.Command(binary, "agent", ep, cl, "--node", n, "--hostname", n, "--lease-ttl", "2s",
-			"--procfs-root", fixture, "--listen", "127.0.0.1:0", "--log-level", "warn")
+			"--procfs-root", fixture, "--listen", "127.0.0.1:0", "--gossip-listen", "127.0.0.1:0", "--log-level", "warn")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -119,6 +119,36 @@ agents:
 	for _, a := range s.Agents {
 		if a.Node == "n2" {
 			t.Fatalf("killed agent still listed: %+v", s.Agents)
+		}
+	}
+
+	// One VictoriaMetrics crashes: the agents that wrote there fail over to
+	// the other at once, the gossip agrees it is down, and the ring moves
+	// them there with budgets that still fit its capacity.
+	dead := s.Agents[0].Upstreams[0]
+	vms[dead].Kill()
+	waitStatus("every agent on the surviving upstream", func(s clusterStatus) bool {
+		if !converged(2)(s) {
+			return false
+		}
+		for _, a := range s.Agents {
+			if a.Upstreams[0] == dead {
+				return false
+			}
+		}
+		for _, u := range s.Upstreams {
+			if u.Name == dead && u.Healthy {
+				return false // status keys are written every 10s at most
+			}
+		}
+		return true
+	})
+	for _, u := range s.Upstreams {
+		if u.Name == dead && (u.Healthy || u.Agents != 0) {
+			t.Fatalf("dead upstream %s reported as %+v", dead, u)
+		}
+		if u.BudgetBytesPerSecond > u.CapacityBytesPerSecond {
+			t.Fatalf("budgets on %s exceed its capacity after failover: %+v", u.Name, u)
 		}
 	}
 }

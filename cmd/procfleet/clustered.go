@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,22 +16,55 @@ import (
 
 	"github.com/procfleet/procfleet/agent"
 	"github.com/procfleet/procfleet/cluster"
+	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
 	"github.com/procfleet/procfleet/config"
 )
 
 // memberFlags are the flags of a clustered agent beside the etcd ones.
 type memberFlags struct {
-	node     string
-	labels   string
-	leaseTTL time.Duration
+	node            string
+	labels          string
+	leaseTTL        time.Duration
+	gossipListen    string
+	gossipAdvertise string
 }
 
 func (mf *memberFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&mf.node, "node", "", "node name in the cluster (default: the host name)")
 	f.StringVar(&mf.labels, "labels", "", "labels registered with the node, k=v,k2=v2; config overrides select on them")
+	f.StringVar(&mf.gossipListen, "gossip-listen", "0.0.0.0:7946", "address the gossip (memberlist, TCP and UDP) listens on; port 0 picks a free one")
+	f.StringVar(&mf.gossipAdvertise, "gossip-advertise", "", "address other members reach the gossip at, when not the listen address (NAT, containers)")
 	f.DurationVar(&mf.leaseTTL, "lease-ttl", 10*time.Second, "time to live of the node's registration in etcd: a node that stops renewing it leaves the ring this long after")
+}
+
+// gossipConfig turns the gossip flags into a gossip config.
+func (mf *memberFlags) gossipConfig() (gossip.Config, error) {
+	gc := gossip.DefaultConfig()
+	host, port, err := splitHostPort(mf.gossipListen)
+	if err != nil {
+		return gc, fmt.Errorf("--gossip-listen: %w", err)
+	}
+	gc.BindAddr, gc.BindPort = host, port
+	if mf.gossipAdvertise != "" {
+		if gc.AdvertiseAddr, gc.AdvertisePort, err = splitHostPort(mf.gossipAdvertise); err != nil {
+			return gc, fmt.Errorf("--gossip-advertise: %w", err)
+		}
+	}
+	return gc, nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q: want host:port such as 0.0.0.0:7946", s)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", s)
+	}
+	return host, port, nil
 }
 
 func parseLabels(s string) (map[string]string, error) {
@@ -68,9 +103,13 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 	if local.Hostname == "" {
 		local.Hostname = node
 	}
+	gc, err := mf.gossipConfig()
+	if err != nil {
+		return usageError{err}
+	}
 	m, err := cluster.New(cluster.Config{
 		Cluster: ef.cluster, Node: node, Kind: keys.Agent, Labels: labels,
-		Address: local.Listen, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL,
+		Address: local.Listen, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL, Gossip: gc,
 	}, local, logger)
 	if err != nil {
 		return usageError{err}
@@ -98,7 +137,7 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(ctx) }()
 	<-a.Ready()
-	report := time.NewTicker(5 * time.Second)
+	report := time.NewTicker(2 * time.Second)
 	defer report.Stop()
 	for {
 		select {
@@ -118,12 +157,18 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 	}
 }
 
+// opinionAge is how long after its last send or probe the shipper's view
+// of an endpoint still counts as an opinion in the gossip.
+const opinionAge = time.Minute
+
 func reportShipper(a *agent.Agent, m *cluster.Member) {
+	now := time.Now()
 	var eps []cluster.EndpointHealth
 	for _, e := range a.Shipper().State() {
-		eps = append(eps, cluster.EndpointHealth{URL: e.URL, Healthy: e.Healthy, LastError: e.LastError})
+		recent := now.Sub(e.LastSuccessAt) < opinionAge || now.Sub(e.LastErrorAt) < opinionAge
+		eps = append(eps, cluster.EndpointHealth{URL: e.URL, Healthy: e.Healthy, Recent: recent, LastError: e.LastError})
 	}
-	m.ReportShipper(a.Shipper().QueueLen(), eps)
+	m.ReportShipper(a.Shipper().QueueLen(), eps, a.Shipper().SentBytes())
 }
 
 func ignoreCanceled(err error) error {

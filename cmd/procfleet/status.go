@@ -55,8 +55,8 @@ func newStatusCmd() *cobra.Command {
 		Long: `status lists the cluster's agents with the config revision they applied,
 their upstreams (primary first) and budgets, and the upstreams with their
 capacity, how many agents write there first, the budgets given out there,
-and whether the agents that send there see it healthy (it is unhealthy when
-most of the agents that report on it say so).`,
+and whether the agents that sent there lately see it healthy (it is
+unhealthy when most of them say so; healthy when none has an opinion).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
@@ -137,7 +137,7 @@ func readStatus(cmd *cobra.Command, cli *clientv3.Client, clusterName string, cu
 				u.BudgetBytesPerSecond += a.BudgetBytesPerSecond
 			}
 			for _, h := range byNode[a.Node].Endpoints {
-				if sameEndpoint(h.URL, e.URL) {
+				if h.Recent && sameEndpoint(h.URL, e.URL) {
 					reports++
 					if !h.Healthy {
 						bad++

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -18,6 +19,15 @@ type VM struct {
 	Addr string
 	// ImportURL is its Prometheus text import endpoint.
 	ImportURL string
+
+	cmd *exec.Cmd
+}
+
+// Kill stops the server at once with SIGKILL, as a crash would.
+func (vm *VM) Kill() {
+	if vm.cmd != nil {
+		_ = vm.cmd.Process.Kill()
+	}
 }
 
 // StartVM starts the pinned VictoriaMetrics on a free loopback port with a
@@ -31,8 +41,8 @@ func StartVM(t testing.TB, extra ...string) *VM {
 		"-search.latencyOffset=0s",
 		"-loggerLevel=WARN",
 	}, extra...)
-	startProcess(t, Bin(t, "victoria-metrics"), args...)
-	vm := &VM{Addr: addr, ImportURL: "http://" + addr + "/api/v1/import/prometheus"}
+	cmd := startProcess(t, Bin(t, "victoria-metrics"), args...)
+	vm := &VM{Addr: addr, ImportURL: "http://" + addr + "/api/v1/import/prometheus", cmd: cmd}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/health")

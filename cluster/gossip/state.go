@@ -1,0 +1,120 @@
+package gossip
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// MaxStateSize is the most bytes a member's encoded State may take, so that
+// it fits one gossip packet (memberlist's UDP buffer is 1400 bytes, less
+// headers and encryption). About 40 endpoints with 16-byte names fit.
+const MaxStateSize = 1024
+
+// ErrStateTooLarge is returned by SetLocal for a State whose encoding
+// exceeds MaxStateSize.
+var ErrStateTooLarge = errors.New("gossip: state too large")
+
+// State is what one member tells the others about itself.
+type State struct {
+	// Node is the member's name. SetLocal sets it from Config.NodeName.
+	Node string
+	// Kind is KindAgent or KindRelay. SetLocal sets it from Config.Kind.
+	Kind string
+	// Endpoints maps an upstream's name to whether it is healthy as this
+	// member sees it. An upstream that is absent is one the member has no
+	// opinion on (it has not sent there recently).
+	Endpoints map[string]bool
+	// BytesPerSecond is what the member actually sent recently, all
+	// upstreams together.
+	BytesPerSecond int64
+	// Updated is when the member formed this view, on its own clock, to
+	// the millisecond. SetLocal sets it to now when it is zero. Down
+	// ignores opinions older than MaxOpinionAge, so members' clocks must
+	// agree to within a few seconds (NTP).
+	Updated time.Time
+}
+
+// sameContent reports whether a and b say the same thing, whenever said.
+func sameContent(a, b State) bool {
+	return a.Node == b.Node && a.Kind == b.Kind && a.BytesPerSecond == b.BytesPerSecond &&
+		maps.Equal(a.Endpoints, b.Endpoints)
+}
+
+// clone returns a copy of s that shares no map with it.
+func (s State) clone() State {
+	if s.Endpoints != nil {
+		s.Endpoints = maps.Clone(s.Endpoints)
+	}
+	return s
+}
+
+// wireState is State on the wire: JSON with one-letter keys. Version orders
+// the states of one member: the newest wins wherever they meet.
+type wireState struct {
+	Node      string          `json:"n"`
+	Kind      string          `json:"k"`
+	Endpoints map[string]bool `json:"e,omitempty"`
+	BPS       int64           `json:"b,omitempty"`
+	Updated   int64           `json:"u"` // Unix milliseconds
+	Version   uint64          `json:"v"`
+}
+
+// Message types, the first byte of every user message and of the
+// push/pull state, so that other kinds can be added later.
+const (
+	msgState     byte = 1 // one wireState
+	msgStateList byte = 2 // a JSON array of wireState
+)
+
+// encodeState returns the JSON of s at version v.
+func encodeState(s State, v uint64) ([]byte, error) {
+	b, err := json.Marshal(wireState{
+		Node: s.Node, Kind: s.Kind, Endpoints: s.Endpoints, BPS: s.BytesPerSecond,
+		Updated: s.Updated.UnixMilli(), Version: v,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cannot encode state: %w", err)
+	}
+	if len(b) > MaxStateSize {
+		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d (%d endpoints)", ErrStateTooLarge, len(b), MaxStateSize, len(s.Endpoints))
+	}
+	return b, nil
+}
+
+// decodeState parses and checks the JSON of one state.
+func decodeState(b []byte) (State, uint64, error) {
+	if len(b) > MaxStateSize {
+		return State{}, 0, fmt.Errorf("state of %d bytes, at most %d", len(b), MaxStateSize)
+	}
+	var w wireState
+	if err := json.Unmarshal(b, &w); err != nil {
+		return State{}, 0, fmt.Errorf("cannot decode state: %w", err)
+	}
+	if w.Node == "" || len(w.Node) > maxNodeName {
+		return State{}, 0, fmt.Errorf("state with node name of %d bytes", len(w.Node))
+	}
+	if w.Kind != KindAgent && w.Kind != KindRelay {
+		return State{}, 0, fmt.Errorf("state of %s with kind %q", w.Node, w.Kind)
+	}
+	return State{
+		Node: w.Node, Kind: w.Kind, Endpoints: w.Endpoints, BytesPerSecond: w.BPS,
+		Updated: time.UnixMilli(w.Updated),
+	}, w.Version, nil
+}
+
+// stateBroadcast is one member's state queued for gossip. It is named by
+// the member, so a newer state of the same member replaces it in the queue.
+type stateBroadcast struct {
+	node string
+	msg  []byte // msgState and the JSON
+}
+
+func (b *stateBroadcast) Name() string                          { return "state/" + b.node }
+func (b *stateBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
+func (b *stateBroadcast) Message() []byte                       { return b.msg }
+func (b *stateBroadcast) Finished()                             {}
