@@ -195,6 +195,8 @@ func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configs
 		rev     int64
 		live    map[string]session.Member
 		down    []string
+		seen    = map[string]string{} // gossip members ever seen, by node: their etcd address then
+		gone    map[string]bool       // seen in the gossip, now dead there
 		last    *Update
 	)
 	// Opinions age out of the down rule and restarted members need a
@@ -207,8 +209,10 @@ func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configs
 			return
 		case <-g.Changes():
 			down = gossip.Down(g.States(), time.Now())
+			gone = m.gossipGone(g, seen)
 		case <-refresh.C:
 			down = gossip.Down(g.States(), time.Now())
+			gone = m.gossipGone(g, seen)
 			m.join(g, live)
 		case u, ok := <-cfgs:
 			if !ok {
@@ -235,7 +239,7 @@ func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configs
 		if cluster == nil {
 			continue
 		}
-		up, err := m.compute(*cluster, rev, live, down)
+		up, err := m.compute(*cluster, rev, withoutGone(live, gone, seen), down)
 		m.setError(&m.computeErr, err)
 		if err != nil {
 			continue
@@ -292,6 +296,50 @@ func (m *Member) compute(c config.Cluster, rev int64, live map[string]session.Me
 func equalUpdate(a, b Update) bool {
 	return a.Revision == b.Revision && a.Assignment.Budget == b.Assignment.Budget &&
 		slices.Equal(a.Assignment.Upstreams, b.Assignment.Upstreams)
+}
+
+// gossipGone returns the members the gossip saw and now holds dead. The
+// gossip detects a killed member in seconds, long before its etcd lease
+// expires, so the ring leaves it out from then on.
+func (m *Member) gossipGone(g *gossip.Gossip, seen map[string]string) map[string]bool {
+	alive := map[string]bool{}
+	for _, n := range g.Members() {
+		alive[n] = true
+		if _, ok := seen[n]; !ok {
+			seen[n] = ""
+		}
+	}
+	gone := map[string]bool{}
+	for n := range seen {
+		if !alive[n] && n != m.cfg.Node {
+			gone[n] = true
+		}
+	}
+	return gone
+}
+
+// withoutGone drops from live the members the gossip holds dead, unless
+// they registered again since (another gossip address or start time): a
+// restarted member counts as soon as etcd shows it. seen maps each member
+// the gossip has seen alive to its registration then.
+func withoutGone(live map[string]session.Member, gone map[string]bool, seen map[string]string) map[string]session.Member {
+	out := make(map[string]session.Member, len(live))
+	for n, mem := range live {
+		id := mem.Address + "@" + mem.StartTime.String()
+		prev, inGossip := seen[n]
+		switch {
+		case !gone[n]:
+			if inGossip {
+				seen[n] = id
+			}
+			out[n] = mem
+		case prev == "" || prev == id:
+			// The process the gossip saw die; its lease has not expired yet.
+		default:
+			out[n] = mem // registered again: a new process
+		}
+	}
+	return out
 }
 
 // join asks the gossip to join the live members it may not know yet. Joining

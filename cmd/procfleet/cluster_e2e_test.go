@@ -126,6 +126,8 @@ agents:
 	// the other at once, the gossip agrees it is down, and the ring moves
 	// them there with budgets that still fit its capacity.
 	dead := s.Agents[0].Upstreams[0]
+	moved := s.Agents[0].Node
+	killedAt := time.Now()
 	vms[dead].Kill()
 	waitStatus("every agent on the surviving upstream", func(s clusterStatus) bool {
 		if !converged(2)(s) {
@@ -150,5 +152,24 @@ agents:
 		if u.BudgetBytesPerSecond > u.CapacityBytesPerSecond {
 			t.Fatalf("budgets on %s exceed its capacity after failover: %+v", u.Name, u)
 		}
+	}
+	// The moved agent's data written after the crash is in the survivor.
+	var survivor *testenv.VM
+	for name, vm := range vms {
+		if name != dead {
+			survivor = vm
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		survivor.Flush(t)
+		series, err := survivor.TryExport(`node_load1{instance="` + moved + `"}`)
+		if err == nil && len(series) == 1 && series[0].Timestamps[len(series[0].Timestamps)-1] > killedAt.UnixMilli() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's data after the crash of %s never reached the other VictoriaMetrics", moved, dead)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
