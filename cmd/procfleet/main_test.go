@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,4 +112,22 @@ func writeFileErr(path, content string) error { return os.WriteFile(path, []byte
 func newCmd(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	return exec.Command(binary, args...)
+}
+
+// tryGet returns the body of a GET, or an error for a failed request or a
+// status other than 200.
+func tryGet(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), nil
 }
