@@ -17,6 +17,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
@@ -86,6 +87,9 @@ type Member struct {
 	computeErr string            // the settings could not be computed
 	names      map[string]string // endpoint label (URL without query) -> upstream name
 	sent       uint64            // shipper bytes at the last report
+	lastJoin   time.Time         // of the gossip; only the loop touches it
+	joining    atomic.Bool       // a gossip join is in flight
+	joins      sync.WaitGroup    // the join in flight; Run waits for it
 	sentAt     time.Time
 }
 
@@ -175,6 +179,7 @@ func (m *Member) Run(ctx context.Context) error {
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
 	m.loop(ctx, g, store.Watch(ctx), watchMembers(ctx, cli, m.space, keys.Agent, m.log))
+	m.joins.Wait()
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {
 		sessErr = nil
@@ -342,9 +347,14 @@ func withoutGone(live map[string]session.Member, gone map[string]bool, seen map[
 	return out
 }
 
-// join asks the gossip to join the live members it may not know yet. Joining
-// a member already known is harmless.
+// join asks the gossip to join a few live members it does not know yet:
+// memberlist spreads the rest, so joining everyone would only multiply the
+// work (quadratic as a fleet starts). At most one join a second; the
+// refresh tick catches up.
 func (m *Member) join(g *gossip.Gossip, live map[string]session.Member) {
+	if time.Since(m.lastJoin) < time.Second {
+		return
+	}
 	known := map[string]bool{}
 	for _, n := range g.Members() {
 		known[n] = true
@@ -358,9 +368,37 @@ func (m *Member) join(g *gossip.Gossip, live map[string]session.Member) {
 	if len(addrs) == 0 {
 		return
 	}
-	if _, err := g.Join(addrs); err != nil {
-		m.log.Debug("gossip join failed; retrying on the next change", "addrs", addrs, "err", err)
+	slices.Sort(addrs)
+	if len(addrs) > joinSeeds {
+		// Different members pick different seeds, so that no one member
+		// takes every join.
+		start := int(fnv32(m.cfg.Node) % uint32(len(addrs)))
+		addrs = append(addrs[start:], addrs[:start]...)[:joinSeeds]
 	}
+	if !m.joining.CompareAndSwap(false, true) {
+		return
+	}
+	m.lastJoin = time.Now()
+	// A join blocks for up to the TCP timeout on an address that does not
+	// answer: never on the loop that hands out settings.
+	m.joins.Go(func() {
+		defer m.joining.Store(false)
+		if _, err := g.Join(addrs); err != nil {
+			m.log.Debug("gossip join failed; retrying on the next change", "addrs", addrs, "err", err)
+		}
+	})
+}
+
+// joinSeeds is how many unknown members one join contacts.
+const joinSeeds = 3
+
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 func (m *Member) publish(u Update) {

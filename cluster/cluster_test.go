@@ -41,7 +41,7 @@ func (l *latest) get(node string) (Update, bool) {
 	return u, ok
 }
 
-func startMember(t *testing.T, ctx context.Context, endpoints []string, node string, l *latest) context.CancelFunc {
+func startMember(t testing.TB, ctx context.Context, endpoints []string, node string, l *latest) context.CancelFunc {
 	t.Helper()
 	local := config.DefaultAgent()
 	local.Hostname = node
@@ -71,7 +71,7 @@ func startMember(t *testing.T, ctx context.Context, endpoints []string, node str
 	return stop
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

@@ -45,6 +45,11 @@ func TestDeliver(t *testing.T) {
 		t.Fatalf("query = %v; want foo=bar and extra_label %v", p.query, q["extra_label"])
 	}
 	label := up.URL() // no query in the label
+	// The server records a post before the shipper has its answer: wait for
+	// the shipper to count the third.
+	waitFor(t, "3 sends counted", 5*time.Second, func() bool {
+		return metricValue(t, set, `procfleet_ship_send_seconds_count`) == 3
+	})
 	for name, want := range map[string]float64{
 		`procfleet_ship_requests_total{endpoint="` + label + `",status="204"}`: 3,
 		`procfleet_ship_endpoint_healthy{endpoint="` + label + `"}`:            1,
@@ -80,6 +85,8 @@ func TestRetry5xxThenSuccess(t *testing.T) {
 	if got := metricValue(t, set, "procfleet_ship_retries_total"); got != 2 {
 		t.Fatalf("retries = %v; want 2", got)
 	}
+	// The server records the post before the shipper has its answer.
+	waitFor(t, "the success recorded", 5*time.Second, func() bool { return stateOf(t, s, up.URL()).ConsecutiveFailures == 0 })
 	st := stateOf(t, s, up.URL())
 	if !st.Healthy || st.ConsecutiveFailures != 0 || !strings.Contains(st.LastError, "HTTP 500: try later") {
 		t.Fatalf("state = %+v", st)
