@@ -65,7 +65,7 @@ type Ring struct {
 	// LoadFactor bounds the partitions of one upstream to LoadFactor times
 	// the average: more than 1 (so that the bound can always be met), at
 	// most 10. Lower evens the load, higher moves fewer agents when
-	// upstreams come and go. Default 1.25.
+	// upstreams come and go. Default 1.2.
 	LoadFactor float64 `yaml:"load_factor"`
 }
 
@@ -145,7 +145,7 @@ type Endpoint struct {
 // does not validate until some are added.
 func DefaultCluster() Cluster {
 	return Cluster{
-		Ring:   Ring{Fallbacks: 1, Partitions: 1021, Replicas: 20, LoadFactor: 1.25},
+		Ring:   Ring{Fallbacks: 1, Partitions: 1021, Replicas: 20, LoadFactor: 1.2},
 		Agents: clusterAgentsOf(DefaultAgent()),
 		Status: Status{Interval: Duration(10 * time.Second)},
 	}
@@ -261,7 +261,7 @@ func (r Ring) Validate(key string, upstreams int) error {
 		return fmt.Errorf("%s.replicas: %d is not accepted; want 2 to 1000", key, r.Replicas)
 	}
 	if !(r.LoadFactor > 1 && r.LoadFactor <= 10) {
-		return fmt.Errorf("%s.load_factor: %g is not accepted; want more than 1 and at most 10, such as 1.25", key, r.LoadFactor)
+		return fmt.Errorf("%s.load_factor: %g is not accepted; want more than 1 and at most 10, such as 1.2", key, r.LoadFactor)
 	}
 	return nil
 }

@@ -230,28 +230,28 @@ func allDown(out map[string]Assignment, agents []string, full *table) {
 }
 
 // placePrimaries returns each agent's primary, an index into full.names.
-// parts are the agents' partitions, in node name order; live marks the live upstreams of full, nLive of
-// them; lt is the ring of the live upstreams, nil when all are live.
-// Agents whose full-ring owner is live are placed first, so that those
-// whose owner is down cannot push them off it.
+// parts are the agents' partitions, in node name order; live marks the live
+// upstreams of full, nLive of them; lt is the ring of the live upstreams,
+// nil when all are live.
+//
+// Every agent first gets the primary it has when all upstreams are live
+// (bounded as if all were). Only the agents whose primary that is and is
+// down move: onto the ring of the live upstreams, bounded by the live
+// count. So taking an upstream down moves exactly its agents, and bringing
+// it back returns them.
 func placePrimaries(cfg Config, full, lt *table, live []bool, nLive int, parts []int) []int32 {
-	// Agents that stay are bounded as if every upstream were live, so
-	// that where they go does not depend on which upstreams are down.
-	stay := bound(cfg.Load, len(parts), len(full.names))
-	load := make([]int, len(full.names))
-	primary := make([]int32, len(parts))
-	var moved []int // agents whose full-ring owner is down
-	for i, part := range parts {
-		start := full.startAt(part)
-		if !live[full.order[start]] {
-			moved = append(moved, i)
-			continue
-		}
-		primary[i] = firstWithRoom(full.order, start, live, load, stay, nil)
-		load[primary[i]]++
-	}
-	if len(moved) == 0 {
+	primary := allLivePrimaries(full, parts, bound(cfg.Load, len(parts), len(full.names)))
+	if lt == nil {
 		return primary
+	}
+	load := make([]int, len(full.names))
+	var moved []int // agents whose all-live primary is down
+	for i, p := range primary {
+		if live[p] {
+			load[p]++
+		} else {
+			moved = append(moved, i)
+		}
 	}
 	// lt's names are the live names of full, in the same sorted order.
 	toFull := make([]int32, 0, nLive)
@@ -263,6 +263,17 @@ func placePrimaries(cfg Config, full, lt *table, live []bool, nLive int, parts [
 	b := bound(cfg.Load, len(parts), nLive)
 	for _, i := range moved {
 		primary[i] = firstWithRoom(lt.order, lt.startAt(parts[i]), nil, load, b, toFull)
+		load[primary[i]]++
+	}
+	return primary
+}
+
+// allLivePrimaries places every agent as if every upstream were live.
+func allLivePrimaries(full *table, parts []int, bound int) []int32 {
+	load := make([]int, len(full.names))
+	primary := make([]int32, len(parts))
+	for i, part := range parts {
+		primary[i] = firstWithRoom(full.order, full.startAt(part), nil, load, bound, nil)
 		load[primary[i]]++
 	}
 	return primary

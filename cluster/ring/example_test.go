@@ -49,17 +49,17 @@ func Example() {
 	in.Down = []string{"vm-a", "vm-b", "vm-c"}
 	print(in)
 	// Output:
-	// db-1 [vm-a vm-c] 3495254
-	// db-2 [vm-a vm-c] 3495253
+	// db-1 [vm-a vm-c] 5242880
+	// db-2 [vm-a vm-c] 5242880
 	// web-1 [vm-b vm-a] 10485760
-	// web-2 [vm-c vm-b] 5242880
-	// web-3 [vm-a vm-c] 3495253
+	// web-2 [vm-c vm-b] 2621440
+	// web-3 [vm-c vm-a] 2621440
 	// vm-b down:
-	// db-1 [vm-a vm-c vm-b] 2621440
-	// db-2 [vm-a vm-c vm-b] 2621440
-	// web-1 [vm-a vm-c vm-b] 2621440
-	// web-2 [vm-c vm-a vm-b] 5242880
-	// web-3 [vm-a vm-c vm-b] 2621440
+	// db-1 [vm-a vm-c vm-b] 3495254
+	// db-2 [vm-a vm-c vm-b] 3495253
+	// web-1 [vm-a vm-c vm-b] 3495253
+	// web-2 [vm-c vm-a vm-b] 2621440
+	// web-3 [vm-c vm-a vm-b] 2621440
 	// all down:
 	// db-1 [vm-a vm-c vm-b] 0
 	// db-2 [vm-a vm-c vm-b] 0

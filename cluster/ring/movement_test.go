@@ -72,6 +72,11 @@ func TestMovementUpstreamDown(t *testing.T) {
 				t.Errorf("%d upstreams, %d agents, %s down: %d moved, %d were on it, slack %.2f of the ideal share %d",
 					nUp, nAgents, u.Name, m, count[u.Name], slack, nAgents/nUp)
 			}
+			// The bound: at most 1.2 times the ideal share (the
+			// default load factor), give or take the rounding up of the cap.
+			if ideal := float64(nAgents) / float64(nUp); float64(m) > math.Ceil(DefaultLoad*ideal) {
+				t.Errorf("%d upstreams, %s down: %d agents moved, over %.1f times the ideal share %.0f", nUp, u.Name, m, DefaultLoad, ideal)
+			}
 			worst = max(worst, float64(m)/float64(count[u.Name]))
 			worstIdeal = max(worstIdeal, float64(m)*float64(nUp)/float64(nAgents))
 			// Back up: everyone returns.
@@ -83,14 +88,12 @@ func TestMovementUpstreamDown(t *testing.T) {
 		t.Logf("%d upstreams, %d agents, one down: moved at most %.2f times the agents that were on it, %.2f times the ideal share",
 			nUp, nAgents, worst, worstIdeal)
 	}
-	f(5, 1000, 0.02, 1)
-	f(3, 1000, 0.02, 1)
-	// The slack grows with the number of upstreams: agents whose own
-	// upstream was full and that had been pushed to another one count as
-	// the down upstream's, and are placed anew on the live ring.
-	f(10, 10000, 0.1, 1)
-	f(20, 10000, 0.2, 1)
-	f(100, 10000, 0.6, 7)
+	// Exactly the agents of the down upstream move: no slack.
+	f(5, 1000, 0, 1)
+	f(3, 1000, 0, 1)
+	f(10, 10000, 0, 1)
+	f(20, 10000, 0, 1)
+	f(100, 10000, 0, 7)
 }
 
 // TestMovementAgents adds and removes one agent of 1000.

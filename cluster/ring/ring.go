@@ -49,8 +49,8 @@ const (
 	// DefaultReplicationFactor is the library's default.
 	DefaultReplicationFactor = 20
 	// DefaultLoad is the library's default bound: no member owns more
-	// than 1.25 times the average number of partitions.
-	DefaultLoad = 1.25
+	// than 1.2 times the average number of partitions.
+	DefaultLoad = 1.2
 )
 
 // Limits of Config, checked by Validate.
@@ -75,7 +75,7 @@ type Config struct {
 	// ceil(Load * average) partitions, and Compute gives no upstream more
 	// than ceil(Load * average) agents as their primary. Greater than 1:
 	// at exactly 1 the partitions may not fit and the library panics.
-	// Default 1.25.
+	// Default 1.2: taking an upstream down moves at most 1.2 times the ideal share of agents.
 	Load float64
 }
 
