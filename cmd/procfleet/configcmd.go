@@ -72,12 +72,9 @@ func newConfigSetCmd() *cobra.Command {
 		Short: "Replace the cluster config with FILE (- for stdin), validated, compare-and-swap",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			data, err := readInput(cmd, file)
+			data, err := readCluster(cmd, file)
 			if err != nil {
 				return err
-			}
-			if _, err := config.ParseCluster(data); err != nil {
-				return usageError{fmt.Errorf("%s: %w", file, err)}
 			}
 			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
 				if expect == 0 {
@@ -113,12 +110,8 @@ func newConfigValidateCmd() *cobra.Command {
 		Short: "Check a cluster config file without writing it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			data, err := readInput(cmd, file)
-			if err != nil {
+			if _, err := readCluster(cmd, file); err != nil {
 				return err
-			}
-			if _, err := config.ParseCluster(data); err != nil {
-				return usageError{fmt.Errorf("%s: %w", file, err)}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", file)
 			return nil
@@ -185,6 +178,19 @@ func newConfigRollbackCmd() *cobra.Command {
 	}
 	ef.register(cmd)
 	return cmd
+}
+
+// readCluster reads a cluster config from file (stdin for "-") and
+// validates it; the error names the file.
+func readCluster(cmd *cobra.Command, file string) ([]byte, error) {
+	data, err := readInput(cmd, file)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := config.ParseCluster(data); err != nil {
+		return nil, usageError{fmt.Errorf("%s: %w", file, err)}
+	}
+	return data, nil
 }
 
 // readInput reads file, or stdin for "-".
