@@ -1,0 +1,276 @@
+package spool
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// segment is one segment file. Its records have the sequence numbers
+// first .. first+n-1 and occupy bytes [0, end); size is the file's length,
+// which exceeds end when damage follows the valid records.
+type segment struct {
+	first uint64
+	n     uint64
+	end   int64
+	size  int64
+	path  string
+}
+
+// Log is a spool directory opened for appending and reading. Its methods
+// are safe for concurrent use: Append calls are serialised among
+// themselves, and Next and Ack are meant for one reader at a time, since
+// they share a single position (the oldest unacknowledged record).
+type Log struct {
+	dir string
+	cfg Config
+
+	// wmu serialises Append, rotation and the interval sync, so that the
+	// record write and fsync happen without holding mu.
+	wmu    sync.Mutex
+	wbuf   []byte
+	active *os.File // open for writing; the file of segs[len(segs)-1]
+	dirty  bool     // written since the last fsync (interval mode)
+	timer  *time.Timer
+	// syncErr is a failed interval fsync, returned by the next Append.
+	syncErr error
+
+	mu      sync.Mutex
+	closed  bool
+	segs    []*segment // oldest first; the last is the active one
+	sealed  bool       // the active segment must not take more records
+	nextSeq uint64
+	// The head is the oldest unacknowledged record: headSeq at headOff in
+	// segs[0]. When headSeq == segs[0].first+segs[0].n there is none there.
+	headSeq uint64
+	headOff int64
+	head    header // header at headOff, valid when headOK
+	headOK  bool
+	reader  *os.File // read handle of segs[0]
+	bytes   int64
+	records int64
+	notify  chan struct{} // closed and replaced when records arrive or on Close
+
+	acked        uint64 // every seq <= acked is delivered
+	ackPersisted uint64
+	ackAt        time.Time
+
+	recovery Recovery
+
+	droppedFull *metrics.Counter
+	droppedAge  *metrics.Counter
+	corrupt     *metrics.Counter
+}
+
+// Open opens the log in dir, creating dir if needed, and recovers it (see
+// the package documentation). It registers the procfleet_spool_* metrics in
+// set, so a set holds at most one Log. Open starts no goroutines; with
+// SyncInterval above 0 a timer fires after appends until Close.
+func Open(dir string, cfg Config, set *metrics.Set) (*Log, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create spool directory: %w", err)
+	}
+	l := &Log{
+		dir:         dir,
+		cfg:         cfg,
+		notify:      make(chan struct{}),
+		droppedFull: set.NewCounter(`procfleet_spool_dropped_total{reason="full"}`),
+		droppedAge:  set.NewCounter(`procfleet_spool_dropped_total{reason="age"}`),
+		corrupt:     set.NewCounter(`procfleet_spool_corrupt_total`),
+	}
+	if err := l.recover(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	set.NewGauge(`procfleet_spool_bytes`, func() float64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return float64(l.bytes)
+	})
+	set.NewGauge(`procfleet_spool_records`, func() float64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return float64(l.records)
+	})
+	set.NewGauge(`procfleet_spool_oldest_age_seconds`, func() float64 {
+		return l.OldestAge().Seconds()
+	})
+	return l, nil
+}
+
+// Recovery returns what Open found on disk, for the caller to log.
+func (l *Log) Recovery() Recovery { return l.recovery }
+
+func (l *Log) recover() error {
+	ents, err := os.ReadDir(l.dir)
+	if err != nil {
+		return fmt.Errorf("cannot read spool directory: %w", err)
+	}
+	for _, e := range ents {
+		if first, ok := parseSegmentName(e.Name()); ok && e.Type().IsRegular() {
+			l.segs = append(l.segs, &segment{first: first, path: filepath.Join(l.dir, e.Name())})
+		}
+	}
+	slices.SortFunc(l.segs, func(a, b *segment) int { return cmp.Compare(a.first, b.first) })
+	l.acked = readAck(filepath.Join(l.dir, ackName))
+	l.ackPersisted = l.acked
+	l.recovery.Segments = len(l.segs)
+	for i, s := range l.segs {
+		if err := l.scan(s, i == len(l.segs)-1); err != nil {
+			return err
+		}
+		l.nextSeq = max(l.nextSeq, s.first+s.n)
+		l.bytes += s.size
+	}
+	l.nextSeq = max(l.nextSeq, l.acked+1)
+	// Append to the last segment only where the next record belongs.
+	if n := len(l.segs); n == 0 || l.sealed || l.segs[n-1].first+l.segs[n-1].n != l.nextSeq {
+		if n > 0 && l.sealed {
+			// The damaged records had numbers too; never reuse them.
+			l.nextSeq = max(l.nextSeq, l.segs[n-1].first+l.segs[n-1].n+1)
+		}
+		if err := l.createSegment(); err != nil {
+			return err
+		}
+	} else {
+		f, err := os.OpenFile(l.segs[n-1].path, os.O_RDWR, 0)
+		if err != nil {
+			return fmt.Errorf("cannot open spool segment %s: %w", l.segs[n-1].path, err)
+		}
+		l.active = f
+	}
+	for _, s := range l.segs {
+		if s.first+s.n > l.acked+1 {
+			l.records += int64(s.first + s.n - max(s.first, l.acked+1))
+		}
+	}
+	l.recovery.Records = int(l.records)
+	l.headSeq = l.segs[0].first
+	return l.skipAckedLocked()
+}
+
+// scan reads segment s and fixes it up as the package documentation says.
+func (l *Log) scan(s *segment, last bool) error {
+	f, err := os.OpenFile(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("cannot open spool segment %s: %w", s.path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("cannot stat spool segment %s: %w", s.path, err)
+	}
+	res, err := scanSegment(f, fi.Size())
+	if err != nil {
+		return fmt.Errorf("cannot read spool segment %s: %w", s.path, err)
+	}
+	s.n, s.end, s.size = res.n, res.end, fi.Size()
+	switch {
+	case res.damage == torn && last:
+		if err := f.Truncate(res.end); err != nil {
+			return fmt.Errorf("cannot truncate torn spool segment %s: %w", s.path, err)
+		}
+		l.recovery.Truncated += s.size - res.end
+		s.size = res.end
+	case res.damage != clean:
+		l.corrupt.Inc()
+		l.recovery.Corrupt = append(l.recovery.Corrupt,
+			fmt.Sprintf("%s: %s at offset %d; skipped %d bytes", s.path, res.reason, res.end, s.size-res.end))
+		l.sealed = last
+	}
+	return nil
+}
+
+// createSegment starts a new active segment named after nextSeq. The
+// caller holds wmu and mu, or is Open.
+func (l *Log) createSegment() error {
+	s := &segment{first: l.nextSeq, path: filepath.Join(l.dir, segmentName(l.nextSeq))}
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("cannot create spool segment %s: %w", s.path, err)
+	}
+	if err := syncDir(l.dir); err != nil {
+		f.Close()
+		return err
+	}
+	if l.active != nil {
+		l.active.Close()
+	}
+	l.active = f
+	l.sealed = false
+	l.segs = append(l.segs, s)
+	return nil
+}
+
+// OldestAge returns how long ago the oldest unacknowledged record was
+// created, or 0 when there is none.
+func (l *Log) OldestAge() time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return 0
+	}
+	if ok, err := l.headLocked(); !ok || err != nil {
+		return 0
+	}
+	return time.Since(time.UnixMilli(l.head.createdMs))
+}
+
+// Close syncs and closes the log and persists the acknowledged position.
+// It wakes a blocked Next, which returns ErrClosed. Close is idempotent;
+// it waits for an Append in progress.
+func (l *Log) Close() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.notify)
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	var err error
+	if l.dirty {
+		if err = l.active.Sync(); err != nil {
+			err = fmt.Errorf("cannot sync spool segment: %w", err)
+		}
+	}
+	if perr := l.persistAckLocked(); err == nil {
+		err = perr
+	}
+	l.closeFiles()
+	return err
+}
+
+func (l *Log) closeFiles() {
+	if l.active != nil {
+		l.active.Close()
+	}
+	if l.reader != nil {
+		l.reader.Close()
+	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("cannot open spool directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("cannot sync spool directory: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package spool
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+const ackName = "ack"
+
+// Next returns the oldest unacknowledged record, blocking until there is
+// one, ctx ends (returning ctx.Err()) or the log is closed (ErrClosed).
+// Calling Next again without Ack returns the same record, so a failed
+// delivery is retried by calling Next again. Records older than MaxAge are
+// dropped and counted on the way. Data is a fresh slice owned by the caller.
+func (l *Log) Next(ctx context.Context) (Record, error) {
+	for {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return Record{}, ErrClosed
+		}
+		rec, ok, err := l.peekLocked(time.Now())
+		wait := l.notify
+		l.mu.Unlock()
+		if ok || err != nil {
+			return rec, err
+		}
+		select {
+		case <-ctx.Done():
+			return Record{}, ctx.Err()
+		case <-wait:
+		}
+	}
+}
+
+// Ack marks every record up to and including seq as delivered. Segments
+// whose records are all delivered are deleted, except the active one. The
+// position is persisted at most every AckInterval (see Config). Acking a
+// seq that was already acknowledged is a no-op; a seq not yet appended acks
+// everything there is.
+func (l *Log) Ack(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	for l.headSeq <= seq {
+		ok, err := l.headLocked()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if err := l.advanceLocked(); err != nil {
+			return err
+		}
+		l.records--
+	}
+	l.acked = max(l.acked, min(seq, l.nextSeq-1))
+	if l.cfg.AckInterval == 0 || time.Since(l.ackAt) >= l.cfg.AckInterval {
+		return l.persistAckLocked()
+	}
+	return nil
+}
+
+// peekLocked returns the record at the head, dropping records over MaxAge.
+func (l *Log) peekLocked(now time.Time) (Record, bool, error) {
+	for {
+		ok, err := l.headLocked()
+		if !ok || err != nil {
+			return Record{}, false, err
+		}
+		created := time.UnixMilli(l.head.createdMs)
+		if l.cfg.MaxAge > 0 && now.Sub(created) > l.cfg.MaxAge {
+			l.droppedAge.Inc()
+			l.acked = max(l.acked, l.headSeq)
+			if err := l.advanceLocked(); err != nil {
+				return Record{}, false, err
+			}
+			l.records--
+			continue
+		}
+		data := make([]byte, l.head.length)
+		if _, err := l.reader.ReadAt(data, l.headOff+headerSize); err != nil {
+			return Record{}, false, fmt.Errorf("cannot read spool segment %s: %w", l.segs[0].path, err)
+		}
+		return Record{Seq: l.headSeq, Data: data, Created: created}, true, nil
+	}
+}
+
+// headLocked moves the head to the segment holding the oldest
+// unacknowledged record, deleting exhausted segments on the way, and reads
+// its header. It returns false when there is no such record.
+func (l *Log) headLocked() (bool, error) {
+	for s := l.segs[0]; l.headSeq >= s.first+s.n; s = l.segs[0] {
+		if len(l.segs) == 1 {
+			return false, nil
+		}
+		if err := l.dropSegmentLocked(); err != nil {
+			return false, err
+		}
+	}
+	if l.headOK {
+		return true, nil
+	}
+	if l.reader == nil {
+		f, err := os.Open(l.segs[0].path)
+		if err != nil {
+			return false, fmt.Errorf("cannot open spool segment %s: %w", l.segs[0].path, err)
+		}
+		l.reader = f
+	}
+	var b [headerSize]byte
+	if _, err := l.reader.ReadAt(b[:], l.headOff); err != nil {
+		return false, fmt.Errorf("cannot read spool segment %s: %w", l.segs[0].path, err)
+	}
+	l.head, l.headOK = parseHeader(b[:]), true
+	return true, nil
+}
+
+// advanceLocked moves the head past the record whose header headLocked
+// read, deleting its segment when that was the segment's last record and
+// the segment is not the active one. The caller adjusts records.
+func (l *Log) advanceLocked() error {
+	l.headOff += headerSize + int64(l.head.length)
+	l.headSeq++
+	l.headOK = false
+	if s := l.segs[0]; l.headSeq >= s.first+s.n && len(l.segs) > 1 {
+		return l.dropSegmentLocked()
+	}
+	return nil
+}
+
+// dropSegmentLocked deletes segs[0], which is not the active segment, and
+// moves the head to the start of the next one. Unacknowledged records in it
+// are the caller's to count.
+func (l *Log) dropSegmentLocked() error {
+	s := l.segs[0]
+	if l.reader != nil {
+		l.reader.Close()
+		l.reader = nil
+	}
+	if err := os.Remove(s.path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("cannot delete spool segment %s: %w", s.path, err)
+	}
+	l.bytes -= s.size
+	l.segs = l.segs[1:]
+	l.headSeq, l.headOff, l.headOK = max(l.headSeq, l.segs[0].first), 0, false
+	return nil
+}
+
+// skipAckedLocked moves the head past records acked before a restart;
+// recover did not count them in records.
+func (l *Log) skipAckedLocked() error {
+	for l.headSeq <= l.acked {
+		ok, err := l.headLocked()
+		if !ok || err != nil {
+			return err
+		}
+		if err := l.advanceLocked(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// persistAckLocked writes the acked position to the ack file atomically.
+func (l *Log) persistAckLocked() error {
+	if l.acked == l.ackPersisted {
+		return nil
+	}
+	b := binary.LittleEndian.AppendUint64(nil, l.acked)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	path := filepath.Join(l.dir, ackName)
+	if err := writeFileSync(path+".tmp", b); err != nil {
+		return err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return fmt.Errorf("cannot rename spool ack file: %w", err)
+	}
+	l.ackPersisted, l.ackAt = l.acked, time.Now()
+	return nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cannot create spool ack file: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot write spool ack file %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("cannot sync spool ack file %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// readAck returns the persisted acked position; a missing or damaged file
+// reads as 0, which only causes redelivery.
+func readAck(path string) uint64 {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+		return 0
+	}
+	return binary.LittleEndian.Uint64(b)
+}
