@@ -223,18 +223,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // or -1 when absent.
 func metricValue(t *testing.T, set *metrics.Set, name string) float64 {
 	t.Helper()
-	var buf bytes.Buffer
-	set.WritePrometheus(&buf)
-	for l := range strings.Lines(buf.String()) {
-		if rest, ok := strings.CutPrefix(l, name+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err != nil {
-				t.Fatalf("cannot parse %q: %v", l, err)
-			}
-			return v
-		}
-	}
-	return -1
+	return testenv.MetricValue(t, set, name)
 }
 
 func stateOf(t *testing.T, s *Shipper, label string) EndpointState {

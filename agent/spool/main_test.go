@@ -1,7 +1,6 @@
 package spool
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,18 +121,7 @@ func segmentFiles(t *testing.T, dir string) []string {
 // or -1 when absent.
 func metricValue(t *testing.T, set *metrics.Set, name string) float64 {
 	t.Helper()
-	var buf bytes.Buffer
-	set.WritePrometheus(&buf)
-	for l := range strings.Lines(buf.String()) {
-		if rest, ok := strings.CutPrefix(l, name+" "); ok {
-			var v float64
-			if _, err := fmt.Sscan(rest, &v); err != nil {
-				t.Fatalf("cannot parse %q: %v", l, err)
-			}
-			return v
-		}
-	}
-	return -1
+	return testenv.MetricValue(t, set, name)
 }
 
 // mutate rewrites a file with f applied to its bytes.
