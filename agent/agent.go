@@ -24,6 +24,7 @@ import (
 	"github.com/procfleet/procfleet/agent/sched"
 	"github.com/procfleet/procfleet/agent/selfmon"
 	"github.com/procfleet/procfleet/agent/ship"
+	"github.com/procfleet/procfleet/agent/spool"
 	"github.com/procfleet/procfleet/config"
 )
 
@@ -36,6 +37,7 @@ type Agent struct {
 	comp    *compress.Compressor
 	limiter *limit.Limiter
 	shipper *ship.Shipper
+	spool   *spool.Log // nil when spool.dir is empty; Run closes it
 	sched   *sched.Scheduler
 	ln      net.Listener
 	ready   chan struct{}
@@ -64,7 +66,7 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, log: logger, sets: map[string]*metrics.Set{}, ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
-	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler"} {
+	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler", "spool"} {
 		a.sets[c] = metrics.NewSet()
 	}
 	// The agent's own CPU and memory come from the real procfs even when the
@@ -76,24 +78,47 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	query := url.Values{}
 	query.Add("extra_label", "instance="+cfg.Hostname)
 	query.Add("extra_label", "job="+cfg.Job)
+	if cfg.Spool.Dir != "" {
+		l, err := spool.OpenLogged(cfg.Spool, a.sets["spool"], logger.With("component", "spool"))
+		if err != nil {
+			return nil, fmt.Errorf("spool.dir: %w", err)
+		}
+		a.spool = l
+	}
 	var err error
 	a.shipper, err = ship.New(cfg.Ship, ship.Deps{
-		Limiter: a.limiter,
-		Logger:  logger.With("component", "ship"),
-		Metrics: a.sets["ship"],
-		Query:   query,
+		Limiter:         a.limiter,
+		Logger:          logger.With("component", "ship"),
+		Metrics:         a.sets["ship"],
+		Query:           query,
+		Spool:           a.spool,
+		SpoolBatchBytes: int(cfg.Compress.TargetBytes),
 	})
 	if err != nil {
+		a.closeSpool()
 		return nil, err
 	}
 	a.comp, err = compress.New(cfg.Compress, a.pool, a.enqueue, a.sets["compress"])
 	if err != nil {
+		a.closeSpool()
 		return nil, err
 	}
 	if a.sched, err = a.newScheduler(cfg); err != nil {
+		a.closeSpool()
 		return nil, err
 	}
 	return a, nil
+}
+
+// closeSpool closes the spool, if any, and returns the error.
+func (a *Agent) closeSpool() error {
+	if a.spool == nil {
+		return nil
+	}
+	if err := a.spool.Close(); err != nil {
+		return fmt.Errorf("cannot close the spool: %w", err)
+	}
+	return nil
 }
 
 // newScheduler builds a scheduler for the generators of cfg.
@@ -134,14 +159,15 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // Run runs the agent until ctx is done, then stops in reverse order of
 // start: the scheduler finishes its scans, the compressor flushes the last
-// batch, the shipper sends what is queued (bounded by ship.drain_timeout),
-// and the HTTP server closes.
+// batch, the shipper sends what is queued (bounded by ship.drain_timeout)
+// and spools the rest, and the HTTP server closes. Run closes the spool;
+// an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
 	var srv *http.Server
 	if a.cfg.Listen != "" {
 		ln, err := net.Listen("tcp", a.cfg.Listen)
 		if err != nil {
-			return fmt.Errorf("cannot listen on %s (listen): %w", a.cfg.Listen, err)
+			return errors.Join(fmt.Errorf("cannot listen on %s (listen): %w", a.cfg.Listen, err), a.closeSpool())
 		}
 		a.ln = ln
 		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -166,13 +192,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	<-compDone
 	stopShip()
 	wg.Wait()
+	spoolErr := a.closeSpool()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
 	a.log.Info("agent stopped")
-	return errors.Join(err, shipErr)
+	return errors.Join(err, shipErr, spoolErr)
 }
 
 func (a *Agent) handler() http.Handler {

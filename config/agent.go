@@ -34,6 +34,8 @@ type Agent struct {
 	Ship Ship `yaml:"ship"`
 	// Limit caps the bandwidth of all sends together.
 	Limit Limit `yaml:"limit"`
+	// Spool holds batches on disk while no upstream takes them. Host-local.
+	Spool Spool `yaml:"spool"`
 	// Log configures the agent's log.
 	Log Log `yaml:"log"`
 }
@@ -83,8 +85,9 @@ func DefaultAgent() Agent {
 			TargetBytes: 512 << 10,
 			FlushAge:    Duration(time.Second),
 		},
-		Ship: DefaultShip(),
-		Log:  Log{Level: "info", Format: "text"},
+		Ship:  DefaultShip(),
+		Spool: DefaultAgentSpool(),
+		Log:   Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -121,6 +124,9 @@ func (a Agent) Validate() error {
 		return err
 	}
 	if err := a.Limit.Validate("limit"); err != nil {
+		return err
+	}
+	if err := a.Spool.Validate("spool"); err != nil {
 		return err
 	}
 	return a.Log.Validate("log")

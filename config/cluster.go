@@ -19,7 +19,8 @@ const clusterRef = "deploy/cluster.example.yaml"
 // in deploy/cluster.example.yaml. A Cluster is a plain value: safe to read
 // from several goroutines, not to change while they read it.
 type Cluster struct {
-	// Upstreams are the endpoints the ring places agents on. At least one.
+	// Upstreams are the endpoints the ring places agents and relays on. At
+	// least one, and at least one that is not a relay.
 	Upstreams []Upstream `yaml:"upstreams"`
 	// Ring tunes the placement of agents on the upstreams.
 	Ring Ring `yaml:"ring"`
@@ -39,8 +40,13 @@ type Upstream struct {
 	// URL is the import URL (VictoriaMetrics, vmagent or a relay). Required.
 	URL string `yaml:"url"`
 	// Capacity is the bandwidth the upstream takes, shared by the agents
-	// that write there first. Required, positive.
+	// (and relays) that write there first. Required, positive.
 	Capacity ByteRate `yaml:"capacity"`
+	// Relay says the upstream is a procfleet relay (its URL is a relay's
+	// import API). Relays are never assigned relay upstreams, so data
+	// never loops between relays; at least one upstream must not be a
+	// relay. Default false.
+	Relay bool `yaml:"relay"`
 }
 
 // Ring tunes the consistent-hash ring with bounded loads that places agents
@@ -73,7 +79,7 @@ type Status struct {
 
 // ClusterAgents are the agent settings that the cluster sets for every
 // agent: the keys of the agent document (Agent) that mean the same on every
-// host. Host-local keys (hostname, listen, procfs_root, sysfs_root) stay in
+// host. Host-local keys (hostname, listen, procfs_root, sysfs_root, spool) stay in
 // the agent's own file; ship.upstreams, ship.strategy and limit come from
 // the ring.
 type ClusterAgents struct {
@@ -134,6 +140,8 @@ type Endpoint struct {
 	URL  string
 	// Capacity is in bytes per second.
 	Capacity int64
+	// Relay is as Upstream.Relay.
+	Relay bool
 }
 
 // DefaultCluster returns the cluster defaults. It has no upstreams, so it
@@ -222,7 +230,11 @@ func validateUpstreams(us []Upstream) error {
 	}
 	names := make(map[string]int, len(us))
 	urls := make(map[string]int, len(us))
+	direct := 0
 	for i, u := range us {
+		if !u.Relay {
+			direct++
+		}
 		if !upstreamName.MatchString(u.Name) {
 			return fmt.Errorf("upstreams[%d].name: %q is not accepted; want 1 to 63 of a-z, 0-9, '-', '_' and '.'", i, u.Name)
 		}
@@ -240,6 +252,9 @@ func validateUpstreams(us []Upstream) error {
 		if u.Capacity <= 0 {
 			return fmt.Errorf("upstreams[%d].capacity: %s is not accepted; want a positive rate such as 10MiB/s", i, FormatBytes(int64(u.Capacity))+"/s")
 		}
+	}
+	if direct == 0 {
+		return fmt.Errorf("upstreams: all %d have relay: true, which leaves relays nowhere to forward; want at least one that is not a relay (VictoriaMetrics or vmagent)", len(us))
 	}
 	return nil
 }
@@ -309,7 +324,7 @@ func (c Cluster) UpstreamNames() []string {
 func (c Cluster) Endpoints() []Endpoint {
 	eps := make([]Endpoint, len(c.Upstreams))
 	for i, u := range c.Upstreams {
-		eps[i] = Endpoint{Name: u.Name, URL: u.URL, Capacity: int64(u.Capacity)}
+		eps[i] = Endpoint{Name: u.Name, URL: u.URL, Capacity: int64(u.Capacity), Relay: u.Relay}
 	}
 	return eps
 }
@@ -318,7 +333,7 @@ func (c Cluster) Endpoints() []Endpoint {
 func (c Cluster) Endpoint(name string) (Endpoint, bool) {
 	for _, u := range c.Upstreams {
 		if u.Name == name {
-			return Endpoint{Name: u.Name, URL: u.URL, Capacity: int64(u.Capacity)}, true
+			return Endpoint{Name: u.Name, URL: u.URL, Capacity: int64(u.Capacity), Relay: u.Relay}, true
 		}
 	}
 	return Endpoint{}, false

@@ -35,8 +35,8 @@ func TestClusterExampleFileHoldsTheDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Endpoint{
-		{"vm-a", "http://127.0.0.1:8428/api/v1/import/prometheus", 10 << 20},
-		{"vm-b", "http://127.0.0.1:8429/api/v1/import/prometheus", 10 << 20},
+		{Name: "vm-a", URL: "http://127.0.0.1:8428/api/v1/import/prometheus", Capacity: 10 << 20},
+		{Name: "vm-b", URL: "http://127.0.0.1:8429/api/v1/import/prometheus", Capacity: 10 << 20},
 	}
 	if !reflect.DeepEqual(c.Endpoints(), want) {
 		t.Fatalf("upstreams = %+v; want %+v", c.Endpoints(), want)
@@ -87,6 +87,12 @@ func TestParseClusterErrors(t *testing.T) {
 	f("upstreams:\n"+a+up("vm-b", "http://b:8428/x", "0"), `upstreams[1].capacity: 0/s is not accepted; want a positive rate such as 10MiB/s`)
 	f("upstreams:\n"+a+"  - {name: vm-b, url: http://b:8428/x}\n", `upstreams[1].capacity: 0/s is not accepted`)
 	f("upstreams:\n"+up("vm-a", "http://a:8428/x", "fast"), `line 2: "fast" is not a rate`)
+	relay := func(name, url string) string {
+		return "  - {name: " + name + ", url: " + url + ", capacity: 1MiB/s, relay: true}\n"
+	}
+	f("upstreams:\n"+relay("r-a", "http://ra:8480/x")+relay("r-b", "http://rb:8480/x"),
+		`upstreams: all 2 have relay: true, which leaves relays nowhere to forward; want at least one that is not a relay`)
+	f("upstreams:\n"+a+"  - {name: r, url: http://r/x, capacity: 1MiB/s, relay: yes please}\n", `line 3: cannot unmarshal`)
 	f("upstreams:\n"+a+b+"ring: {fallbacks: 2}\n", `ring.fallbacks: 2 is not accepted; want 0 to 1 (one less than the 2 upstreams)`)
 	f("upstreams:\n"+a, `ring.fallbacks: 1 is not accepted; want 0 to 0`) // the default needs two upstreams
 	f("upstreams:\n"+a+b+"ring: {fallbacks: -1}\n", `ring.fallbacks: -1`)
@@ -318,6 +324,7 @@ func TestClusterRoundTrip(t *testing.T) {
 		}
 	}
 	f(twoUpstreams)
+	f(twoUpstreams + "  - {name: relay-1, url: \"http://relay-1:8480/api/v1/import/prometheus\", capacity: 1MiB/s, relay: true}\n")
 	f(twoUpstreams + `
 ring: {fallbacks: 0, partitions: 4099, replicas: 50, load_factor: 1.1}
 agents:
@@ -347,11 +354,29 @@ func TestClusterAccessors(t *testing.T) {
 		t.Fatalf("UpstreamNames = %v", got)
 	}
 	e, ok := c.Endpoint("vm-b")
-	if !ok || e != (Endpoint{"vm-b", "http://127.0.0.1:8429/api/v1/import/prometheus", 10 << 20}) {
+	if !ok || e != (Endpoint{Name: "vm-b", URL: "http://127.0.0.1:8429/api/v1/import/prometheus", Capacity: 10 << 20}) {
 		t.Fatalf("Endpoint(vm-b) = %+v, %v", e, ok)
 	}
 	if _, ok := c.Endpoint("vm-c"); ok {
 		t.Fatal("Endpoint(vm-c) found")
+	}
+}
+
+func TestClusterRelayUpstreams(t *testing.T) {
+	c := mustParseCluster(t, `
+upstreams:
+  - {name: vm, url: "http://vm:8428/api/v1/import/prometheus", capacity: 10MiB/s}
+  - {name: relay-up, url: "http://relay:8480/api/v1/import/prometheus", capacity: 5MiB/s, relay: true}
+`)
+	want := []Endpoint{
+		{Name: "vm", URL: "http://vm:8428/api/v1/import/prometheus", Capacity: 10 << 20},
+		{Name: "relay-up", URL: "http://relay:8480/api/v1/import/prometheus", Capacity: 5 << 20, Relay: true},
+	}
+	if got := c.Endpoints(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Endpoints = %+v; want %+v", got, want)
+	}
+	if e, ok := c.Endpoint("relay-up"); !ok || e != want[1] {
+		t.Fatalf("Endpoint(relay-up) = %+v, %v", e, ok)
 	}
 }
 
@@ -405,7 +430,7 @@ func TestClusterAgentsCoverTheAgentDocument(t *testing.T) {
 			}
 		}
 	}
-	f(reflect.TypeFor[Agent](), reflect.TypeFor[ClusterAgents](), "hostname", "listen", "procfs_root", "sysfs_root", "limit")
+	f(reflect.TypeFor[Agent](), reflect.TypeFor[ClusterAgents](), "hostname", "listen", "procfs_root", "sysfs_root", "limit", "spool")
 	f(reflect.TypeFor[Ship](), reflect.TypeFor[ClusterShip](), "upstreams", "strategy")
 }
 

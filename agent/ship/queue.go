@@ -29,11 +29,16 @@ func (q *queue) push(b *Batch) (dropped *Batch) {
 	q.buf[(q.head+q.n)%len(q.buf)] = b
 	q.n++
 	q.mu.Unlock()
+	q.signal()
+	return dropped
+}
+
+// signal puts the ready token back (or leaves it there).
+func (q *queue) signal() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
 	}
-	return dropped
 }
 
 // pop removes and returns the oldest batch, or nil when empty.

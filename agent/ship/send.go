@@ -60,11 +60,21 @@ func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
 	defer w.stop()
 	reqCtx = httptrace.WithClientTrace(reqCtx, w.trace())
 
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, ep.target, bytes.NewReader(b.Body))
+	target := ep.target
+	if b.Query != "" {
+		sep := "?"
+		if strings.Contains(target, "?") {
+			sep = "&"
+		}
+		target += sep + b.Query
+	}
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, bytes.NewReader(b.Body))
 	if err != nil {
 		return result{outcome: failed, err: fmt.Errorf("ship to %s: cannot build request: %w", ep.label, err)}
 	}
-	req.Header.Set("Content-Encoding", "gzip")
+	if !b.Plain {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set("User-Agent", "procfleet")
 	if err := s.auth.apply(req); err != nil {
@@ -115,7 +125,8 @@ func (s *Shipper) classify(ep *endpoint, resp *http.Response, excerpt string) re
 		return result{outcome: busy, err: err, retryAfter: s.retryAfter(resp.Header)}
 	case code == http.StatusServiceUnavailable:
 		return result{outcome: failed, err: err, retryAfter: s.retryAfter(resp.Header)}
-	case code >= 400 && code < 500:
+	case code == http.StatusBadRequest, code == http.StatusRequestEntityTooLarge,
+		code == http.StatusUnsupportedMediaType, code == http.StatusUnprocessableEntity:
 		return result{outcome: rejected, err: err}
 	}
 	return result{outcome: failed, err: err}

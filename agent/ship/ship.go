@@ -7,9 +7,11 @@
 //   - 429: busy. The endpoint stays healthy and is not sent to before its
 //     Retry-After (seconds or HTTP date, capped at Retry.MaxBackoff; a
 //     backoff delay when absent); another endpoint may take the batch.
-//   - other 4xx: the batch is dropped and counted (reason="rejected_4xx"),
-//     never retried; the endpoint answered, so it stays healthy.
-//   - 5xx, other codes, network errors and timeouts: a failure. The batch
+//   - 400, 413, 415 and 422: the body itself is refused. The batch is
+//     dropped and counted (reason="rejected_4xx"), never retried; the
+//     endpoint answered, so it stays healthy.
+//   - 5xx, other 4xx (401, 403 and 404 are misconfiguration that a retry
+//     may outlive), other codes, network errors and timeouts: a failure. The batch
 //     fails over at once to the next healthy endpoint not yet tried for
 //     it; once all were tried it waits a backoff (full jitter between
 //     Retry.MinBackoff and MinBackoff*2^round, capped at MaxBackoff) and
@@ -21,6 +23,21 @@
 // it healthy again. Probes are separate requests, so that no batch waits on
 // a dead endpoint's timeouts. While no endpoint is healthy, the sender
 // sleeps until a probe succeeds (or a backoff passes) and makes no request.
+//
+// # Spool
+//
+// With Deps.Spool, nothing is dropped for want of an upstream: a batch that
+// every endpoint failed in one round, or that arrives while no endpoint is
+// healthy, or that the full memory queue pushes out, is written to the spool
+// instead, and so is every batch still queued when a graceful stop reaches
+// its drain deadline. The sender replays the spool, oldest first, whenever
+// the memory queue is empty: fresh batches go first, so that dashboards
+// show the present while the backlog fills in behind, and both share the
+// limiter, so that a backlog never exceeds the budget. Consecutive spooled
+// batches with the same query and encoding are sent together, up to
+// Deps.SpoolBatchBytes, and a record is acknowledged (deleted) only once
+// an upstream took it or refused its body. The relay feeds its write-ahead
+// log to a shipper this way without calling Enqueue at all.
 package ship
 
 import (
@@ -37,6 +54,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/procfleet/procfleet/agent/limit"
+	"github.com/procfleet/procfleet/agent/spool"
 	"github.com/procfleet/procfleet/config"
 )
 
@@ -48,6 +66,12 @@ type Batch struct {
 	Samples int
 	// Created is when the batch's oldest line was written.
 	Created time.Time
+	// Query holds URL-encoded query arguments for this batch alone, added
+	// after the upstream's own and Deps.Query; the relay keeps those of
+	// each import request (extra_label, timestamp).
+	Query string
+	// Plain marks a body that is not compressed.
+	Plain bool
 }
 
 // Deps are the shipper's collaborators.
@@ -68,6 +92,13 @@ type Deps struct {
 	Transport http.RoundTripper
 	// Now replaces time.Now for timestamps and Retry-After dates. For tests.
 	Now func() time.Time
+	// Spool, when set, takes the batches no upstream takes and is replayed
+	// from (see the package documentation). The shipper reads, appends and
+	// acknowledges; the caller opens and closes it, after Run returned.
+	Spool *spool.Log
+	// SpoolBatchBytes bounds the bodies of spooled batches sent together in
+	// one request. 0 sends them one by one.
+	SpoolBatchBytes int
 }
 
 // Shipper sends batches upstream. Enqueue, SetUpstreams, State and
@@ -82,7 +113,11 @@ type Shipper struct {
 	client  *http.Client
 	auth    *auth
 	q       *queue
+	spool   *spool.Log
+	merge   int
 	running atomic.Bool
+	storeMu sync.Mutex
+	record  []byte // record buffer of store, guarded by storeMu
 	logs    throttle
 
 	mu       sync.Mutex
@@ -97,6 +132,12 @@ type Shipper struct {
 	dropReject  *metrics.Counter
 	dropDrain   *metrics.Counter
 	sendSeconds *metrics.Histogram
+
+	spooled       *metrics.Counter
+	replayed      *metrics.Counter
+	dropSpoolFull *metrics.Counter
+	dropSpoolErr  *metrics.Counter
+	dropRecord    *metrics.Counter
 }
 
 // New checks cfg and builds a shipper for its upstreams. It starts nothing.
@@ -113,6 +154,8 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 		query:    deps.Query,
 		now:      deps.Now,
 		q:        newQueue(cfg.QueueBatches),
+		spool:    deps.Spool,
+		merge:    deps.SpoolBatchBytes,
 		healthCh: make(chan struct{}),
 	}
 	if s.log == nil {
@@ -160,16 +203,26 @@ func (s *Shipper) registerMetrics() {
 	s.dropDrain = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="drain_timeout"}`)
 	s.sendSeconds = s.set.NewHistogram("procfleet_ship_send_seconds")
 	s.set.NewGauge("procfleet_ship_queue_batches", func() float64 { return float64(s.q.len()) })
+	s.spooled = s.set.NewCounter("procfleet_ship_spooled_batches_total")
+	s.replayed = s.set.NewCounter("procfleet_ship_replayed_batches_total")
+	s.dropSpoolFull = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="spool_full"}`)
+	s.dropSpoolErr = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="spool_error"}`)
+	s.dropRecord = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="unreadable_record"}`)
 }
 
-// Enqueue queues b for sending and never blocks. When the queue holds
-// QueueBatches batches, the oldest is dropped and counted
-// (reason="queue_full"). The shipper owns b afterwards.
+// Enqueue queues b for sending. When the queue holds QueueBatches
+// batches, the oldest is written to the spool, or without one dropped and
+// counted (reason="queue_full"); Enqueue blocks only for that write. The
+// shipper owns b afterwards.
 func (s *Shipper) Enqueue(b *Batch) {
 	if b == nil {
 		return
 	}
-	if s.q.push(b) != nil {
+	if old := s.q.push(b); old != nil {
+		if s.spool != nil {
+			s.store(old)
+			return
+		}
 		s.dropQueue.Inc()
 		s.warnThrottled("queue", "send queue full; dropped the oldest batch",
 			"queue_batches", s.cfg.QueueBatches)
@@ -184,11 +237,21 @@ func (s *Shipper) SentBytes() uint64 { return s.sent.Load() }
 // being sent.
 func (s *Shipper) QueueLen() int { return s.q.len() }
 
+// SpoolLen returns the number of spooled batches not yet delivered, 0
+// without a spool.
+func (s *Shipper) SpoolLen() int {
+	if s.spool == nil {
+		return 0
+	}
+	return s.spool.Len()
+}
+
 // Run sends queued batches until ctx is done, then keeps sending the ones
 // still queued for at most DrainTimeout, and returns after every goroutine
 // it started has exited. Batches left undelivered at the drain deadline are
-// dropped and counted (reason="drain_timeout") and reported in the error.
-// Run may be called once.
+// written to the spool, or without one dropped and counted
+// (reason="drain_timeout") and reported in the error. Run may be called
+// once.
 func (s *Shipper) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("cannot run the shipper twice")
@@ -230,6 +293,10 @@ func (s *Shipper) Run(ctx context.Context) error {
 // sendLoop delivers batches one at a time. After ctx is done it empties
 // the queue under sendCtx. It returns the number of batches it gave up on.
 func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
+	if s.spool != nil {
+		s.spoolLoop(ctx, sendCtx)
+		return 0
+	}
 	for {
 		b := s.q.pop()
 		if b == nil {
@@ -242,15 +309,20 @@ func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
 			}
 			continue
 		}
-		if err := s.deliver(sendCtx, b); err != nil {
+		if err := s.deliver(sendCtx, b, false); err != nil {
 			return 1
 		}
 	}
 }
 
+// errGaveUp is deliver's answer when it may give up and every endpoint
+// failed the batch in one round, or none is healthy.
+var errGaveUp = errors.New("no upstream took the batch")
+
 // deliver sends b until an endpoint takes or rejects it; it returns an
-// error only when ctx ends first.
-func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
+// error only when ctx ends first, or with errGaveUp when giveUp is set and
+// it would otherwise wait for a backoff.
+func (s *Shipper) deliver(ctx context.Context, b *Batch, giveUp bool) error {
 	var tried []*endpoint
 	round := 0
 	for {
@@ -262,13 +334,11 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch) error {
 		case throttled:
 			sleep(ctx, p.wait, nil)
 			continue
-		case allTried:
-			sleep(ctx, s.backoff(round), nil)
-			round++
-			tried = tried[:0]
-			continue
-		case noneHealthy:
-			sleep(ctx, s.backoff(round), p.wake)
+		case allTried, noneHealthy:
+			if giveUp {
+				return errGaveUp
+			}
+			sleep(ctx, s.backoff(round), p.wake) // wake is nil for allTried
 			round++
 			tried = tried[:0]
 			continue

@@ -149,7 +149,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestReject4xx(t *testing.T) {
-	for _, code := range []int{400, 401, 403, 404, 413} {
+	for _, code := range []int{400, 413, 415, 422} {
 		t.Run(http.StatusText(code), func(t *testing.T) {
 			bad := newUpstream(t, func(_ int, w http.ResponseWriter, r *http.Request) bool {
 				if r.Method == http.MethodPost {
@@ -180,6 +180,40 @@ func TestReject4xx(t *testing.T) {
 			st := stateOf(t, s, bad.URL())
 			if !st.Healthy || !strings.Contains(st.LastError, "cannot parse line") {
 				t.Fatalf("rejecting endpoint state = %+v; want healthy with the error body", st)
+			}
+		})
+	}
+}
+
+// 401, 403 and 404 say the upstream or the credentials are misconfigured,
+// not that the body is bad: the batch fails over and is not dropped.
+func TestMisconfig4xxFailsOver(t *testing.T) {
+	for _, code := range []int{401, 403, 404} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			bad := newUpstream(t, func(_ int, w http.ResponseWriter, r *http.Request) bool {
+				if r.Method == http.MethodPost {
+					http.Error(w, "no", code)
+					return true
+				}
+				return false
+			})
+			good := newUpstream(t, nil)
+			set := metrics.NewSet()
+			cfg := testConfig(bad.URL(), good.URL())
+			cfg.Strategy = config.StrategyOrdered
+			s := newShipper(t, cfg, Deps{Metrics: set})
+			run(t, s)
+			for i := range 4 {
+				s.Enqueue(batch(t, line(i)))
+			}
+			waitFor(t, "4 batches on the good upstream", 5*time.Second, func() bool {
+				return len(good.received()) == 4
+			})
+			if got := metricValue(t, set, `procfleet_ship_dropped_batches_total{reason="rejected_4xx"}`); got != 0 {
+				t.Fatalf("dropped %v batches; want none", got)
+			}
+			if st := stateOf(t, s, bad.URL()); st.ConsecutiveFailures == 0 {
+				t.Fatalf("misconfigured endpoint state = %+v; want failures counted", st)
 			}
 		})
 	}

@@ -6,61 +6,90 @@ import (
 )
 
 // Append adds a record with payload data, created at the given time, and
-// returns once it is written under the sync policy: fsynced when
-// SyncInterval is 0, otherwise written to the file and fsynced within
-// SyncInterval. It returns ErrFull when the record does not fit under
-// MaxBytes with the Refuse policy, ErrTooLarge for a payload over
-// MaxRecordBytes, and a "cannot write/sync/create spool segment" error when
-// the disk fails; the log then stays usable for reading, and nothing of the
-// failed record is delivered. Append does not keep data. Appends are
-// serialised; a blocked fsync blocks other appends but not Next or Ack.
+// returns once it is stored under the sync policy (see Durability in the
+// package documentation). Append does not keep data.
+//
+// With SyncInterval 0 Append returns nil only once an fsync that started
+// after the record was written has succeeded, and the record is then
+// readable. The record writes of concurrent Appends are serialised, their
+// fsyncs are shared: Appends that wait together are covered by one fsync,
+// run by the first of them without holding a lock, so Next, Ack and new
+// writes go on meanwhile; a record written while an fsync runs waits for
+// the next one. Records become readable in sequence order. When an fsync
+// fails, every Append it covered and every Append written while it ran
+// returns the error, and none of those records is ever readable: the
+// active segment is truncated back to its last durable record before any
+// other record is written, their sequence numbers are given again, and the
+// log stays usable. (After a failed fsync the device's state is unknown: a
+// machine crash before the next successful fsync, or a failed truncation,
+// which seals the segment instead, may bring such a record back on a later
+// Open.)
+//
+// With SyncInterval above 0 Append returns, and the record is readable,
+// once it is written to the file; a failed interval fsync is returned by
+// the next Append.
+//
+// Append returns ErrFull when the record does not fit under MaxBytes with
+// the Refuse policy, ErrTooLarge for a payload over MaxRecordBytes, ErrClosed
+// after Close, and a "cannot write/sync/create spool segment" error when the
+// disk fails; the log then stays usable for reading, and nothing of the
+// failed record is delivered. Starting a new segment, once per
+// SegmentBytes, fsyncs the previous one first: other Appends wait for it,
+// and with SyncInterval above 0 so do Next and Ack.
 func (l *Log) Append(data []byte, created time.Time) error {
 	if len(data) > MaxRecordBytes {
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(data), MaxRecordBytes)
 	}
+	g, err := l.write(data, created)
+	if g == nil || err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.awaitLocked(g, false)
+}
+
+// write writes one record to the active segment. With SyncInterval 0 it
+// returns the group whose fsync the record waits for; otherwise the record
+// is readable on return.
+func (l *Log) write(data []byte, created time.Time) (*syncGroup, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.syncErr; err != nil {
 		l.syncErr = nil
-		return err
+		return nil, err
 	}
 	size := int64(headerSize + len(data))
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
+	l.rollbackLocked()
 	err := l.makeRoomLocked(size)
 	s, f := l.segs[len(l.segs)-1], l.active
-	off, seq := s.end, l.nextSeq
+	off, seq := s.size, l.wseq
 	l.mu.Unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
 
 	l.wbuf = appendRecord(l.wbuf[:0], data, created.UnixMilli())
 	if _, err := f.WriteAt(l.wbuf, off); err != nil {
 		_ = f.Truncate(off) // best effort; the next write goes to off anyway
-		return fmt.Errorf("cannot write spool segment %s: %w", s.path, err)
-	}
-	if l.cfg.SyncInterval == 0 {
-		if err := f.Sync(); err != nil {
-			_ = f.Truncate(off)
-			return fmt.Errorf("cannot sync spool segment %s: %w", s.path, err)
-		}
+		return nil, fmt.Errorf("cannot write spool segment %s: %w", s.path, err)
 	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s.n++
-	s.end += size
-	l.bytes += s.end - s.size
-	s.size = s.end
-	l.nextSeq = seq + 1
-	l.records++
-	close(l.notify)
-	l.notify = make(chan struct{})
-	if l.cfg.SyncInterval > 0 && !l.dirty {
+	s.size = off + size
+	l.bytes += size
+	l.wseq = seq + 1
+	if l.cfg.SyncInterval == 0 {
+		return l.open, nil
+	}
+	l.publishLocked(l.wseq, s.size)
+	if !l.dirty {
 		l.dirty = true
 		if l.timer == nil {
 			l.timer = time.AfterFunc(l.cfg.SyncInterval, l.syncTick)
@@ -68,7 +97,7 @@ func (l *Log) Append(data []byte, created time.Time) error {
 			l.timer.Reset(l.cfg.SyncInterval)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // makeRoomLocked makes the active segment ready for a record of size
@@ -82,7 +111,7 @@ func (l *Log) makeRoomLocked(size int64) error {
 			}
 		}
 	}
-	if l.segs[len(l.segs)-1].end >= l.cfg.SegmentBytes || l.sealed {
+	if l.segs[len(l.segs)-1].size >= l.cfg.SegmentBytes || l.sealed {
 		return l.rotateLocked()
 	}
 	return nil
@@ -92,8 +121,10 @@ func (l *Log) makeRoomLocked(size int64) error {
 func (l *Log) reclaimLocked() error {
 	active := l.segs[len(l.segs)-1]
 	switch {
-	case len(l.segs) == 1 && active.end > 0 && l.headSeq >= active.first+active.n:
-		// Everything is acknowledged but the active segment is kept.
+	case len(l.segs) == 1 && active.size > 0 && l.headSeq >= active.first+active.n:
+		// Everything readable is acknowledged but the active segment is
+		// kept. Rotation makes records awaiting an fsync readable first, so
+		// that it deletes the segment only when they are none.
 		return l.rotateLocked()
 	case l.cfg.Full == Refuse:
 		return ErrFull
@@ -105,23 +136,22 @@ func (l *Log) reclaimLocked() error {
 			l.acked = max(l.acked, s.first+s.n-1)
 		}
 		return l.dropSegmentLocked()
-	case active.end > 0:
+	case active.size > 0:
 		return l.rotateLocked()
 	}
 	return fmt.Errorf("%w: MaxBytes %d cannot take a record of %d bytes", ErrFull, l.cfg.MaxBytes, headerSize)
 }
 
 // rotateLocked seals the active segment and starts a new one, deleting the
-// old one when all its records are acknowledged. The caller holds wmu and
-// mu.
+// old one when all its records are acknowledged. Every record written to
+// the old segment is made durable and readable first (or rolled back), so
+// that only the active segment ever holds records awaiting an fsync. The
+// caller holds wmu and mu; mu is released while waiting for an fsync.
 func (l *Log) rotateLocked() error {
-	old := l.segs[len(l.segs)-1]
-	if l.dirty {
-		if err := l.active.Sync(); err != nil {
-			return fmt.Errorf("cannot sync spool segment %s: %w", old.path, err)
-		}
-		l.dirty = false
+	if err := l.flushLocked(); err != nil {
+		return err
 	}
+	old := l.segs[len(l.segs)-1]
 	if err := l.createSegment(); err != nil {
 		return err
 	}
@@ -143,7 +173,7 @@ func (l *Log) syncTick() {
 	if closed || !dirty {
 		return
 	}
-	if err := l.active.Sync(); err != nil {
+	if err := l.fsync(l.active); err != nil {
 		l.syncErr = fmt.Errorf("cannot sync spool segment: %w", err)
 	}
 }

@@ -40,14 +40,15 @@ func FuzzRecover(f *testing.F) {
 		var enc []byte
 		for n := 0; ; n++ {
 			l.mu.Lock()
-			r, ok, err := l.peekLocked(time.Now())
+			recs, err := l.peekLocked(time.Now(), 1, 0)
 			l.mu.Unlock()
 			if err != nil {
 				t.Fatalf("Next: %v", err)
 			}
-			if !ok {
+			if len(recs) == 0 {
 				break
 			}
+			r := recs[0]
 			if r.Seq != uint64(n+1) {
 				t.Fatalf("record %d has seq %d", n, r.Seq)
 			}

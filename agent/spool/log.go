@@ -12,9 +12,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// segment is one segment file. Its records have the sequence numbers
-// first .. first+n-1 and occupy bytes [0, end); size is the file's length,
-// which exceeds end when damage follows the valid records.
+// segment is one segment file. Its readable records have the sequence
+// numbers first .. first+n-1 and occupy bytes [0, end); size is the file's
+// length, which exceeds end when damage follows the valid records or, in
+// the active segment, when records are written but not yet durable.
 type segment struct {
 	first uint64
 	n     uint64
@@ -24,15 +25,17 @@ type segment struct {
 }
 
 // Log is a spool directory opened for appending and reading. Its methods
-// are safe for concurrent use: Append calls are serialised among
-// themselves, and Next and Ack are meant for one reader at a time, since
-// they share a single position (the oldest unacknowledged record).
+// are safe for concurrent use: the record writes of Append are serialised
+// among themselves (their fsyncs are shared, see Append), and Next, NextN
+// and Ack are meant for one reader at a time, since they share a single
+// position (the oldest unacknowledged record).
 type Log struct {
 	dir string
 	cfg Config
 
-	// wmu serialises Append, rotation and the interval sync, so that the
-	// record write and fsync happen without holding mu.
+	// wmu serialises record writes, rotation, rollback and the interval
+	// sync, so that the record write happens without holding mu. The
+	// fsync of group commit holds neither lock (see commit.go).
 	wmu    sync.Mutex
 	wbuf   []byte
 	active *os.File // open for writing; the file of segs[len(segs)-1]
@@ -40,12 +43,26 @@ type Log struct {
 	timer  *time.Timer
 	// syncErr is a failed interval fsync, returned by the next Append.
 	syncErr error
+	// fsync syncs a segment file: (*os.File).Sync, replaced by tests to
+	// inject faults.
+	fsync func(*os.File) error
 
 	mu      sync.Mutex
 	closed  bool
 	segs    []*segment // oldest first; the last is the active one
 	sealed  bool       // the active segment must not take more records
-	nextSeq uint64
+	nextSeq uint64     // the next record to become readable
+	// Group commit (SyncInterval 0). Records nextSeq .. wseq-1 are written
+	// to the active segment past its end and wait for an fsync; open
+	// holds them, or inflight while a leader fsyncs (syncing). failed is
+	// a failed fsync whose records are not yet rolled back. synced is
+	// broadcast on mu whenever syncing ends or a group is resolved.
+	wseq     uint64
+	open     *syncGroup
+	inflight *syncGroup
+	syncing  bool
+	failed   error
+	synced   *sync.Cond
 	// The head is the oldest unacknowledged record: headSeq at headOff in
 	// segs[0]. When headSeq == segs[0].first+segs[0].n there is none there.
 	headSeq uint64
@@ -83,10 +100,13 @@ func Open(dir string, cfg Config, set *metrics.Set) (*Log, error) {
 		dir:         dir,
 		cfg:         cfg,
 		notify:      make(chan struct{}),
+		fsync:       (*os.File).Sync,
+		open:        &syncGroup{},
 		droppedFull: set.NewCounter(`procfleet_spool_dropped_total{reason="full"}`),
 		droppedAge:  set.NewCounter(`procfleet_spool_dropped_total{reason="age"}`),
 		corrupt:     set.NewCounter(`procfleet_spool_corrupt_total`),
 	}
+	l.synced = sync.NewCond(&l.mu)
 	if err := l.recover(); err != nil {
 		l.closeFiles()
 		return nil, err
@@ -97,9 +117,7 @@ func Open(dir string, cfg Config, set *metrics.Set) (*Log, error) {
 		return float64(l.bytes)
 	})
 	set.NewGauge(`procfleet_spool_records`, func() float64 {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return float64(l.records)
+		return float64(l.Len())
 	})
 	set.NewGauge(`procfleet_spool_oldest_age_seconds`, func() float64 {
 		return l.OldestAge().Seconds()
@@ -109,6 +127,27 @@ func Open(dir string, cfg Config, set *metrics.Set) (*Log, error) {
 
 // Recovery returns what Open found on disk, for the caller to log.
 func (l *Log) Recovery() Recovery { return l.recovery }
+
+// Len returns the number of readable records not yet acknowledged (nor
+// dropped), the value of the procfleet_spool_records gauge. Records whose
+// Append still waits for its fsync are not counted. It does not block on
+// I/O and keeps working after Close.
+func (l *Log) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.records)
+}
+
+// Changed returns a channel that is closed the next time a record becomes
+// readable, or when the log is closed (at once if it already is). It lets
+// one goroutine wait on several sources: take the channel first, then look
+// for records (Len), and select on it only when there were none, so that a
+// record arriving in between is not missed. It does not block.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.notify
+}
 
 func (l *Log) recover() error {
 	ents, err := os.ReadDir(l.dir)
@@ -154,6 +193,7 @@ func (l *Log) recover() error {
 		}
 	}
 	l.recovery.Records = int(l.records)
+	l.wseq = l.nextSeq
 	l.headSeq = l.segs[0].first
 	return l.skipAckedLocked()
 }
@@ -226,8 +266,11 @@ func (l *Log) OldestAge() time.Duration {
 }
 
 // Close syncs and closes the log and persists the acknowledged position.
-// It wakes a blocked Next, which returns ErrClosed. Close is idempotent;
-// it waits for an Append in progress.
+// It wakes a blocked Next or NextN, which returns ErrClosed, and closes the
+// Changed channel. Close is idempotent; it waits for a record write in
+// progress and for a running fsync, and fsyncs the records whose Appends
+// still wait, which then return (nil, or the fsync's error). A call after
+// Close returns ErrClosed, except Len, Changed, OldestAge and Recovery.
 func (l *Log) Close() error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
@@ -236,16 +279,11 @@ func (l *Log) Close() error {
 	if l.closed {
 		return nil
 	}
+	err := l.flushLocked()
 	l.closed = true
 	close(l.notify)
 	if l.timer != nil {
 		l.timer.Stop()
-	}
-	var err error
-	if l.dirty {
-		if err = l.active.Sync(); err != nil {
-			err = fmt.Errorf("cannot sync spool segment: %w", err)
-		}
 	}
 	if perr := l.persistAckLocked(); err == nil {
 		err = perr

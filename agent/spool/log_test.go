@@ -199,9 +199,16 @@ func TestFull(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
+	for _, sync := range []time.Duration{0, time.Millisecond} {
+		t.Run(sync.String(), func(t *testing.T) { testConcurrent(t, sync) })
+	}
+}
+
+// testConcurrent appends from several goroutines while one reads and acks.
+func testConcurrent(t *testing.T, syncInterval time.Duration) {
 	const writers, each = 4, 300
 	cfg := testConfig(4 << 10)
-	cfg.SyncInterval = time.Millisecond
+	cfg.SyncInterval = syncInterval
 	l, _ := openLog(t, t.TempDir(), cfg)
 	var wg sync.WaitGroup
 	for w := range writers {

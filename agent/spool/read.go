@@ -18,21 +18,47 @@ const ackName = "ack"
 // delivery is retried by calling Next again. Records older than MaxAge are
 // dropped and counted on the way. Data is a fresh slice owned by the caller.
 func (l *Log) Next(ctx context.Context) (Record, error) {
+	recs, err := l.NextN(ctx, 1, 0)
+	if err != nil {
+		return Record{}, err
+	}
+	return recs[0], nil
+}
+
+// NextN is Next for a batch: it returns up to maxRecords consecutive
+// records starting at the oldest unacknowledged one, stopping before the
+// record that would take the total of their payloads over maxBytes, but
+// always at least one, however large. maxRecords below 1 counts as 1, and
+// maxBytes 0 or below sets no byte limit. It blocks, drops records over
+// MaxAge and fails as Next does. It does not move the head: Ack with the
+// Seq of the last record acknowledges the whole batch, and calling NextN
+// again without Ack returns the same records first. Each Data is a fresh
+// slice owned by the caller. Seqs increase by one within a segment but
+// may skip numbers between segments, where recovery cut damaged records.
+//
+// A batch reads ahead across segment files. It stops before a record over
+// MaxAge, which is dropped once it is the oldest, and before a record that
+// cannot be read (the error comes when that record is the oldest). It never
+// holds records that recovery found behind corruption, nor records whose
+// Append still waits for its fsync. Records are read while holding the lock
+// that Ack and, briefly, Append take, so a batch of many megabytes delays
+// them by its read time.
+func (l *Log) NextN(ctx context.Context, maxRecords, maxBytes int) ([]Record, error) {
 	for {
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
-			return Record{}, ErrClosed
+			return nil, ErrClosed
 		}
-		rec, ok, err := l.peekLocked(time.Now())
+		recs, err := l.peekLocked(time.Now(), maxRecords, maxBytes)
 		wait := l.notify
 		l.mu.Unlock()
-		if ok || err != nil {
-			return rec, err
+		if len(recs) > 0 || err != nil {
+			return recs, err
 		}
 		select {
 		case <-ctx.Done():
-			return Record{}, ctx.Err()
+			return nil, ctx.Err()
 		case <-wait:
 		}
 	}
@@ -69,29 +95,106 @@ func (l *Log) Ack(seq uint64) error {
 	return nil
 }
 
-// peekLocked returns the record at the head, dropping records over MaxAge.
-func (l *Log) peekLocked(now time.Time) (Record, bool, error) {
+// peekLocked returns the batch NextN describes, or none when there is no
+// record, dropping records over MaxAge at the head first.
+func (l *Log) peekLocked(now time.Time, maxRecords, maxBytes int) ([]Record, error) {
 	for {
 		ok, err := l.headLocked()
 		if !ok || err != nil {
-			return Record{}, false, err
+			return nil, err
 		}
-		created := time.UnixMilli(l.head.createdMs)
-		if l.cfg.MaxAge > 0 && now.Sub(created) > l.cfg.MaxAge {
-			l.droppedAge.Inc()
-			l.acked = max(l.acked, l.headSeq)
-			if err := l.advanceLocked(); err != nil {
-				return Record{}, false, err
-			}
-			l.records--
-			continue
+		if !expired(l.head, now, l.cfg.MaxAge) {
+			break
 		}
-		data := make([]byte, l.head.length)
-		if _, err := l.reader.ReadAt(data, l.headOff+headerSize); err != nil {
-			return Record{}, false, fmt.Errorf("cannot read spool segment %s: %w", l.segs[0].path, err)
+		l.droppedAge.Inc()
+		l.acked = max(l.acked, l.headSeq)
+		if err := l.advanceLocked(); err != nil {
+			return nil, err
 		}
-		return Record{Seq: l.headSeq, Data: data, Created: created}, true, nil
+		l.records--
 	}
+	b := batch{
+		recs:       make([]Record, 0, min(max(maxRecords, 1), 64)),
+		maxRecords: max(maxRecords, 1),
+		maxBytes:   maxBytes,
+		now:        now,
+		maxAge:     l.cfg.MaxAge,
+	}
+	// The head record's header is at hand; the others are read as they come.
+	err := b.read(l.reader, l.segs[0], l.headSeq, l.headOff, &l.head)
+	for _, s := range l.segs[1:] {
+		if err != nil || b.full {
+			break
+		}
+		if s.n > 0 {
+			err = b.readFile(s)
+		}
+	}
+	if len(b.recs) > 0 {
+		err = nil // the record that failed is not the oldest yet
+	}
+	return b.recs, err
+}
+
+// expired reports whether the record with header h is over maxAge at now.
+func expired(h header, now time.Time, maxAge time.Duration) bool {
+	return maxAge > 0 && now.Sub(time.UnixMilli(h.createdMs)) > maxAge
+}
+
+// batch collects the records of one NextN.
+type batch struct {
+	recs       []Record
+	bytes      int
+	maxRecords int
+	maxBytes   int
+	now        time.Time
+	maxAge     time.Duration
+	full       bool // a limit was reached
+}
+
+// readFile reads records of segment s, which is not the head segment, from
+// its start.
+func (b *batch) readFile(s *segment) error {
+	f, err := os.Open(s.path)
+	if err != nil {
+		return fmt.Errorf("cannot open spool segment %s: %w", s.path, err)
+	}
+	defer f.Close()
+	return b.read(f, s, s.first, 0, nil)
+}
+
+// read appends the readable records of s from seq at offset off, reading
+// from f, until a limit is reached. first is the header at off when known.
+func (b *batch) read(f *os.File, s *segment, seq uint64, off int64, first *header) error {
+	var hb [headerSize]byte
+	for ; seq < s.first+s.n; seq++ {
+		if len(b.recs) == b.maxRecords {
+			b.full = true
+			return nil
+		}
+		var h header
+		if first != nil {
+			h, first = *first, nil
+		} else {
+			if _, err := f.ReadAt(hb[:], off); err != nil {
+				return fmt.Errorf("cannot read spool segment %s: %w", s.path, err)
+			}
+			h = parseHeader(hb[:])
+		}
+		n := int(h.length)
+		if len(b.recs) > 0 && (expired(h, b.now, b.maxAge) || b.maxBytes > 0 && b.bytes+n > b.maxBytes) {
+			b.full = true
+			return nil
+		}
+		data := make([]byte, n)
+		if _, err := f.ReadAt(data, off+headerSize); err != nil {
+			return fmt.Errorf("cannot read spool segment %s: %w", s.path, err)
+		}
+		b.recs = append(b.recs, Record{Seq: seq, Data: data, Created: time.UnixMilli(h.createdMs)})
+		b.bytes += n
+		off += headerSize + int64(n)
+	}
+	return nil
 }
 
 // headLocked moves the head to the segment holding the oldest

@@ -36,6 +36,25 @@
 //     segment is listed in Recovery. Later segments are read as usual, and
 //     new records never go after the damage.
 //
+// # Durability
+//
+// With Config.SyncInterval 0, Append returns nil only after an fsync that
+// started after its record was written has succeeded, so the record
+// survives a crash of the process or of the machine. Concurrent Appends
+// share fsyncs (group commit): each writes its record, then the first to
+// wait fsyncs the active segment for every record written so far while the
+// others wait for it, and records written during that fsync wait for the
+// next one. A record becomes readable (Next, NextN, Len, Changed, metrics)
+// only once durable, in sequence order. When an fsync fails, every Append
+// waiting for it fails and none of their records is ever readable (see
+// Append).
+//
+// With SyncInterval above 0, Append returns as soon as its record is
+// written to the file, and the record is readable at once. It survives a
+// crash of the process; a crash of the machine loses at most the records
+// appended in the SyncInterval before it, which may already have been
+// read. Starting a new segment and Close fsync in both modes.
+//
 // # Delivery
 //
 // Delivery is at least once. Acknowledgements are persisted at most every
@@ -102,14 +121,15 @@ type Config struct {
 	// Default Refuse.
 	Full FullPolicy
 	// MaxAge drops records older than this (by their creation time) when
-	// Next reaches them; 0 keeps records forever. Default 0.
+	// Next or NextN reaches them; 0 keeps records forever. Default 0.
 	MaxAge time.Duration
 	// SyncInterval is how often appended data is fsynced. 0 fsyncs before
-	// every Append returns. Above 0, Append returns once the record is
-	// written to the file (one write(2), no user-space buffer), which
-	// survives a crash of the process but not of the machine: a power loss
-	// or kernel crash loses at most the records appended in the last
-	// SyncInterval. Default 0.
+	// every Append returns, one fsync shared by the Appends that wait
+	// together. Above 0, Append returns once the record is written to the
+	// file (one write(2), no user-space buffer), which survives a crash of
+	// the process but not of the machine: a power loss or kernel crash
+	// loses at most the records appended in the last SyncInterval. See
+	// Durability in the package documentation. Default 0.
 	SyncInterval time.Duration
 	// AckInterval is how often, at most, Ack persists the acknowledged
 	// position; 0 persists on every Ack. After a crash, records acknowledged

@@ -20,7 +20,8 @@ type VM struct {
 	// ImportURL is its Prometheus text import endpoint.
 	ImportURL string
 
-	cmd *exec.Cmd
+	cmd  *exec.Cmd
+	args []string
 }
 
 // Kill stops the server at once with SIGKILL, as a crash would.
@@ -28,6 +29,16 @@ func (vm *VM) Kill() {
 	if vm.cmd != nil {
 		_ = vm.cmd.Process.Kill()
 	}
+}
+
+// Restart starts the server again on the same address and storage after
+// Kill (an outage that ends), and waits until it is healthy.
+func (vm *VM) Restart(t testing.TB) {
+	t.Helper()
+	vm.Kill()
+	_ = vm.cmd.Wait()
+	vm.cmd = startProcess(t, Bin(t, "victoria-metrics"), vm.args...)
+	vm.waitHealthy(t)
 }
 
 // StartVM starts the pinned VictoriaMetrics on a free loopback port with a
@@ -42,18 +53,24 @@ func StartVM(t testing.TB, extra ...string) *VM {
 		"-loggerLevel=WARN",
 	}, extra...)
 	cmd := startProcess(t, Bin(t, "victoria-metrics"), args...)
-	vm := &VM{Addr: addr, ImportURL: "http://" + addr + "/api/v1/import/prometheus", cmd: cmd}
+	vm := &VM{Addr: addr, ImportURL: "http://" + addr + "/api/v1/import/prometheus", cmd: cmd, args: args}
+	vm.waitHealthy(t)
+	return vm
+}
+
+func (vm *VM) waitHealthy(t testing.TB) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/health")
+		resp, err := http.Get("http://" + vm.Addr + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return vm
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("testenv: VictoriaMetrics did not get healthy on %s: %v", addr, err)
+			t.Fatalf("testenv: VictoriaMetrics did not get healthy on %s: %v", vm.Addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

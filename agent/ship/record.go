@@ -1,0 +1,66 @@
+package ship
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Spool records hold one batch each:
+//
+//	byte 0    format version (1)
+//	byte 1    flags: bit 0 set for a plain (not gzip) body
+//	uvarint   samples
+//	uvarint   length of the query, then the query (URL-encoded arguments)
+//	rest      the body
+//
+// The spool's own record header carries the checksum and creation time.
+const (
+	recordVersion = 1
+	flagPlain     = 1 << 0
+)
+
+// errRecord marks a spool record this version cannot read.
+var errRecord = errors.New("unreadable spool record")
+
+// AppendRecord appends the spool record of b to dst and returns it. The
+// relay stores import bodies with it; the shipper reads them back.
+func AppendRecord(dst []byte, b *Batch) []byte {
+	var flags byte
+	if b.Plain {
+		flags |= flagPlain
+	}
+	dst = append(dst, recordVersion, flags)
+	dst = binary.AppendUvarint(dst, uint64(max(b.Samples, 0)))
+	dst = binary.AppendUvarint(dst, uint64(len(b.Query)))
+	dst = append(dst, b.Query...)
+	return append(dst, b.Body...)
+}
+
+// parseRecord decodes a spool record made by AppendRecord. The batch's
+// body aliases data.
+func parseRecord(data []byte, created time.Time) (*Batch, error) {
+	if len(data) < 2 {
+		return nil, fmt.Errorf("%w: %d bytes", errRecord, len(data))
+	}
+	if data[0] != recordVersion {
+		return nil, fmt.Errorf("%w: format version %d, want %d", errRecord, data[0], recordVersion)
+	}
+	b := &Batch{Plain: data[1]&flagPlain != 0, Created: created}
+	rest := data[2:]
+	samples, n := binary.Uvarint(rest)
+	if n <= 0 || samples > 1<<40 {
+		return nil, fmt.Errorf("%w: bad sample count", errRecord)
+	}
+	rest = rest[n:]
+	ql, n := binary.Uvarint(rest)
+	if n <= 0 || ql > uint64(len(rest)-n) {
+		return nil, fmt.Errorf("%w: bad query length", errRecord)
+	}
+	rest = rest[n:]
+	b.Samples = int(samples)
+	b.Query = string(rest[:ql])
+	b.Body = rest[ql:]
+	return b, nil
+}

@@ -1,0 +1,42 @@
+package spool
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/procfleet/procfleet/config"
+)
+
+// FromConfig turns a spool block of the agent or relay configuration into
+// a Config.
+func FromConfig(c config.Spool) Config {
+	cfg := DefaultConfig()
+	cfg.SegmentBytes = int64(c.SegmentBytes)
+	cfg.MaxBytes = int64(c.MaxBytes)
+	cfg.MaxAge = c.MaxAge.D()
+	cfg.SyncInterval = c.SyncInterval.D()
+	cfg.Full = Refuse
+	if c.Full == config.SpoolDropOldest {
+		cfg.Full = DropOldest
+	}
+	return cfg
+}
+
+// OpenLogged opens the log configured by c, as Open does, and logs what
+// recovery found: one line for the log, and a warning per damaged segment.
+func OpenLogged(c config.Spool, set *metrics.Set, log *slog.Logger) (*Log, error) {
+	start := time.Now()
+	l, err := Open(c.Dir, FromConfig(c), set)
+	if err != nil {
+		return nil, err
+	}
+	r := l.Recovery()
+	for _, note := range r.Corrupt {
+		log.Warn("skipped a damaged part of the log", "dir", c.Dir, "damage", note)
+	}
+	log.Info("log opened", "dir", c.Dir, "segments", r.Segments, "pending", r.Records,
+		"torn_bytes_cut", r.Truncated, "took", time.Since(start).Round(time.Millisecond))
+	return l, nil
+}
