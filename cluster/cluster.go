@@ -1,9 +1,9 @@
 // Package cluster turns etcd state into what a member of a procfleet
 // cluster runs on. A Member registers the process in etcd (bound to a
-// lease), watches the cluster config and the live members, computes the
-// consistent-hash ring like every other member does, and hands the agent
-// its effective settings: its ordered upstreams and its bandwidth budget.
-// The agent never reads etcd itself.
+// lease), watches the cluster config and the live agents and relays,
+// computes the consistent-hash ring like every other member does, and
+// hands the agent or relay its effective settings: its ordered upstreams
+// and its bandwidth budget. Neither reads etcd itself.
 //
 // When etcd cannot be reached, the member keeps the last config and
 // assignment it handed out, and converges again when etcd returns.
@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -54,7 +53,7 @@ type Config struct {
 	Gossip gossip.Config
 }
 
-// Update is what the member hands the agent after each change.
+// Update is what the member hands the agent or relay after each change.
 type Update struct {
 	// Revision is the config revision the settings come from.
 	Revision int64
@@ -62,7 +61,9 @@ type Update struct {
 	// cluster's agents block and matching overrides, with ship.upstreams
 	// set to the assignment's URLs (in order, ship.strategy ordered) and
 	// limit.bytes_per_second to its budget (0, unlimited, when no budget
-	// is known).
+	// is known). A relay's is built the same way from the local settings
+	// given to New; a relay uses its ship.upstreams, ship.strategy and
+	// limit, which never name a relay upstream.
 	Agent config.Agent
 	// Assignment is the ring's answer for this member.
 	Assignment ring.Assignment
@@ -178,7 +179,7 @@ func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
-	m.loop(ctx, g, store.Watch(ctx), watchMembers(ctx, cli, m.space, keys.Agent, m.log))
+	m.loop(ctx, g, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log))
 	m.joins.Wait()
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {
@@ -194,11 +195,11 @@ func validateCluster(data []byte) error {
 
 // loop recomputes the member's settings on every change of config or
 // membership.
-func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configstore.Update, members <-chan map[string]session.Member) {
+func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configstore.Update, sets <-chan members) {
 	var (
 		cluster *config.Cluster
 		rev     int64
-		live    map[string]session.Member
+		live    members
 		down    []string
 		seen    = map[string]string{} // gossip members ever seen, by node: their etcd address then
 		gone    map[string]bool       // seen in the gossip, now dead there
@@ -234,7 +235,7 @@ func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configs
 			}
 			m.setError(&m.configErr, nil)
 			cluster, rev = &c, u.Revision
-		case set, ok := <-members:
+		case set, ok := <-sets:
 			if !ok {
 				return
 			}
@@ -257,23 +258,28 @@ func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configs
 	}
 }
 
-// compute runs the ring for the live agents (this member included even
-// before its registration shows) and builds this member's settings.
-func (m *Member) compute(c config.Cluster, rev int64, live map[string]session.Member, down []string) (Update, error) {
-	agents := slices.Collect(maps.Keys(live))
-	if m.cfg.Kind == keys.Agent && live[m.cfg.Node].Kind == "" {
-		agents = append(agents, m.cfg.Node)
+// compute runs the ring for the live agents and relays (this member
+// included even before its registration shows) and builds this member's
+// settings.
+func (m *Member) compute(c config.Cluster, rev int64, live members, down []string) (Update, error) {
+	byKind := map[keys.Kind][]string{}
+	for id := range live {
+		byKind[id.Kind] = append(byKind[id.Kind], id.Node)
+	}
+	if _, ok := live[memberID{m.cfg.Kind, m.cfg.Node}]; !ok {
+		byKind[m.cfg.Kind] = append(byKind[m.cfg.Kind], m.cfg.Node)
 	}
 	in := ring.Input{
 		Revision:  rev,
 		Fallbacks: c.Ring.Fallbacks,
-		Agents:    agents,
+		Agents:    byKind[keys.Agent],
+		Relays:    byKind[keys.Relay],
 		Down:      down,
 		Ring:      ring.Config{PartitionCount: c.Ring.Partitions, ReplicationFactor: c.Ring.Replicas, Load: c.Ring.LoadFactor},
 	}
 	urls, names := map[string]string{}, map[string]string{}
 	for _, e := range c.Endpoints() {
-		in.Upstreams = append(in.Upstreams, ring.Upstream{Name: e.Name, URL: e.URL, Capacity: e.Capacity})
+		in.Upstreams = append(in.Upstreams, ring.Upstream{Name: e.Name, URL: e.URL, Capacity: e.Capacity, Relay: e.Relay})
 		urls[e.Name] = e.URL
 		names[endpointLabel(e.URL)] = e.Name
 	}
@@ -323,13 +329,15 @@ func (m *Member) gossipGone(g *gossip.Gossip, seen map[string]string) map[string
 	return gone
 }
 
-// withoutGone drops from live the members the gossip holds dead, unless
-// they registered again since (another gossip address or start time): a
-// restarted member counts as soon as etcd shows it. seen maps each member
-// the gossip has seen alive to its registration then.
-func withoutGone(live map[string]session.Member, gone map[string]bool, seen map[string]string) map[string]session.Member {
-	out := make(map[string]session.Member, len(live))
-	for n, mem := range live {
+// withoutGone drops from live the members, agents and relays alike, that
+// the gossip holds dead, unless they registered again since (another
+// gossip address or start time): a restarted member counts as soon as etcd
+// shows it. seen maps each node the gossip has seen alive to its
+// registration then.
+func withoutGone(live members, gone map[string]bool, seen map[string]string) members {
+	out := make(members, len(live))
+	for key, mem := range live {
+		n := key.Node
 		id := mem.Address + "@" + mem.StartTime.String()
 		prev, inGossip := seen[n]
 		switch {
@@ -337,11 +345,11 @@ func withoutGone(live map[string]session.Member, gone map[string]bool, seen map[
 			if inGossip {
 				seen[n] = id
 			}
-			out[n] = mem
+			out[key] = mem
 		case prev == "" || prev == id:
 			// The process the gossip saw die; its lease has not expired yet.
 		default:
-			out[n] = mem // registered again: a new process
+			out[key] = mem // registered again: a new process
 		}
 	}
 	return out
@@ -351,7 +359,7 @@ func withoutGone(live map[string]session.Member, gone map[string]bool, seen map[
 // memberlist spreads the rest, so joining everyone would only multiply the
 // work (quadratic as a fleet starts). At most one join a second; the
 // refresh tick catches up.
-func (m *Member) join(g *gossip.Gossip, live map[string]session.Member) {
+func (m *Member) join(g *gossip.Gossip, live members) {
 	if time.Since(m.lastJoin) < time.Second {
 		return
 	}
@@ -360,8 +368,8 @@ func (m *Member) join(g *gossip.Gossip, live map[string]session.Member) {
 		known[n] = true
 	}
 	var addrs []string
-	for node, mem := range live {
-		if !known[node] && node != m.cfg.Node && mem.Address != "" {
+	for id, mem := range live {
+		if !known[id.Node] && id.Node != m.cfg.Node && mem.Address != "" {
 			addrs = append(addrs, mem.Address)
 		}
 	}
@@ -369,6 +377,7 @@ func (m *Member) join(g *gossip.Gossip, live map[string]session.Member) {
 		return
 	}
 	slices.Sort(addrs)
+	addrs = slices.Compact(addrs)
 	if len(addrs) > joinSeeds {
 		// Different members pick different seeds, so that no one member
 		// takes every join.

@@ -43,11 +43,18 @@ func (l *latest) get(node string) (Update, bool) {
 
 func startMember(t testing.TB, ctx context.Context, endpoints []string, node string, l *latest) context.CancelFunc {
 	t.Helper()
+	return startMemberOf(t, ctx, endpoints, keys.Agent, node, l)
+}
+
+// startMemberOf runs a member of kind in cluster ct, recording its updates
+// in l; the returned function stops it and waits until it has left.
+func startMemberOf(t testing.TB, ctx context.Context, endpoints []string, kind keys.Kind, node string, l *latest) context.CancelFunc {
+	t.Helper()
 	local := config.DefaultAgent()
 	local.Hostname = node
 	gc := gossip.DefaultConfig()
 	gc.BindAddr, gc.BindPort = "127.0.0.1", 0
-	m, err := New(Config{Cluster: "ct", Node: node, Kind: keys.Agent, Etcd: etcdclient.Config{Endpoints: endpoints}, LeaseTTL: 2 * time.Second, Gossip: gc}, local, nil)
+	m, err := New(Config{Cluster: "ct", Node: node, Kind: kind, Etcd: etcdclient.Config{Endpoints: endpoints}, LeaseTTL: 2 * time.Second, Gossip: gc}, local, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

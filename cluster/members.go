@@ -12,13 +12,25 @@ import (
 	"github.com/procfleet/procfleet/cluster/session"
 )
 
-// watchMembers delivers the live members of one kind, node name to member,
-// each time the set changes: a full read, then a watch from the revision
-// after it; after an error it reads again. The channel is closed once ctx
-// ends.
-func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, kind keys.Kind, log *slog.Logger) <-chan map[string]session.Member {
-	out := make(chan map[string]session.Member, 1)
-	prefix := space.MembersOf(kind)
+// memberID names one registration. A node registered as both an agent and
+// a relay (a mistake) keeps both registrations, so that the ring reports
+// the clash on every member alike instead of one registration hiding the
+// other depending on the order of events.
+type memberID struct {
+	Kind keys.Kind
+	Node string
+}
+
+// members are the live members of every kind.
+type members map[memberID]session.Member
+
+// watchMembers delivers the live agents and relays each time the set
+// changes: a full read of members/, then a watch from the revision after
+// it; after an error it reads again. One watch over both kinds gives one
+// consistent view of them. The channel is closed once ctx ends.
+func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, log *slog.Logger) <-chan members {
+	out := make(chan members, 1)
+	prefix := space.Members()
 	go func() {
 		defer close(out)
 		for ctx.Err() == nil {
@@ -28,12 +40,12 @@ func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, k
 				sleepCtx(ctx, time.Second)
 				continue
 			}
-			set := map[string]session.Member{}
+			set := members{}
 			for _, kv := range resp.Kvs {
-				if _, node, ok := space.ParseMember(string(kv.Key)); ok {
+				if kind, node, ok := space.ParseMember(string(kv.Key)); ok {
 					m, err := session.ParseMember(kv.Value)
 					if err == nil {
-						set[node] = m
+						set[memberID{kind, node}] = m
 					}
 				}
 			}
@@ -48,14 +60,15 @@ func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, k
 					break
 				}
 				for _, ev := range wr.Events {
-					_, node, ok := space.ParseMember(string(ev.Kv.Key))
+					kind, node, ok := space.ParseMember(string(ev.Kv.Key))
 					if !ok {
 						continue
 					}
+					id := memberID{kind, node}
 					if ev.Type == clientv3.EventTypeDelete {
-						delete(set, node)
+						delete(set, id)
 					} else if m, err := session.ParseMember(ev.Kv.Value); err == nil {
-						set[node] = m
+						set[id] = m
 					}
 				}
 				if !send(ctx, out, maps.Clone(set)) {

@@ -19,15 +19,26 @@ func BenchmarkCompute(b *testing.B) {
 		for i := range c.down {
 			in.Down = append(in.Down, in.Upstreams[i].Name)
 		}
-		b.Run(fmt.Sprintf("agents=%d/upstreams=%d/down=%d", c.agents, c.upstreams, c.down), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := Compute(in); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		benchCompute(b, fmt.Sprintf("agents=%d/upstreams=%d/down=%d", c.agents, c.upstreams, c.down), in)
 	}
+	// Relays add two rings (those of the non-relay upstreams) when some
+	// upstreams are relays.
+	in := relayFleet(10, 3, 10000, 50)
+	benchCompute(b, "agents=10000/relays=50/upstreams=10+3/down=0", in)
+	in.Down = []string{"vm-0"}
+	benchCompute(b, "agents=10000/relays=50/upstreams=10+3/down=1", in)
+}
+
+// benchCompute runs Compute on in as sub-benchmark name.
+func benchCompute(b *testing.B, name string, in Input) {
+	b.Run(name, func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Compute(in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkSetMembers is the library's cost of placing partitions, which

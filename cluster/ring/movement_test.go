@@ -171,3 +171,51 @@ func TestBalance(t *testing.T) {
 	f(100, 10000, 10)
 	f(7, 3, 0)
 }
+
+// relayFleet is fleet with nRelayUp relay upstreams and nRelays relays
+// added.
+func relayFleet(nUp, nRelayUp, nAgents, nRelays int) Input {
+	in := fleet(nUp, nAgents)
+	for i := range nRelayUp {
+		in.Upstreams = append(in.Upstreams, Upstream{Name: fmt.Sprintf("relay-up-%d", i), Capacity: 50 << 20, Relay: true})
+	}
+	for i := range nRelays {
+		in.Relays = append(in.Relays, fmt.Sprintf("relay-%03d.dc1.example.com", i))
+	}
+	return in
+}
+
+// TestMovementRelays takes each upstream down in turn: a non-relay one
+// moves exactly the relays (and agents) that were on it, a relay upstream
+// moves no relay; relays stay within the load bound among themselves.
+func TestMovementRelays(t *testing.T) {
+	t.Parallel()
+	in := relayFleet(10, 3, 1000, 50)
+	before, count := primaries(t, in)
+	relayCount := map[string]int{}
+	for _, r := range in.Relays {
+		relayCount[before[r]]++
+	}
+	limit := int(math.Ceil(DefaultLoad * 50 / 10))
+	for u, c := range relayCount {
+		if c > limit {
+			t.Errorf("%s is the primary of %d relays, bound %d", u, c, limit)
+		}
+	}
+	for _, u := range in.Upstreams {
+		in.Down = []string{u.Name}
+		after, _ := primaries(t, in)
+		movedRelays := 0
+		for _, r := range in.Relays {
+			if before[r] != after[r] {
+				movedRelays++
+			}
+		}
+		if movedRelays != relayCount[u.Name] {
+			t.Errorf("%s down: %d relays moved, %d were on it", u.Name, movedRelays, relayCount[u.Name])
+		}
+		if m := moved(before, after); m != count[u.Name] {
+			t.Errorf("%s down: %d members moved, %d were on it", u.Name, m, count[u.Name])
+		}
+	}
+}

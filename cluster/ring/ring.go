@@ -73,7 +73,8 @@ type Config struct {
 	ReplicationFactor int
 	// Load bounds each member's share: no member owns more than
 	// ceil(Load * average) partitions, and Compute gives no upstream more
-	// than ceil(Load * average) agents as their primary. Greater than 1:
+	// than ceil(Load * average) agents as their primary (nor, counted
+	// apart, relays). Greater than 1:
 	// at exactly 1 the partitions may not fit and the library panics.
 	// Default 1.2: taking an upstream down moves at most 1.2 times the ideal share of agents.
 	Load float64
