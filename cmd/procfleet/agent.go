@@ -19,6 +19,7 @@ type agentFlags struct {
 	listen    string
 	hostname  string
 	logLevel  string
+	spoolDir  string
 }
 
 func (af *agentFlags) register(cmd *cobra.Command) {
@@ -30,6 +31,7 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.StringVar(&af.listen, "listen", "127.0.0.1:9477", "self HTTP address for /metrics, /healthz, /debug/pprof (listen)")
 	f.StringVar(&af.hostname, "hostname", "", "instance label (hostname; default: the host name)")
 	f.StringVar(&af.logLevel, "log-level", "info", "debug, info, warn or error (log.level)")
+	f.StringVar(&af.spoolDir, "spool-dir", "", "directory for batches no upstream takes, replayed later; empty keeps them in memory only (spool.dir)")
 }
 
 // load reads the config file, if any, and applies the flags that were set.
@@ -59,6 +61,9 @@ func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
 	}
 	if f.Changed("log-level") {
 		cfg.Log.Level = af.logLevel
+	}
+	if f.Changed("spool-dir") {
+		cfg.Spool.Dir = af.spoolDir
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}

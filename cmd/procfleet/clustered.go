@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procfleet/procfleet/agent"
+	"github.com/procfleet/procfleet/agent/ship"
 	"github.com/procfleet/procfleet/cluster"
 	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
@@ -162,13 +163,20 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 const opinionAge = time.Minute
 
 func reportShipper(a *agent.Agent, m *cluster.Member) {
+	sh := a.Shipper()
+	m.ReportShipper(sh.QueueLen()+sh.SpoolLen(), endpointHealth(sh.State()), sh.SentBytes())
+}
+
+// endpointHealth turns the shipper's view of its endpoints into the
+// member's health report.
+func endpointHealth(states []ship.EndpointState) []cluster.EndpointHealth {
 	now := time.Now()
 	var eps []cluster.EndpointHealth
-	for _, e := range a.Shipper().State() {
+	for _, e := range states {
 		recent := now.Sub(e.LastSuccessAt) < opinionAge || now.Sub(e.LastErrorAt) < opinionAge
 		eps = append(eps, cluster.EndpointHealth{URL: e.URL, Healthy: e.Healthy, Recent: recent, LastError: e.LastError})
 	}
-	m.ReportShipper(a.Shipper().QueueLen(), eps, a.Shipper().SentBytes())
+	return eps
 }
 
 func ignoreCanceled(err error) error {

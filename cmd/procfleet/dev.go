@@ -34,6 +34,9 @@ Try procfleet status and procfleet config edit against it meanwhile.`,
 			if err != nil {
 				return err
 			}
+			if !cmd.Flags().Changed("spool-dir") && cfg.Spool.Dir == "" {
+				cfg.Spool.Dir = filepath.Join(dataDir, "spool")
+			}
 			if !cmd.Flags().Changed("gossip-listen") {
 				mf.gossipListen = "127.0.0.1:0" // one host: no need to be reachable
 			}

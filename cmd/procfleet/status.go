@@ -23,6 +23,7 @@ type clusterStatus struct {
 	Cluster        string           `json:"cluster"`
 	ConfigRevision int64            `json:"config_revision"`
 	Agents         []agentStatus    `json:"agents"`
+	Relays         []agentStatus    `json:"relays"`
 	Upstreams      []upstreamStatus `json:"upstreams"`
 }
 
@@ -33,7 +34,7 @@ type agentStatus struct {
 	ConfigRevision       int64    `json:"config_revision"`
 	Upstreams            []string `json:"upstreams"`
 	BudgetBytesPerSecond int64    `json:"budget_bytes_per_second"`
-	QueueBatches         int      `json:"queue_batches"`
+	QueueBatches         int      `json:"queue_batches"` // for a relay: bodies in its log
 	LastError            string   `json:"last_error"`
 }
 
@@ -42,6 +43,7 @@ type upstreamStatus struct {
 	URL                    string `json:"url"`
 	CapacityBytesPerSecond int64  `json:"capacity_bytes_per_second"`
 	Agents                 int    `json:"agents"`
+	Relays                 int    `json:"relays"`
 	BudgetBytesPerSecond   int64  `json:"budget_bytes_per_second"`
 	Healthy                bool   `json:"healthy"`
 }
@@ -52,9 +54,11 @@ func newStatusCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster as etcd and its members report it",
-		Long: `status lists the cluster's agents with the config revision they applied,
-their upstreams (primary first) and budgets, and the upstreams with their
-capacity, how many agents write there first, the budgets given out there,
+		Long: `status lists the cluster's agents and relays with the config revision they
+applied, their upstreams (primary first) and budgets (and queue: batches in
+memory and spool for an agent, bodies in the log for a relay), and the
+upstreams with their capacity, how many agents and relays write there first,
+the budgets given out there,
 and whether the agents that sent there lately see it healthy (it is
 unhealthy when most of them say so; healthy when none has an opinion).`,
 		Args: cobra.NoArgs,
@@ -97,7 +101,7 @@ func readStatus(cmd *cobra.Command, cli *clientv3.Client, clusterName string, cu
 	}
 	ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
 	defer cancel()
-	members, err := cli.Get(ctx, space.MembersOf(keys.Agent), clientv3.WithPrefix())
+	members, err := cli.Get(ctx, space.Members(), clientv3.WithPrefix())
 	if err != nil {
 		return clusterStatus{}, fmt.Errorf("cannot list members: %w", err)
 	}
@@ -112,28 +116,40 @@ func readStatus(cmd *cobra.Command, cli *clientv3.Client, clusterName string, cu
 			byNode[node] = s
 		}
 	}
-	out := clusterStatus{Cluster: clusterName, ConfigRevision: cur.Revision, Agents: []agentStatus{}}
+	out := clusterStatus{Cluster: clusterName, ConfigRevision: cur.Revision, Agents: []agentStatus{}, Relays: []agentStatus{}}
 	for _, kv := range members.Kvs {
-		_, node, ok := space.ParseMember(string(kv.Key))
+		kind, node, ok := space.ParseMember(string(kv.Key))
 		if !ok {
 			continue
 		}
 		var m struct{ Address, Version string }
 		_ = json.Unmarshal(kv.Value, &m)
 		s := byNode[node]
-		out.Agents = append(out.Agents, agentStatus{
+		st := agentStatus{
 			Node: node, Address: m.Address, Version: m.Version, ConfigRevision: s.ConfigRevision,
 			Upstreams: orEmpty(s.Upstreams), BudgetBytesPerSecond: s.BudgetBytesPerSecond,
 			QueueBatches: s.QueueBatches, LastError: s.LastError,
-		})
+		}
+		if kind == keys.Relay {
+			out.Relays = append(out.Relays, st)
+		} else {
+			out.Agents = append(out.Agents, st)
+		}
 	}
-	slices.SortFunc(out.Agents, func(a, b agentStatus) int { return strings.Compare(a.Node, b.Node) })
+	byName := func(a, b agentStatus) int { return strings.Compare(a.Node, b.Node) }
+	slices.SortFunc(out.Agents, byName)
+	slices.SortFunc(out.Relays, byName)
+	all := slices.Concat(out.Agents, out.Relays)
 	for _, e := range c.Endpoints() {
 		u := upstreamStatus{Name: e.Name, URL: e.URL, CapacityBytesPerSecond: e.Capacity}
 		bad, reports := 0, 0
-		for _, a := range out.Agents {
+		for i, a := range all {
 			if len(a.Upstreams) > 0 && a.Upstreams[0] == e.Name {
-				u.Agents++
+				if i < len(out.Agents) {
+					u.Agents++
+				} else {
+					u.Relays++
+				}
 				u.BudgetBytesPerSecond += a.BudgetBytesPerSecond
 			}
 			for _, h := range byNode[a.Node].Endpoints {
@@ -168,18 +184,25 @@ func orEmpty(s []string) []string {
 }
 
 func printStatus(w io.Writer, s clusterStatus) {
-	fmt.Fprintf(w, "cluster %s, config revision %d, %d agents\n\n", s.Cluster, s.ConfigRevision, len(s.Agents))
+	fmt.Fprintf(w, "cluster %s, config revision %d, %d agents, %d relays\n\n", s.Cluster, s.ConfigRevision, len(s.Agents), len(s.Relays))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "UPSTREAM\tHEALTHY\tAGENTS\tBUDGETS\tCAPACITY\tURL")
+	fmt.Fprintln(tw, "UPSTREAM\tHEALTHY\tAGENTS\tRELAYS\tBUDGETS\tCAPACITY\tURL")
 	for _, u := range s.Upstreams {
-		fmt.Fprintf(tw, "%s\t%v\t%d\t%s/s\t%s/s\t%s\n", u.Name, u.Healthy, u.Agents,
+		fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%s/s\t%s/s\t%s\n", u.Name, u.Healthy, u.Agents, u.Relays,
 			config.FormatBytes(u.BudgetBytesPerSecond), config.FormatBytes(u.CapacityBytesPerSecond), u.URL)
 	}
 	tw.Flush()
+	printMembers(w, "AGENT", s.Agents)
+	if len(s.Relays) > 0 {
+		printMembers(w, "RELAY", s.Relays)
+	}
+}
+
+func printMembers(w io.Writer, kind string, ms []agentStatus) {
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tLAST ERROR")
-	for _, a := range s.Agents {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, kind+"\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tLAST ERROR")
+	for _, a := range ms {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%d\t%s\n", a.Node, a.ConfigRevision, strings.Join(a.Upstreams, ","),
 			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, a.LastError)
 	}
