@@ -17,6 +17,10 @@ func FromConfig(c config.Spool) Config {
 	cfg.MaxBytes = int64(c.MaxBytes)
 	cfg.MaxAge = c.MaxAge.D()
 	cfg.SyncInterval = c.SyncInterval.D()
+	// A crash re-sends what was acknowledged since the last persisted
+	// position: at a relay's forwarding rate, a second of it is many
+	// bodies, and one small fsync every 100 ms costs little.
+	cfg.AckInterval = 100 * time.Millisecond
 	cfg.Full = Refuse
 	if c.Full == config.SpoolDropOldest {
 		cfg.Full = DropOldest

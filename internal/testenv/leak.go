@@ -43,6 +43,10 @@ func MainWithLeakCheck(m *testing.M) {
 // by design.
 var libraryGoroutines = []string{
 	"metrics.summariesSwapCron", // VictoriaMetrics/metrics, on the first Summary
+	// An embedded etcd member's peer /version handler that came in while
+	// the member closed can stay blocked on the closed backend's lock for
+	// good (etcd v3.7.3); seen once under -race in cluster/configstore.
+	"etcdhttp.newPeerHandler.versionHandler",
 }
 
 // goroutines counts the live goroutines other than the libraries' own and

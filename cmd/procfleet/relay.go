@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/procfleet/procfleet/cluster"
+	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/relay"
+)
+
+// relayFlags are the relay flags that override the config file.
+type relayFlags struct {
+	cfgFile   string
+	listen    string
+	dataDir   string
+	upstreams []string
+	logLevel  string
+}
+
+func (rf *relayFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&rf.cfgFile, "config", "", "relay config file (YAML; see deploy/relay.example.yaml)")
+	f.StringVar(&rf.listen, "listen", "0.0.0.0:9478", "import API address, also /metrics, /healthz, /readyz (listen)")
+	f.StringVar(&rf.dataDir, "data-dir", "", "directory of the write-ahead log (wal.dir)")
+	f.StringArrayVar(&rf.upstreams, "upstream", nil, "import URL to forward to (repeatable); replaces ship.upstreams")
+	f.StringVar(&rf.logLevel, "log-level", "info", "debug, info, warn or error (log.level)")
+}
+
+// load reads the config file, if any, and applies the flags that were set.
+func (rf *relayFlags) load(cmd *cobra.Command, clustered bool) (config.Relay, error) {
+	cfg := config.DefaultRelay()
+	if rf.cfgFile != "" {
+		var err error
+		if cfg, err = config.LoadRelayFile(rf.cfgFile); err != nil {
+			return cfg, usageError{err}
+		}
+	}
+	f := cmd.Flags()
+	if f.Changed("listen") {
+		cfg.Listen = rf.listen
+	}
+	if f.Changed("data-dir") {
+		cfg.WAL.Dir = rf.dataDir
+	}
+	if f.Changed("upstream") {
+		cfg.Ship.Upstreams = rf.upstreams
+	}
+	if f.Changed("log-level") {
+		cfg.Log.Level = rf.logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{err}
+	}
+	if !clustered && len(cfg.Ship.Upstreams) == 0 {
+		return cfg, usageError{errors.New("ship.upstreams: empty; want --upstream URL (repeatable), or --etcd to take upstreams from a cluster")}
+	}
+	return cfg, nil
+}
+
+func newRelayCmd() *cobra.Command {
+	var rf relayFlags
+	var ef etcdFlags
+	var mf memberFlags
+	cmd := &cobra.Command{
+		Use:   "relay",
+		Short: "Run a relay: take imports, keep them on disk, forward them upstream",
+		Long: `relay takes VictoriaMetrics import requests (POST /api/v1/import/prometheus,
+gzip or plain) from agents, vmagent or curl, checks every line, stores each
+accepted body in a write-ahead log under --data-dir and answers 204 only once
+it is stored; it forwards the log in order and deletes a body only after an
+upstream took it. Standalone, it forwards to the --upstream URLs. With --etcd
+(or $PROCFLEET_ETCD) it registers under /procfleet/CLUSTER/members/relays/NODE
+and takes its upstreams and bandwidth budget from the ring.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			clustered := cmd.Flags().Changed("etcd") || os.Getenv("PROCFLEET_ETCD") != ""
+			cfg, err := rf.load(cmd, clustered)
+			if err != nil {
+				return err
+			}
+			logger := newLogger(cfg.Log)
+			r, err := relay.New(cfg, logger.With("component", "relay"))
+			if err != nil {
+				return usageError{err}
+			}
+			if !clustered {
+				return r.Run(cmd.Context())
+			}
+			return runClusteredRelay(cmd.Context(), r, cfg, ef, mf, logger)
+		},
+	}
+	rf.register(cmd)
+	ef.register(cmd)
+	mf.register(cmd)
+	return cmd
+}
+
+// runClusteredRelay runs r as a member of a cluster: its upstreams and
+// budget come from the ring, applied live.
+func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
+	node := mf.node
+	if node == "" {
+		node = cfg.Node
+	}
+	if node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("cannot get host name, set --node: %w", err)
+		}
+		node = strings.ToLower(h)
+	}
+	labels, err := parseLabels(mf.labels)
+	if err != nil {
+		return usageError{err}
+	}
+	gc, err := mf.gossipConfig()
+	if err != nil {
+		return usageError{err}
+	}
+	local := config.DefaultAgent()
+	local.Hostname, local.Listen = node, cfg.Listen
+	m, err := cluster.New(cluster.Config{
+		Cluster: ef.cluster, Node: node, Kind: keys.Relay, Labels: labels,
+		Address: cfg.Listen, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL, Gossip: gc,
+	}, local, logger)
+	if err != nil {
+		return usageError{err}
+	}
+	mctx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	var memberErr error
+	wg.Go(func() { memberErr = m.Run(mctx) })
+	defer func() {
+		stopMember()
+		wg.Wait()
+	}()
+	errc := make(chan error, 1)
+	go func() { errc <- r.Run(ctx) }()
+	report := time.NewTicker(2 * time.Second)
+	defer report.Stop()
+	for {
+		select {
+		case err := <-errc:
+			stopMember()
+			wg.Wait()
+			return errors.Join(err, ignoreCanceled(memberErr))
+		case u := <-m.Updates():
+			if err := applyRelayUpdate(r, u); err != nil {
+				logger.Warn("cannot apply cluster settings", "revision", u.Revision, "err", err)
+			} else {
+				logger.Info("applied cluster settings", "revision", u.Revision, "upstreams", u.Assignment.Upstreams, "budget", u.Assignment.Budget)
+			}
+		case <-report.C:
+			reportRelay(r, m)
+		}
+	}
+}
+
+func applyRelayUpdate(r *relay.Relay, u cluster.Update) error {
+	if err := r.SetUpstreams(u.Agent.Ship.Upstreams, u.Agent.Ship.Strategy); err != nil {
+		return fmt.Errorf("upstreams: %w", err)
+	}
+	r.Limiter().SetRate(int64(u.Agent.Limit.BytesPerSecond), int64(u.Agent.Limit.Burst))
+	return nil
+}
+
+func reportRelay(r *relay.Relay, m *cluster.Member) {
+	sh := r.Shipper()
+	if sh == nil {
+		return
+	}
+	m.ReportShipper(sh.SpoolLen(), endpointHealth(sh.State()), sh.SentBytes())
+}

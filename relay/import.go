@@ -1,0 +1,258 @@
+package relay
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/procfleet/procfleet/agent/ship"
+	"github.com/procfleet/procfleet/agent/spool"
+	"github.com/procfleet/procfleet/relay/promtext"
+)
+
+// ImportPath is the import route, as VictoriaMetrics names it.
+const ImportPath = "/api/v1/import/prometheus"
+
+func (r *Relay) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(ImportPath, r.serveImport)
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		r.WritePrometheus(w)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", r.serveReady)
+	// The shipper probes GET /health on its upstreams; a relay upstream of
+	// an agent answers like VictoriaMetrics does, once it takes imports.
+	mux.HandleFunc("/health", r.serveReady)
+	return mux
+}
+
+// serveReady answers 200 once the log is recovered and the relay is not
+// stopping, 503 before and after.
+func (r *Relay) serveReady(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-r.recovered:
+	default:
+		r.mu.Lock()
+		err := r.recovErr
+		r.mu.Unlock()
+		msg := "recovering the write-ahead log"
+		if err != nil {
+			msg = "cannot open the write-ahead log: " + err.Error()
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
+		return
+	}
+	if r.stopping.Load() {
+		http.Error(w, "stopping", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("OK\n"))
+}
+
+// httpError is a refusal: its status, reason label and message.
+type httpError struct {
+	code   int
+	reason string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func refuse(code int, reason, format string, args ...any) *httpError {
+	return &httpError{code: code, reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// serveImport takes one import request: it checks method, token, query,
+// encoding, size and every line, stores the body as it came in the log,
+// and answers 204 once the log holds it durably. Nothing is stored from a
+// request that gets any other answer.
+func (r *Relay) serveImport(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	defer r.m.requestSeconds.UpdateDuration(start)
+	n, err := r.take(req, start)
+	if err != nil {
+		var he *httpError
+		if !errors.As(err, &he) {
+			he = refuse(http.StatusInternalServerError, reasonDisk, "%v", err)
+		}
+		r.m.rejected[he.reason].Inc()
+		switch he.code {
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="procfleet relay"`)
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", "1")
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", http.MethodPost)
+		}
+		if he.code >= 500 || he.reason == reasonFull {
+			r.logThrottled(he.reason, "import refused", "status", he.code, "err", he.msg, "remote", req.RemoteAddr)
+		}
+		http.Error(w, he.msg, he.code)
+		return
+	}
+	r.m.receivedBatches.Inc()
+	r.m.receivedSamples.Add(n)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// take checks and stores one request and returns its sample count.
+func (r *Relay) take(req *http.Request, now time.Time) (int, error) {
+	if req.Method != http.MethodPost {
+		return 0, refuse(http.StatusMethodNotAllowed, reasonMethod, "method %s is not accepted; want POST", req.Method)
+	}
+	if r.tokens != nil && !r.tokens.allowed(req, now) {
+		return 0, refuse(http.StatusUnauthorized, reasonUnauthorized, "missing or unknown bearer token")
+	}
+	select {
+	case <-r.recovered:
+	default:
+		return 0, refuse(http.StatusServiceUnavailable, reasonNotReady, "the relay is recovering its write-ahead log; retry")
+	}
+	query, err := importQuery(req.URL.RawQuery)
+	if err != nil {
+		return 0, err
+	}
+	plain := false
+	switch enc := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); enc {
+	case "gzip", "x-gzip":
+	case "", "identity":
+		plain = true
+	default:
+		return 0, refuse(http.StatusUnsupportedMediaType, reasonEncoding, "Content-Encoding %q is not accepted; want gzip or none", enc)
+	}
+	limit := int64(r.cfg.Import.MaxBodyBytes)
+	if req.ContentLength > limit {
+		return 0, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "body of %d bytes is over import.max_body_bytes (%d)", req.ContentLength, limit)
+	}
+	// Bodies are bounded, so reading one whole is bounded too, and the
+	// concurrency bound caps the memory of all of them.
+	select {
+	case r.sem <- struct{}{}:
+	case <-req.Context().Done():
+		return 0, refuse(http.StatusServiceUnavailable, reasonRead, "client went away while waiting")
+	}
+	defer func() { <-r.sem }()
+	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		return 0, refuse(http.StatusBadRequest, reasonRead, "cannot read body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return 0, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "body is over import.max_body_bytes (%d)", limit)
+	}
+	res, err := r.check(body, plain)
+	if err != nil {
+		return 0, err
+	}
+	samples := res.Samples
+	if samples == 0 {
+		return 0, nil // nothing to store; VictoriaMetrics answers 204 too
+	}
+	if res.Untimed > 0 && !query.Has("timestamp") {
+		// Lines without a timestamp get the time the relay took them, not
+		// the time it forwards them, however late that is. Bodies whose
+		// lines all carry one keep their arguments as they came, so that
+		// consecutive ones share them and are forwarded together.
+		query.Set("timestamp", strconv.FormatInt(now.UnixMilli(), 10))
+	}
+	enc := query.Encode()
+	rec := ship.AppendRecord(make([]byte, 0, len(body)+len(enc)+16),
+		&ship.Batch{Body: body, Samples: samples, Query: enc, Plain: plain})
+	if err := r.WAL().Append(rec, now); err != nil {
+		switch {
+		case errors.Is(err, spool.ErrFull):
+			return 0, refuse(http.StatusTooManyRequests, reasonFull, "write-ahead log is full (wal.max_bytes); retry later")
+		case errors.Is(err, spool.ErrClosed):
+			return 0, refuse(http.StatusServiceUnavailable, reasonNotReady, "the relay is stopping; retry")
+		default:
+			return 0, refuse(http.StatusServiceUnavailable, reasonDisk, "cannot store the body: %v", err)
+		}
+	}
+	r.m.receivedBytes.Add(len(body))
+	return samples, nil
+}
+
+// check validates every line of body and counts its samples.
+func (r *Relay) check(body []byte, plain bool) (promtext.Result, error) {
+	lim := promtext.DefaultLimits()
+	lim.MaxBytes = int64(r.cfg.Import.MaxDecompressedBytes)
+	lim.MaxLineBytes = int(r.cfg.Import.MaxLineBytes)
+	res, err := promtext.Inspect(bytes.NewReader(body), lim, !plain)
+	if err == nil {
+		return res, nil
+	}
+	var none promtext.Result
+	var le *promtext.LineError
+	switch {
+	case errors.Is(err, promtext.ErrTooLarge):
+		if plain {
+			// A plain body within max_body_bytes is over this limit only
+			// when max_decompressed_bytes is the smaller.
+			return none, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "body is over import.max_decompressed_bytes (%d)", lim.MaxBytes)
+		}
+		return none, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "decompressed body is over import.max_decompressed_bytes (%d)", lim.MaxBytes)
+	case errors.As(err, &le):
+		return none, refuse(http.StatusBadRequest, reasonBadLine, "%s", strings.TrimPrefix(le.Error(), "promtext: "))
+	case errors.Is(err, promtext.ErrCorruptGzip):
+		return none, refuse(http.StatusBadRequest, reasonBadGzip, "cannot decompress gzip body: %s", strings.TrimPrefix(err.Error(), "promtext: "))
+	}
+	return none, refuse(http.StatusBadRequest, reasonRead, "cannot read body: %v", err)
+}
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// importQuery checks the query arguments of an import request:
+// extra_label (name=value) and timestamp (unix milliseconds) are accepted,
+// as by VictoriaMetrics.
+func importQuery(raw string) (url.Values, error) {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, reasonQuery, "cannot parse query: %v", err)
+	}
+	for k, vs := range q {
+		switch k {
+		case "extra_label":
+			for _, v := range vs {
+				name, _, ok := strings.Cut(v, "=")
+				if !ok || !labelName.MatchString(name) {
+					return nil, refuse(http.StatusBadRequest, reasonQuery, "extra_label %q is not accepted; want name=value with a label name", v)
+				}
+			}
+		case "timestamp":
+			if len(vs) != 1 {
+				return nil, refuse(http.StatusBadRequest, reasonQuery, "timestamp given %d times; want once", len(vs))
+			}
+			if _, err := strconv.ParseInt(vs[0], 10, 64); err != nil {
+				return nil, refuse(http.StatusBadRequest, reasonQuery, "timestamp %q is not accepted; want unix milliseconds, an integer", vs[0])
+			}
+		default:
+			return nil, refuse(http.StatusBadRequest, reasonQuery, "query argument %q is not accepted; want extra_label or timestamp", k)
+		}
+	}
+	return q, nil
+}
+
+// logThrottled logs at warn, at most once per key every 10 seconds.
+func (r *Relay) logThrottled(key, msg string, args ...any) {
+	now := time.Now()
+	r.logMu.Lock()
+	last := r.logAt[key]
+	ok := now.Sub(last) >= 10*time.Second
+	if ok {
+		r.logAt[key] = now
+	}
+	r.logMu.Unlock()
+	if ok {
+		r.log.Warn(msg, args...)
+	}
+}

@@ -1,0 +1,285 @@
+// Package relay is procfleet's relay: it takes import requests from agents
+// (or vmagent, or curl) where hosts cannot write to VictoriaMetrics
+// directly, stores every accepted body in a write-ahead log on disk before
+// it answers, and forwards the log in order with the agent's shipper,
+// deleting a body only once an upstream took it.
+//
+// A relay is an agent without generators and with an import API: the
+// shipper's spool is the write-ahead log, and the shipper's health checks,
+// failover and bandwidth limit apply to forwarding as they do to an agent.
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/procfleet/procfleet/agent/limit"
+	"github.com/procfleet/procfleet/agent/ship"
+	"github.com/procfleet/procfleet/agent/spool"
+	"github.com/procfleet/procfleet/config"
+)
+
+// Relay is one relay process. New builds it and starts nothing; Run runs
+// it once.
+type Relay struct {
+	cfg     config.Relay
+	log     *slog.Logger
+	set     *metrics.Set // relay_* and process metrics
+	shipSet *metrics.Set
+	walSet  *metrics.Set
+	limiter *limit.Limiter
+	tokens  *tokens
+	sem     chan struct{}
+	m       relayMetrics
+
+	ln    net.Listener
+	ready chan struct{} // closed once the listener is up
+	// recovered is closed once the log is open and forwarding runs; until
+	// then imports get 503 and /readyz says why.
+	recovered chan struct{}
+
+	mu        sync.Mutex
+	wal       *spool.Log    // set once recovered
+	shipper   *ship.Shipper // set once recovered
+	upstreams []string      // latest, for a shipper not yet built
+	strategy  string
+	recovErr  error
+	stopping  atomic.Bool
+
+	logMu sync.Mutex
+	logAt map[string]time.Time
+}
+
+// New checks cfg and builds a relay. It opens nothing: the log is
+// recovered by Run, after the listener is up, so that /healthz answers
+// during a long recovery.
+func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	n := cfg.Import.MaxConcurrent
+	if n == 0 {
+		n = 2 * runtime.GOMAXPROCS(0)
+	}
+	r := &Relay{
+		cfg:       cfg,
+		log:       logger,
+		set:       metrics.NewSet(),
+		shipSet:   metrics.NewSet(),
+		walSet:    metrics.NewSet(),
+		sem:       make(chan struct{}, n),
+		ready:     make(chan struct{}),
+		recovered: make(chan struct{}),
+		upstreams: cfg.Ship.Upstreams,
+		strategy:  cfg.Ship.Strategy,
+		logAt:     map[string]time.Time{},
+	}
+	r.limiter = limit.New(cfg.Limit, r.shipSet)
+	if cfg.Auth.BearerTokensFile != "" {
+		t, err := loadTokens(cfg.Auth.BearerTokensFile)
+		if err != nil {
+			return nil, err
+		}
+		r.tokens = t
+	}
+	r.m = newRelayMetrics(r.set)
+	return r, nil
+}
+
+// Addr returns the listen address once Ready is closed.
+func (r *Relay) Addr() string {
+	if r.ln == nil {
+		return ""
+	}
+	return r.ln.Addr().String()
+}
+
+// Ready is closed once the listener is up.
+func (r *Relay) Ready() <-chan struct{} { return r.ready }
+
+// Recovered is closed once the log is recovered and imports are taken.
+func (r *Relay) Recovered() <-chan struct{} { return r.recovered }
+
+// Limiter returns the forwarding limiter, for a cluster's budget.
+func (r *Relay) Limiter() *limit.Limiter { return r.limiter }
+
+// SetUpstreams sets the upstreams and strategy of forwarding, now or, while
+// the log is still being recovered, once it is.
+func (r *Relay) SetUpstreams(urls []string, strategy string) error {
+	for i, u := range urls {
+		if err := config.ValidateUpstreamURL(u); err != nil {
+			return fmt.Errorf("upstreams[%d]: %w", i, err)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.upstreams, r.strategy = urls, strategy
+	if r.shipper == nil {
+		return nil
+	}
+	if err := r.shipper.SetStrategy(strategy); err != nil {
+		return err
+	}
+	return r.shipper.SetUpstreams(urls)
+}
+
+// Shipper returns the forwarding shipper, nil until the log is recovered.
+func (r *Relay) Shipper() *ship.Shipper {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shipper
+}
+
+// WAL returns the write-ahead log, nil until it is recovered.
+func (r *Relay) WAL() *spool.Log {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wal
+}
+
+// WritePrometheus writes every self-metric of the relay.
+func (r *Relay) WritePrometheus(w interface{ Write([]byte) (int, error) }) {
+	r.set.WritePrometheus(w)
+	r.walSet.WritePrometheus(w)
+	r.shipSet.WritePrometheus(w)
+}
+
+// Run serves imports and forwards the log until ctx is done. It listens
+// first, then recovers the log (imports get 503 meanwhile), then forwards.
+// On stop it stops taking imports, lets requests in flight finish (each
+// answered only once stored), stops forwarding (a body in flight stays in
+// the log and is sent again after a restart) and closes the log.
+func (r *Relay) Run(ctx context.Context) error {
+	tlsCfg, err := r.tlsConfig()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", r.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (listen): %w", r.cfg.Listen, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
+	}
+	r.ln = ln
+	srv := &http.Server{
+		Handler:           r.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(ln)
+	}()
+	close(r.ready)
+	r.log.Info("relay listening", "listen", r.Addr(), "tls", tlsCfg != nil, "wal", r.cfg.WAL.Dir)
+
+	start := time.Now()
+	wal, err := spool.OpenLogged(r.cfg.WAL, r.walSet, r.log.With("component", "wal"))
+	if err != nil {
+		r.mu.Lock()
+		r.recovErr = err
+		r.mu.Unlock()
+		shutdown(srv)
+		<-served
+		return fmt.Errorf("wal.dir: %w", err)
+	}
+	r.m.recoverySeconds.Set(time.Since(start).Seconds())
+	sh, err := r.newShipper(wal)
+	if err != nil {
+		shutdown(srv)
+		<-served
+		return errors.Join(err, wal.Close())
+	}
+	r.log.Info("relay ready", "recovery", time.Since(start).Round(time.Millisecond), "pending", wal.Len())
+	close(r.recovered)
+
+	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
+	shipDone := make(chan error, 1)
+	go func() { shipDone <- sh.Run(shipCtx) }()
+
+	<-ctx.Done()
+	r.stopping.Store(true)
+	r.log.Info("relay stopping")
+	shutdown(srv)
+	<-served
+	stopShip()
+	shipErr := <-shipDone
+	walErr := wal.Close()
+	r.log.Info("relay stopped", "pending", wal.Len())
+	return errors.Join(shipErr, walErr)
+}
+
+func shutdown(srv *http.Server) {
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if srv.Shutdown(sctx) != nil {
+		_ = srv.Close()
+	}
+}
+
+// newShipper builds the forwarding shipper on the recovered log and
+// publishes both.
+func (r *Relay) newShipper(wal *spool.Log) (*ship.Shipper, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cfg := r.cfg.Ship
+	cfg.Upstreams, cfg.Strategy = r.upstreams, r.strategy
+	sh, err := ship.New(cfg, ship.Deps{
+		Limiter:         r.limiter,
+		Logger:          r.log,
+		Metrics:         r.shipSet,
+		Spool:           wal,
+		SpoolBatchBytes: int(r.cfg.Forward.BatchBytes),
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.wal, r.shipper = wal, sh
+	return sh, nil
+}
+
+// tlsConfig returns the listener's TLS settings, nil for plain http.
+func (r *Relay) tlsConfig() (*tls.Config, error) {
+	c := r.cfg.TLS
+	if c.CertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load tls.cert_file/key_file: %w", err)
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cannot use tls.client_ca_file %s: no PEM certificate in it", c.ClientCAFile)
+		}
+		t.ClientCAs = pool
+		t.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return t, nil
+}
