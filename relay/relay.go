@@ -10,6 +10,7 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -18,8 +19,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +30,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/procfleet/procfleet/agent/limit"
+	"github.com/procfleet/procfleet/agent/selfmon"
 	"github.com/procfleet/procfleet/agent/ship"
 	"github.com/procfleet/procfleet/agent/spool"
 	"github.com/procfleet/procfleet/config"
@@ -99,6 +103,7 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 		r.tokens = t
 	}
 	r.m = newRelayMetrics(r.set)
+	selfmon.RegisterProcess(r.set, "/proc")
 	return r, nil
 }
 
@@ -216,8 +221,14 @@ func (r *Relay) Run(ctx context.Context) error {
 	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
 	shipDone := make(chan error, 1)
 	go func() { shipDone <- sh.Run(shipCtx) }()
+	selfDone := make(chan struct{})
+	go func() {
+		defer close(selfDone)
+		r.pushSelf(ctx, wal)
+	}()
 
 	<-ctx.Done()
+	<-selfDone
 	r.stopping.Store(true)
 	r.log.Info("relay stopping")
 	shutdown(srv)
@@ -227,6 +238,39 @@ func (r *Relay) Run(ctx context.Context) error {
 	walErr := wal.Close()
 	r.log.Info("relay stopped", "pending", wal.Len())
 	return errors.Join(shipErr, walErr)
+}
+
+// selfInterval is how often the relay stores its own metrics in its log,
+// so that they reach VictoriaMetrics like the agents' do. Tests shorten it.
+var selfInterval = 10 * time.Second
+
+// pushSelf stores the relay's self-metrics in its log every selfInterval,
+// with instance (the node name) and job labels, until ctx ends.
+func (r *Relay) pushSelf(ctx context.Context, wal *spool.Log) {
+	node := r.cfg.Node
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	t := time.NewTicker(selfInterval)
+	defer t.Stop()
+	var buf bytes.Buffer
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			buf.Reset()
+			r.WritePrometheus(&buf)
+			q := url.Values{}
+			q.Add("extra_label", "instance="+node)
+			q.Add("extra_label", "job=procfleet")
+			q.Set("timestamp", strconv.FormatInt(now.UnixMilli(), 10))
+			rec := ship.AppendRecord(nil, &ship.Batch{Body: buf.Bytes(), Samples: bytes.Count(buf.Bytes(), []byte("\n")), Query: q.Encode(), Plain: true})
+			if err := wal.Append(rec, now); err != nil && !errors.Is(err, spool.ErrClosed) {
+				r.logThrottled("self", "cannot store the relay's own metrics", "err", err)
+			}
+		}
+	}
 }
 
 func shutdown(srv *http.Server) {

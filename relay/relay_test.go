@@ -21,7 +21,11 @@ import (
 // forwarded.
 func TestRelayToVictoriaMetrics(t *testing.T) {
 	vm := testenv.StartVM(t)
-	r := start(t, testConfig(t, vm.ImportURL))
+	defer func(d time.Duration) { selfInterval = d }(selfInterval)
+	selfInterval = 200 * time.Millisecond
+	cfg := testConfig(t, vm.ImportURL)
+	cfg.Node = "relay-self"
+	r := start(t, cfg)
 	ts := time.Now().Add(-time.Hour).UnixMilli()
 	code, msg := push(t, nil, r.url+"?extra_label=instance%3Dh1&extra_label=job%3Dprocfleet",
 		gz(t, fmt.Sprintf("# HELP relay_a a\nrelay_a{x=\"1\"} 1.5 %d\nrelay_a{x=\"2\"} 2.5 %d\n", ts, ts)),
@@ -65,6 +69,12 @@ func TestRelayToVictoriaMetrics(t *testing.T) {
 	if n := r.metric(t, "procfleet_relay_received_samples_total"); n != 3 {
 		t.Fatalf("received samples = %v; want 3", n)
 	}
+	// The relay's own metrics reach VictoriaMetrics through its log.
+	waitFor(t, "the relay's own metrics in VictoriaMetrics", 20*time.Second, func() bool {
+		_, _ = vm.TryFlush()
+		ss, err := vm.TryExport(`procfleet_relay_received_samples_total{instance="relay-self",job="procfleet"}`)
+		return err == nil && len(ss) == 1 && ss[0].Values[len(ss[0].Values)-1] == 3
+	})
 }
 
 // Every refusal has its status and reason, names what is wrong, and
