@@ -28,28 +28,36 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	g.path = append(g.path, '/')
 	base := len(g.path)
 
-	data, err := g.read(base, "stat", 0)
-	if err != nil {
-		return
+	p := g.procs[pid]
+	fresh := p == nil
+	if fresh {
+		p = &proc{}
 	}
-	st, err := parseStat(data)
+	data, err := g.readKept(p, fdStat, base, 0)
+	var st statFields
+	if err == nil {
+		if st, err = parseStat(data); err != nil {
+			g.parseErr(err)
+		}
+	}
 	if err != nil {
-		g.parseErr(err)
+		if fresh {
+			g.closeFDs(p)
+		}
 		return
 	}
 	g.comm = append(g.comm[:0], st.comm...) // data is overwritten by the next read
 	st.comm = g.comm
 
-	p := g.procs[pid]
-	if p == nil || p.start != st.starttime {
-		p = g.newProc(p, st.starttime)
+	if fresh || p.start != st.starttime {
+		g.resetProc(p, st.starttime)
 		g.procs[pid] = p
 	}
 	p.seen = g.cycle
 
 	var status statusFields
 	statusOK := false
-	if data, err = g.read(base, "status", 0); err == nil {
+	if data, err = g.readKept(p, fdStatus, base, 0); err == nil {
 		if status, err = parseStatus(data); err != nil {
 			g.parseErr(err)
 		} else {
@@ -60,7 +68,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	var io ioFields
 	ioOK := false
 	if !p.noIO {
-		if data, err = g.read(base, "io", 0); err == nil {
+		if data, err = g.readKept(p, fdIO, base, 0); err == nil {
 			if io, err = parseIO(data); err != nil {
 				g.parseErr(err)
 			} else {
@@ -89,16 +97,14 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	}
 }
 
-// newProc returns the state of a process seen for the first time, reusing
-// old's buffers when a PID was reused.
-func (g *Generator) newProc(old *proc, start uint64) *proc {
-	if old == nil {
-		return &proc{start: start}
-	}
-	threads := old.threads
+// resetProc makes p the state of a process seen for the first time,
+// reusing its buffers when a PID was reused. The descriptors kept stay:
+// the stat just read through them is the new process's, and any other
+// still bound to the old process fails its next read and is opened anew.
+func (g *Generator) resetProc(p *proc, start uint64) {
+	threads := p.threads
 	clear(threads)
-	*old = proc{start: start, comm: old.comm[:0], cmdline: old.cmdline[:0], threads: threads}
-	return old
+	*p = proc{start: start, comm: p.comm[:0], cmdline: p.cmdline[:0], threads: threads, fds: p.fds}
 }
 
 // emitProc writes the series that come from the stat file.

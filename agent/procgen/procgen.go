@@ -79,6 +79,8 @@ type Generator struct {
 	btime    uint64
 	hasBtime bool
 	pageSize float64
+	kept     int // descriptors kept open in procs
+	fdMax    int // most descriptors to keep open
 
 	errs  []error // first errors of this scan
 	nerrs int     // all errors of this scan
@@ -97,6 +99,7 @@ type proc struct {
 	comm     []byte
 	cmdline  []byte
 	threads  map[int32]*thread // nil unless Options.Threads
+	fds      [nFDs]int32       // kept descriptors plus one; 0 is none
 }
 
 // thread is what the generator remembers of one thread between scans.
@@ -128,6 +131,7 @@ func New(o Options) *Generator {
 		path:     make([]byte, 0, len(o.ProcRoot)+64),
 		procs:    make(map[int32]*proc),
 		pageSize: float64(os.Getpagesize()),
+		fdMax:    fdBudget(o.ProcRoot),
 	}
 }
 
@@ -173,6 +177,7 @@ func (g *Generator) Collect(s *emit.Scan) error {
 	g.dir.close()
 	for pid, p := range g.procs {
 		if p.seen != g.cycle {
+			g.closeFDs(p)
 			delete(g.procs, pid)
 		}
 	}

@@ -2,10 +2,12 @@ package procgen
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/procfleet/procfleet/agent/emit"
 )
@@ -351,6 +353,7 @@ func TestRealProc(t *testing.T) {
 		t.Skip("no /proc")
 	}
 	g := New(Options{Threads: true})
+	defer g.Close()
 	out, err := emit.Collect(g)
 	if err != nil {
 		t.Fatal(err)
@@ -385,5 +388,72 @@ func TestShrinkAfterStorm(t *testing.T) {
 	before[-1] = nil // a rebuilt map is a different map
 	if _, ok := g.procs[-1]; ok {
 		t.Error("map was not rebuilt")
+	}
+}
+
+// On the real /proc the generator keeps the descriptors of stat, status
+// and io open between scans: values read through them are current, a
+// process that exits gives its descriptors back, and Close closes the
+// rest.
+func TestKeptDescriptors(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	openFDs := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := openFDs()
+	child := exec.Command("sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	g := New(Options{})
+	if g.fdMax == 0 {
+		t.Skip("the open files limit is below 8192 here; descriptors are not kept")
+	}
+	sc := newScanner(g, 1)
+	self := strconv.Itoa(os.Getpid())
+	ctxt := func(ls []string) float64 {
+		t.Helper()
+		for _, l := range grep(ls, `proc_pid_ctxt_switches_total{pid="`+self+`",kind="voluntary"}`) {
+			v, err := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			if err == nil {
+				return v
+			}
+		}
+		t.Fatalf("no voluntary context switches for this process")
+		return 0
+	}
+	first := sc.cycle(t)
+	kept := g.kept
+	if kept < 2*g.Tracked() || len(grep(first, `proc_pid_info{pid="`+strconv.Itoa(child.Process.Pid)+`"`)) != 1 {
+		t.Fatalf("kept %d descriptors for %d processes, child listed %d times; want 2 or 3 each and the child",
+			kept, g.Tracked(), len(grep(first, `proc_pid_info{pid="`+strconv.Itoa(child.Process.Pid)+`"`)))
+	}
+	for range 5 {
+		time.Sleep(2 * time.Millisecond) // voluntary context switches
+	}
+	if a, b := ctxt(first), ctxt(sc.cycle(t)); b <= a {
+		t.Fatalf("context switches read through a kept descriptor went %v -> %v; want them to grow", a, b)
+	}
+	_ = child.Process.Kill()
+	_ = child.Wait()
+	sc.cycle(t)
+	if g.kept >= kept {
+		t.Fatalf("kept %d descriptors after the child exited; want fewer than %d", g.kept, kept)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if g.kept != 0 {
+		t.Fatalf("kept = %d after Close", g.kept)
+	}
+	if after := openFDs(); after > before {
+		t.Fatalf("%d descriptors open after Close; %d before", after, before)
 	}
 }

@@ -216,6 +216,12 @@ func BenchmarkProcessGeneratorRealProc(b *testing.B) {
 	}
 	b.Run("threads=false", func(b *testing.B) { benchCollect(b, New(Options{}), 60) })
 	b.Run("threads=true", func(b *testing.B) { benchCollect(b, New(Options{Threads: true}), 60) })
+	// The same without kept descriptors: every file opened and closed.
+	b.Run("threads=false/reopen", func(b *testing.B) {
+		g := New(Options{})
+		g.fdMax = 0
+		benchCollect(b, g, 60)
+	})
 }
 
 // BenchmarkProcessMemory reports the heap the generator's per-process

@@ -13,6 +13,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -106,8 +107,11 @@ func New(workers int, jobs []Job, deps Deps) (*Scheduler, error) {
 }
 
 // Run runs the jobs until ctx is done. It returns once every run in
-// progress has finished, so that all lines written have been sent.
+// progress has finished, so that all lines written have been sent, and
+// after closing the generators that are io.Closers (the process generator
+// keeps /proc descriptors open between scans). Run may be called once.
 func (s *Scheduler) Run(ctx context.Context) error {
+	defer s.closeGenerators()
 	now := s.deps.Now()
 	h := make(jobHeap, 0, len(s.jobs))
 	for _, j := range s.jobs {
@@ -228,4 +232,15 @@ func (h *jobHeap) Pop() any {
 	j := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return j
+}
+
+// closeGenerators closes the generators that hold resources between scans.
+func (s *Scheduler) closeGenerators() {
+	for _, j := range s.jobs {
+		if c, ok := j.Gen.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				s.deps.Logger.Warn("cannot close a generator", "generator", j.Gen.Name(), "err", err)
+			}
+		}
+	}
 }

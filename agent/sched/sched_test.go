@@ -107,3 +107,33 @@ func TestNewRejectsBadInterval(t *testing.T) {
 		t.Fatalf("zero interval accepted or unnamed: %v", err)
 	}
 }
+
+// closeGen is a generator that holds resources between scans.
+type closeGen struct {
+	countGen
+	closedAfter atomic.Int64 // runs when Close was called, -1 before
+}
+
+func (g *closeGen) Close() error {
+	g.closedAfter.Store(g.runs.Load())
+	return nil
+}
+
+// Run closes the generators that are io.Closers, after their last scan.
+func TestRunClosesGenerators(t *testing.T) {
+	pool := emit.NewPool(4)
+	g := &closeGen{countGen: countGen{name: "holder", sleep: 30 * time.Millisecond}}
+	g.closedAfter.Store(-1)
+	s, err := New(1, []Job{{Gen: g, Interval: 20 * time.Millisecond}}, Deps{Pool: pool, Sink: &emit.MemSink{Pool: pool}, Metrics: metrics.NewSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, runs := g.closedAfter.Load(), g.runs.Load(); got != runs || runs == 0 {
+		t.Fatalf("closed after %d of %d runs; want closed once after the last", got, runs)
+	}
+}

@@ -1,0 +1,112 @@
+package procgen
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/procfleet/procfleet/agent/procfile"
+)
+
+// Files of a process whose descriptors the generator keeps open between
+// scans: reading an open /proc/PID file again with pread costs about a
+// third of opening, reading and closing it, and these three are read
+// every scan. cmdline (read once per process) and the threads' files are
+// opened each time.
+const (
+	fdStat = iota
+	fdStatus
+	fdIO
+	nFDs
+)
+
+var fdFiles = [nFDs]string{"stat", "status", "io"}
+
+// procSuperMagic is the file system type of procfs (statfs(2)).
+const procSuperMagic = 0x9fa0
+
+// fdBudget returns how many descriptors the generator may keep open: half
+// the soft limit on open files (the Go runtime raises it to the hard
+// limit at start), leaving the rest to the agent's connections and
+// spool; none when the limit is small, and none when root is not a procfs
+// mount: a descriptor of a regular file (a fixture tree) would go on
+// reading a file that was replaced, where procfs regenerates every read.
+func fdBudget(root string) int {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(root, &fs); err != nil || fs.Type != procSuperMagic {
+		return 0
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 8192 {
+		return 0
+	}
+	return int(min(rl.Cur/2, 1<<20))
+}
+
+// readKept reads file i of process p, through its kept descriptor when it
+// has one, opening and keeping one otherwise while the budget allows. Errors
+// are recorded as read records them.
+func (g *Generator) readKept(p *proc, i, base int, limit int) ([]byte, error) {
+	file := fdFiles[i]
+	if fd := p.fds[i]; fd != 0 {
+		data, err := g.r.ReadFD(int(fd-1), g.setPath(base, file), limit)
+		if err == nil {
+			return data, nil
+		}
+		// The process exited, or the PID belongs to another one now: the
+		// descriptor is of no more use. Try the path, which tells which.
+		g.closeFD(p, i)
+	}
+	if g.kept >= g.fdMax {
+		return g.read(base, file, limit)
+	}
+	pathz := g.setPath(base, file)
+	fd, err := procfile.OpenZ(pathz, syscall.O_RDONLY)
+	if err != nil {
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			// Out of descriptors after all: keep none from now on.
+			g.fdMax = g.kept
+			return g.read(base, file, limit)
+		}
+		if !quiet(err) {
+			g.fail(fmt.Errorf("cannot read: %w", err))
+		}
+		return nil, err
+	}
+	data, err := g.r.ReadFD(fd, pathz, limit)
+	if err != nil {
+		_ = syscall.Close(fd)
+		if !quiet(err) {
+			g.fail(fmt.Errorf("cannot read: %w", err))
+		}
+		return nil, err
+	}
+	p.fds[i] = int32(fd + 1)
+	g.kept++
+	return data, nil
+}
+
+// closeFD closes the kept descriptor i of p, if any.
+func (g *Generator) closeFD(p *proc, i int) {
+	if fd := p.fds[i]; fd != 0 {
+		_ = syscall.Close(int(fd - 1))
+		p.fds[i] = 0
+		g.kept--
+	}
+}
+
+// closeFDs closes every kept descriptor of p.
+func (g *Generator) closeFDs(p *proc) {
+	for i := range nFDs {
+		g.closeFD(p, i)
+	}
+}
+
+// Close closes the descriptors the generator keeps open. The generator may
+// be used again afterwards; it opens them anew.
+func (g *Generator) Close() error {
+	for _, p := range g.procs {
+		g.closeFDs(p)
+	}
+	return nil
+}
