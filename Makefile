@@ -12,7 +12,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -timeout 20m
 BENCH_COUNT ?= 6
 
-.PHONY: build run test bench lint tools fuzz clean
+.PHONY: build run test bench bench-e2e lint tools fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/procfleet ./cmd/procfleet
@@ -20,6 +20,10 @@ build:
 # Stamp files carry the version so that bumping a pin rebuilds the binary.
 $(BIN)/.victoria-metrics-$(VM_VERSION):
 	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VM_VERSION)
+	touch $@
+
+$(BIN)/.vmagent-$(VM_VERSION):
+	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@$(VM_VERSION)
 	touch $@
 
 $(BIN)/.node_exporter-$(NE_VERSION):
@@ -48,6 +52,12 @@ bench: $(BIN)/.benchstat-$(BENCHSTAT_VERSION)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./... | tee bench.txt
 	$(BIN)/benchstat bench.txt
 
+# Side by side on this machine: the agent against node_exporter scraped by
+# vmagent, each into its own VictoriaMetrics (bench/e2e). JSON on stdout.
+BENCH_E2E_FLAGS ?=
+bench-e2e: build tools $(BIN)/.vmagent-$(VM_VERSION)
+	$(GO) run ./bench/e2e -bin $(BIN) $(BENCH_E2E_FLAGS)
+
 # Each fuzz target for FUZZTIME (default 20s).
 FUZZTIME ?= 20s
 fuzz:
@@ -64,3 +74,16 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 
 clean:
 	rm -rf $(BIN) tmp bench.txt
+
+# The container image (deploy/Dockerfile): a static binary and the build
+# host's CA bundle in a scratch image, tagged procfleet:$(VERSION) and
+# procfleet:dev. The context is build/image/; nothing is pulled.
+IMAGE     ?= procfleet
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+.PHONY: image
+image:
+	rm -rf build/image
+	mkdir -p build/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o build/image/procfleet ./cmd/procfleet
+	cp $(CA_BUNDLE) build/image/ca-certificates.crt
+	docker build --pull=false -f deploy/Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):dev build/image

@@ -25,10 +25,15 @@ var fdFiles = [nFDs]string{"stat", "status", "io"}
 // procSuperMagic is the file system type of procfs (statfs(2)).
 const procSuperMagic = 0x9fa0
 
+// maxKept bounds the descriptors kept open: each costs the kernel about a
+// page for its read buffer, so 12288 (4096 processes) cost about 48 MiB of
+// kernel memory at most; the processes beyond are read by path.
+const maxKept = 12288
+
 // fdBudget returns how many descriptors the generator may keep open: half
 // the soft limit on open files (the Go runtime raises it to the hard
 // limit at start), leaving the rest to the agent's connections and
-// spool; none when the limit is small, and none when root is not a procfs
+// spool, and at most maxKept; none when the limit is small, and none when root is not a procfs
 // mount: a descriptor of a regular file (a fixture tree) would go on
 // reading a file that was replaced, where procfs regenerates every read.
 func fdBudget(root string) int {
@@ -40,7 +45,7 @@ func fdBudget(root string) int {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 8192 {
 		return 0
 	}
-	return int(min(rl.Cur/2, 1<<20))
+	return int(min(rl.Cur/2, maxKept))
 }
 
 // readKept reads file i of process p, through its kept descriptor when it

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+)
+
+// side is one way of getting the host's metrics into VictoriaMetrics.
+type side struct {
+	label    string // "A" or "B"
+	setup    string // what runs there, for the report
+	instance string // instance label of its samples
+	vm       *vmServer
+	proxy    *proxy
+	agents   []*proc // the processes whose cost is measured
+	prober   *prober
+}
+
+// bench is one run: both sides, their VictoriaMetrics and proxies.
+type bench struct {
+	o       options
+	dir     string
+	bins    binaries
+	ps      *procs
+	a, b    *side
+	started time.Time // when the agents were started; warm-up counts from here
+	agentAt string    // the agent's --listen address (pprof)
+	neAt    string    // node_exporter's address
+	vaAt    string    // vmagent's HTTP address
+}
+
+func (b *bench) sides() []*side { return []*side{b.a, b.b} }
+
+// run does one whole run and returns its report. Every child process is
+// killed and the temp dir removed (unless -keep) before it returns; on an
+// error the tails of the children's logs go to stderr first.
+func run(ctx context.Context, o options) (rep *Report, err error) {
+	bins, err := findBinaries(o.bin)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "procfleet-bench-e2e-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create the temp dir: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ps := newProcs(dir, cancel)
+	defer func() {
+		ps.stopAll()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			ps.printTails(os.Stderr)
+		}
+		if o.keep {
+			logf("kept %s", dir)
+		} else if rerr := os.RemoveAll(dir); rerr != nil {
+			logf("cannot remove %s: %v", dir, rerr)
+		}
+	}()
+	b := &bench{o: o, dir: dir, bins: bins, ps: ps,
+		a: &side{label: "A", setup: "procfleet agent (default config)", instance: "bench-a"},
+		b: &side{label: "B", setup: "node_exporter (default collectors) scraped every 1s by vmagent", instance: "bench-b"},
+	}
+	machine := readMachine()
+	if err := b.start(ctx); err != nil {
+		return nil, err
+	}
+	w, err := b.measure(ctx)
+	if err != nil {
+		return nil, err
+	}
+	machine.LoadAvgEnd = loadavg()
+	return buildReport(o, machine, readVersions(bins), w), nil
+}
+
+// start starts both VictoriaMetrics, the proxies in front of them, then
+// both sides together, and waits until each side's data arrives.
+func (b *bench) start(ctx context.Context) error {
+	for _, s := range b.sides() {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		p, err := b.ps.start("victoria-metrics-"+s.instance, b.bins.victoriaMetrics,
+			"-httpListenAddr="+addr,
+			"-storageDataPath="+filepath.Join(b.dir, "vm-"+s.instance),
+			"-search.latencyOffset=0s",
+			"-loggerLevel=WARN")
+		if err != nil {
+			return err
+		}
+		s.vm = &vmServer{addr: addr, proc: p}
+	}
+	for _, s := range b.sides() {
+		if err := waitOK(ctx, "VictoriaMetrics of side "+s.label, s.vm.addr, "/health", time.Minute); err != nil {
+			return err
+		}
+		p, err := newProxy(s.vm.addr)
+		if err != nil {
+			return fmt.Errorf("cannot start the proxy of side %s: %w", s.label, err)
+		}
+		s.proxy = p
+		go p.serve(ctx)
+	}
+	if err := b.startAgents(); err != nil {
+		return err
+	}
+	logf("started; VictoriaMetrics A %s (proxy %s), B %s (proxy %s); logs in %s",
+		b.a.vm.addr, b.a.proxy.Addr(), b.b.vm.addr, b.b.proxy.Addr(), b.dir)
+	return b.waitReady(ctx)
+}
+
+// startAgents starts node_exporter, vmagent and the procfleet agent one
+// right after the other.
+func (b *bench) startAgents() error {
+	neAddr, err1 := freeAddr()
+	vaAddr, err2 := freeAddr()
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("cannot find free ports: %v %v", err1, err2)
+	}
+	b.neAt, b.vaAt = neAddr, vaAddr
+	scrape := filepath.Join(b.dir, "scrape.yaml")
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ["%s"]
+        labels: {instance: %s}
+`, neAddr, b.b.instance)
+	if err := os.WriteFile(scrape, []byte(cfg), 0o644); err != nil {
+		return fmt.Errorf("cannot write the scrape config: %w", err)
+	}
+	b.started = time.Now()
+	ne, err := b.ps.start("node_exporter", b.bins.nodeExporter, "--web.listen-address="+neAddr)
+	if err != nil {
+		return err
+	}
+	va, err := b.ps.start("vmagent", b.bins.vmagent,
+		"-httpListenAddr="+vaAddr,
+		"-promscrape.config="+scrape,
+		"-remoteWrite.url=http://"+b.b.proxy.Addr()+"/api/v1/write",
+		"-remoteWrite.tmpDataPath="+filepath.Join(b.dir, "vmagent-queue"))
+	if err != nil {
+		return err
+	}
+	ag, err := b.ps.start("procfleet", b.bins.procfleet, "agent",
+		"--upstream", "http://"+b.a.proxy.Addr()+"/api/v1/import/prometheus",
+		"--listen", "127.0.0.1:0",
+		"--hostname", b.a.instance)
+	if err != nil {
+		return err
+	}
+	b.a.agents = []*proc{ag}
+	b.b.agents = []*proc{ne, va}
+	return nil
+}
+
+// waitReady waits until the agent says where it listens, node_exporter and
+// vmagent answer, and each VictoriaMetrics has taken rows.
+func (b *bench) waitReady(ctx context.Context) error {
+	addr, err := waitLogMatch(ctx, b.a.agents[0], agentStarted, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	b.agentAt = addr
+	for _, c := range []struct{ what, addr, path string }{
+		{"the agent", addr, "/healthz"},
+		{"node_exporter", b.neAt, "/metrics"},
+		{"vmagent", b.vaAt, "/health"},
+	} {
+		if err := waitOK(ctx, c.what, c.addr, c.path, 30*time.Second); err != nil {
+			return err
+		}
+	}
+	for _, s := range b.sides() {
+		deadline := time.Now().Add(max(time.Minute, b.o.warmup))
+		for {
+			rows, err := s.vm.rowsInserted(ctx)
+			if err == nil && rows > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("side %s: no rows in its VictoriaMetrics %s after the start (%v)", s.label, time.Since(b.started).Round(time.Second), err)
+			}
+			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	logf("both sides writing %s after the start", time.Since(b.started).Round(time.Millisecond))
+	return nil
+}
+
+// agentStarted matches the agent's start-up log line (text format) and
+// captures its listen address, which --listen 127.0.0.1:0 leaves to the
+// kernel.
+var agentStarted = regexp.MustCompile(`msg="agent started".* listen=(\S+)`)
+
+// waitLogMatch polls p's log until re matches and returns the first group.
+func waitLogMatch(ctx context.Context, p *proc, re *regexp.Regexp, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(p.log)
+		if err != nil {
+			return "", err
+		}
+		if m := re.FindSubmatch(b); m != nil {
+			return string(m[1]), nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s: no line matching %s in its log within %s", p.name, re, timeout)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return "", err
+		}
+	}
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("cannot find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}

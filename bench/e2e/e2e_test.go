@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStatTicks(t *testing.T) {
+	f := func(stat string, want int64, wantErr bool) {
+		t.Helper()
+		got, err := parseStatTicks(stat)
+		if (err != nil) != wantErr || got != want {
+			t.Errorf("parseStatTicks(%q) = %d, %v; want %d, error %v", stat, got, err, want, wantErr)
+		}
+	}
+	// Fields 14 and 15 are 7 and 3; the name holds a space and a ')'.
+	f("42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 5 1000 200", 10, false)
+	f("42 (x) S 1 42 42 0 -1 4194560 100 0 0 0 7", 0, true)
+	f("42 no name", 0, true)
+	f("42 (x) S 1 42 42 0 -1 4194560 100 0 0 0 seven 3 0", 0, true)
+}
+
+func TestParseStatus(t *testing.T) {
+	rss, hwm, err := parseStatus("Name:\tx\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\nThreads:\t3\n")
+	if err != nil || rss != 1<<20 || hwm != 2<<20 {
+		t.Errorf("parseStatus = %d, %d, %v; want %d, %d, nil", rss, hwm, err, 1<<20, 2<<20)
+	}
+	if _, _, err := parseStatus("VmRSS:\t1024 MB\n"); err == nil {
+		t.Error("parseStatus accepted a unit other than kB")
+	}
+}
+
+func TestSumMetric(t *testing.T) {
+	text := `# HELP vm_rows_inserted_total x
+vm_rows_inserted_total{type="prometheus"} 10
+vm_rows_inserted_total{type="promremotewrite"} 5.5
+vm_rows_inserted_total_other 100
+vm_rows_inserted_total 1
+`
+	if got := sumMetric(text, "vm_rows_inserted_total"); got != 16.5 {
+		t.Errorf("sumMetric = %v, want 16.5", got)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	d := []float64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for q, want := range map[float64]float64{0.5: 5, 0.99: 10, 0.1: 1, 0: 1} {
+		if got := percentile(d, q); got != want {
+			t.Errorf("percentile(%v) = %v, want %v", q, got, want)
+		}
+	}
+}
+
+func TestFreshnessMatch(t *testing.T) {
+	got := strings.Join(freshnessMatch("h"), " ")
+	want := `node_context_switches_total{instance="h"} node_intr_total{instance="h"} ` +
+		`node_cpu_seconds_total{instance="h",cpu="0",mode="idle"} node_memory_MemFree_bytes{instance="h"}`
+	if got != want {
+		t.Errorf("freshnessMatch = %s\nwant %s", got, want)
+	}
+}
+
+func TestTail(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(p, []byte("first line\nsecond\nthird\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := tail(p, 10); got != "third\n" {
+		t.Errorf("tail = %q, want %q", got, "third\n")
+	}
+	if got := tail(p, 1000); got != "first line\nsecond\nthird\n" {
+		t.Errorf("tail of a short file = %q", got)
+	}
+}
+
+// TestProxyCounts sends through the proxy to an echo server and checks
+// both counters.
+func TestProxyCounts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c) // until the client's half-close
+		_, _ = c.Write(append(b, b...))
+	}()
+	p, err := newProxy(ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go p.serve(ctx)
+
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("0123456789")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || len(got) != 20 {
+		t.Fatalf("read %q, %v; want 20 bytes", got, err)
+	}
+	if up, down := p.counters(); up != 10 || down != 20 {
+		t.Errorf("counters = %d up, %d down; want 10, 20", up, down)
+	}
+}

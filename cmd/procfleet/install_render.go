@@ -1,0 +1,203 @@
+package main
+
+import (
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+
+	"github.com/procfleet/procfleet/config"
+)
+
+// Where install puts things, on the installed system. With --root DIR every
+// path is under DIR.
+const (
+	installBin     = "/usr/local/bin/procfleet"
+	installEtc     = "/etc/procfleet"
+	installUnits   = "/etc/systemd/system"
+	installData    = "/var/lib/procfleet"
+	installUser    = "procfleet"
+	installWantsBy = "multi-user.target"
+)
+
+// The kinds of service install sets up.
+const (
+	kindAgent = "agent"
+	kindRelay = "relay"
+)
+
+// otherKind is the kind that shares the binary with kind.
+func otherKind(kind string) string {
+	if kind == kindAgent {
+		return kindRelay
+	}
+	return kindAgent
+}
+
+func serviceName(kind string) string { return "procfleet-" + kind }
+func unitPath(kind string) string    { return installUnits + "/" + serviceName(kind) + ".service" }
+func configPath(kind string) string  { return installEtc + "/" + kind + ".yaml" }
+func envPath(kind string) string     { return installEtc + "/" + kind + ".env" }
+
+// wantsLink is the link "systemctl enable" makes for kind.
+func wantsLink(kind string) string {
+	return installUnits + "/" + installWantsBy + ".wants/" + serviceName(kind) + ".service"
+}
+
+// dataPath is kind's own directory under the shared data directory: the
+// agent's spool or the relay's write-ahead log.
+func dataPath(kind string) string {
+	if kind == kindAgent {
+		return installData + "/spool"
+	}
+	return installData + "/relay"
+}
+
+func unitText(kind string) string {
+	if kind == kindAgent {
+		return agentUnit
+	}
+	return relayUnit
+}
+
+// installSpec is what install sets up for one kind, checked.
+type installSpec struct {
+	kind      string
+	etcd      []string // etcd client URLs; empty runs standalone
+	cluster   string
+	node      string // empty: the host name, when the service starts
+	labels    string // k=v pairs sorted by key, comma-separated
+	listen    string
+	upstreams []string // standalone only
+	etcdAuth  etcdAuth
+}
+
+// etcdAuth are the files and user of etcd's TLS and password
+// authentication; empty fields are not used.
+type etcdAuth struct {
+	ca, cert, key, user, passwordFile string
+}
+
+// entry is one directory or file that install makes.
+type entry struct {
+	path    string      // on the installed system
+	mode    fs.FileMode // fs.ModeDir set for a directory
+	content []byte      // the file's content; nil for the binary
+	src     string      // the binary to copy
+	// system marks a directory of the system (/usr/local/bin): created when
+	// missing, otherwise left as it is, and never removed.
+	system bool
+}
+
+func (e entry) isDir() bool { return e.mode.IsDir() }
+
+// layout returns what install makes for s, in order; exe is the binary
+// to install.
+func (s installSpec) layout(exe string) ([]entry, error) {
+	cfg, err := s.configFile()
+	if err != nil {
+		return nil, err
+	}
+	return []entry{
+		{path: "/usr/local/bin", mode: fs.ModeDir | 0o755, system: true},
+		{path: installBin, mode: 0o755, src: exe},
+		{path: installEtc, mode: fs.ModeDir | 0o755},
+		{path: configPath(s.kind), mode: 0o644, content: cfg},
+		{path: envPath(s.kind), mode: 0o644, content: s.envFile()},
+		{path: installUnits, mode: fs.ModeDir | 0o755, system: true},
+		{path: unitPath(s.kind), mode: 0o644, content: []byte(unitText(s.kind))},
+		{path: installData, mode: fs.ModeDir | 0o750},
+	}, nil
+}
+
+// envFile returns the environment file the unit reads. Values are in
+// double quotes, with the four characters that systemd and sh treat
+// specially there escaped, so that both read the same value.
+func (s installSpec) envFile() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# procfleet %s: cluster membership and etcd access, read by %s.service.\n", s.kind, serviceName(s.kind))
+	fmt.Fprintf(&b, "# Written by \"procfleet install %s\"; running it again rewrites this file.\n", s.kind)
+	vars := []struct{ comment, name, value string }{
+		{"etcd client URLs, comma-separated; empty runs standalone, with the\n# upstreams of " + configPath(s.kind) + ".",
+			"PROCFLEET_ETCD", strings.Join(s.etcd, ",")},
+		{"Cluster name: its keys are under /procfleet/NAME/.", "PROCFLEET_CLUSTER", s.cluster},
+		{"Node name in the cluster; empty is the host name, lower-cased.", "PROCFLEET_NODE", s.node},
+		{"Labels registered with the node, k=v,k2=v2; config overrides select on them.", "PROCFLEET_LABELS", s.labels},
+		{"etcd TLS (CA bundle, client certificate and key) and user/password auth:\n# files readable by the procfleet user, not under /home or /root.",
+			"PROCFLEET_ETCD_CA", s.etcdAuth.ca},
+		{"", "PROCFLEET_ETCD_CERT", s.etcdAuth.cert},
+		{"", "PROCFLEET_ETCD_KEY", s.etcdAuth.key},
+		{"", "PROCFLEET_ETCD_USER", s.etcdAuth.user},
+		{"", "PROCFLEET_ETCD_PASSWORD_FILE", s.etcdAuth.passwordFile},
+	}
+	for _, v := range vars {
+		if v.comment != "" {
+			fmt.Fprintf(&b, "# %s\n", v.comment)
+		}
+		fmt.Fprintf(&b, "%s=%s\n", v.name, envQuote(v.value))
+	}
+	return []byte(b.String())
+}
+
+// envQuote quotes v for an environment file: systemd's EnvironmentFile=
+// and sh both take a backslash before " \ ` and $ in double quotes as the
+// character itself.
+func envQuote(v string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range v {
+		if strings.ContainsRune("\"\\`$", r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// configFile returns the config file of s: the host-local keys only, so
+// that everything else keeps its default or comes from the cluster. It is
+// parsed back and validated, so that the service never starts on a file
+// install wrote wrong.
+func (s installSpec) configFile() ([]byte, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# procfleet %s: this host's settings, read by %s.service.\n", s.kind, serviceName(s.kind))
+	fmt.Fprintf(&b, "# Written by \"procfleet install %s\"; running it again rewrites this file.\n", s.kind)
+	if len(s.etcd) > 0 {
+		b.WriteString("# Host-local keys only: every other key comes from the cluster config.\n")
+	}
+	fmt.Fprintf(&b, "# Every key, its unit and default: deploy/%s.example.yaml.\n", s.kind)
+	fmt.Fprintf(&b, "listen: %s\n", yamlString(s.listen))
+	if s.kind == kindAgent {
+		fmt.Fprintf(&b, "spool:\n  dir: %s\n", dataPath(s.kind))
+	} else {
+		fmt.Fprintf(&b, "wal:\n  dir: %s\n", dataPath(s.kind))
+	}
+	if len(s.upstreams) > 0 {
+		b.WriteString("ship:\n  upstreams:\n")
+		for _, u := range s.upstreams {
+			fmt.Fprintf(&b, "    - %s\n", yamlString(u))
+		}
+	}
+	data := []byte(b.String())
+	if err := s.checkConfig(data); err != nil {
+		return nil, usageError{fmt.Errorf("%s as install would write it: %w", configPath(s.kind), err)}
+	}
+	return data, nil
+}
+
+func (s installSpec) checkConfig(data []byte) error {
+	if s.kind == kindAgent {
+		_, err := config.ParseAgent(data)
+		return err
+	}
+	r, err := config.ParseRelay(data)
+	if err != nil {
+		return err
+	}
+	return r.Validate()
+}
+
+// yamlString returns v as a YAML double-quoted scalar: every escape
+// strconv.Quote writes is one YAML reads the same way.
+func yamlString(v string) string { return strconv.Quote(v) }

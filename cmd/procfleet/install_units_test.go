@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// newShell runs script with sh, with args as $1..., and returns its stdout.
+func newShell(t *testing.T, script string, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("sh", append([]string{"-c", script, "sh"}, args...)...).Output()
+	return string(out), err
+}
+
+// TestUnitFilesMatchDeploy keeps deploy/systemd, which people read and
+// package from, equal to the units install writes; -update rewrites it.
+func TestUnitFilesMatchDeploy(t *testing.T) {
+	for _, kind := range []string{kindAgent, kindRelay} {
+		p := filepath.Join("..", "..", "deploy", "systemd", serviceName(kind)+".service")
+		if *update {
+			if err := os.WriteFile(p, []byte(unitText(kind)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != unitText(kind) {
+			t.Errorf("%s differs from the %s unit in install_units.go; go test ./cmd/procfleet -run TestUnitFilesMatchDeploy -update rewrites it", p, kind)
+		}
+	}
+}
+
+// TestUnitFilesVerify has systemd-analyze check both units: every
+// directive known, every value valid, the binary there.
+func TestUnitFilesVerify(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not found: the units are not verified")
+	}
+	dir := t.TempDir()
+	var paths []string
+	for _, kind := range []string{kindAgent, kindRelay} {
+		p := filepath.Join(dir, serviceName(kind)+".service")
+		// verify checks that ExecStart's binary exists.
+		text := strings.ReplaceAll(unitText(kind), installBin+" ", binary+" ")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	cmd := exec.Command(sa, append([]string{"verify", "--man=no"}, paths...)...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, stderr.String())
+	}
+	// Keys newer than the systemd at hand are ignored with a warning, as
+	// the units' comments say: the restart steps (254) and ProtectProc=
+	// (247). Any other message is a mistake in a unit.
+	known := regexp.MustCompile(`^\S+:\d+: Unknown key '(RestartSteps|RestartMaxDelaySec|ProtectProc)' in section \[Service\], ignoring\.$`)
+	for _, l := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if l != "" && !known.MatchString(l) {
+			t.Errorf("systemd-analyze verify: %s", l)
+		}
+	}
+}
+
+// TestUnitCapabilities checks that the agent gets exactly the two
+// capabilities the per-process generator needs, and the relay none.
+func TestUnitCapabilities(t *testing.T) {
+	f := func(unit, want string) {
+		t.Helper()
+		for _, key := range []string{"AmbientCapabilities", "CapabilityBoundingSet"} {
+			re := regexp.MustCompile(`(?m)^` + key + `=(.*)$`)
+			m := re.FindAllStringSubmatch(unit, -1)
+			if key == "AmbientCapabilities" && want == "" && m == nil {
+				continue
+			}
+			if len(m) != 1 || m[0][1] != want {
+				t.Errorf("%s: %q, want exactly one line with %q", key, m, want)
+			}
+		}
+	}
+	f(agentUnit, "CAP_DAC_READ_SEARCH CAP_SYS_PTRACE")
+	f(relayUnit, "")
+	// Either would hide the host's processes from the agent.
+	for _, key := range []string{"ProtectProc=", "ProcSubset=", "PrivateUsers=", "PrivateNetwork=", "PrivatePIDs="} {
+		if regexp.MustCompile(`(?m)^` + key).MatchString(agentUnit) {
+			t.Errorf("agent unit sets %s", key)
+		}
+	}
+}
