@@ -73,7 +73,7 @@ lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	$(BIN)/staticcheck ./...
 
 clean:
-	rm -rf $(BIN) tmp bench.txt
+	rm -rf $(BIN) tmp build bench.txt
 
 # The container image (deploy/Dockerfile): a static binary and the build
 # host's CA bundle in a scratch image, tagged procfleet:$(VERSION) and

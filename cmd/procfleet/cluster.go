@@ -24,7 +24,7 @@ func newBootstrapCmd() *cobra.Command {
 	var file string
 	var upstreams []string
 	var capacity string
-	var force bool
+	var force, ifAbsent bool
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
 		Short: "Create a cluster's keyspace and first config in etcd",
@@ -32,9 +32,13 @@ func newBootstrapCmd() *cobra.Command {
 The config comes from --config FILE (see deploy/cluster.example.yaml), or is
 made from --upstream URL (repeatable) with --capacity each. It refuses to
 overwrite an existing cluster unless --force is given; the old config stays
-in the history.`,
+in the history. With --if-absent an existing config is left as it is and
+the command succeeds, for jobs that run it on every deploy.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if force && ifAbsent {
+				return usageError{errors.New("--force and --if-absent contradict each other; give one")}
+			}
 			data, err := bootstrapDoc(file, upstreams, capacity)
 			if err != nil {
 				return err
@@ -42,6 +46,10 @@ in the history.`,
 			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
 				rev, err := st.Bootstrap(ctx, data, force)
 				if errors.Is(err, configstore.ErrExists) {
+					if ifAbsent {
+						fmt.Fprintf(cmd.OutOrStdout(), "cluster %q already has a config; left unchanged (--if-absent)\n", ef.cluster)
+						return nil
+					}
 					return fmt.Errorf("cluster %q: %w", ef.cluster, err)
 				}
 				if err != nil {
@@ -58,6 +66,7 @@ in the history.`,
 	f.StringArrayVar(&upstreams, "upstream", nil, "import URL of an upstream (repeatable), when no --config is given")
 	f.StringVar(&capacity, "capacity", "10MiB/s", "capacity of each --upstream")
 	f.BoolVar(&force, "force", false, "replace an existing cluster config")
+	f.BoolVar(&ifAbsent, "if-absent", false, "succeed without writing when the cluster already has a config")
 	return cmd
 }
 
