@@ -87,3 +87,22 @@ image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o build/image/procfleet ./cmd/procfleet
 	cp $(CA_BUNDLE) build/image/ca-certificates.crt
 	docker build --pull=false -f deploy/Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):dev build/image
+
+# The demo cluster of deploy/compose (three etcd, two VictoriaMetrics, a
+# relay, three agents), from images built here: nothing is pulled.
+COMPOSE ?= docker-compose
+COMPOSE_FILE := deploy/compose/docker-compose.yml
+.PHONY: compose-images up down
+compose-images: image
+	rm -rf build/compose
+	mkdir -p build/compose/etcd build/compose/victoria-metrics
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o build/compose/etcd/etcd go.etcd.io/etcd/server/v3
+	CGO_ENABLED=0 GOBIN=$(CURDIR)/build/compose/victoria-metrics $(GO) install -trimpath -ldflags "-s -w" github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VM_VERSION)
+	docker build --pull=false -f deploy/compose/Dockerfile.etcd -t procfleet-etcd:dev build/compose/etcd
+	docker build --pull=false -f deploy/compose/Dockerfile.victoria-metrics -t procfleet-victoria-metrics:dev build/compose/victoria-metrics
+
+up: compose-images
+	$(COMPOSE) -f $(COMPOSE_FILE) -p procfleet up -d
+
+down:
+	$(COMPOSE) -f $(COMPOSE_FILE) -p procfleet down -v
