@@ -106,3 +106,10 @@ up: compose-images
 
 down:
 	$(COMPOSE) -f $(COMPOSE_FILE) -p procfleet down -v
+
+# End-to-end tests against the demo cluster (e2e/, build tag e2e): starts it,
+# breaks parts of it, and stops it again, also when a test fails.
+.PHONY: e2e
+e2e: up
+	status=0; $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e || status=$$?; \
+	$(MAKE) down; exit $$status

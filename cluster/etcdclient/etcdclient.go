@@ -33,6 +33,12 @@ type Config struct {
 	DialTimeout time.Duration
 }
 
+// Keep-alive settings of the connections to etcd (see New).
+const (
+	KeepAliveTime    = 10 * time.Second
+	KeepAliveTimeout = 5 * time.Second
+)
+
 // ConnectParams caps gRPC's reconnect backoff at 1s. gRPC's default grows
 // to 120s, so after an outage of a minute a member would wait about as long
 // again before it tries the etcd that came back.
@@ -71,7 +77,15 @@ func New(c Config) (*clientv3.Client, error) {
 	cfg := clientv3.Config{
 		Endpoints:   c.Endpoints,
 		DialTimeout: c.DialTimeout,
-		Logger:      zap.NewNop(),
+		// Keep-alive pings find a connection that died without a word (a
+		// network cut, a host whose address changed meanwhile): without
+		// them gRPC goes on writing into it until TCP gives up, about 15
+		// minutes, and the member cannot register again before. 10s is
+		// above etcd's default --grpc-keepalive-min-time of 5s, which
+		// answers more frequent pings with GOAWAY.
+		DialKeepAliveTime:    KeepAliveTime,
+		DialKeepAliveTimeout: KeepAliveTimeout,
+		Logger:               zap.NewNop(),
 		DialOptions: []grpc.DialOption{grpc.WithConnectParams(ConnectParams)},
 	}
 	tc, err := c.tls()

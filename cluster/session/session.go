@@ -50,6 +50,8 @@ type Session struct {
 	started atomic.Bool
 	done    chan struct{}
 	renewed atomic.Int64 // unix nanoseconds of the last keep-alive answer
+	// lostWarned is when a failed registration was last logged at warn.
+	lostWarned atomic.Int64
 
 	mu      sync.Mutex // guards info, changed and status
 	info    Info
@@ -271,9 +273,16 @@ func (s *Session) setLost(err error) {
 		}
 		i.Lease, i.Err = 0, err
 	})
-	if prev == Registered {
+	switch now := time.Now(); {
+	case prev == Registered:
 		s.log.Warn("lost registration; registering again", "err", err)
-	} else {
+		s.lostWarned.Store(now.UnixNano())
+	case now.Sub(time.Unix(0, s.lostWarned.Load())) >= time.Minute:
+		// Attempts fail every second or so while etcd is unreachable: say
+		// so once a minute, the rest at debug.
+		s.log.Warn("still not registered; retrying", "err", err)
+		s.lostWarned.Store(now.UnixNano())
+	default:
 		s.log.Debug("registration attempt failed", "err", err)
 	}
 }
