@@ -86,7 +86,7 @@ func New(c Config) (*clientv3.Client, error) {
 		DialKeepAliveTime:    KeepAliveTime,
 		DialKeepAliveTimeout: KeepAliveTimeout,
 		Logger:               zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(ConnectParams)},
+		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(ConnectParams)},
 	}
 	tc, err := c.tls()
 	if err != nil {
