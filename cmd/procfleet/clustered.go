@@ -86,43 +86,70 @@ func parseLabels(s string) (map[string]string, error) {
 	return out, nil
 }
 
-// runClustered runs the agent as a member of a cluster: its upstreams,
-// budget and most settings come from etcd, applied live.
-func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
+// member builds this process's cluster member from the flags. Its node name
+// is --node, else fallback, else the host name in lower case; local gives
+// the host-local settings (and its Hostname defaults to the node name).
+func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
 	node := mf.node
+	if node == "" {
+		node = fallback
+	}
 	if node == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return fmt.Errorf("cannot get host name, set --node: %w", err)
+			return nil, "", fmt.Errorf("cannot get host name, set --node: %w", err)
 		}
 		node = strings.ToLower(h)
 	}
 	labels, err := parseLabels(mf.labels)
 	if err != nil {
-		return usageError{err}
+		return nil, "", usageError{err}
+	}
+	gc, err := mf.gossipConfig()
+	if err != nil {
+		return nil, "", usageError{err}
 	}
 	if local.Hostname == "" {
 		local.Hostname = node
 	}
-	gc, err := mf.gossipConfig()
-	if err != nil {
-		return usageError{err}
-	}
 	m, err := cluster.New(cluster.Config{
-		Cluster: ef.cluster, Node: node, Kind: keys.Agent, Labels: labels,
-		Address: local.Listen, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL, Gossip: gc,
+		Cluster: ef.cluster, Node: node, Kind: kind, Labels: labels,
+		Address: address, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL, Gossip: gc,
 	}, local, logger)
 	if err != nil {
-		return usageError{err}
+		return nil, "", usageError{err}
 	}
-	mctx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	var memberErr error
-	wg.Go(func() { memberErr = m.Run(mctx) })
-	defer func() {
-		stopMember()
-		wg.Wait()
-	}()
+	return m, node, nil
+}
+
+// runMember runs m until the returned stop is called (or ctx's values
+// end: m runs on after ctx is cancelled, so that it deregisters last).
+// stop waits for m and returns its error, context cancellation aside; it
+// may be called more than once.
+func runMember(ctx context.Context, m *cluster.Member) (stop func() error) {
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- m.Run(mctx) }()
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() {
+			cancel()
+			err = ignoreCanceled(<-done)
+		})
+		return err
+	}
+}
+
+// runClustered runs the agent as a member of a cluster: its upstreams,
+// budget and most settings come from etcd, applied live.
+func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
+	m, node, err := mf.member(keys.Agent, "", local.Listen, local, ef, logger)
+	if err != nil {
+		return err
+	}
+	stopMember := runMember(ctx, m)
+	defer stopMember()
 
 	logger.Info("waiting for the first assignment from the cluster", "cluster", ef.cluster, "node", node)
 	var first cluster.Update
@@ -143,9 +170,7 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 	for {
 		select {
 		case err := <-errc:
-			stopMember()
-			wg.Wait()
-			return errors.Join(err, ignoreCanceled(memberErr))
+			return errors.Join(err, stopMember())
 		case u := <-m.Updates():
 			if err := a.Apply(ctx, u.Agent); err != nil && !errors.Is(err, agent.ErrNotRunning) {
 				logger.Warn("cannot apply cluster settings", "revision", u.Revision, "err", err)

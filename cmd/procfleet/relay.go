@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -108,42 +106,14 @@ and takes its upstreams and bandwidth budget from the ring.`,
 // runClusteredRelay runs r as a member of a cluster: its upstreams and
 // budget come from the ring, applied live.
 func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
-	node := mf.node
-	if node == "" {
-		node = cfg.Node
-	}
-	if node == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("cannot get host name, set --node: %w", err)
-		}
-		node = strings.ToLower(h)
-	}
-	labels, err := parseLabels(mf.labels)
-	if err != nil {
-		return usageError{err}
-	}
-	gc, err := mf.gossipConfig()
-	if err != nil {
-		return usageError{err}
-	}
 	local := config.DefaultAgent()
-	local.Hostname, local.Listen = node, cfg.Listen
-	m, err := cluster.New(cluster.Config{
-		Cluster: ef.cluster, Node: node, Kind: keys.Relay, Labels: labels,
-		Address: cfg.Listen, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL, Gossip: gc,
-	}, local, logger)
+	local.Listen = cfg.Listen
+	m, _, err := mf.member(keys.Relay, cfg.Node, cfg.Listen, local, ef, logger)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	mctx, stopMember := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
-	var memberErr error
-	wg.Go(func() { memberErr = m.Run(mctx) })
-	defer func() {
-		stopMember()
-		wg.Wait()
-	}()
+	stopMember := runMember(ctx, m)
+	defer stopMember()
 	errc := make(chan error, 1)
 	go func() { errc <- r.Run(ctx) }()
 	report := time.NewTicker(2 * time.Second)
@@ -151,9 +121,7 @@ func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef
 	for {
 		select {
 		case err := <-errc:
-			stopMember()
-			wg.Wait()
-			return errors.Join(err, ignoreCanceled(memberErr))
+			return errors.Join(err, stopMember())
 		case u := <-m.Updates():
 			if err := applyRelayUpdate(r, u); err != nil {
 				logger.Warn("cannot apply cluster settings", "revision", u.Revision, "err", err)
