@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"github.com/procfleet/procfleet/internal/testenv"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -29,7 +30,7 @@ func FuzzImport(f *testing.F) {
 	} {
 		body := []byte(seed.body)
 		if seed.gzip {
-			body = gz(f, seed.body)
+			body = testenv.Gzip(f, seed.body)
 		}
 		f.Add(seed.query, body, seed.gzip)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/procfleet/procfleet/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,7 +25,7 @@ func benchBody(b *testing.B, lines int) ([]byte, int) {
 	for i := range lines {
 		fmt.Fprintf(&sb, "node_cpu_seconds_total{cpu=\"%d\",mode=\"idle\"} %d.%02d %d\n", i%64, 1000000+i*37, i%100, ts)
 	}
-	return gz(b, sb.String()), lines
+	return testenv.Gzip(b, sb.String()), lines
 }
 
 func cpuTime() time.Duration {
@@ -59,7 +60,7 @@ func BenchmarkImport(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx, cancel := contextWithCancel()
+			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
 			<-r.Recovered()
@@ -101,8 +102,4 @@ func BenchmarkImport(b *testing.B) {
 			b.ReportMetric(float64(b.N)*float64(len(body))/1e6/cpu.Seconds(), "MB/cpu-s")
 		})
 	}
-}
-
-func contextWithCancel() (context.Context, context.CancelFunc) {
-	return context.WithCancel(context.Background())
 }

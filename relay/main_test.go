@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -104,19 +103,6 @@ func start(t testing.TB, cfg config.Relay) *running {
 		}
 	})
 	return &running{Relay: r, url: base + ImportPath, base: base, stop: stop}
-}
-
-func gz(t testing.TB, s string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := io.WriteString(zw, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // push posts body to url and returns the status and the response body.

@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -159,7 +160,7 @@ func (r *Relay) WAL() *spool.Log {
 }
 
 // WritePrometheus writes every self-metric of the relay.
-func (r *Relay) WritePrometheus(w interface{ Write([]byte) (int, error) }) {
+func (r *Relay) WritePrometheus(w io.Writer) {
 	r.set.WritePrometheus(w)
 	r.walSet.WritePrometheus(w)
 	r.shipSet.WritePrometheus(w)

@@ -28,7 +28,7 @@ func TestRelayToVictoriaMetrics(t *testing.T) {
 	r := start(t, cfg)
 	ts := time.Now().Add(-time.Hour).UnixMilli()
 	code, msg := push(t, nil, r.url+"?extra_label=instance%3Dh1&extra_label=job%3Dprocfleet",
-		gz(t, fmt.Sprintf("# HELP relay_a a\nrelay_a{x=\"1\"} 1.5 %d\nrelay_a{x=\"2\"} 2.5 %d\n", ts, ts)),
+		testenv.Gzip(t, fmt.Sprintf("# HELP relay_a a\nrelay_a{x=\"1\"} 1.5 %d\nrelay_a{x=\"2\"} 2.5 %d\n", ts, ts)),
 		"Content-Encoding", "gzip")
 	if code != http.StatusNoContent {
 		t.Fatalf("gzip push = %d %q; want 204", code, msg)
@@ -104,7 +104,7 @@ func TestImportRefusals(t *testing.T) {
 		msg    string
 	}{
 		{"bad line", "POST", "", []byte("ok 1\n# c\nbad{ 2\n"), nil, 400, reasonBadLine, "line 3"},
-		{"bad gzip line", "POST", "", gz(t, "ok 1\nok{a=\"b\"} x\n"), []string{"Content-Encoding", "gzip"}, 400, reasonBadLine, "line 2"},
+		{"bad gzip line", "POST", "", testenv.Gzip(t, "ok 1\nok{a=\"b\"} x\n"), []string{"Content-Encoding", "gzip"}, 400, reasonBadLine, "line 2"},
 		{"corrupt gzip", "POST", "", []byte("\x1f\x8b\x08garbage"), []string{"Content-Encoding", "gzip"}, 400, reasonBadGzip, "gzip"},
 		{"body too large", "POST", "", bytes.Repeat([]byte("a 1\n"), 20<<10), nil, 413, reasonTooLarge, "max_body_bytes"},
 		{"gzip bomb", "POST", "", bomb.Bytes(), []string{"Content-Encoding", "gzip"}, 413, reasonTooLarge, "max_decompressed_bytes"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/rand"
+	"github.com/procfleet/procfleet/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -119,7 +120,7 @@ func TestTCPStallTimesOut(t *testing.T) {
 		}
 	}
 	// A small body fits the socket buffers: the response timeout fires.
-	f("response", gz(t, line(1)), 10*time.Second, 300*time.Millisecond, "timeout awaiting response headers", true)
+	f("response", testenv.Gzip(t, line(1)), 10*time.Second, 300*time.Millisecond, "timeout awaiting response headers", true)
 	// 16 MiB that nobody reads fill the socket buffers: the write stalls
 	// and the send timeout fires. (No failover: under the race detector
 	// no upstream takes 16 MiB within so short a send timeout.)

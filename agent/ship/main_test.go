@@ -1,7 +1,6 @@
 package ship
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -139,22 +138,9 @@ func testConfig(urls ...string) config.Ship {
 	return c
 }
 
-func gz(t testing.TB, s string) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := io.WriteString(zw, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 func batch(t testing.TB, s string) *Batch {
 	t.Helper()
-	return &Batch{Body: gz(t, s), Samples: strings.Count(s, "\n"), Created: time.Now()}
+	return &Batch{Body: testenv.Gzip(t, s), Samples: strings.Count(s, "\n"), Created: time.Now()}
 }
 
 func line(i int) string { return fmt.Sprintf("m{i=\"%d\"} %d 1700000000000\n", i, i) }

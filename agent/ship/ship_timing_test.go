@@ -2,6 +2,7 @@ package ship
 
 import (
 	"context"
+	"github.com/procfleet/procfleet/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,7 +26,7 @@ func BenchmarkAttempt(b *testing.B) {
 	for i := 0; lines.Len() < 1<<20; i++ {
 		lines.WriteString(line(i))
 	}
-	batch := &Batch{Body: gz(b, lines.String())}
+	batch := &Batch{Body: testenv.Gzip(b, lines.String())}
 	batch.Body = batch.Body[:min(len(batch.Body), 64<<10)] // the server does not decode
 	ep := s.eps[0]
 	ctx := context.Background()

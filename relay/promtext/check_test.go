@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/procfleet/procfleet/internal/testenv"
 	"io"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func TestCheckRules(t *testing.T) {
 				n, err := Check(rd.wrap(strings.NewReader(tc.body)), tc.lim())
 				checkOutcome(t, rd.name, tc, n, err)
 			}
-			n, err := CheckGzip(bytes.NewReader(gz(t, tc.body)), tc.lim())
+			n, err := CheckGzip(bytes.NewReader(testenv.Gzip(t, tc.body)), tc.lim())
 			checkOutcome(t, "gzip", tc, n, err)
 		})
 	}
@@ -60,19 +61,6 @@ func checkOutcome(t *testing.T, how string, tc ruleCase, n int, err error) {
 			t.Fatalf("%s: Check(%q): %v\nwant line %d, column %d, reason %q", how, tc.body, le, tc.line, tc.col, want)
 		}
 	}
-}
-
-func gz(t testing.TB, body string) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w := gzip.NewWriter(&b)
-	if _, err := io.WriteString(w, body); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 func TestLineErrorExcerpt(t *testing.T) {

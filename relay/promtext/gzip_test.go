@@ -3,6 +3,7 @@ package promtext
 import (
 	"bytes"
 	"errors"
+	"github.com/procfleet/procfleet/internal/testenv"
 	"io"
 	"runtime"
 	"strings"
@@ -19,7 +20,7 @@ func TestGzipMultiMember(t *testing.T) {
 		t.Helper()
 		var body []byte
 		for _, m := range members {
-			body = append(body, gz(t, m)...)
+			body = append(body, testenv.Gzip(t, m)...)
 		}
 		n, err := CheckGzip(bytes.NewReader(body), DefaultLimits())
 		if err != nil || n != want {
@@ -33,7 +34,7 @@ func TestGzipMultiMember(t *testing.T) {
 	f("only an empty member", 0, "")
 
 	// A fault in the second member is found on its line of the whole.
-	body := append(gz(t, "a 1\nb 2\n"), gz(t, "c 3\nd x\n")...)
+	body := append(testenv.Gzip(t, "a 1\nb 2\n"), testenv.Gzip(t, "c 3\nd x\n")...)
 	_, err := CheckGzip(bytes.NewReader(body), DefaultLimits())
 	var le *LineError
 	if !errors.As(err, &le) || le.Line != 4 {
@@ -42,7 +43,7 @@ func TestGzipMultiMember(t *testing.T) {
 }
 
 func TestGzipCorrupt(t *testing.T) {
-	good := gz(t, strings.Repeat("node_load1 0.5 1700000000000\n", 100))
+	good := testenv.Gzip(t, strings.Repeat("node_load1 0.5 1700000000000\n", 100))
 	flip := func(i int) []byte {
 		b := bytes.Clone(good)
 		b[i] ^= 0xff
@@ -82,7 +83,7 @@ func TestGzipCorrupt(t *testing.T) {
 
 func TestGzipSourceError(t *testing.T) {
 	// A failing connection is not a corrupt body.
-	body := gz(t, strings.Repeat("node_load1 0.5 1700000000000\n", 1000))
+	body := testenv.Gzip(t, strings.Repeat("node_load1 0.5 1700000000000\n", 1000))
 	boom := errors.New("connection reset")
 	for _, src := range []io.Reader{
 		io.MultiReader(bytes.NewReader(body[:len(body)/2]), iotest.ErrReader(boom)),
@@ -102,7 +103,7 @@ func TestGzipSourceError(t *testing.T) {
 
 func TestGzipReaderLimit(t *testing.T) {
 	body := strings.Repeat("x", 1000)
-	compressed := gz(t, body)
+	compressed := testenv.Gzip(t, body)
 	z := NewGzipReader(bytes.NewReader(compressed), 1000)
 	got, err := io.ReadAll(z)
 	if err != nil || string(got) != body || z.Decompressed() != 1000 {
@@ -120,7 +121,7 @@ func TestGzipReaderLimit(t *testing.T) {
 	if n, err := z.Read(make([]byte, 10)); n != 0 || !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Read with limit 0 = %d, %v", n, err)
 	}
-	z.Reset(bytes.NewReader(gz(t, "")), 0)
+	z.Reset(bytes.NewReader(testenv.Gzip(t, "")), 0)
 	if n, err := z.Read(make([]byte, 10)); n != 0 || err != io.EOF {
 		t.Fatalf("Read of an empty stream with limit 0 = %d, %v; want io.EOF", n, err)
 	}
