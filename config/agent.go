@@ -56,10 +56,17 @@ type Compress struct {
 	// TargetBytes flushes a batch once its compressed size reaches it.
 	// Default 512KiB.
 	TargetBytes ByteSize `yaml:"target_bytes"`
-	// FlushAge flushes a batch once its oldest line is this old, so that data
-	// is queryable within about FlushAge plus one interval of its scan.
-	// Default 1s.
+	// FlushAge flushes a batch once its oldest line is this old: the most
+	// a line waits in the agent when scans never pause (a scan still running
+	// when the next one starts). Default 1s.
 	FlushAge Duration `yaml:"flush_age"`
+	// MinFlushInterval: a batch is also flushed as soon as every scan due
+	// has finished (the scheduler is idle), so that a tick's lines leave
+	// without waiting for FlushAge, but not sooner than this after the
+	// previous flush, which bounds the requests per second of sub-second
+	// intervals. 0 flushes at every idle point; above FlushAge it is
+	// FlushAge. Default 500ms.
+	MinFlushInterval Duration `yaml:"min_flush_interval"`
 }
 
 // Log configures logging.
@@ -81,9 +88,10 @@ func DefaultAgent() Agent {
 		Generators: DefaultGenerators(),
 		Scheduler:  Scheduler{Workers: 2, Buffers: 64},
 		Compress: Compress{
-			Level:       5,
-			TargetBytes: 512 << 10,
-			FlushAge:    Duration(time.Second),
+			Level:            5,
+			TargetBytes:      512 << 10,
+			FlushAge:         Duration(time.Second),
+			MinFlushInterval: Duration(500 * time.Millisecond),
 		},
 		Ship:  DefaultShip(),
 		Spool: DefaultAgentSpool(),
@@ -142,6 +150,9 @@ func (c Compress) Validate(key string) error {
 	}
 	if c.FlushAge < Duration(10*time.Millisecond) || c.FlushAge > Duration(time.Minute) {
 		return fmt.Errorf("%s.flush_age: %s is not accepted; want 10ms to 1m", key, c.FlushAge)
+	}
+	if c.MinFlushInterval < 0 || c.MinFlushInterval > Duration(time.Minute) {
+		return fmt.Errorf("%s.min_flush_interval: %s is not accepted; want 0 to 1m", key, c.MinFlushInterval)
 	}
 	return nil
 }

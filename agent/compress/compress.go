@@ -1,8 +1,9 @@
 // Package compress gathers the buffers of all generators into batches and
 // gzip-compresses them together, which compresses better than each
 // generator alone. A batch is flushed when its compressed size nears the
-// target, when its oldest line reaches the flush age, or when the
-// compressor stops.
+// target, when the scheduler is idle (every scan due has finished) and the
+// previous flush is at least min_flush_interval old, when its oldest line
+// reaches the flush age, or when the compressor stops.
 package compress
 
 import (
@@ -51,10 +52,12 @@ type Compressor struct {
 	raw     int
 	samples int
 	created time.Time
+	flushed time.Time // when the last batch was flushed
 
 	bytesIn, bytesOut atomic.Uint64
 	flushSize         *metrics.Counter
 	flushAge          *metrics.Counter
+	flushIdle         *metrics.Counter
 	flushStop         *metrics.Counter
 	batchBytes        *metrics.Histogram
 }
@@ -72,6 +75,7 @@ func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*C
 	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), wake: make(chan struct{}, 1), zw: zw, zwLevel: cfg.Level}
 	c.flushSize = set.NewCounter(`procfleet_compress_flushes_total{reason="size"}`)
 	c.flushAge = set.NewCounter(`procfleet_compress_flushes_total{reason="age"}`)
+	c.flushIdle = set.NewCounter(`procfleet_compress_flushes_total{reason="idle"}`)
 	c.flushStop = set.NewCounter(`procfleet_compress_flushes_total{reason="stop"}`)
 	c.batchBytes = set.NewHistogram(`procfleet_compress_batch_bytes`)
 	set.NewGauge(`procfleet_compress_bytes_in_total`, func() float64 { return float64(c.bytesIn.Load()) })
@@ -125,6 +129,23 @@ func (c *Compressor) Send(ctx context.Context, b *emit.Buffer) error {
 	}
 }
 
+// idleMark is sent through the input channel by Idle, so that it arrives
+// after every buffer sent before it.
+var idleMark = new(emit.Buffer)
+
+// Idle flushes the batch once the buffers sent before it are in, unless
+// the previous flush is younger than min_flush_interval. The scheduler
+// calls it when every scan due has finished, so that a tick's lines leave
+// at once instead of after flush_age. It blocks like Send.
+func (c *Compressor) Idle(ctx context.Context) error {
+	select {
+	case c.in <- idleMark:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Run compresses until ctx is done, then compresses the buffers already
 // sent and flushes the last batch. Stop sending before cancelling ctx so that
 // nothing is left behind.
@@ -134,6 +155,12 @@ func (c *Compressor) Run(ctx context.Context) error {
 	for {
 		select {
 		case b := <-c.in:
+			if b == idleMark {
+				if c.raw > 0 && time.Since(c.flushed) >= c.cfg.MinFlushInterval.D() {
+					c.flush(c.flushIdle)
+				}
+				continue
+			}
 			c.add(b)
 		case <-c.wake:
 			if c.applyNext() {
@@ -147,7 +174,9 @@ func (c *Compressor) Run(ctx context.Context) error {
 			for {
 				select {
 				case b := <-c.in:
-					c.add(b)
+					if b != idleMark {
+						c.add(b)
+					}
 					continue
 				default:
 				}
@@ -200,6 +229,7 @@ func (c *Compressor) flush(reason *metrics.Counter) {
 	c.bytesOut.Add(uint64(len(body)))
 	c.batchBytes.Update(float64(len(body)))
 	reason.Inc()
+	c.flushed = time.Now()
 	batch := Batch{Body: body, Samples: c.samples, RawBytes: c.raw, Created: c.created}
 	c.raw, c.samples = 0, 0
 	c.out(batch)

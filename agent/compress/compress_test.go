@@ -165,3 +165,64 @@ func TestCompressorSetConfig(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Idle flushes what was sent before it, at once, but not within
+// min_flush_interval of the previous flush; flush_age still bounds the wait.
+func TestCompressorFlushesWhenIdle(t *testing.T) {
+	cfg := config.Compress{Level: 1, TargetBytes: 1 << 20, FlushAge: config.Duration(time.Minute), MinFlushInterval: config.Duration(300 * time.Millisecond)}
+	c, pool, col, cancel, done := start(t, cfg)
+	defer func() { cancel(); <-done }()
+	batches := func() int {
+		col.mu.Lock()
+		defer col.mu.Unlock()
+		return len(col.batches)
+	}
+	waitFor := func(n int, within time.Duration, what string) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for batches() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d batches after %v, want %d", what, batches(), within, n)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	ctx := context.Background()
+	send(t, c, pool, "a 1\n")
+	send(t, c, pool, "b 1\n")
+	if err := c.Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(1, time.Second, "first idle point")
+	if got, _ := col.text(t); got != "a 1\nb 1\n" {
+		t.Fatalf("first batch holds %q, want both lines sent before Idle", got)
+	}
+	// Within min_flush_interval of that flush, an idle point keeps the batch.
+	start := time.Now()
+	send(t, c, pool, "a 2\n")
+	if err := c.Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := batches(); n != 1 {
+		t.Fatalf("an idle point within min_flush_interval (300ms) of the last flush flushed: %d batches", n)
+	}
+	time.Sleep(time.Until(start.Add(350 * time.Millisecond)))
+	if err := c.Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(2, time.Second, "idle point past min_flush_interval")
+	// An idle point with nothing pending flushes nothing.
+	if err := c.Idle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := batches(); n != 2 {
+		t.Fatalf("an idle point with nothing pending made a batch: %d batches", n)
+	}
+	cancel()
+	<-done
+	if pool.InUse() != 0 {
+		t.Fatalf("%d buffers not returned to the pool", pool.InUse())
+	}
+}

@@ -91,3 +91,10 @@ func (p *Pool) Waits() uint64 { return p.waits.Load() }
 type Sink interface {
 	Send(ctx context.Context, b *Buffer) error
 }
+
+// Flusher is a Sink that batches: Idle tells it that every scan due has
+// finished and that what it was sent before may leave now. A Sink that
+// does not batch need not implement it.
+type Flusher interface {
+	Idle(ctx context.Context) error
+}

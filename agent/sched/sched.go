@@ -7,6 +7,10 @@
 // agents across a fleet scan at the same instants. A run that is still going
 // when its next deadline passes is an overrun: the missed deadlines are
 // skipped, never queued up.
+//
+// When every run due has finished, the scheduler tells a Sink that batches
+// (an emit.Flusher) that it is idle, so that a tick's lines leave together
+// and at once.
 package sched
 
 import (
@@ -140,6 +144,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var ready []*job
+	running := 0
+	flusher, _ := s.deps.Sink.(emit.Flusher)
 	for {
 		timer.Reset(h[0].next.Sub(s.deps.Now()))
 		var sendTo chan *job
@@ -152,6 +158,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			return nil
 		case d := <-done:
 			d.running = false
+			running--
+			// Every scan due has finished: what they wrote may leave now.
+			if running == 0 && len(ready) == 0 && flusher != nil {
+				if err := flusher.Idle(ctx); err != nil {
+					return nil // ctx is done
+				}
+			}
 		case <-timer.C:
 			now := s.deps.Now()
 			if h[0].next.After(now) {
@@ -169,6 +182,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			heap.Push(&h, j)
 		case sendTo <- first:
 			ready = ready[1:]
+			running++
 		}
 	}
 }

@@ -1,9 +1,11 @@
 package sched
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,5 +137,60 @@ func TestRunClosesGenerators(t *testing.T) {
 	}
 	if got, runs := g.closedAfter.Load(), g.runs.Load(); got != runs || runs == 0 {
 		t.Fatalf("closed after %d of %d runs; want closed once after the last", got, runs)
+	}
+}
+
+// idleSink records, for each Idle call, how many lines had been sent.
+type idleSink struct {
+	emit.MemSink
+	mu    sync.Mutex
+	lines int
+	idle  []int
+}
+
+func (s *idleSink) Send(ctx context.Context, b *emit.Buffer) error {
+	s.mu.Lock()
+	s.lines += bytes.Count(b.B, []byte{'\n'})
+	s.mu.Unlock()
+	return s.MemSink.Send(ctx, b)
+}
+
+func (s *idleSink) Idle(context.Context) error {
+	s.mu.Lock()
+	s.idle = append(s.idle, s.lines)
+	s.mu.Unlock()
+	return nil
+}
+
+// The scheduler tells a batching sink once per tick, after every scan due
+// at that tick has sent its lines.
+func TestRunTellsSinkWhenIdle(t *testing.T) {
+	pool := emit.NewPool(8)
+	sink := &idleSink{MemSink: emit.MemSink{Pool: pool}}
+	a := &countGen{name: "a", sleep: 10 * time.Millisecond}
+	b := &countGen{name: "b", sleep: 30 * time.Millisecond}
+	s, err := New(2, []Job{
+		{Gen: a, Interval: 100 * time.Millisecond},
+		{Gen: b, Interval: 100 * time.Millisecond},
+	}, Deps{Pool: pool, Sink: sink, Metrics: metrics.NewSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 550*time.Millisecond)
+	defer cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.idle) < 3 || len(sink.idle) > 6 {
+		t.Fatalf("Idle called %d times in 550ms of 100ms ticks, want about 5: %v", len(sink.idle), sink.idle)
+	}
+	// Each generator writes one line a run: at every idle point both
+	// have written theirs for the tick, so the count is even.
+	for i, n := range sink.idle {
+		if n != 2*(i+1) {
+			t.Fatalf("idle point %d came after %d lines, want %d (both scans of the tick): %v", i, n, 2*(i+1), sink.idle)
+		}
 	}
 }
