@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -94,6 +95,35 @@ func TestUnitCapabilities(t *testing.T) {
 	for _, key := range []string{"ProtectProc=", "ProcSubset=", "PrivateUsers=", "PrivateNetwork=", "PrivatePIDs="} {
 		if regexp.MustCompile(`(?m)^` + key).MatchString(agentUnit) {
 			t.Errorf("agent unit sets %s", key)
+		}
+	}
+}
+
+// TestUnitExposure has systemd-analyze score the units' sandboxing (0 is
+// fully locked down, 10 is none; 2.1 and 1.4 when written), so that a
+// directive dropped by mistake fails here.
+func TestUnitExposure(t *testing.T) {
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not found: the units' exposure is not scored")
+	}
+	dir := t.TempDir()
+	level := regexp.MustCompile(`Overall exposure level for \S+: (\d+\.\d)`)
+	for kind, limit := range map[string]float64{kindAgent: 2.5, kindRelay: 2.0} {
+		p := filepath.Join(dir, serviceName(kind)+".service")
+		if err := os.WriteFile(p, []byte(unitText(kind)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// --offline (systemd 250 and later) scores the file, not a loaded unit.
+		out, err := exec.Command(sa, "security", "--offline=true", "--no-pager", p).CombinedOutput()
+		m := level.FindSubmatch(out)
+		if m == nil {
+			t.Fatalf("systemd-analyze security %s: %v; no overall level in:\n%s", p, err, out)
+		}
+		got, _ := strconv.ParseFloat(string(m[1]), 64)
+		t.Logf("%s: exposure %.1f", serviceName(kind), got)
+		if got > limit {
+			t.Errorf("%s: exposure %.1f, want at most %.1f:\n%s", serviceName(kind), got, limit, out)
 		}
 	}
 }
