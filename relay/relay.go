@@ -200,7 +200,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.log.Info("relay listening", "listen", r.Addr(), "tls", tlsCfg != nil, "wal", r.cfg.WAL.Dir)
 
 	start := time.Now()
-	wal, err := spool.OpenLogged(r.cfg.WAL, r.walSet, r.log.With("component", "wal"))
+	wal, err := openWAL(r.cfg.WAL, r.walSet, r.log.With("component", "wal"))
 	if err != nil {
 		r.mu.Lock()
 		r.recovErr = err
@@ -240,6 +240,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.log.Info("relay stopped", "pending", wal.Len())
 	return errors.Join(shipErr, walErr)
 }
+
+// openWAL opens and recovers the log; tests hold it up to see the relay
+// while it recovers.
+var openWAL = spool.OpenLogged
 
 // selfInterval is how often the relay stores its own metrics in its log,
 // so that they reach VictoriaMetrics like the agents' do. Tests shorten it.
