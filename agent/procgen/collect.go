@@ -2,6 +2,8 @@ package procgen
 
 import (
 	"bytes"
+	"errors"
+	"syscall"
 
 	"github.com/procfleet/procfleet/agent/emit"
 )
@@ -33,6 +35,10 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	if fresh {
 		p = &proc{}
 	}
+	// schedstat comes first: the status and io values the gate keeps must
+	// hold as of this read, and the thread count of the stat below must
+	// be seen after it (see Generator).
+	sched, schedOK := g.readSched(p, base)
 	data, err := g.readKept(p, fdStat, base, 0)
 	var st statFields
 	if err == nil {
@@ -49,35 +55,25 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	g.comm = append(g.comm[:0], st.comm...) // data is overwritten by the next read
 	st.comm = g.comm
 
-	if fresh || p.start != st.starttime {
+	reset := fresh || p.start != st.starttime
+	if reset {
 		g.resetProc(p, st.starttime)
 		g.procs[pid] = p
 	}
 	p.seen = g.cycle
+	// The leader has not run since the last scan's schedstat read.
+	still := schedOK && p.hasSched && sched == p.sched && p.hasState && p.state != 'R'
+	// After a reset the schedstat read may predate the stat that told the
+	// new process apart: it is no basis for the next scan.
+	p.sched, p.hasSched = sched, schedOK && !reset
 
-	var status statusFields
-	statusOK := false
-	if data, err = g.readKept(p, fdStatus, base, 0); err == nil {
-		if status, err = parseStatus(data); err != nil {
-			g.parseErr(err)
-		} else {
-			statusOK = true
-		}
-	}
-
+	status, statusOK := g.statusOf(p, base, still)
 	var io ioFields
 	ioOK := false
 	if !p.noIO {
-		if data, err = g.readKept(p, fdIO, base, 0); err == nil {
-			if io, err = parseIO(data); err != nil {
-				g.parseErr(err)
-			} else {
-				ioOK = true
-			}
-		} else if isPermission(err) {
-			p.noIO = true
-		}
+		io, ioOK = g.ioOf(p, base, still && p.oneThread && st.numThreads == 1)
 	}
+	p.oneThread = st.numThreads == 1
 
 	g.emitProc(s, name, &st)
 	if statusOK && status.hasCtxt {
@@ -95,6 +91,75 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	if g.opts.Threads {
 		g.collectThreads(s, name, base, p)
 	}
+}
+
+// readSched reads the schedstat of p for the gate. ok is false when the
+// gate cannot be used this scan: no schedstat (remembered for p), an
+// error, malformed content (reported) or pcount 0.
+func (g *Generator) readSched(p *proc, base int) (sf schedFields, ok bool) {
+	if g.noGate || p.noSched {
+		return sf, false
+	}
+	data, err := g.readKept(p, fdSched, base, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || isPermission(err) {
+			p.noSched = true
+		}
+		return sf, false
+	}
+	if sf, err = parseSchedstat(data); err != nil {
+		g.parseErr(err)
+		return sf, false
+	}
+	return sf, sf.pcount != 0
+}
+
+// statusOf returns the status values of p: those of the last scan when
+// still says the leader has not run since, read otherwise.
+func (g *Generator) statusOf(p *proc, base int, still bool) (statusFields, bool) {
+	if still && p.hasStatus {
+		g.skippedStatus++
+		// Kept descriptors go to files read every scan first (setTier).
+		g.closeFD(p, fdStatus)
+		return p.status, true
+	}
+	p.hasStatus = false
+	data, err := g.readKept(p, fdStatus, base, 0)
+	if err != nil {
+		return statusFields{}, false
+	}
+	status, err := parseStatus(data)
+	if err != nil {
+		g.parseErr(err)
+		return statusFields{}, false
+	}
+	p.status, p.hasStatus = status, true
+	return status, true
+}
+
+// ioOf returns the io values of p: those of the last scan when still says
+// no thread of p has run since, read otherwise.
+func (g *Generator) ioOf(p *proc, base int, still bool) (ioFields, bool) {
+	if still && p.hasIO {
+		g.skippedIO++
+		g.closeFD(p, fdIO)
+		return p.io, true
+	}
+	p.hasIO = false
+	data, err := g.readKept(p, fdIO, base, 0)
+	if err != nil {
+		if isPermission(err) {
+			p.noIO = true
+		}
+		return ioFields{}, false
+	}
+	io, err := parseIO(data)
+	if err != nil {
+		g.parseErr(err)
+		return ioFields{}, false
+	}
+	p.io, p.hasIO = io, true
+	return io, true
 }
 
 // resetProc makes p the state of a process seen for the first time,

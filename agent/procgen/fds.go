@@ -10,32 +10,41 @@ import (
 
 // Files of a process whose descriptors the generator keeps open between
 // scans: reading an open /proc/PID file again with pread costs about a
-// third of opening, reading and closing it, and these three are read
-// every scan. cmdline (read once per process) and the threads' files are
-// opened each time.
+// third of opening, reading and closing it. cmdline (read once per
+// process) and the threads' files are opened each time.
+//
+// The order is the order of priority when the budget cannot hold all
+// four for every process: stat and schedstat are read every scan, status
+// and io only when the schedstat gate (see Generator) lets them through,
+// so on a mostly idle host their descriptors are worth the least.
 const (
 	fdStat = iota
+	fdSched
 	fdStatus
 	fdIO
 	nFDs
 )
 
-var fdFiles = [nFDs]string{"stat", "status", "io"}
+var fdFiles = [nFDs]string{"stat", "schedstat", "status", "io"}
 
 // procSuperMagic is the file system type of procfs (statfs(2)).
 const procSuperMagic = 0x9fa0
 
-// maxKept bounds the descriptors kept open: each costs the kernel about a
-// page for its read buffer, so 12288 (4096 processes) cost about 48 MiB of
-// kernel memory at most; the processes beyond are read by path.
-const maxKept = 12288
-
 // fdBudget returns how many descriptors the generator may keep open: half
 // the soft limit on open files (the Go runtime raises it to the hard
-// limit at start), leaving the rest to the agent's connections and
-// spool, and at most maxKept; none when the limit is small, and none when root is not a procfs
+// limit at start), leaving the rest to the agent's connections and spool;
+// none when the limit is below 8192, and none when root is not a procfs
 // mount: a descriptor of a regular file (a fixture tree) would go on
 // reading a file that was replaced, where procfs regenerates every read.
+//
+// There is no fixed cap besides: each kept descriptor holds about a page
+// of kernel memory (its seq_file buffer), and the generator keeps at most
+// two per idle process (stat and schedstat; the status and io descriptors
+// are given back when the gate skips them, see collectProc), so the kernel
+// memory grows with the processes watched, about 9 KiB each against the
+// 50 KiB and more the kernel already spends on every process (kernel
+// stack, task_struct, page tables). setTier spreads the budget over the
+// processes in the order of fdFiles.
 func fdBudget(root string) int {
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(root, &fs); err != nil || fs.Type != procSuperMagic {
@@ -45,7 +54,24 @@ func fdBudget(root string) int {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < 8192 {
 		return 0
 	}
-	return int(min(rl.Cur/2, maxKept))
+	return int(min(rl.Cur/2, 1<<30))
+}
+
+// setTier decides, once per scan, which files keep their descriptors:
+// those before fdFiles[g.tier] for every process, fdFiles[g.tier] while
+// the budget lasts (first come, first kept), none after. It assumes the
+// process count of the previous scan and an eighth more, so that the
+// budget goes to stat for every process before it goes to schedstat for
+// some, and so on. On the first scan nothing is known: every file may be
+// kept, and the descriptors past the tier are given back at their next
+// read.
+func (g *Generator) setTier() {
+	n := len(g.procs) + len(g.procs)/8
+	if n == 0 {
+		g.tier = nFDs
+		return
+	}
+	g.tier = min(g.fdMax/n, nFDs)
 }
 
 // readKept reads file i of process p, through its kept descriptor when it
@@ -53,6 +79,10 @@ func fdBudget(root string) int {
 // are recorded as read records them.
 func (g *Generator) readKept(p *proc, i, base int, limit int) ([]byte, error) {
 	file := fdFiles[i]
+	if i > g.tier {
+		g.closeFD(p, i)
+		return g.read(base, file, limit)
+	}
 	if fd := p.fds[i]; fd != 0 {
 		data, err := g.r.ReadFD(int(fd-1), g.setPath(base, file), limit)
 		if err == nil {

@@ -255,6 +255,39 @@ func parseIO(data []byte) (ioFields, error) {
 	return s, nil
 }
 
+// schedFields are the three fields of /proc/PID/schedstat. They are the
+// thread-group leader's own (its sched_info and sched_entity), not the
+// process's: time on a CPU, time waiting on a run queue (both in ns) and
+// how many times it was put on a CPU (pcount). A kernel without
+// CONFIG_SCHED_INFO has no such file; one with sched_info off writes
+// "0 0 0".
+type schedFields struct {
+	runtime  uint64
+	runDelay uint64
+	pcount   uint64
+}
+
+// parseSchedstat parses the content of a schedstat file: three numbers on
+// one line. Fields after the third are ignored, should a kernel add some.
+func parseSchedstat(data []byte) (schedFields, error) {
+	var s schedFields
+	line, _ := procfile.NextLine(data)
+	var v [3]uint64
+	for i := range v {
+		var f []byte
+		f, line = nextField(line)
+		if f == nil {
+			return s, fmt.Errorf("line 1: %d fields, want 3 (truncated?)", i)
+		}
+		var err error
+		if v[i], err = procfile.ParseUint(f); err != nil {
+			return s, fmt.Errorf("line 1: field %d: %w", i+1, err)
+		}
+	}
+	s.runtime, s.runDelay, s.pcount = v[0], v[1], v[2]
+	return s, nil
+}
+
 var keyBtime = []byte("btime ")
 
 // parseBtime returns the boot time, in seconds since the epoch, from the

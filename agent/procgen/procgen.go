@@ -57,6 +57,30 @@ import (
 // changes almost only on exec. A process that rewrites its own argv keeps
 // its first cmdline label until its comm changes.
 //
+// status and io are read only when they may have changed. Before stat,
+// the generator reads /proc/PID/schedstat: the thread-group leader's time
+// on a CPU, time waiting to run, and how many times it was put on a CPU
+// (pcount). What status gives (the leader's own voluntary and nonvoluntary
+// context switches, fs/proc/array.c task_context_switch_counts, and its
+// real uid, which only the task itself changes, commit_creds) can change
+// only while the leader runs. A leader that was put on a CPU since the
+// last read has a new pcount; one that was on a CPU at the last read and
+// left it since has a new runtime (the scheduler adds the time it ran
+// when it takes a task off a CPU), unless it is still there, and then
+// the last scan's stat showed it running (state R). So when the three
+// schedstat fields are those of the last scan and the last stat did not
+// show R, the leader has not run since, and the status values of the last
+// scan are written again, through the tracker like any read value. io
+// sums every thread's I/O, which each thread accounts only while it runs:
+// when the last scan's stat also showed a single thread, no other thread
+// could have been created since (only the leader could have), and io is
+// written again too; a process with more threads has io read every scan.
+// stat is always read: memory can be reclaimed from a process that does
+// not run. The gate needs two scans of a process with a schedstat; a
+// process without one (no CONFIG_SCHED_INFO, a fixture tree), or with
+// pcount 0 (sched_info off), has everything read every scan. SkippedReads
+// counts the reads saved.
+//
 // io is owner-only: without the rights (an agent not running as root) or
 // for a zombie, the io series are skipped quietly, and after a permission
 // error the file is not tried again for that process. A process that exits
@@ -79,8 +103,13 @@ type Generator struct {
 	btime    uint64
 	hasBtime bool
 	pageSize float64
-	kept     int // descriptors kept open in procs
-	fdMax    int // most descriptors to keep open
+	kept     int  // descriptors kept open in procs
+	fdMax    int  // most descriptors to keep open
+	tier     int  // files past fdFiles[tier] keep no descriptor; see setTier
+	noGate   bool // read status and io every scan, and no schedstat (tests, benchmarks)
+
+	skippedStatus uint64 // status reads the gate saved, since New
+	skippedIO     uint64 // io reads the gate saved, since New
 
 	errs  []error // first errors of this scan
 	nerrs int     // all errors of this scan
@@ -94,12 +123,24 @@ type proc struct {
 	hasState bool
 	hasInfo  bool
 	noIO     bool // io refused permission: not tried again
+	noSched  bool // no schedstat (or not readable): not tried again
 	ppid     int64
 	uid      uint64
 	comm     []byte
 	cmdline  []byte
 	threads  map[int32]*thread // nil unless Options.Threads
 	fds      [nFDs]int32       // kept descriptors plus one; 0 is none
+
+	// The gate (see Generator): schedstat as read at the start of the
+	// last scan, the thread count of that scan's stat, and the status and
+	// io values that hold as of that schedstat read.
+	sched     schedFields
+	status    statusFields
+	io        ioFields
+	hasSched  bool // sched is a basis to compare with
+	hasStatus bool
+	hasIO     bool
+	oneThread bool
 }
 
 // thread is what the generator remembers of one thread between scans.
@@ -150,10 +191,18 @@ func (g *Generator) TrackedThreads() int {
 	return n
 }
 
+// SkippedReads reports how many reads of status and of io the schedstat
+// gate saved since New: the values were known to be unchanged and were
+// written again without reading the file.
+func (g *Generator) SkippedReads() (status, io uint64) {
+	return g.skippedStatus, g.skippedIO
+}
+
 // Collect reads every process under ProcRoot and writes its series to s.
 func (g *Generator) Collect(s *emit.Scan) error {
 	g.cycle++
 	g.errs, g.nerrs = g.errs[:0], 0
+	g.setTier()
 	if !g.hasBtime {
 		g.readBtime()
 	}

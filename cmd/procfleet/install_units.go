@@ -80,11 +80,13 @@ NoNewPrivileges=yes
 # Raise both together if you raise the queue.
 MemoryMax=256M
 Environment=GOMEMLIMIT=200MiB
-# The process generator keeps /proc/PID/{stat,status,io} open between
-# scans (half the CPU per process) using up to half this limit, at most
-# 12288 descriptors (4096 processes; about 4 KiB of kernel memory each);
-# beyond that processes' files are opened per scan.
-LimitNOFILE=32768
+# The process generator keeps /proc/PID/{stat,schedstat} (and status and
+# io of busy processes) open between scans, up to half this limit: a third
+# of the CPU per process of opening them each scan, for about 4 KiB of
+# kernel memory per descriptor, which MemoryMax= counts (64 MiB at 16,000
+# processes). 65536 keeps both files of 16,000 processes; past the budget
+# files are opened per scan.
+LimitNOFILE=65536
 
 # Data: the spool under /var/lib/procfleet/spool. StateDirectory= has
 # systemd create /var/lib/procfleet if missing, give it to procfleet:procfleet

@@ -1,0 +1,182 @@
+package procgen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/procfleet/procfleet/agent/emit"
+)
+
+// idleProcs is how many real idle processes BenchmarkProcessGeneratorRealIdle
+// adds to the host: the issue's 10,000 processes scanned every second.
+const idleProcs = 10000
+
+// idle holds the sleeping children, started once per test binary (not per
+// -count) and killed by TestMain. The file name sorts after
+// procgen_timing_test.go so that BenchmarkProcessGeneratorRealProc runs
+// before they exist.
+var idle struct {
+	once sync.Once
+	pids []int
+	skip string
+	err  error
+}
+
+// spawnIdle starts idleProcs `sleep 3600` children, or skips b when the
+// machine cannot hold them.
+func spawnIdle(b *testing.B) {
+	b.Helper()
+	idle.once.Do(func() {
+		if idle.skip = idleRoom(); idle.skip != "" {
+			return
+		}
+		for i := 0; i < idleProcs; i++ {
+			c := exec.Command("sleep", "3600")
+			// Should the test binary die before TestMain kills them.
+			c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			if err := c.Start(); err != nil {
+				idle.err = fmt.Errorf("cannot start idle process %d of %d: %w", i+1, idleProcs, err)
+				return
+			}
+			// os.Process holds a pidfd per child: 10,000 descriptors
+			// taken from the generator's budget. Release it and keep the
+			// PID, a child of ours until killIdle reaps it.
+			idle.pids = append(idle.pids, c.Process.Pid)
+			_ = c.Process.Release()
+		}
+	})
+	if idle.skip != "" {
+		b.Skip(idle.skip)
+	}
+	if idle.err != nil {
+		b.Fatal(idle.err)
+	}
+}
+
+// idleRoom says why idleProcs more processes do not fit, or "".
+func idleRoom() string {
+	if _, err := exec.LookPath("sleep"); err != nil {
+		return "no sleep command to spawn idle processes with"
+	}
+	readInt := func(path string) int64 {
+		b, _ := os.ReadFile(path)
+		n, _ := strconv.ParseInt(string(bytes.TrimSpace(b)), 10, 64)
+		return n
+	}
+	// The fourth field of loadavg is running/total tasks.
+	la, _ := os.ReadFile("/proc/loadavg")
+	var tasks int64
+	if f := bytes.Fields(la); len(f) >= 4 {
+		if i := bytes.IndexByte(f[3], '/'); i >= 0 {
+			tasks, _ = strconv.ParseInt(string(f[3][i+1:]), 10, 64)
+		}
+	}
+	need := tasks + idleProcs + 1000
+	if pm := readInt("/proc/sys/kernel/pid_max"); pm < need {
+		return fmt.Sprintf("kernel.pid_max is %d; %d tasks run and %d more are needed", pm, tasks, idleProcs)
+	}
+	if tm := readInt("/proc/sys/kernel/threads-max"); tm < need {
+		return fmt.Sprintf("kernel.threads-max is %d; %d tasks run and %d more are needed", tm, tasks, idleProcs)
+	}
+	var rl syscall.Rlimit
+	if os.Geteuid() != 0 && syscall.Getrlimit(6 /* RLIMIT_NPROC */, &rl) == nil && int64(rl.Cur) < need {
+		return fmt.Sprintf("RLIMIT_NPROC is %d; %d tasks run and %d more are needed", rl.Cur, tasks, idleProcs)
+	}
+	return ""
+}
+
+// killIdle kills and reaps the idle children.
+func killIdle() {
+	for _, pid := range idle.pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, pid := range idle.pids {
+		var ws syscall.WaitStatus
+		for {
+			if _, err := syscall.Wait4(pid, &ws, 0, nil); err != syscall.EINTR {
+				break
+			}
+		}
+	}
+	idle.pids = nil
+}
+
+// BenchmarkProcessGeneratorRealIdle scans this machine's /proc with 10,000
+// more idle processes (sleep) in it, without and with the schedstat gate,
+// in one run. fds=limit lets the generator keep descriptors up to the open
+// files limit less a margin, beyond its default budget of half the limit.
+func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
+	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
+		b.Skip("no /proc/self/schedstat")
+	}
+	spawnIdle(b)
+	f := func(gate bool, fdLimit bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			g := New(Options{})
+			b.Cleanup(func() { _ = g.Close() })
+			g.noGate = !gate
+			if fdLimit {
+				var rl syscall.Rlimit
+				if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+					b.Fatal(err)
+				}
+				open, err := os.ReadDir("/proc/self/fd")
+				if err != nil {
+					b.Fatal(err)
+				}
+				g.fdMax = int(rl.Cur) - len(open) - 512
+			}
+			benchIdle(b, g)
+		}
+	}
+	b.Run("gate=off", f(false, false))
+	b.Run("gate=on", f(true, false))
+	b.Run("gate=on/fds=limit", f(true, true))
+}
+
+// benchIdle runs g in steady state and reports the CPU time (user+system,
+// whole test process) per process and per scan.
+func benchIdle(b *testing.B, g *Generator) {
+	b.Helper()
+	pool := emit.NewPool(8)
+	scan := emit.NewScan(pool, discardSink{pool}, emit.NewTracker(60))
+	ctx := context.Background()
+	run := func() {
+		scan.Start(ctx, 1700000000000)
+		if err := g.Collect(scan); err != nil {
+			b.Fatal(err)
+		}
+		if err := scan.Finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// New processes, then the gate's basis, then the descriptors spread
+	// over the processes by setTier.
+	for range 4 {
+		run()
+	}
+	n := g.Tracked()
+	st0, io0 := g.SkippedReads()
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		run()
+	}
+	cpu := float64(cpuTime()-cpu0) / float64(b.N)
+	b.StopTimer()
+	st, io := g.SkippedReads()
+	b.ReportMetric(cpu/1e3/float64(n), "cpu-us/proc")
+	b.ReportMetric(cpu/1e9*100, "%core-at-1s")
+	b.ReportMetric(float64(n), "processes")
+	b.ReportMetric(float64(g.kept)/float64(n), "kept-fds/proc")
+	b.ReportMetric(float64(st-st0)/float64(b.N)/float64(n), "status-skipped/proc")
+	b.ReportMetric(float64(io-io0)/float64(b.N)/float64(n), "io-skipped/proc")
+}
