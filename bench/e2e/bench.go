@@ -67,6 +67,11 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 		a: &side{label: "A", setup: "procfleet agent (default config)", instance: "bench-a"},
 		b: &side{label: "B", setup: "node_exporter (default collectors) scraped every 1s by vmagent", instance: "bench-b"},
 	}
+	stopSleepers, err := topUp(o.hostProcs)
+	defer stopSleepers()
+	if err != nil {
+		return nil, err
+	}
 	machine := readMachine()
 	if err := b.start(ctx); err != nil {
 		return nil, err
@@ -76,6 +81,7 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 		return nil, err
 	}
 	machine.LoadAvgEnd = loadavg()
+	machine.ProcessesEnd = countProcesses()
 	return buildReport(o, machine, readVersions(bins), w), nil
 }
 

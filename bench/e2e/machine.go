@@ -86,10 +86,15 @@ type Machine struct {
 	ClkTckSource  string `json:"clk_tck_source"`
 	LoadAvgStart  string `json:"loadavg_start"`
 	LoadAvgEnd    string `json:"loadavg_end"`
+	// Processes on the host before the sides start (after -host-procs
+	// topped it up) and at the window's end.
+	ProcessesStart int `json:"processes_start"`
+	ProcessesEnd   int `json:"processes_end"`
+	Sleepers       int `json:"sleepers"` // idle processes started by -host-procs
 }
 
 func readMachine() Machine {
-	m := Machine{Nproc: runtime.NumCPU(), LoadAvgStart: loadavg()}
+	m := Machine{Nproc: runtime.NumCPU(), LoadAvgStart: loadavg(), ProcessesStart: countProcesses(), Sleepers: sleepers}
 	m.ClkTck, m.ClkTckSource = clockTicks()
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.Lines(string(b)) {

@@ -31,14 +31,15 @@ import (
 
 // options are the command-line flags.
 type options struct {
-	duration time.Duration // measured window
-	warmup   time.Duration // discarded time after the start
-	bin      string        // directory with the four binaries
-	profile  string        // directory for the agent's CPU profile; "" for none
-	profSecs int           // length of that profile
-	flush    bool          // force_flush before every freshness poll
-	check    bool          // exit 1 when a target is missed
-	keep     bool          // keep the temp dir
+	duration  time.Duration // measured window
+	warmup    time.Duration // discarded time after the start
+	bin       string        // directory with the four binaries
+	profile   string        // directory for the agent's CPU profile; "" for none
+	profSecs  int           // length of that profile
+	flush     bool          // force_flush before every freshness poll
+	check     bool          // exit 1 when a target is missed
+	keep      bool          // keep the temp dir
+	hostProcs int           // processes the host is topped up to
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.BoolVar(&o.flush, "flush-before-poll", false, "call /internal/force_flush before every freshness poll: takes VictoriaMetrics' own 2-4s search buffer out of freshness, leaving agent plus ingestion delay (costs VictoriaMetrics CPU, not the agents')")
 	flag.BoolVar(&o.check, "check", false, "exit 1 when side A misses a target")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (VictoriaMetrics data, configs, logs)")
+	flag.IntVar(&o.hostProcs, "host-procs", 300, "before the start, top the host up to this many processes with idle `sleep` children, so that A's per-process series come from a known population (a host with a few hundred processes); 0 leaves the host as it is")
 	flag.Parse()
 	if err := o.validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-e2e:", err)
@@ -86,6 +88,9 @@ func (o options) validate() error {
 	}
 	if o.warmup < 0 {
 		return fmt.Errorf("-warmup %s: want 0 or more", o.warmup)
+	}
+	if o.hostProcs < 0 || o.hostProcs > 20000 {
+		return fmt.Errorf("-host-procs %d: want 0 to 20000", o.hostProcs)
 	}
 	if o.profSecs < 1 {
 		return fmt.Errorf("-profile-seconds %d: want 1 or more", o.profSecs)

@@ -218,8 +218,9 @@ func round(v float64, digits int) float64 {
 
 // printTable writes the report as a table for people.
 func printTable(out io.Writer, r *Report) {
-	fmt.Fprintf(out, "\nwindow %.1fs after %.1fs of warm-up; %d CPUs, %s, Linux %s; load %s -> %s\n\n",
-		r.DurationS, r.WarmupS, r.Machine.Nproc, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd)
+	fmt.Fprintf(out, "\nwindow %.1fs after %.1fs of warm-up; %d CPUs, %s, Linux %s; load %s -> %s; %d processes (%d idle ones started) -> %d\n\n",
+		r.DurationS, r.WarmupS, r.Machine.Nproc, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.LoadAvgStart, r.Machine.LoadAvgEnd,
+		r.Machine.ProcessesStart, r.Machine.Sleepers, r.Machine.ProcessesEnd)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "figure\tA procfleet\tB node_exporter+vmagent\tA/B\t\n")
 	fb := fields(r.B)
