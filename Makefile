@@ -110,6 +110,28 @@ down:
 # End-to-end tests against the demo cluster (e2e/, build tag e2e): starts it,
 # breaks parts of it, and stops it again, also when a test fails.
 .PHONY: e2e
-e2e: up
+e2e: up systemd-image
 	status=0; $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e || status=$$?; \
 	$(MAKE) down; exit $$status
+
+# A Debian root with systemd as PID 1, imported as $(SYSTEMD_IMAGE), in
+# which e2e/systemd_test.go runs `procfleet install` under a real systemd.
+# debootstrap (Debian's package; run as root) builds it from
+# $(DEBIAN_MIRROR), about 240 MB in a minute or two; the stamp, named after
+# the suite and the packages, skips that while the image is still there.
+SYSTEMD_IMAGE    ?= procfleet-systemd:dev
+SYSTEMD_SUITE    ?= bookworm
+SYSTEMD_PACKAGES := systemd,systemd-sysv,dbus
+DEBIAN_MIRROR    ?= http://deb.debian.org/debian
+comma            := ,
+SYSTEMD_STAMP    := build/systemd/.image-$(SYSTEMD_SUITE)-$(subst $(comma),-,$(SYSTEMD_PACKAGES))
+.PHONY: systemd-image
+systemd-image:
+	@if [ -f $(SYSTEMD_STAMP) ] && docker image inspect $(SYSTEMD_IMAGE) >/dev/null 2>&1; then \
+	  echo "$(SYSTEMD_IMAGE): up to date ($(SYSTEMD_STAMP))"; exit 0; \
+	fi; \
+	set -ex; rm -rf build/systemd; mkdir -p build/systemd; \
+	debootstrap --variant=minbase --include=$(SYSTEMD_PACKAGES) $(SYSTEMD_SUITE) build/systemd/rootfs $(DEBIAN_MIRROR); \
+	tar -C build/systemd/rootfs -c . | docker import \
+	  -c 'CMD ["/lib/systemd/systemd"]' - $(SYSTEMD_IMAGE); \
+	rm -rf build/systemd/rootfs; touch $(SYSTEMD_STAMP)

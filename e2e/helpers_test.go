@@ -74,7 +74,8 @@ func eventually(timeout time.Duration, f func() error) (time.Duration, error) {
 	}
 }
 
-// procfleetBin is the CLI built by TestMain.
+// procfleetBin is the CLI that buildCLI built, into a test's temp dir:
+// each test that runs it builds it again when an earlier test's is gone.
 var procfleetBin string
 
 func buildCLI(dir string) error {
@@ -100,6 +101,7 @@ type clusterStatus struct {
 
 type memberStatus struct {
 	Node                 string   `json:"node"`
+	Version              string   `json:"version"`
 	ConfigRevision       int64    `json:"config_revision"`
 	Upstreams            []string `json:"upstreams"`
 	BudgetBytesPerSecond int64    `json:"budget_bytes_per_second"`

@@ -100,8 +100,10 @@ func TestUnitCapabilities(t *testing.T) {
 }
 
 // TestUnitExposure has systemd-analyze score the units' sandboxing (0 is
-// fully locked down, 10 is none; 2.1 and 1.4 when written), so that a
-// directive dropped by mistake fails here.
+// fully locked down, 10 is none): 2.1 and 1.4 with systemd 252, where
+// dropping any one of ProtectSystem=, ProtectHome=, PrivateTmp=,
+// NoNewPrivileges=, User= and the others scored raises the agent's to 2.3
+// or more. The limits are for that version; another may score otherwise.
 func TestUnitExposure(t *testing.T) {
 	sa, err := exec.LookPath("systemd-analyze")
 	if err != nil {
@@ -109,7 +111,7 @@ func TestUnitExposure(t *testing.T) {
 	}
 	dir := t.TempDir()
 	level := regexp.MustCompile(`Overall exposure level for \S+: (\d+\.\d)`)
-	for kind, limit := range map[string]float64{kindAgent: 2.5, kindRelay: 2.0} {
+	for kind, limit := range map[string]float64{kindAgent: 2.2, kindRelay: 1.5} {
 		p := filepath.Join(dir, serviceName(kind)+".service")
 		if err := os.WriteFile(p, []byte(unitText(kind)), 0o644); err != nil {
 			t.Fatal(err)
