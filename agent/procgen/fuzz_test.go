@@ -112,3 +112,27 @@ func FuzzCmdline(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseSchedstat(f *testing.F) {
+	f.Add([]byte("189130311 10260354 349\n"))
+	f.Add([]byte("18446744073709551615 0 1"))
+	f.Add([]byte("1 2\n3\n"))
+	f.Add([]byte("1 -2 3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in := bytes.Clone(data)
+		s, err := parseSchedstat(data)
+		if !bytes.Equal(in, data) {
+			t.Fatal("parseSchedstat modified its input")
+		}
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "line 1: ") {
+				t.Fatalf("error without its line: %v", err)
+			}
+			return
+		}
+		back := strconv.FormatUint(s.runtime, 10) + " " + strconv.FormatUint(s.runDelay, 10) + " " + strconv.FormatUint(s.pcount, 10) + "\n"
+		if s2, err := parseSchedstat([]byte(back)); err != nil || s2 != s {
+			t.Fatalf("round trip %q: %+v, %v; want %+v", back, s2, err, s)
+		}
+	})
+}
