@@ -142,16 +142,7 @@ func startSystemd(t *testing.T) sdContainer {
 	c := sdContainer{name: systemdContainer}
 	_, _ = run(time.Minute, "docker", "rm", "-f", c.name) // left over from a killed run
 	t.Cleanup(func() {
-		d, err := eventually(30*time.Second, func() error {
-			s, err := getStatus()
-			if err != nil {
-				return err
-			}
-			if _, ok := s.member(systemdNode); ok {
-				return fmt.Errorf("%s still in status", systemdNode)
-			}
-			return nil
-		})
+		d, err := eventually(30*time.Second, func() error { return notInStatus(systemdNode) })
 		if err != nil {
 			t.Errorf("the cluster kept %s: %v", systemdNode, err)
 		} else {
@@ -437,17 +428,20 @@ func testSystemdUninstall(t *testing.T, c sdContainer) {
 	if _, err := c.exec("test", "-d", "/var/lib/procfleet/spool"); err != nil {
 		t.Errorf("uninstall without --purge removed the spool: %v", err)
 	}
-	if _, err := eventually(20*time.Second, func() error {
-		s, err := getStatus()
-		if err != nil {
-			return err
-		}
-		if _, ok := s.member(systemdNode); ok {
-			return fmt.Errorf("%s still in status", systemdNode)
-		}
-		return nil
-	}); err != nil {
+	if _, err := eventually(20*time.Second, func() error { return notInStatus(systemdNode) }); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s gone from status %v after uninstall began", systemdNode, time.Since(start).Round(time.Millisecond))
+}
+
+// notInStatus fails while node is a member in `procfleet status`.
+func notInStatus(node string) error {
+	s, err := getStatus()
+	if err != nil {
+		return err
+	}
+	if _, ok := s.member(node); ok {
+		return fmt.Errorf("%s still in status", node)
+	}
+	return nil
 }

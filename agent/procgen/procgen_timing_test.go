@@ -106,15 +106,13 @@ func (d discardSink) Send(_ context.Context, b *emit.Buffer) error {
 	return nil
 }
 
-// benchCollect runs g against a tracker refreshing every fullEvery cycles
-// and reports the cost per process and as a share of one core for a scan
-// of 10,000 processes every second.
-func benchCollect(b *testing.B, g *Generator, fullEvery int) {
-	b.Helper()
+// benchScan returns a func that runs one scan of g into a tracker that
+// refreshes every fullEvery cycles, its lines discarded.
+func benchScan(b *testing.B, g *Generator, fullEvery int) func() {
 	pool := emit.NewPool(8)
 	scan := emit.NewScan(pool, discardSink{pool}, emit.NewTracker(fullEvery))
 	ctx := context.Background()
-	run := func() {
+	return func() {
 		scan.Start(ctx, 1700000000000)
 		if err := g.Collect(scan); err != nil {
 			b.Fatal(err)
@@ -123,6 +121,14 @@ func benchCollect(b *testing.B, g *Generator, fullEvery int) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchCollect runs g against a tracker refreshing every fullEvery cycles
+// and reports the cost per process and as a share of one core for a scan
+// of 10,000 processes every second.
+func benchCollect(b *testing.B, g *Generator, fullEvery int) {
+	b.Helper()
+	run := benchScan(b, g, fullEvery)
 	run() // first scan: new processes, cmdline reads, tracker entries
 	run()
 	n := g.Tracked()

@@ -2,7 +2,6 @@ package procgen
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,8 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"testing"
-
-	"github.com/procfleet/procfleet/agent/emit"
 )
 
 // idleProcs is how many real idle processes BenchmarkProcessGeneratorRealIdle
@@ -145,18 +142,7 @@ func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 // whole test process) per process and per scan.
 func benchIdle(b *testing.B, g *Generator) {
 	b.Helper()
-	pool := emit.NewPool(8)
-	scan := emit.NewScan(pool, discardSink{pool}, emit.NewTracker(60))
-	ctx := context.Background()
-	run := func() {
-		scan.Start(ctx, 1700000000000)
-		if err := g.Collect(scan); err != nil {
-			b.Fatal(err)
-		}
-		if err := scan.Finish(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	run := benchScan(b, g, 60)
 	// New processes, then the gate's basis, then the descriptors spread
 	// over the processes by setTier.
 	for range 4 {
