@@ -63,6 +63,9 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 	}
 	var jobs []sched.Job
 	for _, g := range gens {
+		if p, ok := g.(*procgen.Generator); ok {
+			g = countSkips(p, a.sets["generator"])
+		}
 		jobs = append(jobs, sched.Job{Gen: g, Interval: interval[g.Name()].D(), FullEvery: cfg.FullEvery})
 	}
 	if s := cfg.Generators.Self; s.Enabled {
@@ -73,4 +76,32 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 		jobs = append(jobs, sched.Job{Gen: selfmon.NewGenerator(sets...), Interval: s.Interval.D(), FullEvery: 1})
 	}
 	return jobs, nil
+}
+
+// skipCounter is the process generator with its schedstat gate's savings
+// counted: procfleet_generator_reads_skipped_total{generator="process",file="status"|"io"}.
+// Close is the generator's own (the scheduler closes it).
+type skipCounter struct {
+	*procgen.Generator
+	status, io         *metrics.Counter
+	lastStatus, lastIO uint64
+}
+
+func countSkips(g *procgen.Generator, set *metrics.Set) *skipCounter {
+	return &skipCounter{
+		Generator: g,
+		// GetOrCreate: the generator is rebuilt on a config change and
+		// its counts carry on.
+		status: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="status"}`),
+		io:     set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="io"}`),
+	}
+}
+
+func (c *skipCounter) Collect(s *emit.Scan) error {
+	err := c.Generator.Collect(s)
+	st, io := c.SkippedReads()
+	c.status.Add(int(st - c.lastStatus))
+	c.io.Add(int(io - c.lastIO))
+	c.lastStatus, c.lastIO = st, io
+	return err
 }
