@@ -179,3 +179,57 @@ func BenchmarkScanSteadyState(b *testing.B) {
 		_ = s.Finish()
 	}
 }
+
+// Carry writes exactly what Begin, Label and Value with unchanged values
+// would have written, refreshes included, and keeps the series alive.
+func TestCarryMatchesValue(t *testing.T) {
+	pool := NewPool(4)
+	byValue := &MemSink{Pool: pool}
+	byCarry := &MemSink{Pool: pool}
+	sv := NewScan(pool, byValue, NewTracker(3))
+	sc := NewScan(pool, byCarry, NewTracker(3))
+	ctx := context.Background()
+	series := func(s *Scan) {
+		s.Begin("x").Label("pid", "1").Value(1)
+		s.Begin("y").Label("pid", "1").Value(2.5)
+		s.Begin("z").Value(3)
+	}
+	from, n := -1, 0
+	for cycle := 1; cycle <= 7; cycle++ {
+		ts := int64(cycle) * 1000
+		sv.Start(ctx, ts)
+		series(sv)
+		sv.Begin("other").Value(float64(cycle)) // changes every cycle
+		if err := sv.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		sc.Start(ctx, ts)
+		mark := sc.Mark()
+		if cycle == 1 {
+			series(sc)
+		} else if !sc.Carry(from, n) {
+			t.Fatalf("cycle %d: Carry(%d, %d) refused", cycle, from, n)
+		}
+		from, n = mark, sc.Mark()-mark
+		sc.Begin("other").Value(float64(cycle))
+		if got, want := sc.Total(), sv.Total(); got != want {
+			t.Fatalf("cycle %d: Total %d by carry, %d by value", cycle, got, want)
+		}
+		if err := sc.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(byCarry.Take()), string(byValue.Take()); got != want {
+			t.Fatalf("cycle %d: carry wrote\n%s\nvalue wrote\n%s", cycle, got, want)
+		}
+	}
+	if n != 3 {
+		t.Fatalf("carried %d series, want 3", n)
+	}
+	sc.Start(ctx, 8000)
+	if sc.Carry(from+2, n) { // the previous run had 4 series
+		t.Fatal("Carry past the end of the previous run accepted")
+	}
+	if NewScan(pool, byCarry, nil).Carry(0, 1) {
+		t.Fatal("Carry without a tracker accepted")
+	}
+}

@@ -163,6 +163,45 @@ func (s *Scan) closeLabels() {
 	}
 }
 
+// Mark returns the position in the run of the next series ended with
+// Value, for Carry in the next run of the same Scan (see Run); -1 when
+// the scan has no tracker.
+func (s *Scan) Mark() int {
+	if s.tracker == nil {
+		return -1
+	}
+	return s.tracker.mark()
+}
+
+// Run identifies the current run of the scan's tracker: it grows by one
+// at each Start. 0 when the scan has no tracker.
+func (s *Scan) Run() uint64 {
+	if s.tracker == nil {
+		return 0
+	}
+	return s.tracker.cycle
+}
+
+// Carry stands for the n series that Value ended from position from (a
+// Mark) in the previous run, for a generator that knows their keys and
+// values are all unchanged: they count as seen, and the ones whose refresh
+// is due are written, exactly as n calls of Begin, Label and Value would
+// have done, without building their keys. It reports false, doing
+// nothing, when it cannot (no tracker, or no such series in the previous
+// run); the generator then writes them as usual.
+func (s *Scan) Carry(from, n int) bool {
+	if s.tracker == nil || !s.tracker.carry(from, n, s.writeEntry) {
+		return false
+	}
+	s.total += n
+	return true
+}
+
+func (s *Scan) writeEntry(e *entry) {
+	s.key = append(s.key[:0], e.key...)
+	s.write(math.Float64frombits(e.bits))
+}
+
 func (s *Scan) write(v float64) {
 	if s.buf == nil {
 		if s.err != nil {

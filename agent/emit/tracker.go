@@ -100,12 +100,39 @@ func (t *Tracker) changed(key []byte, v float64) bool {
 	return e.phase == t.now
 }
 
+// mark returns the position the next series of this cycle takes.
+func (t *Tracker) mark() int { return len(t.cur) }
+
+// carry records the n series at positions from to from+n of the previous
+// cycle as seen again in this one, with their values unchanged, and calls
+// write for each whose refresh is due. It reports false, recording
+// nothing, when the previous cycle had no such positions.
+func (t *Tracker) carry(from, n int, write func(*entry)) bool {
+	if from < 0 || n <= 0 || from+n > len(t.prev) {
+		return false
+	}
+	for _, e := range t.prev[from : from+n] {
+		t.cur = append(t.cur, e)
+		if e.seen != t.cycle {
+			e.seen = t.cycle
+			t.seen++
+		}
+		if e.phase == t.now {
+			write(e)
+		}
+	}
+	return true
+}
+
 // end forgets every series that was not seen in this cycle.
 func (t *Tracker) end() {
 	if t.seen != len(t.m) {
-		for k, e := range t.m {
+		// The map holds what the last cycle saw (its end kept no more),
+		// plus what this one added and saw: the entries to forget are
+		// among the last cycle's, and a slice is faster to walk.
+		for _, e := range t.prev {
 			if e.seen != t.cycle {
-				delete(t.m, k)
+				delete(t.m, e.key)
 			}
 		}
 	}

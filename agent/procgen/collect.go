@@ -3,6 +3,7 @@ package procgen
 import (
 	"bytes"
 	"errors"
+	"hash/maphash"
 	"syscall"
 
 	"github.com/procfleet/procfleet/agent/emit"
@@ -40,6 +41,13 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	// be seen after it (see Generator).
 	sched, schedOK := g.readSched(p, base)
 	data, err := g.readKept(p, fdStat, base, 0)
+	var sum uint64
+	if err == nil {
+		sum = maphash.Bytes(g.seed, data)
+		if !fresh && g.carry(s, p, sum, sched, schedOK) {
+			return
+		}
+	}
 	var st statFields
 	if err == nil {
 		if st, err = parseStat(data); err != nil {
@@ -75,6 +83,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	}
 	p.oneThread = st.numThreads == 1
 
+	from := s.Mark()
 	g.emitProc(s, name, &st)
 	if statusOK && status.hasCtxt {
 		s.Begin(mCtxt).LabelBytes("pid", name).Label("kind", "voluntary").Value(float64(status.voluntary))
@@ -88,9 +97,48 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	if statusOK {
 		g.emitInfo(s, name, base, p, &st, status.uid)
 	}
+	// What the next scan can carry: this scan's series of the process,
+	// for the stat just read.
+	p.statSum, p.markFrom, p.markCount = sum, from, s.Mark()-from
+	if fresh || reset || from < 0 {
+		p.markCount = 0
+	}
 	if g.opts.Threads {
 		g.collectThreads(s, name, base, p)
 	}
+}
+
+// carry writes the series of p as the last scan did, without reading
+// status and io or building a single key, when nothing can have changed:
+// its stat is byte for byte the last scan's (so its CPU times, memory,
+// faults, threads, state, comm, ppid and start time are), and the gate
+// says that status and io hold too (the leader has not run; for io, the
+// process has one thread). It reports whether it did.
+func (g *Generator) carry(s *emit.Scan, p *proc, sum uint64, sched schedFields, schedOK bool) bool {
+	if !g.carryOK || g.opts.Threads || p.markCount == 0 || p.seen != g.cycle-1 || sum != p.statSum {
+		return false
+	}
+	// The gate's condition (see collectProc), with the same basis.
+	if !schedOK || !p.hasSched || sched != p.sched || !p.hasState || p.state == 'R' || !p.hasStatus {
+		return false
+	}
+	ioSkip := !p.noIO && p.oneThread && p.hasIO
+	if !p.noIO && !ioSkip {
+		return false
+	}
+	from := s.Mark()
+	if !s.Carry(p.markFrom, p.markCount) {
+		return false
+	}
+	p.seen, p.markFrom = g.cycle, from
+	g.skippedStatus++
+	g.closeFD(p, fdStatus)
+	if ioSkip {
+		g.skippedIO++
+		g.closeFD(p, fdIO)
+	}
+	g.carried++
+	return true
 }
 
 // readSched reads the schedstat of p for the gate. ok is false when the

@@ -3,6 +3,7 @@ package procgen
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
 	"syscall"
 
@@ -81,6 +82,12 @@ import (
 // pcount 0 (sched_info off), has everything read every scan. SkippedReads
 // counts the reads saved.
 //
+// A process whose status and io the gate keeps and whose stat is byte for
+// byte the last scan's (compared by a 64-bit hash) has every series value
+// of the last scan, so its series are not built again: Scan.Carry stands
+// for them, writing those whose refresh is due, from their positions in
+// the last run of the same Scan. Without threads only.
+//
 // io is owner-only: without the rights (an agent not running as root) or
 // for a zombie, the io series are skipped quietly, and after a permission
 // error the file is not tried again for that process. A process that exits
@@ -107,8 +114,14 @@ type Generator struct {
 	fdMax    int  // most descriptors to keep open
 	tier     int  // files past fdFiles[tier] keep no descriptor; see setTier
 	noGate   bool // read status and io every scan, and no schedstat (tests, benchmarks)
+	noCarry  bool // build every series even when nothing changed (tests, benchmarks)
+	carryOK  bool // this scan follows the last one on the same Scan (see carry)
+	lastScan *emit.Scan
+	lastRun  uint64
+	seed     maphash.Seed
 
 	skippedStatus uint64 // status reads the gate saved, since New
+	carried       uint64 // processes carried over unchanged, since New
 	skippedIO     uint64 // io reads the gate saved, since New
 
 	errs  []error // first errors of this scan
@@ -141,6 +154,12 @@ type proc struct {
 	hasStatus bool
 	hasIO     bool
 	oneThread bool
+
+	// Carry (see Generator): the hash of the last scan's stat and where
+	// that scan's series of the process lie in the scan's tracker.
+	statSum   uint64
+	markFrom  int
+	markCount int // 0: nothing to carry
 }
 
 // thread is what the generator remembers of one thread between scans.
@@ -173,6 +192,7 @@ func New(o Options) *Generator {
 		procs:    make(map[int32]*proc),
 		pageSize: float64(os.Getpagesize()),
 		fdMax:    fdBudget(o.ProcRoot),
+		seed:     maphash.MakeSeed(),
 	}
 }
 
@@ -203,6 +223,10 @@ func (g *Generator) Collect(s *emit.Scan) error {
 	g.cycle++
 	g.errs, g.nerrs = g.errs[:0], 0
 	g.setTier()
+	// Carried series are positions in the previous run of the same Scan.
+	run := s.Run()
+	g.carryOK = !g.noCarry && run != 0 && s == g.lastScan && run == g.lastRun+1
+	g.lastScan, g.lastRun = s, run
 	if !g.hasBtime {
 		g.readBtime()
 	}

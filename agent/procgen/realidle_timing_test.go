@@ -107,18 +107,19 @@ func killIdle() {
 
 // BenchmarkProcessGeneratorRealIdle scans this machine's /proc with 10,000
 // more idle processes (sleep) in it, without and with the schedstat gate,
-// in one run. fds=limit lets the generator keep descriptors up to the open
+// in one run; carry=off builds every series of an unchanged process
+// (as before Scan.Carry). fds=limit lets the generator keep descriptors up to the open
 // files limit less a margin, beyond its default budget of half the limit.
 func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
 		b.Skip("no /proc/self/schedstat")
 	}
 	spawnIdle(b)
-	f := func(gate bool, fdLimit bool) func(b *testing.B) {
+	f := func(gate, carry, fdLimit bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			g := New(Options{})
 			b.Cleanup(func() { _ = g.Close() })
-			g.noGate = !gate
+			g.noGate, g.noCarry = !gate, !carry
 			if fdLimit {
 				var rl syscall.Rlimit
 				if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
@@ -133,9 +134,10 @@ func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 			benchIdle(b, g)
 		}
 	}
-	b.Run("gate=off", f(false, false))
-	b.Run("gate=on", f(true, false))
-	b.Run("gate=on/fds=limit", f(true, true))
+	b.Run("gate=off", f(false, false, false))
+	b.Run("gate=on", f(true, true, false))
+	b.Run("gate=on/carry=off/fds=limit", f(true, false, true))
+	b.Run("gate=on/fds=limit", f(true, true, true))
 }
 
 // benchIdle runs g in steady state and reports the CPU time (user+system,
@@ -150,6 +152,7 @@ func benchIdle(b *testing.B, g *Generator) {
 	}
 	n := g.Tracked()
 	st0, io0 := g.SkippedReads()
+	c0 := g.carried
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
@@ -165,4 +168,5 @@ func benchIdle(b *testing.B, g *Generator) {
 	b.ReportMetric(float64(g.kept)/float64(n), "kept-fds/proc")
 	b.ReportMetric(float64(st-st0)/float64(b.N)/float64(n), "status-skipped/proc")
 	b.ReportMetric(float64(io-io0)/float64(b.N)/float64(n), "io-skipped/proc")
+	b.ReportMetric(float64(g.carried-c0)/float64(b.N)/float64(n), "carried/proc")
 }
