@@ -119,7 +119,7 @@ func (in *installer) userCommand(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := []string{"useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"}
+	cmd := []string{"useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"}
 	if group {
 		cmd = append(cmd, "--gid", installUser)
 	} else {
@@ -151,7 +151,7 @@ func (in *installer) runCommands(ctx context.Context, cmds [][]string) error {
 func (in *installer) printHints(kind string, ch changes) {
 	name := serviceName(kind)
 	hints := []string{
-		"getent passwd " + installUser + " >/dev/null || useradd --system --no-create-home --shell /usr/sbin/nologin --user-group " + installUser,
+		"getent passwd " + installUser + " >/dev/null || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --user-group " + installUser,
 		"systemctl daemon-reload",
 		"systemctl enable --now " + name,
 	}

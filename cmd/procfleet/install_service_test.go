@@ -30,7 +30,7 @@ func TestInstallManagedSystemd(t *testing.T) {
 		}
 	}
 	v1 := writeExe(t, "binary v1\n")
-	f(v1, "useradd --system --no-create-home --shell /usr/sbin/nologin --user-group procfleet",
+	f(v1, "useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --user-group procfleet",
 		"systemctl daemon-reload", "systemctl enable --now procfleet-agent")
 	wantOutput(t, out.String(), "ran            systemctl enable --now procfleet-agent\n")
 
@@ -53,7 +53,7 @@ func TestInstallManagedSystemd(t *testing.T) {
 	sys.state["getent group procfleet"] = true
 	in.dryRun = true
 	f(v1)
-	wantOutput(t, out.String(), "would run      useradd --system --no-create-home --shell /usr/sbin/nologin --gid procfleet procfleet\n",
+	wantOutput(t, out.String(), "would run      useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --gid procfleet procfleet\n",
 		"would update   "+in.path(installBin)+" (content differs)\n", "would run      systemctl enable --now procfleet-agent\n")
 
 	in.dryRun = false
