@@ -3,13 +3,11 @@ package agent
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"math"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,19 +84,7 @@ func runAgent(t *testing.T, cfg config.Agent) (*Agent, func() error) {
 	case err := <-errc:
 		t.Fatalf("agent stopped at start: %v", err)
 	}
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(30 * time.Second):
-				runErr = errors.New("agent did not stop within 30s")
-			}
-		})
-		return runErr
-	}
+	stop := testenv.StopOnce(cancel, errc, "the agent's Run", 30*time.Second)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Error(err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,19 +83,7 @@ func start(t testing.TB, cfg config.Relay) *running {
 		scheme = "https"
 	}
 	base := scheme + "://" + r.Addr()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-done:
-			case <-time.After(30 * time.Second):
-				runErr = fmt.Errorf("Run did not return")
-			}
-		})
-		return runErr
-	}
+	stop := testenv.StopOnce(cancel, done, "the relay's Run", 30*time.Second)
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("relay Run: %v", err)

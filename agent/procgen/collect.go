@@ -69,8 +69,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 		g.procs[pid] = p
 	}
 	p.seen = g.cycle
-	// The leader has not run since the last scan's schedstat read.
-	still := schedOK && p.hasSched && sched == p.sched && p.hasState && p.state != 'R'
+	still := p.leaderStill(sched, schedOK)
 	// After a reset the schedstat read may predate the stat that told the
 	// new process apart: it is no basis for the next scan.
 	p.sched, p.hasSched = sched, schedOK && !reset
@@ -118,8 +117,7 @@ func (g *Generator) carry(s *emit.Scan, p *proc, sum uint64, sched schedFields, 
 	if !g.carryOK || g.opts.Threads || p.markCount == 0 || p.seen != g.cycle-1 || sum != p.statSum {
 		return false
 	}
-	// The gate's condition (see collectProc), with the same basis.
-	if !schedOK || !p.hasSched || sched != p.sched || !p.hasState || p.state == 'R' || !p.hasStatus {
+	if !p.leaderStill(sched, schedOK) || !p.hasStatus {
 		return false
 	}
 	ioSkip := !p.noIO && p.oneThread && p.hasIO
@@ -139,6 +137,13 @@ func (g *Generator) carry(s *emit.Scan, p *proc, sum uint64, sched schedFields, 
 	}
 	g.carried++
 	return true
+}
+
+// leaderStill reports whether p's leader has not run since the last scan's
+// schedstat read: the schedstat just read (ok) equals that one and the
+// last stat did not show the leader running (see Generator).
+func (p *proc) leaderStill(sched schedFields, ok bool) bool {
+	return ok && p.hasSched && sched == p.sched && p.hasState && p.state != 'R'
 }
 
 // readSched reads the schedstat of p for the gate. ok is false when the

@@ -177,19 +177,7 @@ func run(t *testing.T, s *Shipper) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				err = fmt.Errorf("Run did not return")
-			}
-		})
-		return err
-	}
+	stop = testenv.StopOnce(cancel, done, "the shipper's Run", 20*time.Second)
 	t.Cleanup(func() { _ = stop() })
 	return stop
 }

@@ -95,18 +95,7 @@ func TestRelayDamagedLog(t *testing.T) {
 		recs := walRecords(t, dir)
 		segs := segmentsOf(recs)
 		victim := segs[1] // older than the last
-		var in []walRecord
-		for _, rec := range recs {
-			if rec.seg == victim {
-				in = append(in, rec)
-			}
-		}
-		hit := in[len(in)/2]
-		flipBytes(t, victim, hit.off+walHeader+int64(hit.length/2), 4)
-		var lost []genBody
-		for _, rec := range in[len(in)/2:] {
-			lost = append(lost, g.body(rec.worker, rec.first))
-		}
+		in, lost := damageMiddle(t, g, recs, victim)
 		r.upstream = vm.ImportURL
 		r.start()
 		r.waitReady()
@@ -134,18 +123,7 @@ func TestRelayDamagedLog(t *testing.T) {
 		recs := walRecords(t, dir)
 		segs := segmentsOf(recs)
 		victim := segs[len(segs)-1]
-		var in []walRecord
-		for _, rec := range recs {
-			if rec.seg == victim {
-				in = append(in, rec)
-			}
-		}
-		hit := in[len(in)/2]
-		flipBytes(t, victim, hit.off+walHeader+int64(hit.length/2), 4)
-		var lost []genBody
-		for _, rec := range in[len(in)/2:] {
-			lost = append(lost, g.body(rec.worker, rec.first))
-		}
+		in, lost := damageMiddle(t, g, recs, victim)
 		r.start()
 		r.waitReady()
 		for range 5 { // they must go to a new segment, not after the damage
@@ -165,6 +143,24 @@ func TestRelayDamagedLog(t *testing.T) {
 		t.Logf("%d bodies; flipped bytes in record %d of %d of the last segment %s: %d bodies lost with it, %d samples forwarded",
 			s.accepted, len(in)/2+1, len(in), filepath.Base(victim), len(lost), s.present)
 	})
+}
+
+// damageMiddle flips bytes in the middle record of segment victim and
+// returns the segment's records and the bodies lost with the damage: the
+// damaged record's and those after it in the segment.
+func damageMiddle(t *testing.T, g *loadGen, recs []walRecord, victim string) (in []walRecord, lost []genBody) {
+	t.Helper()
+	for _, rec := range recs {
+		if rec.seg == victim {
+			in = append(in, rec)
+		}
+	}
+	hit := in[len(in)/2]
+	flipBytes(t, victim, hit.off+walHeader+int64(hit.length/2), 4)
+	for _, rec := range in[len(in)/2:] {
+		lost = append(lost, g.body(rec.worker, rec.first))
+	}
+	return in, lost
 }
 
 // TestRelayFullDisk runs the relay on a 1MiB tmpfs with wal.max_bytes

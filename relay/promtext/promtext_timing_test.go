@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
 // benchBody returns about size bytes of what procfleet agents and
@@ -50,11 +50,7 @@ func BenchmarkCheck(b *testing.B) {
 // it; bytes are counted after decompression.
 func BenchmarkCheckGzip(b *testing.B) {
 	body := benchBody(1 << 20)
-	var zb bytes.Buffer
-	w := gzip.NewWriter(&zb)
-	w.Write(body)
-	w.Close()
-	compressed := zb.Bytes()
+	compressed := testenv.Gzip(b, string(body))
 	lim := DefaultLimits()
 	r := bytes.NewReader(compressed)
 	b.SetBytes(int64(len(body)))
@@ -71,11 +67,7 @@ func BenchmarkCheckGzip(b *testing.B) {
 // alone, through the limit.
 func BenchmarkGzipOnly(b *testing.B) {
 	body := benchBody(1 << 20)
-	var zb bytes.Buffer
-	w := gzip.NewWriter(&zb)
-	w.Write(body)
-	w.Close()
-	compressed := zb.Bytes()
+	compressed := testenv.Gzip(b, string(body))
 	r := bytes.NewReader(compressed)
 	z := NewGzipReader(r, 32<<20)
 	buf := make([]byte, 64<<10)
