@@ -29,6 +29,7 @@ type bench struct {
 	bins    binaries
 	ps      *procs
 	a, b    *side
+	floor   *floor    // VictoriaMetrics' own freshness, see floor
 	started time.Time // when the agents were started; warm-up counts from here
 	agentAt string    // the agent's --listen address (pprof)
 	neAt    string    // node_exporter's address
@@ -85,24 +86,28 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	return buildReport(o, machine, readVersions(bins), w), nil
 }
 
-// start starts both VictoriaMetrics, the proxies in front of them, then
-// both sides together, and waits until each side's data arrives.
+// start starts the three VictoriaMetrics (one per side and the floor's),
+// the proxies in front of the sides', then both sides together, and waits
+// until each side's data arrives.
 func (b *bench) start(ctx context.Context) error {
 	for _, s := range b.sides() {
-		addr, err := freeAddr()
+		vm, err := b.startVM(s.instance)
 		if err != nil {
 			return err
 		}
-		p, err := b.ps.start("victoria-metrics-"+s.instance, b.bins.victoriaMetrics,
-			"-httpListenAddr="+addr,
-			"-storageDataPath="+filepath.Join(b.dir, "vm-"+s.instance),
-			"-search.latencyOffset=0s",
-			"-loggerLevel=WARN")
-		if err != nil {
-			return err
-		}
-		s.vm = &vmServer{addr: addr, proc: p}
+		s.vm = vm
 	}
+	vm, err := b.startVM("floor")
+	if err != nil {
+		return err
+	}
+	b.floor = &floor{vm: vm}
+	if err := waitOK(ctx, "VictoriaMetrics of the floor", vm.addr, "/health", time.Minute); err != nil {
+		return err
+	}
+	// From now on, so that its series exists well before the window, as
+	// the sides' probed series do.
+	go b.floor.run(ctx)
 	for _, s := range b.sides() {
 		if err := waitOK(ctx, "VictoriaMetrics of side "+s.label, s.vm.addr, "/health", time.Minute); err != nil {
 			return err
@@ -120,6 +125,24 @@ func (b *bench) start(ctx context.Context) error {
 	logf("started; VictoriaMetrics A %s (proxy %s), B %s (proxy %s); logs in %s",
 		b.a.vm.addr, b.a.proxy.Addr(), b.b.vm.addr, b.b.proxy.Addr(), b.dir)
 	return b.waitReady(ctx)
+}
+
+// startVM starts a VictoriaMetrics single-node with the flags every one
+// in the run shares, its data under the run's dir by name.
+func (b *bench) startVM(name string) (*vmServer, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.ps.start("victoria-metrics-"+name, b.bins.victoriaMetrics,
+		"-httpListenAddr="+addr,
+		"-storageDataPath="+filepath.Join(b.dir, "vm-"+name),
+		"-search.latencyOffset=0s",
+		"-loggerLevel=WARN")
+	if err != nil {
+		return nil, err
+	}
+	return &vmServer{addr: addr, proc: p}, nil
 }
 
 // startAgents starts node_exporter, vmagent and the procfleet agent one

@@ -122,3 +122,73 @@ func TestProxyCounts(t *testing.T) {
 		t.Errorf("counters = %d up, %d down; want 10, 20", up, down)
 	}
 }
+
+// TestFloorAgainstVictoriaMetrics runs the floor writer and its prober
+// against a VictoriaMetrics built by `make tools`: samples imported
+// straight become queryable, and their delay is measured (it cannot be
+// negative, and VictoriaMetrics keeps new rows out of search for a while).
+func TestFloorAgainstVictoriaMetrics(t *testing.T) {
+	bin, err := filepath.Abs("../../bin/victoria-metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no %s: run make tools", bin)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ps := newProcs(dir, cancel)
+	defer ps.stopAll()
+	b := &bench{dir: dir, ps: ps, bins: binaries{victoriaMetrics: bin}}
+	vm, err := b.startVM("floor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitOK(ctx, "VictoriaMetrics", vm.addr, "/health", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f := &floor{vm: vm}
+	f.prober = newProber(vm, []string{floorSeries}, false)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go f.prober.run(pctx)
+	go f.run(pctx)
+	// The window opens once the series exists, as in a run.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		f.prober.mu.Lock()
+		n := len(f.prober.latest)
+		f.prober.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the floor's series did not become queryable within 30s")
+		}
+		time.Sleep(pollInterval)
+	}
+	from := time.Now()
+	f.prober.setWindow(from, from.Add(3*time.Second))
+	deadline = time.Now().Add(20 * time.Second)
+	for !f.prober.caughtUp() && time.Now().Before(deadline) {
+		time.Sleep(pollInterval)
+	}
+	stop()
+	s, err := f.summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.N < 2 || s.P50 <= 0 || s.Max < s.P50 {
+		t.Errorf("floor freshness = %+v; want at least 2 samples with positive delays", s)
+	}
+	t.Logf("floor: %d samples, p50 %.0f ms, max %.0f ms", s.N, s.P50, s.Max)
+}
+
+func TestFloorSummaryWithoutSamples(t *testing.T) {
+	f := &floor{vm: &vmServer{}, sent: 3, errs: 1}
+	f.prober = newProber(f.vm, []string{floorSeries}, false)
+	if _, err := f.summary(); err == nil || !strings.Contains(err.Error(), "none of the 3 samples") {
+		t.Errorf("summary without samples: %v; want an error naming the 3 samples sent", err)
+	}
+}

@@ -36,6 +36,7 @@ type window struct {
 	warmup     time.Duration
 	sides      []*sideWindow
 	profile    string // path of the agent's CPU profile, if taken
+	floor      freshness
 }
 
 // measure waits out the warm-up, measures the window on both sides at once,
@@ -49,6 +50,9 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 		s.prober = newProber(s.vm, freshnessMatch(s.instance), b.o.flush)
 		probes.Go(func() { s.prober.run(probeCtx) })
 	}
+	fl := b.floor
+	fl.prober = newProber(fl.vm, []string{floorSeries}, b.o.flush)
+	probes.Go(func() { fl.prober.run(probeCtx) })
 	// The probers need a poll before the window: samples found at their
 	// first poll have unknown arrival times.
 	if err := sleepUntil(ctx, maxTime(b.started.Add(b.o.warmup), time.Now().Add(3*pollInterval))); err != nil {
@@ -60,6 +64,7 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 		s.prober.setWindow(w.start, w.start.Add(b.o.duration))
 		w.sides = append(w.sides, &sideWindow{s: s})
 	}
+	fl.prober.setWindow(w.start, w.start.Add(b.o.duration))
 	logf("warm-up done after %s; measuring %s", w.warmup.Round(time.Millisecond), b.o.duration)
 	if err := b.snapshot(ctx, w, false); err != nil {
 		return nil, err
@@ -125,20 +130,23 @@ func (b *bench) snapshot(ctx context.Context, w *window, end bool) error {
 // have samples in the window, evaluated at its end.
 func (b *bench) finish(ctx context.Context, w *window, stopProbes func(), probes *sync.WaitGroup) error {
 	deadline := time.Now().Add(15 * time.Second)
-	for !(b.a.prober.caughtUp() && b.b.prober.caughtUp()) && time.Now().Before(deadline) {
+	for !(b.a.prober.caughtUp() && b.b.prober.caughtUp() && b.floor.prober.caughtUp()) && time.Now().Before(deadline) {
 		if err := sleep(ctx, pollInterval); err != nil {
 			return err
 		}
 	}
 	stopProbes()
 	probes.Wait()
+	var err error
+	if w.floor, err = b.floor.summary(); err != nil {
+		return err
+	}
 	rng := fmt.Sprintf("[%dms]", w.end.Sub(w.start).Milliseconds())
 	for _, sw := range w.sides {
 		sw.fresh = sw.s.prober.summary()
 		if err := sw.s.vm.flush(ctx); err != nil {
 			return fmt.Errorf("side %s: %w", sw.s.label, err)
 		}
-		var err error
 		if sw.series, err = sw.s.vm.queryScalar(ctx, `count(count_over_time({__name__!=""}`+rng+`))`, w.end); err != nil {
 			return fmt.Errorf("side %s: %w", sw.s.label, err)
 		}

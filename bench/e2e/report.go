@@ -18,6 +18,9 @@ type Report struct {
 	Versions    Versions   `json:"versions"`
 	A           SideReport `json:"a"`
 	B           SideReport `json:"b"`
+	// Floor is VictoriaMetrics' own share of freshness in this run (see
+	// floor): what a sample written straight into it waits to be queryable.
+	Floor FloorReport `json:"victoriametrics_floor"`
 	// Ratio is A/B for each numeric field of SideReport (absent where B is 0).
 	Ratio         map[string]float64 `json:"ratio"`
 	Targets       map[string]Target  `json:"targets"`
@@ -59,6 +62,17 @@ type SideReport struct {
 	VictoriaMetricsCPUSecs   float64          `json:"victoriametrics_cpu_seconds"`
 }
 
+// FloorReport is the freshness of samples imported straight into a third
+// VictoriaMetrics, no agent in between.
+type FloorReport struct {
+	Setup            string  `json:"setup"`
+	FreshnessP50MS   float64 `json:"freshness_p50_ms"`
+	FreshnessP99MS   float64 `json:"freshness_p99_ms"`
+	FreshnessMaxMS   float64 `json:"freshness_max_ms"`
+	FreshnessSamples int     `json:"freshness_samples"`
+	PollErrors       int     `json:"freshness_poll_errors"`
+}
+
 // ProcReport is one measured process.
 type ProcReport struct {
 	Name         string  `json:"name"`
@@ -76,6 +90,10 @@ type Target struct {
 	// AOverLimit is A/Limit: at most 1 (under 1 for rss_bytes) when met.
 	AOverLimit float64 `json:"a_over_limit"`
 	Met        bool    `json:"met"`
+	// FloorP99MS, for freshness_p99_ms only, is VictoriaMetrics' own p99
+	// in the same run (Report.Floor): a limit below it cannot be met by
+	// any sender.
+	FloorP99MS float64 `json:"victoriametrics_floor_p99_ms,omitempty"`
 }
 
 const rssLimit = 40 << 20
@@ -87,6 +105,7 @@ var notes = []string{
 	"samples: delta of vm_rows_inserted_total (summed over types) of the side's VictoriaMetrics between window start and end",
 	"wire_bytes: wire_bytes_client_to_server + wire_bytes_server_to_client, counted by a TCP proxy in front of the side's VictoriaMetrics (HTTP headers, responses and health probes included; no TLS)",
 	"freshness: for each new sample (timestamp in the window) of the probed series, the time the /api/v1/export poll (every 100ms) that first returned it was sent minus its timestamp; VictoriaMetrics runs with -search.latencyOffset=0s",
+	"victoriametrics_floor: a third VictoriaMetrics (same version and flags) takes one sample per second of one series, imported straight by the harness with the time of sending as its timestamp, and is probed like the sides: VictoriaMetrics' own share of freshness, which no sender can go below",
 	"per_series_second figures divide by series x duration_s; ratio is A/B; victoriametrics_cpu_seconds (not an agent cost) includes the freshness polls",
 }
 
@@ -108,8 +127,15 @@ func buildReport(o options, m Machine, v Versions, w *window) *Report {
 	}
 	r.A = sideReport(w.sides[0], r.DurationS, m.ClkTck)
 	r.B = sideReport(w.sides[1], r.DurationS, m.ClkTck)
+	f := w.floor
+	r.Floor = FloorReport{Setup: "one sample per second imported straight into a third VictoriaMetrics",
+		FreshnessP50MS: f.P50, FreshnessP99MS: f.P99, FreshnessMaxMS: f.Max, FreshnessSamples: f.N, PollErrors: f.PollErrors}
 	r.Ratio = ratios(r.A, r.B)
 	r.Targets = targets(r.A, r.B)
+	if t, ok := r.Targets["freshness_p99_ms"]; ok {
+		t.FloorP99MS = r.Floor.FreshnessP99MS
+		r.Targets["freshness_p99_ms"] = t
+	}
 	r.AllTargetsMet = true
 	for _, t := range r.Targets {
 		r.AllTargetsMet = r.AllTargetsMet && t.Met
@@ -239,9 +265,15 @@ func printTable(out io.Writer, r *Report) {
 		if !t.Met {
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(out, "  %-29s %s: A %s, limit %s (A/limit %.2f)  %s\n", k, t.Want, num(t.A), num(t.Limit), t.AOverLimit, verdict)
+		floor := ""
+		if t.FloorP99MS > 0 {
+			floor = fmt.Sprintf(" (VictoriaMetrics' own p99 in this run: %s)", num(t.FloorP99MS))
+		}
+		fmt.Fprintf(out, "  %-29s %s: A %s, limit %s (A/limit %.2f)  %s%s\n", k, t.Want, num(t.A), num(t.Limit), t.AOverLimit, verdict, floor)
 	}
 	fmt.Fprintf(out, "\nfreshness: %s\n", r.FreshnessMode)
+	fmt.Fprintf(out, "VictoriaMetrics' own floor (samples imported straight, no agent): p50 %s ms, p99 %s ms, max %s ms (%d samples)\n",
+		num(r.Floor.FreshnessP50MS), num(r.Floor.FreshnessP99MS), num(r.Floor.FreshnessMaxMS), r.Floor.FreshnessSamples)
 	if r.Profile != "" {
 		fmt.Fprintf(out, "\nagent CPU profile: go tool pprof -top -nodecount 25 %s\n", r.Profile)
 	}
