@@ -138,6 +138,122 @@ func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 	b.Run("gate=on", f(true, true, false))
 	b.Run("gate=on/carry=off/fds=limit", f(true, false, true))
 	b.Run("gate=on/fds=limit", f(true, true, true))
+	b.Run("floor", benchIdleFloor)
+}
+
+// benchIdleFloor is the read floor of an idle process under the gate: list
+// /proc, then pread schedstat and stat through descriptors kept open (as
+// many as the limit allows, in that order of priority, as the generator
+// keeps them), nothing parsed or written. The generator's cost over this
+// is its own.
+func benchIdleFloor(b *testing.B) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		b.Fatal(err)
+	}
+	open, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	budget := int(rl.Cur) - len(open) - 512
+	d := dirReader{fd: -1, buf: make([]byte, 32<<10)}
+	list := func(each func(name []byte)) {
+		if err := d.open([]byte("/proc\x00")); err != nil {
+			b.Fatal(err)
+		}
+		defer d.close()
+		for {
+			name, err := d.next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if name == nil {
+				return
+			}
+			if _, ok := parsePID(name); ok {
+				each(name)
+			}
+		}
+	}
+	// Descriptors by position in the listing, as long as the process at
+	// that position is the same (the host's own processes may come and go).
+	type files struct {
+		pid         int32
+		sched, stat int
+	}
+	var procs []files
+	list(func(name []byte) {
+		pid, _ := parsePID(name)
+		procs = append(procs, files{pid, -1, -1})
+	})
+	// Descriptors for schedstat and stat alike, priority to stat.
+	i := 0
+	list(func(name []byte) {
+		if i >= len(procs) {
+			return
+		}
+		for j, f := range []string{"stat", "schedstat"} {
+			if budget <= 0 || (j == 1 && budget <= len(procs)-i) {
+				continue
+			}
+			fd, err := syscall.Open("/proc/"+string(name)+"/"+f, syscall.O_RDONLY, 0)
+			if err != nil {
+				continue
+			}
+			budget--
+			if j == 0 {
+				procs[i].stat = fd
+			} else {
+				procs[i].sched = fd
+			}
+		}
+		i++
+	})
+	b.Cleanup(func() {
+		for _, p := range procs {
+			for _, fd := range []int{p.sched, p.stat} {
+				if fd >= 0 {
+					_ = syscall.Close(fd)
+				}
+			}
+		}
+	})
+	buf := make([]byte, 4096)
+	path := make([]byte, 0, 64)
+	read := func(fd int, name []byte, file string) {
+		if fd >= 0 {
+			_, _ = syscall.Pread(fd, buf, 0)
+			return
+		}
+		path = append(append(append(append(path[:0], "/proc/"...), name...), '/'), file...)
+		if fd, err := syscall.Open(string(path), syscall.O_RDONLY, 0); err == nil {
+			_, _ = syscall.Pread(fd, buf, 0)
+			_ = syscall.Close(fd)
+		}
+	}
+	scan := func() {
+		i := 0
+		list(func(name []byte) {
+			p := files{-1, -1, -1}
+			if pid, _ := parsePID(name); i < len(procs) && procs[i].pid == pid {
+				p = procs[i]
+			}
+			i++
+			read(p.sched, name, "schedstat")
+			read(p.stat, name, "stat")
+		})
+	}
+	scan()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		scan()
+	}
+	cpu := float64(cpuTime()-cpu0) / float64(b.N)
+	b.StopTimer()
+	b.ReportMetric(cpu/1e3/float64(len(procs)), "cpu-us/proc")
+	b.ReportMetric(cpu/1e9*100, "%core-at-1s")
+	b.ReportMetric(float64(len(procs)), "processes")
 }
 
 // benchIdle runs g in steady state and reports the CPU time (user+system,

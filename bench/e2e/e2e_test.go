@@ -192,3 +192,62 @@ func TestFloorSummaryWithoutSamples(t *testing.T) {
 		t.Errorf("summary without samples: %v; want an error naming the 3 samples sent", err)
 	}
 }
+
+// TestProberSeesTheCurrentSecond: a sample whose timestamp is 100 ms into
+// a second is returned by the next poll after it is stored, not only once
+// the next second begins (VictoriaMetrics' export rounds a missing end
+// down to the second). With force_flush before each poll, the delay is a
+// poll interval or two, not 900 ms.
+func TestProberSeesTheCurrentSecond(t *testing.T) {
+	bin, err := filepath.Abs("../../bin/victoria-metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no %s: run make tools", bin)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ps := newProcs(dir, cancel)
+	defer ps.stopAll()
+	b := &bench{dir: dir, ps: ps, bins: binaries{victoriaMetrics: bin}}
+	vm, err := b.startVM("current-second")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitOK(ctx, "VictoriaMetrics", vm.addr, "/health", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	f := &floor{vm: vm}
+	// The series exists first, as in a run.
+	if err := f.write(ctx, 1, time.Now().Add(-10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	f.prober = newProber(vm, []string{floorSeries}, true)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go f.prober.run(pctx)
+	time.Sleep(3 * pollInterval)
+	// 100 ms into the next second.
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second + 100*time.Millisecond).Sub(now))
+	at := time.Now().Truncate(time.Millisecond) // the resolution of a timestamp
+	f.prober.setWindow(at, at)
+	if err := f.write(ctx, 2, at); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !f.prober.caughtUp() && time.Now().Before(deadline) {
+		time.Sleep(pollInterval / 2)
+	}
+	stop()
+	s, err := f.summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Max > 500 {
+		t.Errorf("a sample %d ms into its second was first returned %.0f ms after its timestamp; want within 500 ms with force_flush",
+			at.Nanosecond()/1e6, s.Max)
+	}
+}

@@ -149,11 +149,15 @@ type exported struct {
 }
 
 // export returns the raw samples since start of every series matching any
-// of match: what is stored, without query-time processing or cache.
+// of match: what is stored, without query-time processing or cache. end is
+// a minute ahead: left out, it defaults to now rounded down to the second
+// (lib/httputil.GetTime), which would hide the samples of the current
+// second until the next one begins.
 func (vm *vmServer) export(ctx context.Context, match []string, start time.Time) ([]exported, error) {
 	q := url.Values{
 		"match[]": match,
 		"start":   {strconv.FormatInt(start.Unix(), 10)},
+		"end":     {strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)},
 	}
 	b, err := get(ctx, vm.addr, "/api/v1/export?"+q.Encode())
 	if err != nil {
