@@ -26,7 +26,10 @@ const (
 )
 
 // collectProc reads and writes the process whose /proc directory is name.
-func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
+// It reports false when the process is gone (its stat is not there), so
+// that listNew need not visit it again; true when it was read, and when it
+// could not be for another reason, so that it is tried again next scan.
+func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 	g.path = append(append(append(g.path[:0], g.opts.ProcRoot...), '/'), name...)
 	g.path = append(g.path, '/')
 	base := len(g.path)
@@ -45,7 +48,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	if err == nil {
 		sum = maphash.Bytes(g.seed, data)
 		if !fresh && g.carry(s, p, sum, sched, schedOK) {
-			return
+			return true
 		}
 	}
 	var st statFields
@@ -58,7 +61,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 		if fresh {
 			g.closeFDs(p)
 		}
-		return
+		return !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ESRCH)
 	}
 	g.comm = append(g.comm[:0], st.comm...) // data is overwritten by the next read
 	st.comm = g.comm
@@ -105,6 +108,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) {
 	if g.opts.Threads {
 		g.collectThreads(s, name, base, p)
 	}
+	return true
 }
 
 // carry writes the series of p as the last scan did, without reading

@@ -15,6 +15,7 @@ type dirReader struct {
 	buf []byte
 	pos int // next record in buf[:end]
 	end int
+	off int64 // d_off of the entry next returned last: where the one after it is
 }
 
 // open starts listing the directory at pathz (NUL-terminated).
@@ -24,6 +25,15 @@ func (d *dirReader) open(pathz []byte) error {
 		return err
 	}
 	d.fd, d.pos, d.end = fd, 0, 0
+	return nil
+}
+
+// seek makes the listing go on from directory offset off, a d_off value.
+func (d *dirReader) seek(off int64) error {
+	if _, err := syscall.Seek(d.fd, off, 0); err != nil {
+		return err
+	}
+	d.pos, d.end = 0, 0
 	return nil
 }
 
@@ -49,6 +59,7 @@ func (d *dirReader) next() ([]byte, error) {
 			d.pos = d.end // malformed record: drop the rest of the batch
 			continue
 		}
+		d.off = int64(binary.NativeEndian.Uint64(d.buf[d.pos+8:]))
 		d.pos += reclen
 		if name != nil {
 			return name, nil

@@ -143,5 +143,6 @@ func (g *Generator) Close() error {
 	for _, p := range g.procs {
 		g.closeFDs(p)
 	}
+	g.closeDiscovery()
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"strconv"
 	"syscall"
 
 	"github.com/procfleet/procfleet/agent/emit"
@@ -82,6 +83,10 @@ import (
 // pcount 0 (sched_info off), has everything read every scan. SkippedReads
 // counts the reads saved.
 //
+// A scan lists only the PIDs allocated since the scan before the last one
+// and visits them with the processes of the last scan, when ProcRoot is a
+// procfs of the generator's own PID namespace: see discovery.
+//
 // A process whose status and io the gate keeps and whose stat is byte for
 // byte the last scan's (compared by a 64-bit hash) has every series value
 // of the last scan, so its series are not built again: Scan.Carry stands
@@ -97,28 +102,33 @@ import (
 //
 // A Generator is used by one goroutine at a time.
 type Generator struct {
-	opts     Options
-	r        *procfile.Reader
-	dir      dirReader // lists ProcRoot
-	taskDir  dirReader // lists ProcRoot/PID/task
-	path     []byte    // NUL-terminated path being read
-	comm     []byte    // copy of the comm of the stat just parsed
-	cmdline  []byte    // cmdline label being built
-	procs    map[int32]*proc
-	peak     int // most processes held since procs was last rebuilt
-	cycle    uint64
-	btime    uint64
-	hasBtime bool
-	pageSize float64
-	kept     int  // descriptors kept open in procs
-	fdMax    int  // most descriptors to keep open
-	tier     int  // files past fdFiles[tier] keep no descriptor; see setTier
-	noGate   bool // read status and io every scan, and no schedstat (tests, benchmarks)
-	noCarry  bool // build every series even when nothing changed (tests, benchmarks)
-	carryOK  bool // this scan follows the last one on the same Scan (see carry)
-	lastScan *emit.Scan
-	lastRun  uint64
-	seed     maphash.Seed
+	opts      Options
+	r         *procfile.Reader
+	dir       dirReader // lists ProcRoot
+	taskDir   dirReader // lists ProcRoot/PID/task
+	path      []byte    // NUL-terminated path being read
+	comm      []byte    // copy of the comm of the stat just parsed
+	cmdline   []byte    // cmdline label being built
+	procs     map[int32]*proc
+	order     []int32 // PIDs read in the last scan, ascending (see discovery)
+	nextOrder []int32 // this scan's, being built
+	name      []byte  // decimal PID being visited by listNew
+	disc      discovery
+	peak      int // most processes held since procs was last rebuilt
+	cycle     uint64
+	btime     uint64
+	hasBtime  bool
+	pageSize  float64
+	kept      int  // descriptors kept open in procs
+	fdMax     int  // most descriptors to keep open
+	tier      int  // files past fdFiles[tier] keep no descriptor; see setTier
+	noGate    bool // read status and io every scan, and no schedstat (tests, benchmarks)
+	noCarry   bool // build every series even when nothing changed (tests, benchmarks)
+	noSeek    bool // list every process every scan (tests, benchmarks)
+	carryOK   bool // this scan follows the last one on the same Scan (see carry)
+	lastScan  *emit.Scan
+	lastRun   uint64
+	seed      maphash.Seed
 
 	skippedStatus uint64 // status reads the gate saved, since New
 	carried       uint64 // processes carried over unchanged, since New
@@ -230,24 +240,25 @@ func (g *Generator) Collect(s *emit.Scan) error {
 	if !g.hasBtime {
 		g.readBtime()
 	}
-	g.path = append(append(g.path[:0], g.opts.ProcRoot...), 0)
-	if err := g.dir.open(g.path); err != nil {
-		return fmt.Errorf("cannot list processes: %w", err)
+	if !g.disc.checked {
+		g.checkDiscovery()
 	}
-	for {
-		name, err := g.dir.next()
-		if err != nil {
-			g.fail(fmt.Errorf("cannot list processes in %s: %w", g.opts.ProcRoot, err))
-			break
-		}
-		if name == nil {
-			break
-		}
-		if pid, ok := parsePID(name); ok {
-			g.collectProc(s, pid, name)
-		}
+	full, rs, n := true, [2]pidRange{}, 0
+	if g.disc.able && !g.noSeek {
+		c, ok := g.readCounters()
+		full, rs, n = g.disc.plan(c, ok, len(g.order))
 	}
-	g.dir.close()
+	g.nextOrder = g.nextOrder[:0]
+	var err error
+	if full {
+		err = g.listAll(s)
+	} else {
+		err = g.listNew(s, rs[:n])
+	}
+	if err != nil {
+		return err
+	}
+	g.order, g.nextOrder = g.nextOrder, g.order
 	for pid, p := range g.procs {
 		if p.seen != g.cycle {
 			g.closeFDs(p)
@@ -256,6 +267,105 @@ func (g *Generator) Collect(s *emit.Scan) error {
 	}
 	g.shrink()
 	return g.err()
+}
+
+// listAll visits every process listed in ProcRoot, learning the
+// directory's layout on the way (see discovery).
+func (g *Generator) listAll(s *emit.Scan) error {
+	g.disc.sinceFull = 0
+	g.disc.full++
+	g.path = append(append(g.path[:0], g.opts.ProcRoot...), 0)
+	if err := g.dir.open(g.path); err != nil {
+		return fmt.Errorf("cannot list processes: %w", err)
+	}
+	defer g.dir.close()
+	var prevOff int64 // d_off of the last PID entry; -1 after any other
+	for {
+		name, err := g.dir.next()
+		if err != nil {
+			g.fail(fmt.Errorf("cannot list processes in %s: %w", g.opts.ProcRoot, err))
+			return nil
+		}
+		if name == nil {
+			return nil
+		}
+		pid, ok := parsePID(name)
+		if !ok {
+			prevOff = -1
+			continue
+		}
+		if prevOff > 0 && g.disc.able {
+			g.disc.learnBase(prevOff, pid)
+		}
+		prevOff = g.dir.off
+		g.visit(s, pid, name)
+	}
+}
+
+// listNew visits the processes of the last scan together with those whose
+// PIDs lie in rs, listed by seeking the ProcRoot directory to them (see
+// discovery), in PID order as a listing gives them.
+func (g *Generator) listNew(s *emit.Scan, rs []pidRange) error {
+	news := g.disc.newPIDs[:0]
+	if len(rs) > 0 {
+		g.path = append(append(g.path[:0], g.opts.ProcRoot...), 0)
+		if err := g.dir.open(g.path); err != nil {
+			return fmt.Errorf("cannot list processes: %w", err)
+		}
+		for _, r := range rs {
+			if err := g.dir.seek(g.disc.base + r.lo + 1); err != nil {
+				g.dir.close()
+				g.fail(fmt.Errorf("cannot list processes in %s from PID %d: %w", g.opts.ProcRoot, r.lo+1, err))
+				return g.listAll(s)
+			}
+			for {
+				name, err := g.dir.next()
+				if err != nil {
+					g.dir.close()
+					g.fail(fmt.Errorf("cannot list processes in %s from PID %d: %w", g.opts.ProcRoot, r.lo+1, err))
+					return g.listAll(s)
+				}
+				pid, ok := parsePID(name)
+				if name == nil || (ok && int64(pid) > r.hi) {
+					break
+				}
+				if ok {
+					news = append(news, pid)
+				}
+			}
+		}
+		g.dir.close()
+	}
+	g.disc.newPIDs = news
+	g.disc.sinceFull++
+	g.disc.partial++
+	old := g.order
+	for i, j := 0, 0; i < len(old) || j < len(news); {
+		var pid int32
+		switch {
+		case j == len(news) || (i < len(old) && old[i] < news[j]):
+			pid = old[i]
+			i++
+		case i == len(old) || news[j] < old[i]:
+			pid = news[j]
+			j++
+		default:
+			pid = old[i]
+			i++
+			j++
+		}
+		g.name = strconv.AppendInt(g.name[:0], int64(pid), 10)
+		g.visit(s, pid, g.name)
+	}
+	return nil
+}
+
+// visit collects one process and keeps its PID for the next scan's
+// listNew when it was read.
+func (g *Generator) visit(s *emit.Scan, pid int32, name []byte) {
+	if g.collectProc(s, pid, name) {
+		g.nextOrder = append(g.nextOrder, pid)
+	}
 }
 
 func (g *Generator) readBtime() {

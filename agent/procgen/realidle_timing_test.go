@@ -108,18 +108,21 @@ func killIdle() {
 // BenchmarkProcessGeneratorRealIdle scans this machine's /proc with 10,000
 // more idle processes (sleep) in it, without and with the schedstat gate,
 // in one run; carry=off builds every series of an unchanged process
-// (as before Scan.Carry). fds=limit lets the generator keep descriptors up to the open
-// files limit less a margin, beyond its default budget of half the limit.
+// (as before Scan.Carry); list=all lists every process every scan (as
+// before discovery). fds=limit lets the generator keep descriptors up to
+// the open files limit less a margin, beyond its default budget of half
+// the limit.
 func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
 		b.Skip("no /proc/self/schedstat")
 	}
 	spawnIdle(b)
-	f := func(gate, carry, fdLimit bool) func(b *testing.B) {
+	f := func(gate, carry, fdLimit, listAll bool) func(b *testing.B) {
 		return func(b *testing.B) {
 			g := New(Options{})
 			b.Cleanup(func() { _ = g.Close() })
 			g.noGate, g.noCarry = !gate, !carry
+			g.noSeek = listAll
 			if fdLimit {
 				var rl syscall.Rlimit
 				if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
@@ -134,18 +137,21 @@ func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 			benchIdle(b, g)
 		}
 	}
-	b.Run("gate=off", f(false, false, false))
-	b.Run("gate=on", f(true, true, false))
-	b.Run("gate=on/carry=off/fds=limit", f(true, false, true))
-	b.Run("gate=on/fds=limit", f(true, true, true))
+	b.Run("gate=off", f(false, false, false, false))
+	b.Run("gate=on", f(true, true, false, false))
+	b.Run("gate=on/carry=off/fds=limit", f(true, false, true, false))
+	b.Run("gate=on/fds=limit/list=all", f(true, true, true, true))
+	b.Run("gate=on/fds=limit", f(true, true, true, false))
 	b.Run("floor", benchIdleFloor)
 }
 
-// benchIdleFloor is the read floor of an idle process under the gate: list
-// /proc, then pread schedstat and stat through descriptors kept open (as
-// many as the limit allows, in that order of priority, as the generator
-// keeps them), nothing parsed or written. The generator's cost over this
-// is its own.
+// benchIdleFloor is the read floor of an idle process under the gate:
+// pread schedstat and stat through descriptors kept open (as many as the
+// limit allows, in that order of priority, as the generator keeps them;
+// by path past that), nothing parsed or written, and no listing. The
+// generator's cost over this is its own, plus listing /proc (all of it
+// every fullListEvery-th scan, the PIDs allocated since otherwise) and
+// reading three counters.
 func benchIdleFloor(b *testing.B) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
@@ -231,17 +237,17 @@ func benchIdleFloor(b *testing.B) {
 			_ = syscall.Close(fd)
 		}
 	}
+	names := make([][]byte, 0, len(procs))
+	list(func(name []byte) { names = append(names, append([]byte(nil), name...)) })
 	scan := func() {
-		i := 0
-		list(func(name []byte) {
+		for i, name := range names {
 			p := files{-1, -1, -1}
 			if pid, _ := parsePID(name); i < len(procs) && procs[i].pid == pid {
 				p = procs[i]
 			}
-			i++
 			read(p.sched, name, "schedstat")
 			read(p.stat, name, "stat")
-		})
+		}
 	}
 	scan()
 	b.ResetTimer()
@@ -269,6 +275,7 @@ func benchIdle(b *testing.B, g *Generator) {
 	n := g.Tracked()
 	st0, io0 := g.SkippedReads()
 	c0 := g.carried
+	l0 := g.disc.full
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
@@ -285,4 +292,5 @@ func benchIdle(b *testing.B, g *Generator) {
 	b.ReportMetric(float64(st-st0)/float64(b.N)/float64(n), "status-skipped/proc")
 	b.ReportMetric(float64(io-io0)/float64(b.N)/float64(n), "io-skipped/proc")
 	b.ReportMetric(float64(g.carried-c0)/float64(b.N)/float64(n), "carried/proc")
+	b.ReportMetric(float64(g.disc.full-l0)/float64(b.N), "full-listings/scan")
 }
