@@ -102,17 +102,8 @@ func parseDirent(b []byte) (name []byte, reclen int) {
 // parsePID parses a directory name made only of digits as a PID, and
 // reports false for any other name ("self", "net", "stat", ...).
 func parsePID(name []byte) (int32, bool) {
-	if len(name) == 0 || len(name) > 10 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range name {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	if n <= 0 || n > 1<<31-1 {
+	n, ok := parseDecimal(name)
+	if !ok || len(name) > 10 || n <= 0 || n > 1<<31-1 {
 		return 0, false
 	}
 	return int32(n), true

@@ -136,3 +136,19 @@ func FuzzParseSchedstat(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCounters: the counters discovery reads are non-negative and
+// parsed only from digits; anything else is refused, never a panic.
+func FuzzParseCounters(f *testing.F) {
+	f.Add([]byte("0.10 0.88 1.71 1/102 6867\n"))
+	f.Add([]byte("cpu 1\nprocesses 4242\nprocs_running 1\n"))
+	f.Add([]byte("1 2 3 4/ 5"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if tasks, last, ok := parseLoadavgPIDs(data); ok && (tasks < 0 || last < 0) {
+			t.Fatalf("parseLoadavgPIDs(%q) = %d, %d", data, tasks, last)
+		}
+		if n, ok := parseForks(data); ok && n < 0 {
+			t.Fatalf("parseForks(%q) = %d", data, n)
+		}
+	})
+}

@@ -124,15 +124,7 @@ func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 			g.noGate, g.noCarry = !gate, !carry
 			g.noSeek = listAll
 			if fdLimit {
-				var rl syscall.Rlimit
-				if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-					b.Fatal(err)
-				}
-				open, err := os.ReadDir("/proc/self/fd")
-				if err != nil {
-					b.Fatal(err)
-				}
-				g.fdMax = int(rl.Cur) - len(open) - 512
+				g.fdMax = fdsLeft(b)
 			}
 			benchIdle(b, g)
 		}
@@ -145,14 +137,9 @@ func BenchmarkProcessGeneratorRealIdle(b *testing.B) {
 	b.Run("floor", benchIdleFloor)
 }
 
-// benchIdleFloor is the read floor of an idle process under the gate:
-// pread schedstat and stat through descriptors kept open (as many as the
-// limit allows, in that order of priority, as the generator keeps them;
-// by path past that), nothing parsed or written, and no listing. The
-// generator's cost over this is its own, plus listing /proc (all of it
-// every fullListEvery-th scan, the PIDs allocated since otherwise) and
-// reading three counters.
-func benchIdleFloor(b *testing.B) {
+// fdsLeft is how many more descriptors the test process may open, less a
+// margin of 512.
+func fdsLeft(b *testing.B) int {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
 		b.Fatal(err)
@@ -161,7 +148,18 @@ func benchIdleFloor(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	budget := int(rl.Cur) - len(open) - 512
+	return int(rl.Cur) - len(open) - 512
+}
+
+// benchIdleFloor is the read floor of an idle process under the gate:
+// pread schedstat and stat through descriptors kept open (as many as the
+// limit allows, in that order of priority, as the generator keeps them;
+// by path past that), nothing parsed or written, and no listing. The
+// generator's cost over this is its own, plus listing /proc (all of it
+// every fullListEvery-th scan, the PIDs allocated since otherwise) and
+// reading three counters.
+func benchIdleFloor(b *testing.B) {
+	budget := fdsLeft(b)
 	d := dirReader{fd: -1, buf: make([]byte, 32<<10)}
 	list := func(each func(name []byte)) {
 		if err := d.open([]byte("/proc\x00")); err != nil {

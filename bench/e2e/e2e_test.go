@@ -128,26 +128,7 @@ func TestProxyCounts(t *testing.T) {
 // straight become queryable, and their delay is measured (it cannot be
 // negative, and VictoriaMetrics keeps new rows out of search for a while).
 func TestFloorAgainstVictoriaMetrics(t *testing.T) {
-	bin, err := filepath.Abs("../../bin/victoria-metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("no %s: run make tools", bin)
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	ps := newProcs(dir, cancel)
-	defer ps.stopAll()
-	b := &bench{dir: dir, ps: ps, bins: binaries{victoriaMetrics: bin}}
-	vm, err := b.startVM("floor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := waitOK(ctx, "VictoriaMetrics", vm.addr, "/health", time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	ctx, vm := startTestVM(t)
 	f := &floor{vm: vm}
 	f.prober = newProber(vm, []string{floorSeries}, false)
 	pctx, stop := context.WithCancel(ctx)
@@ -199,26 +180,7 @@ func TestFloorSummaryWithoutSamples(t *testing.T) {
 // down to the second). With force_flush before each poll, the delay is a
 // poll interval or two, not 900 ms.
 func TestProberSeesTheCurrentSecond(t *testing.T) {
-	bin, err := filepath.Abs("../../bin/victoria-metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("no %s: run make tools", bin)
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	ps := newProcs(dir, cancel)
-	defer ps.stopAll()
-	b := &bench{dir: dir, ps: ps, bins: binaries{victoriaMetrics: bin}}
-	vm, err := b.startVM("current-second")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := waitOK(ctx, "VictoriaMetrics", vm.addr, "/health", time.Minute); err != nil {
-		t.Fatal(err)
-	}
+	ctx, vm := startTestVM(t)
 	f := &floor{vm: vm}
 	// The series exists first, as in a run.
 	if err := f.write(ctx, 1, time.Now().Add(-10*time.Second)); err != nil {
@@ -250,4 +212,31 @@ func TestProberSeesTheCurrentSecond(t *testing.T) {
 		t.Errorf("a sample %d ms into its second was first returned %.0f ms after its timestamp; want within 500 ms with force_flush",
 			at.Nanosecond()/1e6, s.Max)
 	}
+}
+
+// startTestVM starts a VictoriaMetrics as a run does, from the binary
+// `make tools` builds, stopped at the end of t; it skips t without one.
+func startTestVM(t *testing.T) (context.Context, *vmServer) {
+	t.Helper()
+	bin, err := filepath.Abs("../../bin/victoria-metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("no %s: run make tools", bin)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	t.Cleanup(func() { cancel(nil) })
+	ps := newProcs(dir, cancel)
+	t.Cleanup(ps.stopAll)
+	b := &bench{dir: dir, ps: ps, bins: binaries{victoriaMetrics: bin}}
+	vm, err := b.startVM("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitOK(ctx, "VictoriaMetrics", vm.addr, "/health", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, vm
 }
