@@ -2,6 +2,7 @@ package procgen
 
 import (
 	"bytes"
+	"os"
 	"syscall"
 
 	"github.com/procfleet/procfleet/agent/procfile"
@@ -19,7 +20,8 @@ import (
 // namespace, a scan reads the last PID allocated (field 5 of loadavg) and
 // lists only the PIDs allocated since, by seeking the /proc directory to
 // them (procfs encodes a PID's place in the directory as the PID plus a
-// fixed offset, learnt from a full listing's d_off values), and visits
+// fixed offset, learnt from a full listing's d_off values and tried once
+// by seeking to the generator's own PID), and visits
 // those together with the processes of the last scan. Processes that
 // exited fail their read and are dropped, as when they are no longer
 // listed.
@@ -39,6 +41,7 @@ type discovery struct {
 	checked bool  // able was decided
 	able    bool  // ProcRoot is a procfs of our PID namespace
 	base    int64 // directory offset of PID 0; 0 while not learnt, -1 never
+	tried   bool  // base was tried by seeking to our own PID
 	fds     [3]int
 
 	// The counters read at the start of the last two scans, [0] the older:
@@ -130,6 +133,14 @@ func (g *Generator) readCounters() (c counters, ok bool) {
 			g.path = append(pathz, 0)
 			fd, err := procfile.OpenZ(g.path, syscall.O_RDONLY)
 			if err != nil {
+				return c, false
+			}
+			// A file mounted over procfs's own (LXCFS serves loadavg and
+			// stat per container) need not count PIDs the kernel's way.
+			var fs syscall.Statfs_t
+			if err := syscall.Fstatfs(fd, &fs); err != nil || fs.Type != procSuperMagic {
+				_ = syscall.Close(fd)
+				d.able = false
 				return c, false
 			}
 			d.fds[i] = fd + 1
@@ -237,6 +248,38 @@ func (g *Generator) checkDiscovery() {
 		line = line[:j]
 	}
 	d.able = len(bytes.Fields(line)) == 1
+}
+
+// tryBase checks, once, that the layout learnt from d_off values is the
+// one seeking uses: seeking the directory d (open on ProcRoot) to base
+// plus the generator's own PID lists that PID first, and seeking one
+// further lists a greater PID first (or nothing). It turns seeking off for
+// good otherwise.
+func (disc *discovery) tryBase(d *dirReader) {
+	disc.tried = true
+	self := int32(os.Getpid())
+	first := func(off int64) (int32, bool) {
+		if err := d.seek(off); err != nil {
+			return 0, false
+		}
+		for {
+			name, err := d.next()
+			if err != nil {
+				return 0, false
+			}
+			if name == nil {
+				return 0, true
+			}
+			if pid, ok := parsePID(name); ok {
+				return pid, true
+			}
+		}
+	}
+	at, ok1 := first(disc.base + int64(self))
+	next, ok2 := first(disc.base + int64(self) + 1)
+	if !ok1 || !ok2 || at != self || (next != 0 && next <= self) {
+		disc.base = -1
+	}
 }
 
 // learnBase records the directory offset of PID 0 from two PIDs listed one

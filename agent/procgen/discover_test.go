@@ -197,6 +197,9 @@ func TestListNewFindsNewProcesses(t *testing.T) {
 	if g.procs[a] == nil {
 		t.Fatalf("new process %d not found by the listing of new PIDs", a)
 	}
+	if !g.disc.tried || g.disc.base <= 0 {
+		t.Fatalf("the listing of new PIDs ran without trying the layout (tried %v, base %d)", g.disc.tried, g.disc.base)
+	}
 	b, _ := sleeper(t)
 	stopA()
 	full := run()
@@ -278,4 +281,26 @@ func TestListNewAcrossPIDWrap(t *testing.T) {
 
 func exists(pid int32) bool {
 	return syscall.Kill(int(pid), 0) == nil
+}
+
+// TestTryBase: the layout learnt from a listing is tried by seeking to the
+// test's own PID; a wrong one turns seeking off.
+func TestTryBase(t *testing.T) {
+	g, _ := seekGen(t)
+	base := g.disc.base
+	for _, tc := range []struct {
+		base int64
+		want int64
+	}{{base, base}, {base + 3, -1}, {base - 1, -1}} {
+		d := dirReader{fd: -1, buf: make([]byte, 8<<10)}
+		if err := d.open([]byte("/proc\x00")); err != nil {
+			t.Fatal(err)
+		}
+		disc := discovery{base: tc.base}
+		disc.tryBase(&d)
+		d.close()
+		if disc.base != tc.want || !disc.tried {
+			t.Errorf("tryBase with base %d: base %d, tried %v; want %d, true", tc.base, disc.base, disc.tried, tc.want)
+		}
+	}
 }

@@ -312,6 +312,12 @@ func (g *Generator) listNew(s *emit.Scan, rs []pidRange) error {
 		if err := g.dir.open(g.path); err != nil {
 			return fmt.Errorf("cannot list processes: %w", err)
 		}
+		if !g.disc.tried {
+			if g.disc.tryBase(&g.dir); g.disc.base <= 0 {
+				g.dir.close()
+				return g.listAll(s)
+			}
+		}
 		for _, r := range rs {
 			if err := g.dir.seek(g.disc.base + r.lo + 1); err != nil {
 				g.dir.close()
