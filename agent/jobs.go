@@ -64,7 +64,7 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 	var jobs []sched.Job
 	for _, g := range gens {
 		if p, ok := g.(*procgen.Generator); ok {
-			g = countSkips(p, a.sets["generator"])
+			g = countProcess(p, a.sets["generator"])
 		}
 		jobs = append(jobs, sched.Job{Gen: g, Interval: interval[g.Name()].D(), FullEvery: cfg.FullEvery})
 	}
@@ -78,30 +78,47 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 	return jobs, nil
 }
 
-// skipCounter is the process generator with its schedstat gate's savings
-// counted: procfleet_generator_reads_skipped_total{generator="process",file="status"|"io"}.
-// Close is the generator's own (the scheduler closes it).
-type skipCounter struct {
+// processCounts is the process generator with what its shortcuts saved
+// counted: procfleet_generator_reads_skipped_total{generator="process",
+// file="status"|"io"} (the schedstat gate) and
+// procfleet_generator_listings_total{generator="process",kind="all"|"new"}
+// (scans that listed every process, and those that listed only the PIDs
+// allocated since). Close is the generator's own (the scheduler closes it).
+type processCounts struct {
 	*procgen.Generator
-	status, io         *metrics.Counter
-	lastStatus, lastIO uint64
+	status, io, all, fresh delta
 }
 
-func countSkips(g *procgen.Generator, set *metrics.Set) *skipCounter {
-	return &skipCounter{
+// delta is a counter fed with the running totals of a count.
+type delta struct {
+	c    *metrics.Counter
+	last uint64
+}
+
+func (d *delta) set(total uint64) {
+	d.c.Add(int(total - d.last))
+	d.last = total
+}
+
+func countProcess(g *procgen.Generator, set *metrics.Set) *processCounts {
+	// GetOrCreate: the generator is rebuilt on a config change and its
+	// counts carry on.
+	return &processCounts{
 		Generator: g,
-		// GetOrCreate: the generator is rebuilt on a config change and
-		// its counts carry on.
-		status: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="status"}`),
-		io:     set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="io"}`),
+		status:    delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="status"}`)},
+		io:        delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="io"}`)},
+		all:       delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="all"}`)},
+		fresh:     delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="new"}`)},
 	}
 }
 
-func (c *skipCounter) Collect(s *emit.Scan) error {
+func (c *processCounts) Collect(s *emit.Scan) error {
 	err := c.Generator.Collect(s)
 	st, io := c.SkippedReads()
-	c.status.Add(int(st - c.lastStatus))
-	c.io.Add(int(io - c.lastIO))
-	c.lastStatus, c.lastIO = st, io
+	all, fresh := c.Listings()
+	c.status.set(st)
+	c.io.set(io)
+	c.all.set(all)
+	c.fresh.set(fresh)
 	return err
 }

@@ -20,7 +20,7 @@ import (
 // generator is still closed by the scheduler.
 func TestProcessSkipsCounted(t *testing.T) {
 	set := metrics.NewSet()
-	g := countSkips(procgen.New(procgen.Options{ProcRoot: "/proc"}), set)
+	g := countProcess(procgen.New(procgen.Options{ProcRoot: "/proc"}), set)
 	if _, ok := any(g).(io.Closer); !ok {
 		t.Fatal("the counted process generator is not an io.Closer: its kept descriptors would leak")
 	}
@@ -53,5 +53,16 @@ func TestProcessSkipsCounted(t *testing.T) {
 	}
 	if !strings.Contains(m, `procfleet_generator_reads_skipped_total{generator="process",file="io"}`) {
 		t.Fatalf("metrics lack the io count:\n%s", m)
+	}
+	// Three scans, each listing everything or only new PIDs.
+	all, fresh := g.Listings()
+	if all+fresh != 3 {
+		t.Errorf("Listings = %d all, %d new; want 3 scans in all", all, fresh)
+	}
+	for kind, n := range map[string]uint64{"all": all, "new": fresh} {
+		want := `procfleet_generator_listings_total{generator="process",kind="` + kind + `"} ` + strconv.FormatUint(n, 10)
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
 	}
 }

@@ -228,6 +228,13 @@ func (g *Generator) SkippedReads() (status, io uint64) {
 	return g.skippedStatus, g.skippedIO
 }
 
+// Listings reports how many scans since New listed every process under
+// ProcRoot (all) and how many listed only the PIDs allocated since (new;
+// see discovery).
+func (g *Generator) Listings() (all, new uint64) {
+	return g.disc.full, g.disc.partial
+}
+
 // Collect reads every process under ProcRoot and writes its series to s.
 func (g *Generator) Collect(s *emit.Scan) error {
 	g.cycle++
