@@ -15,7 +15,7 @@ type dirReader struct {
 	buf []byte
 	pos int // next record in buf[:end]
 	end int
-	off int64 // d_off of the entry next returned last: where the one after it is
+	off int64 // d_off of the last entry next returned: the offset of the entry after it
 }
 
 // open starts listing the directory at pathz (NUL-terminated).
