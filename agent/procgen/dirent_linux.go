@@ -67,6 +67,35 @@ func (d *dirReader) next() ([]byte, error) {
 	}
 }
 
+// nextPID returns the next entry that names a process, with its PID, or a
+// nil name at the end of the directory; other entries are skipped.
+func (d *dirReader) nextPID() ([]byte, int32, error) {
+	for {
+		name, err := d.next()
+		if name == nil || err != nil {
+			return nil, 0, err
+		}
+		if pid, ok := parsePID(name); ok {
+			return name, pid, nil
+		}
+	}
+}
+
+// appendPIDs appends to pids the PIDs listed from directory offset off up
+// to hi.
+func (d *dirReader) appendPIDs(pids []int32, off, hi int64) ([]int32, error) {
+	if err := d.seek(off); err != nil {
+		return pids, err
+	}
+	for {
+		name, pid, err := d.nextPID()
+		if name == nil || err != nil || int64(pid) > hi {
+			return pids, err
+		}
+		pids = append(pids, pid)
+	}
+}
+
 // close ends the listing.
 func (d *dirReader) close() {
 	if d.fd >= 0 {

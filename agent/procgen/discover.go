@@ -126,27 +126,25 @@ func (d *discovery) plan(c counters, ok bool, procs int) (full bool, rs [2]pidRa
 // readCounters reads the counters of plan, keeping the three files open.
 func (g *Generator) readCounters() (c counters, ok bool) {
 	d := &g.disc
-	var err error
 	for i, f := range discoveryFiles {
 		if d.fds[i] == 0 {
-			pathz := append(append(append(g.path[:0], g.opts.ProcRoot...), '/'), f...)
-			g.path = append(pathz, 0)
-			fd, err := procfile.OpenZ(g.path, syscall.O_RDONLY)
+			g.path = append(append(g.path[:0], g.opts.ProcRoot...), '/')
+			fd, err := procfile.OpenZ(g.setPath(len(g.path), f), syscall.O_RDONLY)
 			if err != nil {
 				return c, false
 			}
 			// A file mounted over procfs's own (LXCFS serves loadavg and
 			// stat per container) need not count PIDs the kernel's way.
 			var fs syscall.Statfs_t
-			if err := syscall.Fstatfs(fd, &fs); err != nil || fs.Type != procSuperMagic {
+			if syscall.Fstatfs(fd, &fs) != nil || fs.Type != procSuperMagic {
 				_ = syscall.Close(fd)
 				d.able = false
 				return c, false
 			}
 			d.fds[i] = fd + 1
 		}
-		var data []byte
-		if data, err = g.r.ReadFD(d.fds[i]-1, nil, 0); err != nil {
+		data, err := g.r.ReadFD(d.fds[i]-1, nil, 0)
+		if err != nil {
 			return c, false
 		}
 		switch i {
@@ -177,8 +175,14 @@ func (g *Generator) closeDiscovery() {
 // parseLoadavgPIDs returns the task count (field 4 after its '/') and the
 // last PID allocated (field 5) of /proc/loadavg, "0.10 0.88 1.71 1/102 6867".
 func parseLoadavgPIDs(b []byte) (tasks, last int64, ok bool) {
-	f := bytes.Fields(b)
-	if len(f) != 5 {
+	line, _ := procfile.NextLine(b)
+	var f [5][]byte
+	for i := range f {
+		if f[i], line = nextField(line); f[i] == nil {
+			return 0, 0, false
+		}
+	}
+	if extra, _ := nextField(line); extra != nil {
 		return 0, 0, false
 	}
 	i := bytes.IndexByte(f[3], '/')
@@ -207,7 +211,9 @@ func parseForks(b []byte) (int64, bool) {
 	return parseDecimal(rest)
 }
 
-// parseDecimal parses a non-negative decimal of at most 18 digits.
+// parseDecimal parses a non-negative decimal of at most 18 digits. Unlike
+// procfile.ParseUint it allocates nothing when b is not a number: parsePID
+// meets "self", "net" and the other names of /proc on every listing.
 func parseDecimal(b []byte) (int64, bool) {
 	if len(b) == 0 || len(b) > 18 {
 		return 0, false
@@ -230,8 +236,7 @@ func parseDecimal(b []byte) (int64, bool) {
 func (g *Generator) checkDiscovery() {
 	d := &g.disc
 	d.checked = true
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(g.opts.ProcRoot, &fs); err != nil || fs.Type != procSuperMagic {
+	if !isProcfs(g.opts.ProcRoot) {
 		return
 	}
 	g.path = append(append(g.path[:0], g.opts.ProcRoot...), "/self/status\x00"...)
@@ -262,18 +267,8 @@ func (disc *discovery) tryBase(d *dirReader) {
 		if err := d.seek(off); err != nil {
 			return 0, false
 		}
-		for {
-			name, err := d.next()
-			if err != nil {
-				return 0, false
-			}
-			if name == nil {
-				return 0, true
-			}
-			if pid, ok := parsePID(name); ok {
-				return pid, true
-			}
-		}
+		_, pid, err := d.nextPID()
+		return pid, err == nil
 	}
 	at, ok1 := first(disc.base + int64(self))
 	next, ok2 := first(disc.base + int64(self) + 1)

@@ -30,6 +30,12 @@ var fdFiles = [nFDs]string{"stat", "schedstat", "status", "io"}
 // procSuperMagic is the file system type of procfs (statfs(2)).
 const procSuperMagic = 0x9fa0
 
+// isProcfs reports whether root is a procfs mount.
+func isProcfs(root string) bool {
+	var fs syscall.Statfs_t
+	return syscall.Statfs(root, &fs) == nil && fs.Type == procSuperMagic
+}
+
 // fdBudget returns how many descriptors the generator may keep open: half
 // the soft limit on open files (the Go runtime raises it to the hard
 // limit at start), leaving the rest to the agent's connections and spool;
@@ -46,8 +52,7 @@ const procSuperMagic = 0x9fa0
 // stack, task_struct, page tables). setTier spreads the budget over the
 // processes in the order of fdFiles.
 func fdBudget(root string) int {
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(root, &fs); err != nil || fs.Type != procSuperMagic {
+	if !isProcfs(root) {
 		return 0
 	}
 	var rl syscall.Rlimit

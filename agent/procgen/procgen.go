@@ -286,20 +286,15 @@ func (g *Generator) listAll(s *emit.Scan) error {
 		return fmt.Errorf("cannot list processes: %w", err)
 	}
 	defer g.dir.close()
-	var prevOff int64 // d_off of the last PID entry; -1 after any other
+	var prevOff int64 // d_off of the last PID entry, 0 before the first
 	for {
-		name, err := g.dir.next()
+		name, pid, err := g.dir.nextPID()
 		if err != nil {
 			g.fail(fmt.Errorf("cannot list processes in %s: %w", g.opts.ProcRoot, err))
 			return nil
 		}
 		if name == nil {
 			return nil
-		}
-		pid, ok := parsePID(name)
-		if !ok {
-			prevOff = -1
-			continue
 		}
 		if prevOff > 0 && g.disc.able {
 			g.disc.learnBase(prevOff, pid)
@@ -325,26 +320,12 @@ func (g *Generator) listNew(s *emit.Scan, rs []pidRange) error {
 				return g.listAll(s)
 			}
 		}
+		var err error
 		for _, r := range rs {
-			if err := g.dir.seek(g.disc.base + r.lo + 1); err != nil {
+			if news, err = g.dir.appendPIDs(news, g.disc.base+r.lo+1, r.hi); err != nil {
 				g.dir.close()
 				g.fail(fmt.Errorf("cannot list processes in %s from PID %d: %w", g.opts.ProcRoot, r.lo+1, err))
 				return g.listAll(s)
-			}
-			for {
-				name, err := g.dir.next()
-				if err != nil {
-					g.dir.close()
-					g.fail(fmt.Errorf("cannot list processes in %s from PID %d: %w", g.opts.ProcRoot, r.lo+1, err))
-					return g.listAll(s)
-				}
-				pid, ok := parsePID(name)
-				if name == nil || (ok && int64(pid) > r.hi) {
-					break
-				}
-				if ok {
-					news = append(news, pid)
-				}
 			}
 		}
 		g.dir.close()

@@ -133,13 +133,7 @@ func benchCollect(b *testing.B, g *Generator, fullEvery int) {
 	run()
 	n := g.Tracked()
 	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		run()
-	}
-	cpu := float64(cpuTime()-cpu0) / float64(b.N)
-	b.StopTimer()
+	cpu := cpuPerRun(b, run)
 	nsPerOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(nsPerOp/float64(n), "ns/process")
 	// CPU time (user+system, whole test process) rather than wall time: on
@@ -148,6 +142,20 @@ func benchCollect(b *testing.B, g *Generator, fullEvery int) {
 	// Share of one core for 10,000 processes scanned once a second.
 	b.ReportMetric(cpu/float64(n)*benchProcs/1e9*100, "%core@10k/s")
 	b.ReportMetric(float64(n), "processes")
+}
+
+// cpuPerRun resets b's timer, calls run b.N times and returns the CPU time
+// (user+system, whole test process) per call in nanoseconds, with the
+// timer stopped.
+func cpuPerRun(b *testing.B, run func()) float64 {
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for i := 0; i < b.N; i++ {
+		run()
+	}
+	cpu := float64(cpuTime()-cpu0) / float64(b.N)
+	b.StopTimer()
+	return cpu
 }
 
 // cpuTime returns the user+system CPU time of the process in nanoseconds.
@@ -176,12 +184,7 @@ func BenchmarkProcessReadFloor(b *testing.B) {
 	g := New(Options{ProcRoot: root})
 	r := procfile.NewReader(4096)
 	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		readFloor(b, g, r, root)
-	}
-	cpu := float64(cpuTime()-cpu0) / float64(b.N)
+	cpu := cpuPerRun(b, func() { readFloor(b, g, r, root) })
 	nsPerOp := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
 	b.ReportMetric(nsPerOp/benchProcs, "ns/process")
 	b.ReportMetric(cpu/benchProcs, "cpu-ns/process")

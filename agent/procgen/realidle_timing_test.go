@@ -248,13 +248,7 @@ func benchIdleFloor(b *testing.B) {
 		}
 	}
 	scan()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		scan()
-	}
-	cpu := float64(cpuTime()-cpu0) / float64(b.N)
-	b.StopTimer()
+	cpu := cpuPerRun(b, scan)
 	b.ReportMetric(cpu/1e3/float64(len(procs)), "cpu-us/proc")
 	b.ReportMetric(cpu/1e9*100, "%core-at-1s")
 	b.ReportMetric(float64(len(procs)), "processes")
@@ -275,13 +269,7 @@ func benchIdle(b *testing.B, g *Generator) {
 	c0 := g.carried
 	l0 := g.disc.full
 	b.ReportAllocs()
-	b.ResetTimer()
-	cpu0 := cpuTime()
-	for i := 0; i < b.N; i++ {
-		run()
-	}
-	cpu := float64(cpuTime()-cpu0) / float64(b.N)
-	b.StopTimer()
+	cpu := cpuPerRun(b, run)
 	st, io := g.SkippedReads()
 	b.ReportMetric(cpu/1e3/float64(n), "cpu-us/proc")
 	b.ReportMetric(cpu/1e9*100, "%core-at-1s")
