@@ -1,4 +1,4 @@
-package main
+package install
 
 import (
 	"fmt"
@@ -7,75 +7,85 @@ import (
 	"strings"
 
 	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/deploy/systemd"
 )
 
-// Where install puts things, on the installed system. With --root DIR every
-// path is under DIR.
+// Where install puts things, on the installed system. With Root every
+// path is under Root.
 const (
 	installBin     = "/usr/local/bin/procfleet"
 	installEtc     = "/etc/procfleet"
 	installUnits   = "/etc/systemd/system"
-	installData    = "/var/lib/procfleet"
-	installUser    = "procfleet"
 	installWantsBy = "multi-user.target"
-)
-
-// The kinds of service install sets up.
-const (
-	kindAgent = "agent"
-	kindRelay = "relay"
+	installUser    = "procfleet"
+	// DataDir is the data directory that the services share: the agent's
+	// spool and the relay's write-ahead log are under it.
+	DataDir = "/var/lib/procfleet"
 )
 
 // otherKind is the kind that shares the binary with kind.
-func otherKind(kind string) string {
-	if kind == kindAgent {
-		return kindRelay
+func otherKind(kind Kind) Kind {
+	if kind == Agent {
+		return Relay
 	}
-	return kindAgent
+	return Agent
 }
 
-func serviceName(kind string) string { return "procfleet-" + kind }
-func unitPath(kind string) string    { return installUnits + "/" + serviceName(kind) + ".service" }
-func configPath(kind string) string  { return installEtc + "/" + kind + ".yaml" }
-func envPath(kind string) string     { return installEtc + "/" + kind + ".env" }
+// ServiceName returns the name of kind's systemd service, without
+// ".service".
+func ServiceName(kind Kind) string { return serviceName(kind) }
+
+func serviceName(kind Kind) string { return "procfleet-" + string(kind) }
+func unitPath(kind Kind) string    { return installUnits + "/" + serviceName(kind) + ".service" }
+func configPath(kind Kind) string  { return installEtc + "/" + string(kind) + ".yaml" }
+func envPath(kind Kind) string     { return installEtc + "/" + string(kind) + ".env" }
 
 // wantsLink is the link "systemctl enable" makes for kind.
-func wantsLink(kind string) string {
+func wantsLink(kind Kind) string {
 	return installUnits + "/" + installWantsBy + ".wants/" + serviceName(kind) + ".service"
 }
 
 // dataPath is kind's own directory under the shared data directory: the
 // agent's spool or the relay's write-ahead log.
-func dataPath(kind string) string {
-	if kind == kindAgent {
-		return installData + "/spool"
+func dataPath(kind Kind) string {
+	if kind == Agent {
+		return DataDir + "/spool"
 	}
-	return installData + "/relay"
+	return DataDir + "/relay"
 }
 
-func unitText(kind string) string {
-	if kind == kindAgent {
-		return agentUnit
+// unitText returns kind's unit, the file of deploy/systemd as it is.
+func unitText(kind Kind) string {
+	if kind == Agent {
+		return systemd.Agent()
 	}
-	return relayUnit
+	return systemd.Relay()
 }
 
 // installSpec is what install sets up for one kind, checked.
 type installSpec struct {
-	kind      string
+	kind      Kind
 	etcd      []string // etcd client URLs; empty runs standalone
 	cluster   string
 	node      string // empty: the host name, when the service starts
 	labels    string // k=v pairs sorted by key, comma-separated
 	listen    string
 	upstreams []string // standalone only
-	etcdAuth  etcdAuth
+	etcdAuth  EtcdAuth
 }
 
-// etcdAuth are the files and user of etcd's TLS and password
-// authentication; empty fields are not used.
-type etcdAuth struct {
-	ca, cert, key, user, passwordFile string
+// newSpec returns the installSpec of c, which is valid.
+func newSpec(c Config) installSpec {
+	s := installSpec{kind: c.Kind, listen: c.Listen, etcdAuth: c.EtcdAuth}
+	if c.Etcd == "" {
+		s.upstreams = c.Upstreams
+		return s
+	}
+	s.etcd, _ = parseEtcdURLs(c.Etcd)
+	s.cluster, s.node = c.Cluster, c.Node
+	labels, _ := parseLabels(c.Labels)
+	s.labels = joinLabels(labels)
+	return s
 }
 
 // entry is one directory or file that install makes.
@@ -106,7 +116,7 @@ func (s installSpec) layout(exe string) ([]entry, error) {
 		{path: envPath(s.kind), mode: 0o644, content: s.envFile()},
 		{path: installUnits, mode: fs.ModeDir | 0o755, system: true},
 		{path: unitPath(s.kind), mode: 0o644, content: []byte(unitText(s.kind))},
-		{path: installData, mode: fs.ModeDir | 0o750},
+		{path: DataDir, mode: fs.ModeDir | 0o750},
 	}, nil
 }
 
@@ -124,11 +134,11 @@ func (s installSpec) envFile() []byte {
 		{"Node name in the cluster; empty is the host name, lower-cased.", "PROCFLEET_NODE", s.node},
 		{"Labels registered with the node, k=v,k2=v2; config overrides select on them.", "PROCFLEET_LABELS", s.labels},
 		{"etcd TLS (CA bundle, client certificate and key) and user/password auth:\n# files readable by the procfleet user, not under /home or /root.",
-			"PROCFLEET_ETCD_CA", s.etcdAuth.ca},
-		{"", "PROCFLEET_ETCD_CERT", s.etcdAuth.cert},
-		{"", "PROCFLEET_ETCD_KEY", s.etcdAuth.key},
-		{"", "PROCFLEET_ETCD_USER", s.etcdAuth.user},
-		{"", "PROCFLEET_ETCD_PASSWORD_FILE", s.etcdAuth.passwordFile},
+			"PROCFLEET_ETCD_CA", s.etcdAuth.CA},
+		{"", "PROCFLEET_ETCD_CERT", s.etcdAuth.Cert},
+		{"", "PROCFLEET_ETCD_KEY", s.etcdAuth.Key},
+		{"", "PROCFLEET_ETCD_USER", s.etcdAuth.User},
+		{"", "PROCFLEET_ETCD_PASSWORD_FILE", s.etcdAuth.PasswordFile},
 	}
 	for _, v := range vars {
 		if v.comment != "" {
@@ -168,7 +178,7 @@ func (s installSpec) configFile() ([]byte, error) {
 	}
 	fmt.Fprintf(&b, "# Every key, its unit and default: deploy/%s.example.yaml.\n", s.kind)
 	fmt.Fprintf(&b, "listen: %s\n", yamlString(s.listen))
-	if s.kind == kindAgent {
+	if s.kind == Agent {
 		fmt.Fprintf(&b, "spool:\n  dir: %s\n", dataPath(s.kind))
 	} else {
 		fmt.Fprintf(&b, "wal:\n  dir: %s\n", dataPath(s.kind))
@@ -187,7 +197,7 @@ func (s installSpec) configFile() ([]byte, error) {
 }
 
 func (s installSpec) checkConfig(data []byte) error {
-	if s.kind == kindAgent {
+	if s.kind == Agent {
 		_, err := config.ParseAgent(data)
 		return err
 	}

@@ -1,4 +1,4 @@
-package main
+package systemd
 
 import (
 	"bytes"
@@ -11,29 +11,22 @@ import (
 	"testing"
 )
 
-// newShell runs script with sh, with args as $1..., and returns its stdout.
-func newShell(t *testing.T, script string, args ...string) (string, error) {
-	t.Helper()
-	out, err := exec.Command("sh", append([]string{"-c", script, "sh"}, args...)...).Output()
-	return string(out), err
+// units are the units by file name.
+var units = map[string]func() string{
+	"procfleet-agent.service": Agent,
+	"procfleet-relay.service": Relay,
 }
 
-// TestUnitFilesMatchDeploy keeps deploy/systemd, which people read and
-// package from, equal to the units install writes; -update rewrites it.
-func TestUnitFilesMatchDeploy(t *testing.T) {
-	for _, kind := range []string{kindAgent, kindRelay} {
-		p := filepath.Join("..", "..", "deploy", "systemd", serviceName(kind)+".service")
-		if *update {
-			if err := os.WriteFile(p, []byte(unitText(kind)), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := os.ReadFile(p)
+// TestUnitsAreTheFiles checks that the accessors return the files of this
+// directory byte for byte, the text that packagers copy.
+func TestUnitsAreTheFiles(t *testing.T) {
+	for name, text := range units {
+		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got) != unitText(kind) {
-			t.Errorf("%s differs from the %s unit in install_units.go; go test ./cmd/procfleet -run TestUnitFilesMatchDeploy -update rewrites it", p, kind)
+		if text() != string(b) || len(b) == 0 {
+			t.Errorf("%s: the embedded text (%d bytes) is not the file (%d bytes)", name, len(text()), len(b))
 		}
 	}
 }
@@ -45,13 +38,21 @@ func TestUnitFilesVerify(t *testing.T) {
 	if err != nil {
 		t.Skip("systemd-analyze not found: the units are not verified")
 	}
+	// verify checks that ExecStart's binary exists: the test binary stands
+	// in for procfleet.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	var paths []string
-	for _, kind := range []string{kindAgent, kindRelay} {
-		p := filepath.Join(dir, serviceName(kind)+".service")
-		// verify checks that ExecStart's binary exists.
-		text := strings.ReplaceAll(unitText(kind), installBin+" ", binary+" ")
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+	for name, text := range units {
+		p := filepath.Join(dir, name)
+		unit := strings.ReplaceAll(text(), "/usr/local/bin/procfleet ", exe+" ")
+		if unit == text() {
+			t.Fatalf("%s: ExecStart= does not run /usr/local/bin/procfleet", name)
+		}
+		if err := os.WriteFile(p, []byte(unit), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		paths = append(paths, p)
@@ -89,11 +90,11 @@ func TestUnitCapabilities(t *testing.T) {
 			}
 		}
 	}
-	f(agentUnit, "CAP_DAC_READ_SEARCH CAP_SYS_PTRACE")
-	f(relayUnit, "")
+	f(Agent(), "CAP_DAC_READ_SEARCH CAP_SYS_PTRACE")
+	f(Relay(), "")
 	// Either would hide the host's processes from the agent.
 	for _, key := range []string{"ProtectProc=", "ProcSubset=", "PrivateUsers=", "PrivateNetwork=", "PrivatePIDs="} {
-		if regexp.MustCompile(`(?m)^` + key).MatchString(agentUnit) {
+		if regexp.MustCompile(`(?m)^` + key).MatchString(Agent()) {
 			t.Errorf("agent unit sets %s", key)
 		}
 	}
@@ -111,9 +112,9 @@ func TestUnitExposure(t *testing.T) {
 	}
 	dir := t.TempDir()
 	level := regexp.MustCompile(`Overall exposure level for \S+: (\d+\.\d)`)
-	for kind, limit := range map[string]float64{kindAgent: 2.2, kindRelay: 1.5} {
-		p := filepath.Join(dir, serviceName(kind)+".service")
-		if err := os.WriteFile(p, []byte(unitText(kind)), 0o644); err != nil {
+	for name, limit := range map[string]float64{"procfleet-agent.service": 2.2, "procfleet-relay.service": 1.5} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(units[name]()), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		// --offline (systemd 250 and later) scores the file, not a loaded unit.
@@ -123,9 +124,9 @@ func TestUnitExposure(t *testing.T) {
 			t.Fatalf("systemd-analyze security %s: %v; no overall level in:\n%s", p, err, out)
 		}
 		got, _ := strconv.ParseFloat(string(m[1]), 64)
-		t.Logf("%s: exposure %.1f", serviceName(kind), got)
+		t.Logf("%s: exposure %.1f", name, got)
 		if got > limit {
-			t.Errorf("%s: exposure %.1f, want at most %.1f:\n%s", serviceName(kind), got, limit, out)
+			t.Errorf("%s: exposure %.1f, want at most %.1f:\n%s", name, got, limit, out)
 		}
 	}
 }

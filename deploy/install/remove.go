@@ -1,4 +1,4 @@
-package main
+package install
 
 import (
 	"context"
@@ -8,52 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-
-	"github.com/spf13/cobra"
 )
-
-func newUninstallCmd() *cobra.Command { return newUninstallCmdEnv(hostInstallEnv()) }
-
-func newUninstallCmdEnv(env installEnv) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "uninstall",
-		Short: "Stop the agent's or the relay's service and remove what install made",
-		Long: `uninstall stops and disables procfleet-KIND.service where systemd runs and
-removes its unit, /etc/procfleet/KIND.yaml and KIND.env, and
-/usr/local/bin/procfleet unless the other procfleet service is still
-installed. /var/lib/procfleet is kept unless --purge, which removes KIND's
-data (the agent's spool or the relay's write-ahead log). The procfleet user
-is kept.`,
-	}
-	cmd.AddCommand(newUninstallKindCmd(env, kindAgent), newUninstallKindCmd(env, kindRelay))
-	return cmd
-}
-
-func newUninstallKindCmd(env installEnv, kind string) *cobra.Command {
-	var root string
-	var purge, dryRun bool
-	cmd := &cobra.Command{
-		Use:   kind,
-		Short: "Uninstall " + serviceName(kind) + ".service",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			in, err := newInstaller(env, root, dryRun, cmd.OutOrStdout())
-			if err != nil {
-				return err
-			}
-			return in.uninstall(cmd.Context(), kind, purge)
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&root, "root", "", "remove the install under `DIR` and leave systemd alone")
-	f.BoolVar(&purge, "purge", false, "also remove the "+kind+"'s data under "+installData)
-	f.BoolVar(&dryRun, "dry-run", false, "print what would be done and change nothing")
-	return cmd
-}
 
 // uninstall stops kind's service, where systemd is managed, and removes
 // its files.
-func (in *installer) uninstall(ctx context.Context, kind string, purge bool) error {
+func (in *installer) uninstall(ctx context.Context, kind Kind, purge bool) error {
 	name := serviceName(kind)
 	_, err := os.Stat(in.path(unitPath(kind)))
 	installed := err == nil
@@ -94,7 +53,7 @@ func (in *installer) uninstall(ctx context.Context, kind string, purge bool) err
 
 // removeFiles removes the files install made for kind and /etc/procfleet
 // once empty, and returns how many it removed.
-func (in *installer) removeFiles(kind string) (int, error) {
+func (in *installer) removeFiles(kind Kind) (int, error) {
 	paths := []string{unitPath(kind), envPath(kind), configPath(kind)}
 	if !in.manage {
 		// What "systemctl disable" removes where systemd is managed.
@@ -128,8 +87,8 @@ func (in *installer) removeFiles(kind string) (int, error) {
 
 // removeData removes kind's data with purge, and the data directory once
 // empty; without purge it says what it keeps.
-func (in *installer) removeData(kind string, purge bool) (int, error) {
-	top, own := in.path(installData), in.path(dataPath(kind))
+func (in *installer) removeData(kind Kind, purge bool) (int, error) {
+	top, own := in.path(DataDir), in.path(dataPath(kind))
 	if _, err := os.Stat(top); err != nil {
 		return 0, nil
 	}
@@ -147,7 +106,7 @@ func (in *installer) removeData(kind string, purge bool) (int, error) {
 		in.printf(in.verb("removed", "would remove"), "%s", own)
 		n++
 	}
-	ok, err := in.removeDirIfEmpty(installData, dataPath(kind))
+	ok, err := in.removeDirIfEmpty(DataDir, dataPath(kind))
 	if ok {
 		n++
 	} else if err == nil {

@@ -1,8 +1,7 @@
-package main
+package install
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,134 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 )
-
-// installer makes and removes the files of an install and drives systemd.
-// It is used by one goroutine at a time.
-type installer struct {
-	root   string // prefix of every path; "" is /
-	dryRun bool   // print what would be done, change nothing
-	manage bool   // run useradd and systemctl
-	why    string // why systemd is not managed, when !manage
-	sys    system
-	out    io.Writer
-}
-
-// newInstaller returns the installer for the --root and --dry-run flags.
-func newInstaller(env installEnv, root string, dryRun bool, out io.Writer) (*installer, error) {
-	in := &installer{dryRun: dryRun, sys: env.sys, out: out}
-	if root != "" {
-		abs, err := filepath.Abs(root)
-		if err != nil {
-			return nil, usageError{fmt.Errorf("--root %q: %w", root, err)}
-		}
-		in.root, in.why = abs, "--root given"
-		return in, nil
-	}
-	if !dryRun && env.euid() != 0 {
-		return nil, usageError{errors.New("install and uninstall write to /usr/local/bin, /etc and /var/lib and run systemctl: run them as root, see what they would do with --dry-run, or write under a directory with --root DIR")}
-	}
-	if !env.systemdRunning() {
-		in.why = "systemd is not running on this host"
-		return in, nil
-	}
-	in.manage = true
-	return in, nil
-}
-
-// path returns where p of the installed system is written.
-func (in *installer) path(p string) string {
-	if in.root == "" {
-		return p
-	}
-	return filepath.Join(in.root, p)
-}
-
-// printf writes one line of the report, verb first.
-func (in *installer) printf(verb, format string, args ...any) {
-	fmt.Fprintf(in.out, "%-14s %s\n", verb, fmt.Sprintf(format, args...))
-}
-
-type change int
-
-const (
-	changeNone change = iota
-	changeCreate
-	changeUpdate
-)
-
-// step is an entry and what install does to it.
-type step struct {
-	entry
-	change change
-	detail string // what differs, for an update
-}
-
-// changes sums up an install's steps.
-type changes struct {
-	any     bool // anything was or would be made or changed
-	files   bool // a file: binary, config, environment or unit
-	updated bool // a file that was there before
-	binary  bool
-	unit    bool
-}
-
-func changesOf(steps []step) changes {
-	var ch changes
-	for _, s := range steps {
-		if s.change == changeNone {
-			continue
-		}
-		ch.any = true
-		if s.isDir() {
-			continue
-		}
-		ch.files = true
-		ch.updated = ch.updated || s.change == changeUpdate
-		ch.binary = ch.binary || s.path == installBin
-		ch.unit = ch.unit || strings.HasSuffix(s.path, ".service")
-	}
-	return ch
-}
-
-// install makes the files of s, exe being the binary, and starts the
-// service where systemd is managed.
-func (in *installer) install(ctx context.Context, s installSpec, exe string) error {
-	entries, err := s.layout(exe)
-	if err != nil {
-		return err
-	}
-	steps := make([]step, 0, len(entries))
-	for _, e := range entries {
-		c, detail, err := in.compare(e)
-		if err != nil {
-			return err
-		}
-		steps = append(steps, step{entry: e, change: c, detail: detail})
-	}
-	if in.dryRun {
-		fmt.Fprintf(in.out, "dry run: install %s changes nothing; it would:\n", s.kind)
-	}
-	for _, st := range steps {
-		if err := in.apply(st); err != nil {
-			return err
-		}
-		in.report(st)
-	}
-	ch := changesOf(steps)
-	ran, err := in.startService(ctx, s.kind, ch)
-	if err != nil {
-		return err
-	}
-	switch {
-	case !ch.any && !ran:
-		fmt.Fprintf(in.out, "%s: nothing changed\n", serviceName(s.kind))
-	case in.dryRun:
-		fmt.Fprintf(in.out, "%s: dry run, nothing changed\n", serviceName(s.kind))
-	default:
-		fmt.Fprintf(in.out, "%s: installed\n", serviceName(s.kind))
-	}
-	return nil
-}
 
 // compare tells what install has to do to e.
 func (in *installer) compare(e entry) (change, string, error) {
@@ -282,15 +153,6 @@ func (in *installer) report(s step) {
 	}
 }
 
-// verb returns done, or would for a dry run.
-func (in *installer) verb(done, would string) string {
-	if in.dryRun {
-		return would
-	}
-	return done
-}
-
-// writeFileAtomic replaces path with what r holds, with mode: readers see
 // the old file or the new one, never a part of it, also after a crash.
 func writeFileAtomic(path string, mode fs.FileMode, r io.Reader) (err error) {
 	dir, base := filepath.Split(path)

@@ -1,4 +1,4 @@
-package main
+package install
 
 import (
 	"bytes"
@@ -13,11 +13,7 @@ func TestInstallManagedSystemd(t *testing.T) {
 	sys := &fakeSystem{t: t, state: map[string]bool{}}
 	var out bytes.Buffer
 	in := &installer{root: root, manage: true, sys: sys, out: &out}
-	env := testEnv(t, "")
-	spec, err := installFlags{etcd: "http://10.0.0.1:2379", cluster: "prod", listen: defaultListen(kindAgent)}.spec(kindAgent, env)
-	if err != nil {
-		t.Fatal(err)
-	}
+	spec := newSpec(clustered(Agent, ""))
 	f := func(exe string, want ...string) {
 		t.Helper()
 		sys.ran = nil
@@ -41,7 +37,7 @@ func TestInstallManagedSystemd(t *testing.T) {
 	wantOutput(t, out.String(), "procfleet-agent: nothing changed\n")
 
 	// An upgrade restarts the service, and the relay that runs the same binary.
-	if err := os.WriteFile(in.path(unitPath(kindRelay)), []byte(relayUnit), 0o644); err != nil {
+	if err := os.WriteFile(in.path(unitPath(Relay)), []byte(unitText(Relay)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	sys.state["systemctl is-active --quiet procfleet-relay"] = true
@@ -58,7 +54,7 @@ func TestInstallManagedSystemd(t *testing.T) {
 
 	in.dryRun = false
 	sys.ran = nil
-	if err := in.uninstall(context.Background(), kindAgent, false); err != nil {
+	if err := in.uninstall(context.Background(), Agent, false); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"systemctl disable --now procfleet-agent", "systemctl daemon-reload"}; !slices.Equal(sys.ran, want) {

@@ -1,53 +1,17 @@
-package main
+package install
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 )
-
-// system runs the commands that look at and change users and services;
-// tests replace it.
-type system interface {
-	// Check runs a command that changes nothing and reports whether it
-	// exited 0. It fails only when the command cannot be run.
-	Check(ctx context.Context, args ...string) (bool, error)
-	// Run runs a command that changes the system.
-	Run(ctx context.Context, args ...string) error
-}
-
-// execSystem runs the commands on this host.
-type execSystem struct{}
-
-func (execSystem) Check(ctx context.Context, args ...string) (bool, error) {
-	err := exec.CommandContext(ctx, args[0], args[1:]...).Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("cannot run %s: %w", strings.Join(args, " "), err)
-	}
-	return true, nil
-}
-
-func (execSystem) Run(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return nil
-}
 
 // startService creates the user and enables, starts or restarts kind's
 // service as ch requires, where systemd is managed; elsewhere it prints
 // what to run on the target host. It reports whether it ran (or, in a dry
 // run, would run) anything.
-func (in *installer) startService(ctx context.Context, kind string, ch changes) (bool, error) {
+func (in *installer) startService(ctx context.Context, kind Kind, ch changes) (bool, error) {
 	if !in.manage {
 		if ch.files || in.dryRun {
 			in.printHints(kind, ch)
@@ -63,7 +27,7 @@ func (in *installer) startService(ctx context.Context, kind string, ch changes) 
 
 // startCommands returns the commands that bring kind's service up to
 // date after ch.
-func (in *installer) startCommands(ctx context.Context, kind string, ch changes) ([][]string, error) {
+func (in *installer) startCommands(ctx context.Context, kind Kind, ch changes) ([][]string, error) {
 	var cmds [][]string
 	add, err := in.userCommand(ctx)
 	if err != nil {
@@ -148,7 +112,7 @@ func (in *installer) runCommands(ctx context.Context, cmds [][]string) error {
 
 // printHints prints what to run on the target host to start kind's
 // service, where install does not manage systemd.
-func (in *installer) printHints(kind string, ch changes) {
+func (in *installer) printHints(kind Kind, ch changes) {
 	name := serviceName(kind)
 	hints := []string{
 		"getent passwd " + installUser + " >/dev/null || useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --user-group " + installUser,

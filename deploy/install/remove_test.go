@@ -1,4 +1,4 @@
-package main
+package install
 
 import (
 	"io/fs"
@@ -10,8 +10,7 @@ import (
 func TestUninstallRoot(t *testing.T) {
 	root := t.TempDir()
 	env := testEnv(t, writeExe(t, "binary\n"))
-	c := []string{"--etcd", "http://10.0.0.1:2379", "--cluster", "prod"}
-	mustInstall(t, env, append([]string{"install", "agent", "--root", root}, c...)...)
+	mustInstall(t, env, clustered(Agent, root))
 	spool := filepath.Join(root, "var/lib/procfleet/spool")
 	if err := os.MkdirAll(spool, 0o750); err != nil {
 		t.Fatal(err)
@@ -28,14 +27,14 @@ func TestUninstallRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := mustInstall(t, env, "uninstall", "agent", "--root", root, "--dry-run")
+	out := mustUninstall(t, env, UninstallConfig{Kind: Agent, Root: root, DryRun: true})
 	wantOutput(t, out, "would remove   "+filepath.Join(root, "usr/local/bin/procfleet")+"\n", "would remove   "+link+"\n",
 		"would remove   "+filepath.Join(root, "etc/procfleet")+"\n")
 	if _, err := os.Stat(filepath.Join(root, "etc/procfleet/agent.env")); err != nil {
 		t.Fatalf("dry run removed agent.env: %v", err)
 	}
 
-	out = mustInstall(t, env, "uninstall", "agent", "--root", root)
+	out = mustUninstall(t, env, UninstallConfig{Kind: Agent, Root: root})
 	want := mergeModes(baseDirs, map[string]fs.FileMode{
 		"etc/systemd/system/multi-user.target.wants": fs.ModeDir | 0o755,
 		"var/lib/procfleet":                          fs.ModeDir | 0o750,
@@ -49,7 +48,7 @@ func TestUninstallRoot(t *testing.T) {
 		"kept           "+filepath.Join(root, "var/lib/procfleet")+" (data; uninstall --purge removes "+spool+")\n",
 		"procfleet-agent: uninstalled\n")
 
-	out = mustInstall(t, env, "uninstall", "agent", "--root", root, "--purge")
+	out = mustUninstall(t, env, UninstallConfig{Kind: Agent, Root: root, Purge: true})
 	delete(want, "var/lib/procfleet")
 	delete(want, "var/lib/procfleet/spool")
 	delete(want, "var/lib/procfleet/spool/00000001.seg")
@@ -58,22 +57,21 @@ func TestUninstallRoot(t *testing.T) {
 	}
 	wantOutput(t, out, "removed        "+spool+"\n", "removed        "+filepath.Join(root, "var/lib/procfleet")+"\n")
 
-	out = mustInstall(t, env, "uninstall", "agent", "--root", root, "--purge")
+	out = mustUninstall(t, env, UninstallConfig{Kind: Agent, Root: root, Purge: true})
 	wantOutput(t, out, "procfleet-agent: nothing to remove\n")
 }
 
 func TestUninstallKeepsWhatTheOtherUses(t *testing.T) {
 	root := t.TempDir()
 	env := testEnv(t, writeExe(t, "binary\n"))
-	c := []string{"--root", root, "--etcd", "http://10.0.0.1:2379", "--cluster", "prod"}
-	mustInstall(t, env, append([]string{"install", "agent"}, c...)...)
-	mustInstall(t, env, append([]string{"install", "relay"}, c...)...)
+	mustInstall(t, env, clustered(Agent, root))
+	mustInstall(t, env, clustered(Relay, root))
 	for _, d := range []string{"spool", "relay"} {
 		if err := os.MkdirAll(filepath.Join(root, "var/lib/procfleet", d), 0o750); err != nil {
 			t.Fatal(err)
 		}
 	}
-	out := mustInstall(t, env, "uninstall", "agent", "--root", root, "--purge")
+	out := mustUninstall(t, env, UninstallConfig{Kind: Agent, Root: root, Purge: true})
 	wantOutput(t, out, "kept           "+filepath.Join(root, "usr/local/bin/procfleet")+" ("+
 		filepath.Join(root, "etc/systemd/system/procfleet-relay.service")+" still uses it)\n",
 		"kept           "+filepath.Join(root, "var/lib/procfleet")+" (not empty)\n")
@@ -89,7 +87,7 @@ func TestUninstallKeepsWhatTheOtherUses(t *testing.T) {
 			t.Errorf("uninstall agent kept %s", p)
 		}
 	}
-	mustInstall(t, env, "uninstall", "relay", "--root", root, "--purge")
+	mustUninstall(t, env, UninstallConfig{Kind: Relay, Root: root, Purge: true})
 	if got := tree(t, root); !mapsEqual(got, baseDirs) {
 		t.Fatalf("after uninstalling both:\n%v\nwant:\n%v", got, baseDirs)
 	}
