@@ -146,7 +146,8 @@ func parseRecords(recs []spool.Record) ([]spooled, error) {
 	if err != nil {
 		return nil, err
 	}
-	parts := []spooled{{first, recs[0].Seq}}
+	parts := make([]spooled, 1, len(recs))
+	parts[0] = spooled{first, recs[0].Seq}
 	for _, r := range recs[1:] {
 		b, err := parseRecord(r.Data, r.Created)
 		if err != nil || b.Query != first.Query || b.Plain != first.Plain {
