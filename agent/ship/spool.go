@@ -69,9 +69,9 @@ func (s *Shipper) spoolLoop(ctx, sendCtx context.Context) {
 	}
 }
 
-// replay sends the oldest spooled batches, merged, and acknowledges them.
-// It reports false when no upstream took them (they stay in the spool) or
-// ctx ended.
+// replay sends the oldest spooled batches, merged, and acknowledges them
+// (see sendSpooled). It reports false when a send found no upstream to
+// take it or ctx ended: the batches from there on stay in the spool.
 func (s *Shipper) replay(ctx context.Context) bool {
 	most := spoolMaxRecords
 	if s.merge <= 0 {
