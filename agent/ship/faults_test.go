@@ -20,10 +20,9 @@ import (
 )
 
 func TestStallFailsOver(t *testing.T) {
+	// Probes stall too: a probe answered OK would make the endpoint
+	// healthy again before the test looks.
 	stall := newUpstream(t, func(_ int, _ http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodPost {
-			return false
-		}
 		// Read the body so that the server notices the client hanging up.
 		_, _ = io.Copy(io.Discard, r.Body)
 		select { // past the response timeout
@@ -193,6 +192,8 @@ func TestConnRefusedThenProbeBack(t *testing.T) {
 	}
 }
 
+// While every endpoint is down the sender makes no request: it waits for a
+// probe to bring one back, and the probes keep to ProbeInterval.
 func TestAllDownNoSpin(t *testing.T) {
 	var mu sync.Mutex
 	down := true
@@ -206,25 +207,46 @@ func TestAllDownNoSpin(t *testing.T) {
 	}
 	a := newUpstream(t, fault)
 	b := newUpstream(t, fault)
+	const interval = 100 * time.Millisecond
 	cfg := testConfig(a.URL(), b.URL())
-	cfg.ProbeInterval = config.Duration(100 * time.Millisecond)
+	cfg.ProbeInterval = config.Duration(interval)
 	s := newShipper(t, cfg, Deps{})
 	run(t, s)
 	for i := range 5 {
 		s.Enqueue(batch(t, line(i)))
 	}
-	time.Sleep(time.Second)
-	total := 0
-	for _, u := range []*upstream{a, b} {
-		posts, gets := u.counts()
-		// 2 posts to become unhealthy; about 10 probes a second.
-		if posts > 2 || gets > 12 {
-			t.Errorf("%s: %d posts, %d probes in 1s; want <= 2 and <= 12", u.URL(), posts, gets)
+	waitFor(t, "both endpoints unhealthy", 10*time.Second, func() bool {
+		return !stateOf(t, s, a.URL()).Healthy && !stateOf(t, s, b.URL()).Healthy
+	})
+	start := time.Now()
+	var posts, gets [2]int
+	for i, u := range []*upstream{a, b} {
+		posts[i], gets[i] = u.counts()
+		// FailuresToUnhealthy (2) failed posts made it unhealthy.
+		if posts[i] > 2 {
+			t.Errorf("%s: %d posts before it was unhealthy; want 2", u.URL(), posts[i])
 		}
-		total += posts + gets
 	}
-	if total == 0 {
-		t.Fatal("no requests at all")
+	// Ten probes of each endpoint since: the probe loop ticked ten times,
+	// and the sender, whose backoff is at most 50ms, woke up many times
+	// with a batch in hand and nowhere to send it.
+	const probes = 10
+	waitFor(t, "10 probes of each endpoint", 20*time.Second, func() bool {
+		_, ga := a.counts()
+		_, gb := b.counts()
+		return ga-gets[0] >= probes && gb-gets[1] >= probes
+	})
+	elapsed := time.Since(start)
+	for i, u := range []*upstream{a, b} {
+		p, g := u.counts()
+		if p != posts[i] {
+			t.Errorf("%s: %d posts while every endpoint was down; want none", u.URL(), p-posts[i])
+		}
+		// A ticker drops the ticks it cannot deliver: never more probes
+		// than intervals, give or take the one in flight.
+		if most := int(elapsed/interval) + 2; g-gets[i] > most {
+			t.Errorf("%s: %d probes in %s; want at most %d at one per %s", u.URL(), g-gets[i], elapsed, most, interval)
+		}
 	}
 	if n := s.QueueLen(); n != 4 {
 		t.Fatalf("QueueLen = %d; want 4 (one batch held by the sender)", n)

@@ -36,8 +36,14 @@
 // limiter, so that a backlog never exceeds the budget. Consecutive spooled
 // batches with the same query and encoding are sent together, up to
 // Deps.SpoolBatchBytes, and a record is acknowledged (deleted) only once
-// an upstream took it or refused its body. The relay feeds its write-ahead
-// log to a shipper this way without calling Enqueue at all.
+// an upstream took it or refused its body. An upstream that refuses such a
+// merged request (400, 413, 415, 422) names no record: the request's
+// halves are sent again, each on its own, down to single records, so that
+// only a record refused on its own is dropped (counted with
+// reason="rejected_4xx", one per record) and the others are delivered;
+// procfleet_ship_replay_splits_total counts the refused requests split so.
+// The relay feeds its write-ahead log to a shipper this way without
+// calling Enqueue at all.
 package ship
 
 import (
@@ -138,6 +144,7 @@ type Shipper struct {
 	dropSpoolFull *metrics.Counter
 	dropSpoolErr  *metrics.Counter
 	dropRecord    *metrics.Counter
+	replaySplits  *metrics.Counter
 }
 
 // New checks cfg and builds a shipper for its upstreams. It starts nothing.
@@ -208,6 +215,7 @@ func (s *Shipper) registerMetrics() {
 	s.dropSpoolFull = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="spool_full"}`)
 	s.dropSpoolErr = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="spool_error"}`)
 	s.dropRecord = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="unreadable_record"}`)
+	s.replaySplits = s.set.NewCounter("procfleet_ship_replay_splits_total")
 }
 
 // Enqueue queues b for sending. When the queue holds QueueBatches
@@ -309,7 +317,11 @@ func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
 			}
 			continue
 		}
-		if err := s.deliver(sendCtx, b, false); err != nil {
+		err := s.deliver(sendCtx, b, false)
+		switch {
+		case errors.Is(err, errRefused):
+			s.refused(err)
+		case err != nil:
 			return 1
 		}
 	}
@@ -319,9 +331,14 @@ func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
 // failed the batch in one round, or none is healthy.
 var errGaveUp = errors.New("no upstream took the batch")
 
-// deliver sends b until an endpoint takes or rejects it; it returns an
-// error only when ctx ends first, or with errGaveUp when giveUp is set and
-// it would otherwise wait for a backoff.
+// errRefused wraps deliver's answer when an upstream refused the body
+// (400, 413, 415, 422): sent again as it is, it would be refused again.
+var errRefused = errors.New("upstream refused the body")
+
+// deliver sends b until an endpoint takes or refuses it. It returns nil
+// when b was taken, an error wrapping errRefused when it was refused, ctx's
+// error when ctx ends first, and errGaveUp when giveUp is set and it would
+// otherwise wait for a backoff. The caller counts a refused batch.
 func (s *Shipper) deliver(ctx context.Context, b *Batch, giveUp bool) error {
 	var tried []*endpoint
 	round := 0
@@ -345,6 +362,9 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch, giveUp bool) error {
 		}
 		r := s.attempt(ctx, p.ep, b)
 		if s.settle(p.ep, r, round) {
+			if r.outcome == rejected {
+				return fmt.Errorf("%w: %w", errRefused, r.err)
+			}
 			return nil
 		}
 		if r.outcome == aborted {
@@ -361,16 +381,14 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch, giveUp bool) error {
 }
 
 // settle records the result of an attempt on ep and reports whether the
-// batch is done with (delivered or rejected).
+// batch is done with (delivered or refused).
 func (s *Shipper) settle(ep *endpoint, r result, round int) bool {
 	switch r.outcome {
 	case delivered:
 		s.markSuccess(ep, "send")
 		return true
 	case rejected:
-		s.dropReject.Inc()
 		s.markRejected(ep, r.err)
-		s.warnThrottled(ep.label, "upstream rejected a batch; dropped it", "err", r.err)
 		return true
 	case busy:
 		d := r.retryAfter
@@ -384,6 +402,14 @@ func (s *Shipper) settle(ep *endpoint, r result, round int) bool {
 		s.warnThrottled(ep.label, "send failed; retrying", "err", r.err)
 	}
 	return false
+}
+
+// refused counts a batch that an upstream refused, which is dropped, and
+// logs the upstream's answer (err, from deliver), throttled. args add
+// key-value pairs to the log line.
+func (s *Shipper) refused(err error, args ...any) {
+	s.dropReject.Inc()
+	s.warnThrottled("refused", "upstream refused a batch; dropped it", append([]any{"err", err}, args...)...)
 }
 
 // sleep waits for d, ctx or wake (which may be nil).

@@ -318,7 +318,8 @@ func TestDrainTimeout(t *testing.T) {
 	for i := range 4 {
 		s.Enqueue(batch(t, line(i)))
 	}
-	time.Sleep(50 * time.Millisecond)
+	// The sender holds a batch that cannot be delivered.
+	waitFor(t, "a first post", 5*time.Second, func() bool { posts, _ := up.counts(); return posts >= 1 })
 	start := time.Now()
 	err := stop()
 	if el := time.Since(start); el < 250*time.Millisecond || el > 2*time.Second {

@@ -2,13 +2,16 @@ package ship
 
 import (
 	"context"
-	"github.com/procfleet/procfleet/internal/testenv"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/procfleet/procfleet/agent/spool"
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
 // BenchmarkAttempt measures one send of a 64 KiB batch to a local server
@@ -35,6 +38,34 @@ func BenchmarkAttempt(b *testing.B) {
 	for b.Loop() {
 		if r := s.attempt(ctx, ep, batch); r.outcome != delivered {
 			b.Fatalf("attempt: %v", r.err)
+		}
+	}
+}
+
+// BenchmarkJoinSpooled measures reading back 256 spooled records of about
+// 4 KiB and joining them into one replay request, as the relay does for
+// every forwarded batch.
+func BenchmarkJoinSpooled(b *testing.B) {
+	recs := make([]spool.Record, 256)
+	size := 0
+	for i := range recs {
+		var text strings.Builder
+		for j := 0; text.Len() < 16<<10; j++ {
+			text.WriteString(line(i*1000 + j))
+		}
+		bt := batch(b, text.String())
+		recs[i] = spool.Record{Seq: uint64(i + 1), Data: AppendRecord(nil, bt), Created: time.Now()}
+		size += len(bt.Body)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		parts, err := parseRecords(recs)
+		if err != nil || len(parts) != len(recs) {
+			b.Fatalf("parseRecords: %d parts, %v", len(parts), err)
+		}
+		if j := joinBatches(parts); len(j.Body) != size {
+			b.Fatalf("joined %d bytes; want %d", len(j.Body), size)
 		}
 	}
 }

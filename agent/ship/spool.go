@@ -3,6 +3,7 @@ package ship
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/procfleet/procfleet/agent/spool"
@@ -25,7 +26,11 @@ func (s *Shipper) spoolLoop(ctx, sendCtx context.Context) {
 			case s.spool.Len() > 0 && !s.anyHealthy():
 				s.store(b) // an outage: straight to disk, behind the backlog
 			default:
-				if err := s.deliver(sendCtx, b, true); err != nil {
+				err := s.deliver(sendCtx, b, true)
+				switch {
+				case errors.Is(err, errRefused):
+					s.refused(err)
+				case err != nil:
 					s.store(b)
 				}
 			}
@@ -64,30 +69,66 @@ func (s *Shipper) spoolLoop(ctx, sendCtx context.Context) {
 	}
 }
 
-// replay sends the oldest spooled batches, merged, and acknowledges them.
-// It reports false when no upstream took them (they stay in the spool) or
-// ctx ended.
+// replay sends the oldest spooled batches, merged, and acknowledges them
+// (see sendSpooled). It reports false when a send found no upstream to
+// take it or ctx ended: the batches from there on stay in the spool.
 func (s *Shipper) replay(ctx context.Context) bool {
-	recs, err := s.spool.NextN(ctx, spoolMaxRecords, s.merge)
+	most := spoolMaxRecords
+	if s.merge <= 0 {
+		most = 1 // NextN takes 0 bytes for no limit
+	}
+	recs, err := s.spool.NextN(ctx, most, s.merge)
 	if err != nil {
 		return false
 	}
-	b, last, n, err := mergeRecords(recs)
+	parts, err := parseRecords(recs)
 	if err != nil {
 		// The checksum matched, so the record was written this way: a
 		// version that this one cannot read. Keeping it would stop the
 		// spool for good.
 		s.dropRecord.Inc()
-		s.warnThrottled("record", "cannot read a spooled batch; dropped it", "err", err, "seq", last)
-		s.ack(last)
+		s.warnThrottled("record", "cannot read a spooled batch; dropped it", "err", err, "seq", recs[0].Seq)
+		s.ack(recs[0].Seq)
 		return true
 	}
-	if err := s.deliver(ctx, b, true); err != nil {
-		return false
+	return s.sendSpooled(ctx, parts) == nil
+}
+
+// spooled is a batch read back from the spool, with its sequence number.
+type spooled struct {
+	b   *Batch
+	seq uint64
+}
+
+// sendSpooled delivers parts in one request and acknowledges them. A
+// refused request of several records does not show which record the
+// upstream refused, or whether only their sum was too large: its halves
+// are sent again each on its own, down to single records, so that only a
+// record refused on its own is dropped and counted, while the others are
+// delivered in order. It returns the error of a send that no upstream
+// took (deliver with giveUp): the records before it are acknowledged, it
+// and the rest stay in the spool.
+func (s *Shipper) sendSpooled(ctx context.Context, parts []spooled) error {
+	err := s.deliver(ctx, joinBatches(parts), true)
+	switch {
+	case err == nil:
+		s.replayed.Add(len(parts))
+	case !errors.Is(err, errRefused):
+		return err
+	case len(parts) == 1:
+		s.refused(err, "seq", parts[0].seq)
+	default:
+		s.replaySplits.Inc()
+		s.logThrottled(slog.LevelInfo, "split", "upstream refused a merged replay request; sending its records again in halves",
+			"records", len(parts), "err", err)
+		mid := len(parts) / 2
+		if err := s.sendSpooled(ctx, parts[:mid]); err != nil {
+			return err
+		}
+		return s.sendSpooled(ctx, parts[mid:])
 	}
-	s.replayed.Add(n)
-	s.ack(last)
-	return true
+	s.ack(parts[len(parts)-1].seq)
+	return nil
 }
 
 func (s *Shipper) ack(seq uint64) {
@@ -96,32 +137,43 @@ func (s *Shipper) ack(seq uint64) {
 	}
 }
 
-// mergeRecords joins the leading records that share query and encoding
-// into one batch and returns it with the last joined record's sequence
-// number and the number of records joined. Gzip members concatenate into a
-// valid gzip stream; plain bodies are joined on line boundaries. When the
-// first record cannot be read it returns its sequence number and the error.
-func mergeRecords(recs []spool.Record) (*Batch, uint64, int, error) {
+// parseRecords decodes the leading records that share query and encoding,
+// so that they can be sent together. It returns an error only when the
+// first record cannot be read; a later one that cannot be read ends the
+// run, to be met first by the next call.
+func parseRecords(recs []spool.Record) ([]spooled, error) {
 	first, err := parseRecord(recs[0].Data, recs[0].Created)
 	if err != nil {
-		return nil, recs[0].Seq, 1, err
+		return nil, err
 	}
-	parts := []*Batch{first}
-	last, size := recs[0].Seq, len(first.Body)
+	parts := make([]spooled, 1, len(recs))
+	parts[0] = spooled{first, recs[0].Seq}
 	for _, r := range recs[1:] {
 		b, err := parseRecord(r.Data, r.Created)
 		if err != nil || b.Query != first.Query || b.Plain != first.Plain {
 			break
 		}
-		parts = append(parts, b)
-		last, size = r.Seq, size+len(b.Body)+1
+		parts = append(parts, spooled{b, r.Seq})
 	}
+	return parts, nil
+}
+
+// joinBatches joins the batches of parts, which share query and encoding,
+// into one. Gzip members concatenate into a valid gzip stream; plain
+// bodies are joined on line boundaries. A single part is returned as it
+// is.
+func joinBatches(parts []spooled) *Batch {
 	if len(parts) == 1 {
-		return first, last, 1, nil
+		return parts[0].b
+	}
+	first, size := parts[0].b, 0
+	for _, p := range parts {
+		size += len(p.b.Body) + 1
 	}
 	out := &Batch{Created: first.Created, Query: first.Query, Plain: first.Plain,
 		Body: make([]byte, 0, size)}
-	for _, b := range parts {
+	for _, p := range parts {
+		b := p.b
 		out.Body = append(out.Body, b.Body...)
 		if b.Plain && len(b.Body) > 0 && b.Body[len(b.Body)-1] != '\n' {
 			out.Body = append(out.Body, '\n')
@@ -129,7 +181,7 @@ func mergeRecords(recs []spool.Record) (*Batch, uint64, int, error) {
 		out.Samples += b.Samples
 		out.Created = minTime(out.Created, b.Created)
 	}
-	return out, last, len(parts), nil
+	return out
 }
 
 func minTime(a, b time.Time) time.Time {

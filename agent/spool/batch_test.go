@@ -167,9 +167,9 @@ func TestNextNClosed(t *testing.T) {
 		_, err := l.NextN(context.Background(), 10, 0)
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	waitParked(t, "(*Log).NextN", "select")
 	l.Close()
-	if err := <-done; !errors.Is(err, ErrClosed) {
+	if err := recvErr(t, done, "NextN across Close"); !errors.Is(err, ErrClosed) {
 		t.Errorf("NextN across Close = %v, want ErrClosed", err)
 	}
 	if _, err := l.NextN(context.Background(), 10, 0); !errors.Is(err, ErrClosed) {

@@ -130,7 +130,8 @@ func TestGroupCommitSyncFails(t *testing.T) {
 			closed := make(chan error, 1)
 			if closeDuring {
 				go func() { closed <- l.Close() }()
-				time.Sleep(20 * time.Millisecond)
+				// Close waits for the fsync that the hook holds.
+				waitParked(t, "(*Log).Close", "sync.Cond.Wait")
 				select {
 				case err := <-closed:
 					t.Fatalf("Close returned %v while an fsync runs", err)

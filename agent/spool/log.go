@@ -85,15 +85,18 @@ type Log struct {
 	corrupt     *metrics.Counter
 }
 
-// Open opens the log in dir, creating dir if needed, and recovers it (see
-// the package documentation). It registers the procfleet_spool_* metrics in
+// Open opens the log in dir, creating dir if needed (0700, and missing
+// parents too), and recovers it (see the package documentation). Files
+// are created 0600. A directory and files left readable by others by an
+// older version are made 0700 and 0600 when this process owns them (see
+// Recovery). It registers the procfleet_spool_* metrics in
 // set, so a set holds at most one Log. Open starts no goroutines; with
 // SyncInterval above 0 a timer fires after appends until Close.
 func Open(dir string, cfg Config, set *metrics.Set) (*Log, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("cannot create spool directory: %w", err)
 	}
 	l := &Log{
@@ -153,6 +156,9 @@ func (l *Log) recover() error {
 	ents, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("cannot read spool directory: %w", err)
+	}
+	if err := l.tighten(ents); err != nil {
+		return err
 	}
 	for _, e := range ents {
 		if first, ok := parseSegmentName(e.Name()); ok && e.Type().IsRegular() {
@@ -234,7 +240,7 @@ func (l *Log) scan(s *segment, last bool) error {
 // caller holds wmu and mu, or is Open.
 func (l *Log) createSegment() error {
 	s := &segment{first: l.nextSeq, path: filepath.Join(l.dir, segmentName(l.nextSeq))}
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return fmt.Errorf("cannot create spool segment %s: %w", s.path, err)
 	}

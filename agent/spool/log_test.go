@@ -252,9 +252,9 @@ func testConcurrent(t *testing.T, syncInterval time.Duration) {
 		_, err := l.Next(context.Background())
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
+	waitParked(t, "(*Log).NextN", "select")
 	l.Close()
-	if err := <-done; !errors.Is(err, ErrClosed) {
+	if err := recvErr(t, done, "Next across Close"); !errors.Is(err, ErrClosed) {
 		t.Errorf("Next across Close = %v, want ErrClosed", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -138,3 +139,42 @@ func mutate(t *testing.T, path string, f func([]byte) []byte) {
 
 // fmtSscanf reads the record number from a payload.
 func fmtSscanf(s string, id *int) (int, error) { return fmt.Sscanf(s, "record-%d-", id) }
+
+// waitParked waits until a goroutine is parked with a wait reason that
+// starts with reason ("select", "sync.Cond.Wait") inside the method fn of
+// this package, as a stack trace names it ("(*Log).NextN"): proof that it
+// reached the wait the test is about, which a sleep gives only on an idle
+// machine.
+func waitParked(t *testing.T, fn, reason string) {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		n := runtime.Stack(buf, true)
+		if n == len(buf) {
+			buf = make([]byte, 2*len(buf))
+			continue
+		}
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			header, frames, _ := strings.Cut(g, "\n")
+			if strings.Contains(header, "["+reason) && strings.Contains(frames, "/agent/spool."+fn+"(") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine parked (%s) in %s within 10s", reason, fn)
+		}
+	}
+}
+
+// recvErr returns the error that a blocked call sends on done, failing
+// the test when it does not return within 10s.
+func recvErr(t *testing.T, done <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not return within 10s", what)
+		return nil
+	}
+}

@@ -40,6 +40,12 @@ func OpenLogged(c config.Spool, set *metrics.Set, log *slog.Logger) (*Log, error
 	for _, note := range r.Corrupt {
 		log.Warn("skipped a damaged part of the log", "dir", c.Dir, "damage", note)
 	}
+	if r.Tightened > 0 {
+		log.Info("made the log readable by its owner only", "dir", c.Dir, "paths", r.Tightened)
+	}
+	for _, note := range r.Exposed {
+		log.Warn("others may read or change the log", "dir", c.Dir, "note", note)
+	}
 	log.Info("log opened", "dir", c.Dir, "segments", r.Segments, "pending", r.Records,
 		"torn_bytes_cut", r.Truncated, "took", time.Since(start).Round(time.Millisecond))
 	return l, nil

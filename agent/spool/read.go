@@ -292,7 +292,7 @@ func (l *Log) persistAckLocked() error {
 }
 
 func writeFileSync(path string, b []byte) error {
-	f, err := os.Create(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
 	if err != nil {
 		return fmt.Errorf("cannot create spool ack file: %w", err)
 	}

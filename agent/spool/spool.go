@@ -19,7 +19,8 @@
 // consecutive sequence numbers. A new segment starts once the current one
 // holds at least Config.SegmentBytes. The "ack" file holds the highest
 // acknowledged sequence number (uint64 LE, then its CRC32-C) and is replaced
-// atomically by rename.
+// atomically by rename. The directory is 0700 and every file 0600,
+// whatever the umask; Open tightens those of older versions (see Open).
 //
 // # Recovery
 //
@@ -176,4 +177,10 @@ type Recovery struct {
 	Records   int      // unacknowledged records recovered
 	Truncated int64    // bytes of torn tail cut from the last segment
 	Corrupt   []string // one note per damaged segment: file, offset, reason
+	// Tightened counts the directory and files whose group and other
+	// permissions Open removed (older versions made them 0755 and 0644).
+	Tightened int
+	// Exposed notes each path left readable by others: owned by another
+	// user (not changed), or whose mode could not be changed.
+	Exposed []string
 }
