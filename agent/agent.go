@@ -39,7 +39,8 @@ type Agent struct {
 	shipper *ship.Shipper
 	spool   *spool.Log // nil when spool.dir is empty; Run closes it
 	sched   *sched.Scheduler
-	ln      net.Listener
+	self    *server // /metrics and /healthz; nil when listen is empty
+	pprof   *server // /debug/pprof/; nil when debug.pprof_listen is empty
 	ready   chan struct{}
 	stopped chan struct{} // closed when Run stops taking config changes
 	applyCh chan applyRequest
@@ -147,12 +148,11 @@ func (a *Agent) Limiter() *limit.Limiter { return a.limiter }
 
 // Addr returns the address the self HTTP server listens on, once Ready is
 // closed; "" when it is off.
-func (a *Agent) Addr() string {
-	if a.ln == nil {
-		return ""
-	}
-	return a.ln.Addr().String()
-}
+func (a *Agent) Addr() string { return a.self.addr() }
+
+// PprofAddr returns the address the pprof server listens on, once Ready is
+// closed; "" when it is off (the default).
+func (a *Agent) PprofAddr() string { return a.pprof.addr() }
 
 // Ready is closed once Run has started every part.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
@@ -163,16 +163,11 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // and spools the rest, and the HTTP server closes. Run closes the spool;
 // an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
-	var srv *http.Server
-	if a.cfg.Listen != "" {
-		ln, err := net.Listen("tcp", a.cfg.Listen)
-		if err != nil {
-			return errors.Join(fmt.Errorf("cannot listen on %s (listen): %w", a.cfg.Listen, err), a.closeSpool())
-		}
-		a.ln = ln
-		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
+	if err := a.listen(); err != nil {
+		return errors.Join(err, a.closeSpool())
 	}
+	a.self.serve()
+	a.pprof.serve()
 	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
 	compCtx, stopComp := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -183,7 +178,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(compDone)
 		_ = a.comp.Run(compCtx)
 	}()
-	a.log.Info("agent started", "hostname", a.cfg.Hostname, "upstreams", a.cfg.Ship.Upstreams, "listen", a.Addr())
+	a.log.Info("agent started", "hostname", a.cfg.Hostname, "upstreams", a.cfg.Ship.Upstreams, "listen", a.Addr(), "pprof", a.PprofAddr())
 	close(a.ready)
 	err := a.runScheduler(ctx)
 	close(a.stopped)
@@ -193,11 +188,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopShip()
 	wg.Wait()
 	spoolErr := a.closeSpool()
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = srv.Shutdown(sctx)
-		cancel()
-	}
+	a.self.shutdown()
+	a.pprof.shutdown()
 	a.log.Info("agent stopped")
 	return errors.Join(err, shipErr, spoolErr)
 }
@@ -213,6 +205,66 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	registerPprof(mux)
 	return mux
+}
+
+// listen binds the self and pprof addresses that are set, or neither.
+func (a *Agent) listen() error {
+	var err error
+	if a.cfg.Listen != "" {
+		if a.self, err = listen(a.cfg.Listen, "listen", a.handler()); err != nil {
+			return err
+		}
+	}
+	if a.cfg.Debug.PprofListen != "" {
+		if a.pprof, err = listen(a.cfg.Debug.PprofListen, "debug.pprof_listen, --pprof-listen", pprofHandler()); err != nil {
+			a.self.shutdown()
+			return err
+		}
+	}
+	return nil
+}
+
+// server is one of the agent's HTTP servers; a nil *server is one that is
+// off, and its methods do nothing.
+type server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// listen binds addr for h; key names the setting in errors.
+func listen(addr, key string, h http.Handler) (*server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, key, err)
+	}
+	return &server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln}, nil
+}
+
+func (s *server) addr() string {
+	if s == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// serve serves in a goroutine of its own until shutdown.
+func (s *server) serve() {
+	if s != nil {
+		go func() { _ = s.srv.Serve(s.ln) }()
+	}
+}
+
+// shutdown lets requests in progress finish for up to 2 s, then closes
+// the connections left (a 30 s CPU profile, say).
+func (s *server) shutdown() {
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s.srv.Shutdown(ctx) != nil {
+		_ = s.srv.Close()
+	}
+	_ = s.ln.Close() // when Serve never ran
 }
