@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,7 +33,8 @@ import (
 // Agent is one host's agent. New builds it and starts nothing; Run runs it.
 type Agent struct {
 	cfg     config.Agent
-	log     *slog.Logger
+	log     *slog.Logger // component=agent
+	base    *slog.Logger // no component: each part adds its own
 	sets    map[string]*metrics.Set
 	pool    *emit.Pool
 	comp    *compress.Compressor
@@ -48,7 +51,9 @@ type Agent struct {
 
 // New builds an agent from a validated configuration. It returns an error
 // for a configuration it cannot run (no upstream, a generator that cannot
-// be built).
+// be built). logger is the process's base logger, without a component
+// attribute: the agent and each of its parts add their own, so that every
+// record carries one.
 func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -66,7 +71,8 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: logger, sets: map[string]*metrics.Set{}, ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
+	a := &Agent{cfg: cfg, log: logger.With("component", "agent"), base: logger, sets: map[string]*metrics.Set{},
+		ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
 	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler", "spool"} {
 		a.sets[c] = metrics.NewSet()
 	}
@@ -89,7 +95,7 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	var err error
 	a.shipper, err = ship.New(cfg.Ship, ship.Deps{
 		Limiter:         a.limiter,
-		Logger:          logger.With("component", "ship"),
+		Logger:          logger, // ship.New adds component=ship
 		Metrics:         a.sets["ship"],
 		Query:           query,
 		Spool:           a.spool,
@@ -131,7 +137,7 @@ func (a *Agent) newScheduler(cfg config.Agent) (*sched.Scheduler, error) {
 	return sched.New(cfg.Scheduler.Workers, jobs, sched.Deps{
 		Pool:    a.pool,
 		Sink:    a.comp,
-		Logger:  a.log.With("component", "scheduler"),
+		Logger:  a.base.With("component", "scheduler"),
 		Metrics: a.sets["generator"],
 	})
 }
@@ -198,7 +204,7 @@ func (a *Agent) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		for _, s := range a.sets {
+		for _, s := range a.orderedSets() {
 			s.WritePrometheus(w)
 		}
 	})
@@ -206,6 +212,18 @@ func (a *Agent) handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	return mux
+}
+
+// orderedSets returns the metric sets sorted by component name. Each set
+// writes its series sorted by name, so /metrics keeps one order from
+// scrape to scrape.
+func (a *Agent) orderedSets() []*metrics.Set {
+	names := slices.Sorted(maps.Keys(a.sets))
+	out := make([]*metrics.Set, len(names))
+	for i, n := range names {
+		out[i] = a.sets[n]
+	}
+	return out
 }
 
 // listen binds the self and pprof addresses that are set, or neither.

@@ -104,7 +104,7 @@ live.`,
 			if clustered {
 				return runClustered(cmd.Context(), cfg, ef, mf, logger)
 			}
-			a, err := agent.New(cfg, logger.With("component", "agent"))
+			a, err := agent.New(cfg, logger)
 			if err != nil {
 				return usageError{err}
 			}
