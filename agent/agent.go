@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,7 +33,8 @@ import (
 // Agent is one host's agent. New builds it and starts nothing; Run runs it.
 type Agent struct {
 	cfg     config.Agent
-	log     *slog.Logger
+	log     *slog.Logger // component=agent
+	base    *slog.Logger // no component: each part adds its own
 	sets    map[string]*metrics.Set
 	pool    *emit.Pool
 	comp    *compress.Compressor
@@ -39,7 +42,8 @@ type Agent struct {
 	shipper *ship.Shipper
 	spool   *spool.Log // nil when spool.dir is empty; Run closes it
 	sched   *sched.Scheduler
-	ln      net.Listener
+	self    *server // /metrics and /healthz; nil when listen is empty
+	pprof   *server // /debug/pprof/; nil when debug.pprof_listen is empty
 	ready   chan struct{}
 	stopped chan struct{} // closed when Run stops taking config changes
 	applyCh chan applyRequest
@@ -47,7 +51,9 @@ type Agent struct {
 
 // New builds an agent from a validated configuration. It returns an error
 // for a configuration it cannot run (no upstream, a generator that cannot
-// be built).
+// be built). logger is the process's base logger, without a component
+// attribute: the agent and each of its parts add their own, so that every
+// record carries one.
 func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -65,7 +71,8 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: logger, sets: map[string]*metrics.Set{}, ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
+	a := &Agent{cfg: cfg, log: logger.With("component", "agent"), base: logger, sets: map[string]*metrics.Set{},
+		ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
 	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler", "spool"} {
 		a.sets[c] = metrics.NewSet()
 	}
@@ -88,7 +95,7 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 	var err error
 	a.shipper, err = ship.New(cfg.Ship, ship.Deps{
 		Limiter:         a.limiter,
-		Logger:          logger.With("component", "ship"),
+		Logger:          logger, // ship.New adds component=ship
 		Metrics:         a.sets["ship"],
 		Query:           query,
 		Spool:           a.spool,
@@ -130,7 +137,7 @@ func (a *Agent) newScheduler(cfg config.Agent) (*sched.Scheduler, error) {
 	return sched.New(cfg.Scheduler.Workers, jobs, sched.Deps{
 		Pool:    a.pool,
 		Sink:    a.comp,
-		Logger:  a.log.With("component", "scheduler"),
+		Logger:  a.base.With("component", "scheduler"),
 		Metrics: a.sets["generator"],
 	})
 }
@@ -147,12 +154,11 @@ func (a *Agent) Limiter() *limit.Limiter { return a.limiter }
 
 // Addr returns the address the self HTTP server listens on, once Ready is
 // closed; "" when it is off.
-func (a *Agent) Addr() string {
-	if a.ln == nil {
-		return ""
-	}
-	return a.ln.Addr().String()
-}
+func (a *Agent) Addr() string { return a.self.addr() }
+
+// PprofAddr returns the address the pprof server listens on, once Ready is
+// closed; "" when it is off (the default).
+func (a *Agent) PprofAddr() string { return a.pprof.addr() }
 
 // Ready is closed once Run has started every part.
 func (a *Agent) Ready() <-chan struct{} { return a.ready }
@@ -163,16 +169,11 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // and spools the rest, and the HTTP server closes. Run closes the spool;
 // an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
-	var srv *http.Server
-	if a.cfg.Listen != "" {
-		ln, err := net.Listen("tcp", a.cfg.Listen)
-		if err != nil {
-			return errors.Join(fmt.Errorf("cannot listen on %s (listen): %w", a.cfg.Listen, err), a.closeSpool())
-		}
-		a.ln = ln
-		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
+	if err := a.listen(); err != nil {
+		return errors.Join(err, a.closeSpool())
 	}
+	a.self.serve()
+	a.pprof.serve()
 	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
 	compCtx, stopComp := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -183,7 +184,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(compDone)
 		_ = a.comp.Run(compCtx)
 	}()
-	a.log.Info("agent started", "hostname", a.cfg.Hostname, "upstreams", a.cfg.Ship.Upstreams, "listen", a.Addr())
+	a.log.Info("agent started", "hostname", a.cfg.Hostname, "upstreams", a.cfg.Ship.Upstreams, "listen", a.Addr(), "pprof", a.PprofAddr())
 	close(a.ready)
 	err := a.runScheduler(ctx)
 	close(a.stopped)
@@ -193,11 +194,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopShip()
 	wg.Wait()
 	spoolErr := a.closeSpool()
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = srv.Shutdown(sctx)
-		cancel()
-	}
+	a.self.shutdown()
+	a.pprof.shutdown()
 	a.log.Info("agent stopped")
 	return errors.Join(err, shipErr, spoolErr)
 }
@@ -206,13 +204,85 @@ func (a *Agent) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		for _, s := range a.sets {
+		for _, s := range a.orderedSets() {
 			s.WritePrometheus(w)
 		}
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	registerPprof(mux)
 	return mux
+}
+
+// orderedSets returns the metric sets sorted by component name. Each set
+// writes its series sorted by name, so /metrics keeps one order from
+// scrape to scrape.
+func (a *Agent) orderedSets() []*metrics.Set {
+	names := slices.Sorted(maps.Keys(a.sets))
+	out := make([]*metrics.Set, len(names))
+	for i, n := range names {
+		out[i] = a.sets[n]
+	}
+	return out
+}
+
+// listen binds the self and pprof addresses that are set, or neither.
+func (a *Agent) listen() error {
+	var err error
+	if a.cfg.Listen != "" {
+		if a.self, err = listen(a.cfg.Listen, "listen", a.handler()); err != nil {
+			return err
+		}
+	}
+	if a.cfg.Debug.PprofListen != "" {
+		if a.pprof, err = listen(a.cfg.Debug.PprofListen, "debug.pprof_listen, --pprof-listen", pprofHandler()); err != nil {
+			a.self.shutdown()
+			return err
+		}
+	}
+	return nil
+}
+
+// server is one of the agent's HTTP servers; a nil *server is one that is
+// off, and its methods do nothing.
+type server struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// listen binds addr for h; key names the setting in errors.
+func listen(addr, key string, h http.Handler) (*server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, key, err)
+	}
+	return &server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln}, nil
+}
+
+func (s *server) addr() string {
+	if s == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// serve serves in a goroutine of its own until shutdown.
+func (s *server) serve() {
+	if s != nil {
+		go func() { _ = s.srv.Serve(s.ln) }()
+	}
+}
+
+// shutdown lets requests in progress finish for up to 2 s, then closes
+// the connections left (a 30 s CPU profile, say).
+func (s *server) shutdown() {
+	if s == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if s.srv.Shutdown(ctx) != nil {
+		_ = s.srv.Close()
+	}
+	_ = s.ln.Close() // when Serve never ran
 }

@@ -25,8 +25,9 @@ var ErrNotRunning = errors.New("agent: not running")
 //     its scans into the compressor first;
 //   - compress: from the next batch (target size and flush age at once);
 //   - ship.upstreams and ship.strategy, limit: at once;
-//   - everything else (hostname, job, listen, log, scheduler.buffers and the
-//     other ship settings) applies at the next start, which Apply logs.
+//   - everything else (hostname, job, listen, log, debug, scheduler.buffers
+//     and the other ship settings) applies at the next start, which Apply
+//     logs.
 //
 // An invalid cfg changes nothing and is returned as an error. Apply blocks
 // until the change is made or ctx is done; it is safe for concurrent use.
@@ -118,6 +119,7 @@ func (a *Agent) apply(cfg config.Agent) (*sched.Scheduler, error) {
 	// Settings that apply at restart keep their running values, so that a
 	// later Apply compares against what runs.
 	applied.Hostname, applied.Job, applied.Listen, applied.Log = old.Hostname, old.Job, old.Listen, old.Log
+	applied.Debug = old.Debug
 	applied.Scheduler.Buffers = old.Scheduler.Buffers
 	upstreams, strategy := cfg.Ship.Upstreams, cfg.Ship.Strategy
 	if len(upstreams) == 0 {
@@ -142,6 +144,7 @@ func (a *Agent) logRestartOnly(old, cfg config.Agent) {
 		"job":               old.Job != cfg.Job,
 		"listen":            old.Listen != cfg.Listen,
 		"log":               old.Log != cfg.Log,
+		"debug":             old.Debug != cfg.Debug,
 		"scheduler.buffers": old.Scheduler.Buffers != cfg.Scheduler.Buffers,
 		"ship":              !reflect.DeepEqual(ship, oldShip),
 	} {

@@ -69,11 +69,7 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 		jobs = append(jobs, sched.Job{Gen: g, Interval: interval[g.Name()].D(), FullEvery: cfg.FullEvery})
 	}
 	if s := cfg.Generators.Self; s.Enabled {
-		sets := make([]*metrics.Set, 0, len(a.sets))
-		for _, set := range a.sets {
-			sets = append(sets, set)
-		}
-		jobs = append(jobs, sched.Job{Gen: selfmon.NewGenerator(sets...), Interval: s.Interval.D(), FullEvery: 1})
+		jobs = append(jobs, sched.Job{Gen: selfmon.NewGenerator(a.orderedSets()...), Interval: s.Interval.D(), FullEvery: 1})
 	}
 	return jobs, nil
 }

@@ -14,8 +14,8 @@ type Agent struct {
 	Hostname string `yaml:"hostname"`
 	// Job is the value of the job label on every sample. Default "procfleet".
 	Job string `yaml:"job"`
-	// Listen is the address of the self HTTP server (/metrics, /healthz,
-	// /debug/pprof). Empty turns it off. Default "127.0.0.1:9477".
+	// Listen is the address of the self HTTP server (/metrics, /healthz).
+	// Empty turns it off. Default "127.0.0.1:9477".
 	Listen string `yaml:"listen"`
 	// ProcfsRoot is where procfs is mounted. Default "/proc".
 	ProcfsRoot string `yaml:"procfs_root"`
@@ -38,6 +38,8 @@ type Agent struct {
 	Spool Spool `yaml:"spool"`
 	// Log configures the agent's log.
 	Log Log `yaml:"log"`
+	// Debug turns on debugging surfaces (pprof). Off by default. Host-local.
+	Debug Debug `yaml:"debug"`
 }
 
 // Scheduler configures the scheduler.
@@ -135,6 +137,9 @@ func (a Agent) Validate() error {
 		return err
 	}
 	if err := a.Spool.Validate("spool"); err != nil {
+		return err
+	}
+	if err := a.Debug.Validate("debug", a.Listen); err != nil {
 		return err
 	}
 	return a.Log.Validate("log")

@@ -430,7 +430,7 @@ func TestClusterAgentsCoverTheAgentDocument(t *testing.T) {
 			}
 		}
 	}
-	f(reflect.TypeFor[Agent](), reflect.TypeFor[ClusterAgents](), "hostname", "listen", "procfs_root", "sysfs_root", "limit", "spool")
+	f(reflect.TypeFor[Agent](), reflect.TypeFor[ClusterAgents](), "hostname", "listen", "procfs_root", "sysfs_root", "limit", "spool", "debug")
 	f(reflect.TypeFor[Ship](), reflect.TypeFor[ClusterShip](), "upstreams", "strategy")
 }
 

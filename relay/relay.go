@@ -41,7 +41,8 @@ import (
 // it once.
 type Relay struct {
 	cfg     config.Relay
-	log     *slog.Logger
+	log     *slog.Logger // component=relay
+	base    *slog.Logger // no component: the WAL and shipper add their own
 	set     *metrics.Set // relay_* and process metrics
 	shipSet *metrics.Set
 	walSet  *metrics.Set
@@ -70,7 +71,8 @@ type Relay struct {
 
 // New checks cfg and builds a relay. It opens nothing: the log is
 // recovered by Run, after the listener is up, so that /healthz answers
-// during a long recovery.
+// during a long recovery. logger is the process's base logger, without a
+// component attribute: the relay and its parts add their own.
 func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -84,7 +86,8 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 	}
 	r := &Relay{
 		cfg:       cfg,
-		log:       logger,
+		log:       logger.With("component", "relay"),
+		base:      logger,
 		set:       metrics.NewSet(),
 		shipSet:   metrics.NewSet(),
 		walSet:    metrics.NewSet(),
@@ -200,7 +203,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.log.Info("relay listening", "listen", r.Addr(), "tls", tlsCfg != nil, "wal", r.cfg.WAL.Dir)
 
 	start := time.Now()
-	wal, err := openWAL(r.cfg.WAL, r.walSet, r.log.With("component", "wal"))
+	wal, err := openWAL(r.cfg.WAL, r.walSet, r.base.With("component", "wal"))
 	if err != nil {
 		r.mu.Lock()
 		r.recovErr = err
@@ -295,7 +298,7 @@ func (r *Relay) newShipper(wal *spool.Log) (*ship.Shipper, error) {
 	cfg.Upstreams, cfg.Strategy = r.upstreams, r.strategy
 	sh, err := ship.New(cfg, ship.Deps{
 		Limiter:         r.limiter,
-		Logger:          r.log,
+		Logger:          r.base, // ship.New adds component=ship
 		Metrics:         r.shipSet,
 		Spool:           wal,
 		SpoolBatchBytes: int(r.cfg.Forward.BatchBytes),

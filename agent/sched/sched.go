@@ -8,6 +8,12 @@
 // when its next deadline passes is an overrun: the missed deadlines are
 // skipped, never queued up.
 //
+// The wait for a deadline is measured on the monotonic clock, and the stamp
+// is taken from the wall clock when the wait ends: a step of the wall clock
+// in either direction neither stalls the scans nor stamps them with the old
+// time. The first scan after a step is stamped with the grid point of the
+// new wall clock nearest to its deadline, and the grid follows from there.
+//
 // When every run due has finished, the scheduler tells a Sink that batches
 // (an emit.Flusher) that it is idle, so that a tick's lines leave together
 // and at once.
@@ -42,8 +48,8 @@ type Deps struct {
 	Sink    emit.Sink
 	Logger  *slog.Logger
 	Metrics *metrics.Set
-	// Now is the clock; default time.Now.
-	Now func() time.Time
+	// Clock is the wall and monotonic clock; default SystemClock().
+	Clock Clock
 }
 
 // Scheduler runs jobs. New starts nothing; Run runs until its context is
@@ -59,8 +65,9 @@ type job struct {
 	Job
 	scan     *emit.Scan
 	tracker  *emit.Tracker
-	next     time.Time // next deadline; owned by the Run loop
-	due      time.Time // deadline of the run in progress; set before dispatch
+	at       time.Duration // next deadline on the monotonic clock; owned by the Run loop
+	due      time.Time     // wall-clock stamp of the run in progress; set before dispatch
+	dueAt    time.Duration // its deadline on the monotonic clock
 	running  bool
 	index    int
 	runs     *metrics.Counter
@@ -69,7 +76,7 @@ type job struct {
 	emitted  *metrics.Counter
 	duration *metrics.FloatCounter
 	series   *metrics.Gauge
-	lastLog  time.Time
+	lastLog  time.Duration // monotonic; 0 before the first log
 	dropped  int
 }
 
@@ -78,8 +85,8 @@ func New(workers int, jobs []Job, deps Deps) (*Scheduler, error) {
 	if workers < 1 {
 		return nil, fmt.Errorf("scheduler: workers %d; want 1 or more", workers)
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
+	if deps.Clock == nil {
+		deps.Clock = SystemClock()
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -116,10 +123,10 @@ func New(workers int, jobs []Job, deps Deps) (*Scheduler, error) {
 // keeps /proc descriptors open between scans). Run may be called once.
 func (s *Scheduler) Run(ctx context.Context) error {
 	defer s.closeGenerators()
-	now := s.deps.Now()
+	wall, mono := s.deps.Clock.Now(), s.deps.Clock.Mono()
 	h := make(jobHeap, 0, len(s.jobs))
 	for _, j := range s.jobs {
-		j.next = now.Truncate(j.Interval).Add(j.Interval)
+		j.at = mono + wall.Truncate(j.Interval).Add(j.Interval).Sub(wall)
 		heap.Push(&h, j)
 	}
 	work := make(chan *job)
@@ -147,7 +154,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	running := 0
 	flusher, _ := s.deps.Sink.(emit.Flusher)
 	for {
-		timer.Reset(h[0].next.Sub(s.deps.Now()))
+		timer.Reset(h[0].at - s.deps.Clock.Mono())
 		var sendTo chan *job
 		var first *job
 		if len(ready) > 0 {
@@ -166,25 +173,48 @@ func (s *Scheduler) Run(ctx context.Context) error {
 				}
 			}
 		case <-timer.C:
-			now := s.deps.Now()
-			if h[0].next.After(now) {
+			mono := s.deps.Clock.Mono()
+			if h[0].at > mono {
 				continue
 			}
 			j := heap.Pop(&h).(*job)
-			if j.running {
-				j.overruns.Inc()
-			} else {
-				j.running = true
-				j.due = j.next
+			if s.fire(j, mono) {
 				ready = append(ready, j)
 			}
-			j.next = nextDeadline(j.next, j.Interval, now)
 			heap.Push(&h, j)
 		case sendTo <- first:
 			ready = ready[1:]
 			running++
 		}
 	}
+}
+
+// fire handles j's deadline, passed at mono: it stamps the run from the
+// wall clock read now and sets j's next deadline. It reports whether the
+// run is to be dispatched (false for an overrun).
+func (s *Scheduler) fire(j *job, mono time.Duration) bool {
+	wall := s.deps.Clock.Now()
+	stamp := gridPoint(wall, mono-j.at, j.Interval)
+	run := !j.running
+	if run {
+		j.running = true
+		j.due, j.dueAt = stamp, j.at
+	} else {
+		j.overruns.Inc()
+	}
+	// The wait to the next deadline is taken from the wall clock now and
+	// then measured on the monotonic clock: a later step of the wall
+	// clock changes the stamp of the next run, never when it comes.
+	j.at = mono + nextDeadline(stamp, j.Interval, wall).Sub(wall)
+	return run
+}
+
+// gridPoint returns the multiple of every on the wall clock that a
+// deadline passed late ago stands for: the grid point nearest to wall-late.
+// Without a step of the wall clock that is the deadline itself; after a
+// step, it is the grid point of the new wall clock at the same instant.
+func gridPoint(wall time.Time, late, every time.Duration) time.Time {
+	return wall.Add(-late).Round(every)
 }
 
 // nextDeadline returns the first deadline after now on the grid of prev,
@@ -198,16 +228,15 @@ func nextDeadline(prev time.Time, every time.Duration, now time.Time) time.Time 
 }
 
 func (s *Scheduler) run(ctx context.Context, j *job) {
-	start := s.deps.Now()
-	deadline := j.due
-	s.delay.Update(start.Sub(deadline).Seconds())
-	j.scan.Start(ctx, deadline.UnixMilli())
+	start := s.deps.Clock.Mono()
+	s.delay.Update((start - j.dueAt).Seconds())
+	j.scan.Start(ctx, j.due.UnixMilli())
 	err := j.Gen.Collect(j.scan)
 	if ferr := j.scan.Finish(); err == nil && ctx.Err() == nil {
 		err = ferr
 	}
 	j.runs.Inc()
-	j.duration.Add(s.deps.Now().Sub(start).Seconds())
+	j.duration.Add((s.deps.Clock.Mono() - start).Seconds())
 	j.emitted.Add(j.scan.Emitted())
 	j.series.Set(float64(j.scan.Total()))
 	if err != nil {
@@ -219,8 +248,8 @@ func (s *Scheduler) run(ctx context.Context, j *job) {
 // logThrottled logs at most one error a minute per generator and says how
 // many it held back.
 func (s *Scheduler) logThrottled(j *job, err error) {
-	now := s.deps.Now()
-	if now.Sub(j.lastLog) < time.Minute {
+	now := s.deps.Clock.Mono()
+	if j.lastLog != 0 && now-j.lastLog < time.Minute {
 		j.dropped++
 		return
 	}
@@ -231,7 +260,7 @@ func (s *Scheduler) logThrottled(j *job, err error) {
 type jobHeap []*job
 
 func (h jobHeap) Len() int           { return len(h) }
-func (h jobHeap) Less(a, b int) bool { return h[a].next.Before(h[b].next) }
+func (h jobHeap) Less(a, b int) bool { return h[a].at < h[b].at }
 func (h jobHeap) Swap(a, b int) {
 	h[a], h[b] = h[b], h[a]
 	h[a].index, h[b].index = a, b

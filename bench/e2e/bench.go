@@ -31,7 +31,7 @@ type bench struct {
 	a, b    *side
 	floor   *floor    // VictoriaMetrics' own freshness, see floor
 	started time.Time // when the agents were started; warm-up counts from here
-	agentAt string    // the agent's --listen address (pprof)
+	pprofAt string    // the agent's --pprof-listen address
 	neAt    string    // node_exporter's address
 	vaAt    string    // vmagent's HTTP address
 }
@@ -182,6 +182,7 @@ scrape_configs:
 	ag, err := b.ps.start("procfleet", b.bins.procfleet, "agent",
 		"--upstream", "http://"+b.a.proxy.Addr()+"/api/v1/import/prometheus",
 		"--listen", "127.0.0.1:0",
+		"--pprof-listen", "127.0.0.1:0",
 		"--hostname", b.a.instance)
 	if err != nil {
 		return err
@@ -198,7 +199,9 @@ func (b *bench) waitReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.agentAt = addr
+	if b.pprofAt, err = waitLogMatch(ctx, b.a.agents[0], agentPprof, time.Second); err != nil {
+		return err
+	}
 	for _, c := range []struct{ what, addr, path string }{
 		{"the agent", addr, "/healthz"},
 		{"node_exporter", b.neAt, "/metrics"},
@@ -231,6 +234,9 @@ func (b *bench) waitReady(ctx context.Context) error {
 // captures its listen address, which --listen 127.0.0.1:0 leaves to the
 // kernel.
 var agentStarted = regexp.MustCompile(`msg="agent started".* listen=(\S+)`)
+
+// agentPprof captures the pprof address from the same line.
+var agentPprof = regexp.MustCompile(`msg="agent started".* pprof=(\S+)`)
 
 // waitLogMatch polls p's log until re matches and returns the first group.
 func waitLogMatch(ctx context.Context, p *proc, re *regexp.Regexp, timeout time.Duration) (string, error) {

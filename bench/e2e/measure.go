@@ -187,7 +187,7 @@ func (b *bench) startProfile(ctx context.Context, w *window) <-chan error {
 	path := filepath.Join(b.o.profile, "agent.cpu.pprof")
 	w.profile = path
 	go func() {
-		done <- fetchProfile(ctx, "http://"+b.agentAt+fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), path)
+		done <- fetchProfile(ctx, "http://"+b.pprofAt+fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), path)
 	}()
 	return done
 }

@@ -20,6 +20,8 @@ type agentFlags struct {
 	hostname  string
 	logLevel  string
 	spoolDir  string
+	pprof     string
+	pprofAny  bool
 }
 
 func (af *agentFlags) register(cmd *cobra.Command) {
@@ -28,10 +30,12 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f.StringArrayVar(&af.upstreams, "upstream", nil, "import URL to push to (repeatable); replaces ship.upstreams")
 	f.StringVar(&af.procRoot, "procfs-root", "/proc", "procfs mount point (procfs_root)")
 	f.StringVar(&af.sysRoot, "sysfs-root", "/sys", "sysfs mount point (sysfs_root)")
-	f.StringVar(&af.listen, "listen", "127.0.0.1:9477", "self HTTP address for /metrics, /healthz, /debug/pprof (listen)")
+	f.StringVar(&af.listen, "listen", "127.0.0.1:9477", "self HTTP address for /metrics and /healthz (listen)")
 	f.StringVar(&af.hostname, "hostname", "", "instance label (hostname; default: the host name)")
 	f.StringVar(&af.logLevel, "log-level", "info", "debug, info, warn or error (log.level)")
 	f.StringVar(&af.spoolDir, "spool-dir", "", "directory for batches no upstream takes, replayed later; empty keeps them in memory only (spool.dir)")
+	f.StringVar(&af.pprof, "pprof-listen", "", "`ADDR` of a separate HTTP server for /debug/pprof/, loopback only unless --pprof-allow-remote; empty turns it off (debug.pprof_listen)")
+	f.BoolVar(&af.pprofAny, "pprof-allow-remote", false, "accept a --pprof-listen address that is not loopback; profiles show the agent's memory, unauthenticated (debug.pprof_allow_remote)")
 }
 
 // load reads the config file, if any, and applies the flags that were set.
@@ -65,6 +69,12 @@ func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
 	if f.Changed("spool-dir") {
 		cfg.Spool.Dir = af.spoolDir
 	}
+	if f.Changed("pprof-listen") {
+		cfg.Debug.PprofListen = af.pprof
+	}
+	if f.Changed("pprof-allow-remote") {
+		cfg.Debug.PprofAllowRemote = af.pprofAny
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
 	}
@@ -94,7 +104,7 @@ live.`,
 			if clustered {
 				return runClustered(cmd.Context(), cfg, ef, mf, logger)
 			}
-			a, err := agent.New(cfg, logger.With("component", "agent"))
+			a, err := agent.New(cfg, logger)
 			if err != nil {
 				return usageError{err}
 			}

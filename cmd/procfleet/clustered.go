@@ -158,7 +158,7 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 	case <-ctx.Done():
 		return nil
 	}
-	a, err := agent.New(first.Agent, logger.With("component", "agent"))
+	a, err := agent.New(first.Agent, logger)
 	if err != nil {
 		return fmt.Errorf("config revision %d: %w", first.Revision, err)
 	}

@@ -68,7 +68,7 @@ Try procfleet status and procfleet config edit against it meanwhile.`,
 			fmt.Printf(`procfleet dev is starting.
   etcd:                 http://%[1]s  (cluster %[4]q: procfleet status --etcd http://%[1]s --cluster %[4]s)
   VictoriaMetrics UI:   http://%[2]s/vmui  (try: node_load1, rate(node_cpu_seconds_total[1m]), proc_pid_info)
-  agent self-metrics:   http://%[3]s/metrics and /debug/pprof/
+  agent self-metrics:   http://%[3]s/metrics  (profiles: add --pprof-listen 127.0.0.1:6060)
   data and logs:        %[5]s
 Press Ctrl-C to stop.
 `, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir)

@@ -87,7 +87,7 @@ and takes its upstreams and bandwidth budget from the ring.`,
 				return err
 			}
 			logger := newLogger(cfg.Log)
-			r, err := relay.New(cfg, logger.With("component", "relay"))
+			r, err := relay.New(cfg, logger)
 			if err != nil {
 				return usageError{err}
 			}

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// --pprof-listen takes a loopback address only, unless --pprof-allow-remote
+// says otherwise; the refusal names both.
+func TestAgentPprofFlags(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0"} {
+		_, stderr, code := run(t, "agent", "--upstream", "http://127.0.0.1:1/x", "--listen", "127.0.0.1:0", "--pprof-listen", addr)
+		if code == 0 || !strings.Contains(stderr, "is not a loopback address") || !strings.Contains(stderr, "--pprof-allow-remote") {
+			t.Errorf("--pprof-listen %s: exit %d, stderr %q; want a refusal that names --pprof-allow-remote", addr, code, stderr)
+		}
+	}
+
+	cmd := exec.Command(binary, "agent", "--upstream", "http://127.0.0.1:1/x", "--listen", "127.0.0.1:0",
+		"--procfs-root", "../../testdata/fixtures/proc", "--sysfs-root", "../../testdata/fixtures/sys",
+		"--pprof-listen", "0.0.0.0:0", "--pprof-allow-remote")
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	started := regexp.MustCompile(`msg="agent started".* pprof=\S+:(\d+)`)
+	deadline := time.Now().Add(20 * time.Second)
+	var m []string
+	for m == nil {
+		if m = started.FindStringSubmatch(stderr.String()); m == nil && time.Now().After(deadline) {
+			t.Fatalf("no start line with the pprof address in 20s:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", m[1]) + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /debug/pprof/ on the allowed remote address: %d", resp.StatusCode)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while a test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
