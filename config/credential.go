@@ -3,8 +3,10 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Credential is how this host authenticates to an upstream: basic auth or a
@@ -20,6 +22,12 @@ type Credential struct {
 	ShipAuth `yaml:",inline"`
 	// TLS is as ship.tls, for the upstreams sent to with this credential.
 	TLS ShipTLS `yaml:"tls"`
+	// Hosts, when not empty, are the only upstream hosts this credential is
+	// sent to, each host or host:port (a host alone allows any port): a
+	// cluster config that names the credential for another upstream makes
+	// that upstream unusable here. Empty: any upstream the cluster config
+	// names it for. Default none.
+	Hosts []string `yaml:"hosts"`
 }
 
 var credentialName = regexp.MustCompile(`^[a-z0-9._-]{1,63}$`)
@@ -35,7 +43,34 @@ func ValidateCredentialName(name string) error {
 
 // Validate checks c; key, such as "credentials.vm-writer", prefixes errors.
 func (c Credential) Validate(key string) error {
+	for i, h := range c.Hosts {
+		if u, err := url.Parse("http://" + h); err != nil || u.Host != h || u.Hostname() == "" {
+			return fmt.Errorf("%s.hosts[%d]: %q is not accepted; want a host or host:port such as vm.example.com:8427", key, i, h)
+		}
+	}
 	return validateAuthTLS(key, key, c.ShipAuth, c.TLS)
+}
+
+// Equal reports whether c and o are the same credential.
+func (c Credential) Equal(o Credential) bool {
+	return c.ShipAuth == o.ShipAuth && c.TLS == o.TLS && slices.Equal(c.Hosts, o.Hosts)
+}
+
+// allows reports whether c may be sent to the upstream at rawURL.
+func (c Credential) allows(rawURL string) bool {
+	if len(c.Hosts) == 0 {
+		return true
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	for _, h := range c.Hosts {
+		if strings.EqualFold(h, u.Host) || strings.EqualFold(h, u.Hostname()) {
+			return true
+		}
+	}
+	return false
 }
 
 // validateCredentials checks a host's credentials, in name order so that
@@ -87,6 +122,11 @@ type UpstreamCredential struct {
 	Problem string
 }
 
+// Equal reports whether u and o are the same.
+func (u UpstreamCredential) Equal(o UpstreamCredential) bool {
+	return u.Upstream == o.Upstream && u.Name == o.Name && u.Problem == o.Problem && u.Credential.Equal(o.Credential)
+}
+
 // upstreamCredentials resolves the credential names of the upstreams against
 // the host's credentials, by upstream URL. An upstream's own credential
 // wins over def (agents.ship.credential); one with neither is left out and
@@ -99,11 +139,16 @@ func (c Cluster) upstreamCredentials(def string, local Agent) map[string]Upstrea
 			continue
 		}
 		uc := UpstreamCredential{Upstream: u.Name, Name: name}
-		if cred, ok := local.Credentials[name]; ok {
-			uc.Credential = cred
-		} else {
+		cred, ok := local.Credentials[name]
+		switch {
+		case !ok:
 			uc.Problem = fmt.Sprintf("upstream %s: credential %q is not defined in this host's credentials (%s); not sending there",
 				u.Name, name, local.credentialsSource())
+		case !cred.allows(u.URL):
+			uc.Problem = fmt.Sprintf("upstream %s: credential %q may not be sent to %s, which is not in its hosts %v (%s); not sending there",
+				u.Name, name, hostOf(u.URL), cred.Hosts, local.credentialsSource())
+		default:
+			uc.Credential = cred
 		}
 		if out == nil {
 			out = make(map[string]UpstreamCredential)
@@ -111,6 +156,14 @@ func (c Cluster) upstreamCredentials(def string, local Agent) map[string]Upstrea
 		out[u.URL] = uc
 	}
 	return out
+}
+
+// hostOf returns the host[:port] of rawURL, for messages.
+func hostOf(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Host
+	}
+	return rawURL
 }
 
 // credentialsSource names where this host's credentials are defined, for

@@ -261,3 +261,39 @@ func TestClusterDocumentHasNoHostPaths(t *testing.T) {
 		t.Fatalf("path keys of the relay document = %v\nwant %v", got, want)
 	}
 }
+
+// A host may pin a credential to the upstream hosts it belongs to: a
+// cluster config that names it for another upstream does not get it sent
+// there.
+func TestCredentialHosts(t *testing.T) {
+	c := mustParseCluster(t, `
+upstreams:
+  - {name: vm-a, url: "https://vm.example.com:8427/api/v1/write", capacity: 1MiB/s}
+  - {name: vm-b, url: "http://10.0.0.2:8428/x", capacity: 1MiB/s}
+  - {name: evil, url: "https://evil.example.net/x", capacity: 1MiB/s}
+agents: {ship: {credential: vm}}
+`)
+	local := DefaultAgent()
+	local.ConfigFile = "/etc/procfleet/agent.yaml"
+	cred := Credential{ShipAuth: ShipAuth{BearerTokenFile: "/etc/procfleet/vm.token"}, Hosts: []string{"VM.example.com:8427", "10.0.0.2"}}
+	local.Credentials = map[string]Credential{"vm": cred}
+	a, err := c.AgentConfig("h1", nil, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]UpstreamCredential{
+		"https://vm.example.com:8427/api/v1/write": {Upstream: "vm-a", Name: "vm", Credential: cred},
+		"http://10.0.0.2:8428/x":                   {Upstream: "vm-b", Name: "vm", Credential: cred},
+		"https://evil.example.net/x": {Upstream: "evil", Name: "vm", Problem: `upstream evil: credential "vm" may not be sent to ` +
+			`evil.example.net, which is not in its hosts [VM.example.com:8427 10.0.0.2] (credentials: in /etc/procfleet/agent.yaml); not sending there`},
+	}
+	if !reflect.DeepEqual(a.Ship.Credentials, want) {
+		t.Fatalf("ship.credentials = %+v\nwant %+v", a.Ship.Credentials, want)
+	}
+	for _, bad := range []string{"http://vm", "vm/x", "", ":8427"} {
+		c := Credential{Hosts: []string{bad}}
+		if err := c.Validate("credentials.vm"); err == nil || !strings.Contains(err.Error(), "credentials.vm.hosts[0]") {
+			t.Fatalf("hosts [%q]: Validate = %v; want an error naming credentials.vm.hosts[0]", bad, err)
+		}
+	}
+}

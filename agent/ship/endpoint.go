@@ -194,7 +194,7 @@ func (s *Shipper) setUpstreams(urls []string, creds map[string]config.UpstreamCr
 			continue
 		}
 		seen[raw] = true
-		if ep := old[raw]; ep != nil && ep.cred == creds[raw] {
+		if ep := old[raw]; ep != nil && ep.cred.Equal(creds[raw]) {
 			next = append(next, ep)
 			continue
 		}

@@ -196,7 +196,7 @@ func buildSender(name string, c config.Credential, to config.ShipTimeouts, rt ht
 // time and again when the credential changed. It is called with s.setMu
 // held.
 func (s *Shipper) senderFor(uc config.UpstreamCredential) (sender, error) {
-	if cs, ok := s.senders[uc.Name]; ok && cs.cred == uc.Credential {
+	if cs, ok := s.senders[uc.Name]; ok && cs.cred.Equal(uc.Credential) {
 		return cs.sender, nil
 	}
 	sd, err := buildSender(uc.Name, uc.Credential, s.cfg.Timeouts, s.rt)
