@@ -283,3 +283,23 @@ status: {interval: 1s}
 		t.Fatal("up-a never got the agent's first credential")
 	}
 }
+
+// A host's credential whose file is missing stops the start, naming the
+// config file and the key, rather than an upstream later.
+func TestCredentialFilesCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "host.yaml")
+	missing := filepath.Join(dir, "missing.token")
+	writeFile(t, cfg, "credentials:\n  vm-writer: {bearer_token_file: "+missing+"}\n")
+	want := cfg + ": cannot use credentials.vm-writer.bearer_token_file: cannot stat " + missing
+	for _, args := range [][]string{
+		{"agent", "--config", cfg, "--upstream", "http://127.0.0.1:1/api/v1/import/prometheus", "--listen", "127.0.0.1:0"},
+		{"relay", "--config", cfg, "--upstream", "http://127.0.0.1:1/api/v1/import/prometheus", "--listen", "127.0.0.1:0",
+			"--data-dir", t.TempDir()},
+	} {
+		_, stderr, code := run(t, args...)
+		if code != 2 || !strings.Contains(stderr, want) {
+			t.Fatalf("procfleet %s: exit %d, stderr %q; want exit 2 with %q", args[0], code, stderr, want)
+		}
+	}
+}
