@@ -24,7 +24,7 @@ var ErrNotRunning = errors.New("agent: not running")
 //     procfs and sysfs roots: the scheduler is rebuilt; the old one finishes
 //     its scans into the compressor first;
 //   - compress: from the next batch (target size and flush age at once);
-//   - ship.upstreams and ship.strategy, limit: at once;
+//   - ship.upstreams with their credentials, ship.strategy, limit: at once;
 //   - everything else (hostname, job, listen, log, debug, scheduler.buffers
 //     and the other ship settings) applies at the next start, which Apply
 //     logs.
@@ -101,8 +101,9 @@ func (a *Agent) apply(cfg config.Agent) (*sched.Scheduler, error) {
 			return nil, err
 		}
 	}
-	if len(cfg.Ship.Upstreams) > 0 && !reflect.DeepEqual(old.Ship.Upstreams, cfg.Ship.Upstreams) {
-		if err := a.shipper.SetUpstreams(cfg.Ship.Upstreams); err != nil {
+	if len(cfg.Ship.Upstreams) > 0 && (!reflect.DeepEqual(old.Ship.Upstreams, cfg.Ship.Upstreams) ||
+		!reflect.DeepEqual(old.Ship.Credentials, cfg.Ship.Credentials)) {
+		if err := a.shipper.SetUpstreamCredentials(cfg.Ship.Upstreams, cfg.Ship.Credentials); err != nil {
 			return nil, err
 		}
 	}
@@ -121,12 +122,12 @@ func (a *Agent) apply(cfg config.Agent) (*sched.Scheduler, error) {
 	applied.Hostname, applied.Job, applied.Listen, applied.Log = old.Hostname, old.Job, old.Listen, old.Log
 	applied.Debug = old.Debug
 	applied.Scheduler.Buffers = old.Scheduler.Buffers
-	upstreams, strategy := cfg.Ship.Upstreams, cfg.Ship.Strategy
+	upstreams, strategy, creds := cfg.Ship.Upstreams, cfg.Ship.Strategy, cfg.Ship.Credentials
 	if len(upstreams) == 0 {
-		upstreams = old.Ship.Upstreams
+		upstreams, creds = old.Ship.Upstreams, old.Ship.Credentials
 	}
 	applied.Ship = old.Ship
-	applied.Ship.Upstreams, applied.Ship.Strategy = upstreams, strategy
+	applied.Ship.Upstreams, applied.Ship.Strategy, applied.Ship.Credentials = upstreams, strategy, creds
 	a.cfg = applied
 	return next, nil
 }
@@ -139,6 +140,7 @@ func generatorsChanged(a, b config.Agent) bool {
 func (a *Agent) logRestartOnly(old, cfg config.Agent) {
 	ship, oldShip := cfg.Ship, old.Ship
 	ship.Upstreams, ship.Strategy, oldShip.Upstreams, oldShip.Strategy = nil, "", nil, ""
+	ship.Credentials, oldShip.Credentials = nil, nil
 	for key, changed := range map[string]bool{
 		"hostname":          old.Hostname != cfg.Hostname,
 		"job":               old.Job != cfg.Job,

@@ -86,6 +86,7 @@ type Member struct {
 	status     Status
 	configErr  string            // the newest config could not be applied
 	computeErr string            // the settings could not be computed
+	credErr    string            // assigned upstreams this host has no credential for
 	names      map[string]string // endpoint label (URL without query) -> upstream name
 	sent       uint64            // shipper bytes at the last report
 	lastJoin   time.Time         // of the gossip; only the loop touches it
@@ -301,6 +302,7 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 	}
 	agentCfg.Ship.Strategy = config.StrategyOrdered
 	agentCfg.Limit.BytesPerSecond = config.ByteRate(a.Budget)
+	m.noteCredentials(agentCfg.Ship.CredentialProblems())
 	return Update{Revision: rev, Agent: agentCfg, Assignment: a}, nil
 }
 

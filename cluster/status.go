@@ -84,6 +84,9 @@ func (m *Member) writeStatus() {
 	if st.LastError == "" {
 		st.LastError = m.computeErr
 	}
+	if st.LastError == "" {
+		st.LastError = m.credErr
+	}
 	st.Updated = time.Now().UTC()
 	sess := m.sess
 	m.mu.Unlock()

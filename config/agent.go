@@ -40,6 +40,14 @@ type Agent struct {
 	Log Log `yaml:"log"`
 	// Debug turns on debugging surfaces (pprof). Off by default. Host-local.
 	Debug Debug `yaml:"debug"`
+	// Credentials are this host's credentials for upstreams, by name: the
+	// names a cluster config may give upstreams (upstreams[].credential,
+	// agents.ship.credential). Host-local; a standalone agent uses
+	// ship.auth and ship.tls instead. Default none.
+	Credentials map[string]Credential `yaml:"credentials"`
+	// ConfigFile is the file the document was read from, empty if none.
+	// Not a key: messages about host-local keys name it.
+	ConfigFile string `yaml:"-"`
 }
 
 // Scheduler configures the scheduler.
@@ -140,6 +148,9 @@ func (a Agent) Validate() error {
 		return err
 	}
 	if err := a.Debug.Validate("debug", a.Listen); err != nil {
+		return err
+	}
+	if err := validateCredentials("credentials", a.Credentials); err != nil {
 		return err
 	}
 	return a.Log.Validate("log")

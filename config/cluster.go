@@ -47,6 +47,12 @@ type Upstream struct {
 	// never loops between relays; at least one upstream must not be a
 	// relay. Default false.
 	Relay bool `yaml:"relay"`
+	// Credential names the credential agents and relays send to this
+	// upstream with: a key of credentials in each host's own file
+	// (agent.yaml, relay.yaml), which holds the files. A host that does not
+	// define it never sends there and says so in its status. Default:
+	// agents.ship.credential.
+	Credential string `yaml:"credential,omitempty"`
 }
 
 // Ring tunes the consistent-hash ring with bounded loads that places agents
@@ -79,9 +85,9 @@ type Status struct {
 
 // ClusterAgents are the agent settings that the cluster sets for every
 // agent: the keys of the agent document (Agent) that mean the same on every
-// host. Host-local keys (hostname, listen, procfs_root, sysfs_root, spool) stay in
-// the agent's own file; ship.upstreams, ship.strategy and limit come from
-// the ring.
+// host. Host-local keys (hostname, listen, procfs_root, sysfs_root, spool,
+// credentials, ship.auth, ship.tls) stay in the agent's own file;
+// ship.upstreams, ship.strategy and limit come from the ring.
 type ClusterAgents struct {
 	// Job is the job label on every sample. Default "procfleet".
 	Job string `yaml:"job"`
@@ -100,7 +106,8 @@ type ClusterAgents struct {
 }
 
 // ClusterShip is Ship without Upstreams and Strategy, which the ring
-// assigns. Every field is as in Ship, with the same default.
+// assigns, and without Auth and TLS, which are host-local. Every other
+// field is as in Ship, with the same default.
 type ClusterShip struct {
 	Timeouts            ShipTimeouts `yaml:"timeouts"`
 	Retry               ShipRetry    `yaml:"retry"`
@@ -108,8 +115,17 @@ type ClusterShip struct {
 	FailuresToUnhealthy int          `yaml:"failures_to_unhealthy"`
 	QueueBatches        int          `yaml:"queue_batches"`
 	DrainTimeout        Duration     `yaml:"drain_timeout"`
-	Auth                ShipAuth     `yaml:"auth"`
-	TLS                 ShipTLS      `yaml:"tls"`
+	// Credential names the host credential for the upstreams that name
+	// none (see Upstream.Credential); overrides may change it. Empty: such
+	// upstreams are sent to with the host's own ship.auth and ship.tls.
+	// Default none.
+	Credential string `yaml:"credential,omitempty"`
+	// Auth and TLS take no value: credentials and TLS settings come from
+	// the host only (see Credential). Their empty blocks, which cluster
+	// bootstrap and the reference file used to write, are still read, so
+	// that such documents stay valid; any value is refused.
+	Auth hostLocal `yaml:"auth,omitempty"`
+	TLS  hostLocal `yaml:"tls,omitempty"`
 }
 
 // Override changes the agent settings of the agents it matches.
@@ -157,6 +173,9 @@ func DefaultCluster() Cluster {
 // ParseCluster decodes a cluster document over the defaults and validates
 // it. Unknown keys are errors, inside overrides too.
 func ParseCluster(data []byte) (Cluster, error) {
+	if err := checkHostLocal(data); err != nil {
+		return Cluster{}, err
+	}
 	c := DefaultCluster()
 	if err := decodeStrictRef(data, &c, clusterRef); err != nil {
 		return Cluster{}, err
@@ -238,6 +257,11 @@ func validateUpstreams(us []Upstream) error {
 		if !upstreamName.MatchString(u.Name) {
 			return fmt.Errorf("upstreams[%d].name: %q is not accepted; want 1 to 63 of a-z, 0-9, '-', '_' and '.'", i, u.Name)
 		}
+		if u.Credential != "" {
+			if err := ValidateCredentialName(u.Credential); err != nil {
+				return fmt.Errorf("upstreams[%d].credential: %w", i, err)
+			}
+		}
 		if j, dup := names[u.Name]; dup {
 			return fmt.Errorf("upstreams[%d].name: %q is also the name of upstreams[%d]; want unique names", i, u.Name, j)
 		}
@@ -279,6 +303,11 @@ func (r Ring) Validate(key string, upstreams int) error {
 // Validate checks ca as the agent settings it gives; key, such as "agents",
 // prefixes errors.
 func (ca ClusterAgents) Validate(key string) error {
+	if ca.Ship.Credential != "" {
+		if err := ValidateCredentialName(ca.Ship.Credential); err != nil {
+			return fmt.Errorf("%s.ship.credential: %w", key, err)
+		}
+	}
 	a := DefaultAgent()
 	ca.applyTo(&a)
 	if err := a.Validate(); err != nil {
@@ -296,19 +325,19 @@ func clusterAgentsOf(a Agent) ClusterAgents {
 		Ship: ClusterShip{
 			Timeouts: s.Timeouts, Retry: s.Retry, ProbeInterval: s.ProbeInterval,
 			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches,
-			DrainTimeout: s.DrainTimeout, Auth: s.Auth, TLS: s.TLS,
+			DrainTimeout: s.DrainTimeout,
 		},
 	}
 }
 
 // applyTo sets every key of ca in a and leaves the others as they are.
+// ship.credential is no key of a: AgentConfig resolves it.
 func (ca ClusterAgents) applyTo(a *Agent) {
 	a.Job, a.FullEvery, a.Generators = ca.Job, ca.FullEvery, ca.Generators
 	a.Scheduler, a.Compress, a.Log = ca.Scheduler, ca.Compress, ca.Log
 	s, d := ca.Ship, &a.Ship
 	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
 	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
-	d.Auth, d.TLS = s.Auth, s.TLS
 }
 
 // UpstreamNames returns the names of the upstreams, in document order.

@@ -143,7 +143,10 @@ func TestParseClusterErrors(t *testing.T) {
 	f(ov("{nodes: [h1]}", "{generators: {stat: {interval: soon}}}"), `overrides[1].agents: line 7: "soon" is not a duration`)
 	f(ov("{nodes: [h1]}", "{full_every: lots}"), `overrides[1].agents: line 7: cannot unmarshal !!str`)
 	f(ov("{nodes: [h1]}", "{job: x, job: y}"), `overrides[1].agents: line 7: mapping key "job" already defined`)
-	f(ov("{nodes: [h1]}", "{ship: {auth: {username: u}}}"), `overrides[1].agents.ship.auth: username and password_file go together`)
+	f(ov("{nodes: [h1]}", "{ship: {auth: {username: u}}}"), `overrides[1].agents.ship.auth.username: line 7: not accepted in the cluster config`)
+	f(ov("{nodes: [h1]}", "{ship: {credential: Vm}}"), `overrides[1].agents.ship.credential: "Vm" is not accepted; want 1 to 63 of a-z`)
+	f("upstreams:\n"+a+"  - {name: vm-b, url: http://b:8428/x, capacity: 1MiB/s, credential: a/b}\n",
+		`upstreams[1].credential: "a/b" is not accepted`)
 	f("upstreams:\n"+a+b+"agents: {compress: {level: 10}}\n", `agents.compress.level: 10 is not accepted; want 1 (fastest) to 9 (smallest)`)
 	f("upstreams:\n"+a+b+"---\nring: {}\n", `more than one YAML document`)
 }
@@ -331,16 +334,17 @@ agents:
   job: fleet
   generators: {process: {threads: true, cmdline_max_bytes: 1024}}
   compress: {target_bytes: 1MB, flush_age: 1500ms}
-  ship: {auth: {bearer_token_file: /etc/procfleet/token}, tls: {insecure_skip_verify: true}}
+  ship: {credential: vm-writer}
 overrides:
   - match: {nodes: [a, b], labels: {role: db}}
     agents:
       generators: {stat: {interval: 250ms}}
       log: {format: json}
   - match: {labels: {"example.com/tier": gold}}
-    agents: {full_every: 60}
+    agents: {full_every: 60, ship: {credential: gold-writer}}
 status: {interval: 30s}
 `)
+	f(twoUpstreams + "  - {name: vm-c, url: \"http://127.0.0.1:8430/api/v1/import/prometheus\", capacity: 1MiB/s, credential: vm-c}\n")
 	data, err := os.ReadFile(filepath.Join("..", "deploy", "cluster.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -403,12 +407,20 @@ func TestLoadClusterFileNamesTheFile(t *testing.T) {
 // (ClusterAgents, ClusterShip) or deliberately left to the host or the ring:
 // a key added to Agent or Ship must be placed in one or the other here.
 func TestClusterAgentsCoverTheAgentDocument(t *testing.T) {
+	// Keys of the cluster document with no counterpart in the agent's:
+	// names that a member resolves against the host's credentials.
+	clusterOnly := map[string]bool{"credential": true}
 	f := func(full, central reflect.Type, notCentral ...string) {
 		t.Helper()
 		keys := func(t reflect.Type) map[string]bool {
 			m := map[string]bool{}
 			for i := range t.NumField() {
-				m[strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]] = true
+				k := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+				// Not keys: fields no file sets, and host-local keys
+				// the cluster document refuses.
+				if k != "-" && t.Field(i).Type != reflect.TypeFor[hostLocal]() {
+					m[k] = true
+				}
 			}
 			return m
 		}
@@ -425,13 +437,13 @@ func TestClusterAgentsCoverTheAgentDocument(t *testing.T) {
 			}
 		}
 		for k := range have {
-			if !all[k] {
+			if !all[k] && !clusterOnly[k] {
 				t.Errorf("%s has %s, which %s lacks", central, k, full)
 			}
 		}
 	}
-	f(reflect.TypeFor[Agent](), reflect.TypeFor[ClusterAgents](), "hostname", "listen", "procfs_root", "sysfs_root", "limit", "spool", "debug")
-	f(reflect.TypeFor[Ship](), reflect.TypeFor[ClusterShip](), "upstreams", "strategy")
+	f(reflect.TypeFor[Agent](), reflect.TypeFor[ClusterAgents](), "hostname", "listen", "procfs_root", "sysfs_root", "limit", "spool", "debug", "credentials")
+	f(reflect.TypeFor[Ship](), reflect.TypeFor[ClusterShip](), "upstreams", "strategy", "auth", "tls")
 }
 
 func TestAgentConfigRingOwnsUpstreamsAndStrategy(t *testing.T) {

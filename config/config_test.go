@@ -27,6 +27,12 @@ func TestExampleFileHoldsTheDefaults(t *testing.T) {
 	if len(got.Ship.Upstreams) == 0 {
 		got.Ship.Upstreams = nil
 	}
+	if got.Credentials == nil {
+		t.Fatal("the example file lacks credentials")
+	}
+	if len(got.Credentials) == 0 {
+		got.Credentials = nil // credentials: {}, the default
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("example file differs from DefaultAgent():\n got %+v\nwant %+v", got, want)
 	}

@@ -23,6 +23,7 @@ func LoadAgentFile(path string) (Agent, error) {
 	if err != nil {
 		return Agent{}, fmt.Errorf("%s: %w", path, err)
 	}
+	a.ConfigFile = path
 	return a, nil
 }
 

@@ -19,7 +19,10 @@ import (
 // changing only the keys it holds. The ring owns ship.upstreams, left empty
 // for it to fill, and ship.strategy, set to ordered: an assignment lists
 // upstreams closest first. limit stays local until the ring's budget sets
-// it. An error names the override that made the settings invalid.
+// it. ship.credentials gets, for every upstream of c that names a credential
+// (its own, else agents.ship.credential), that credential as local's
+// credentials define it, or the problem that they do not. An error names the
+// override that made the settings invalid.
 func (c Cluster) AgentConfig(node string, labels map[string]string, local Agent) (Agent, error) {
 	eff := c.Agents
 	if err := eff.Validate("agents"); err != nil {
@@ -36,6 +39,7 @@ func (c Cluster) AgentConfig(node string, labels map[string]string, local Agent)
 	a := local
 	eff.applyTo(&a)
 	a.Ship.Upstreams, a.Ship.Strategy = nil, StrategyOrdered
+	a.Ship.Credentials = c.upstreamCredentials(eff.Ship.Credential, local)
 	if err := a.Validate(); err != nil {
 		return Agent{}, fmt.Errorf("local agent settings: %w", err)
 	}

@@ -34,6 +34,13 @@ type Relay struct {
 	Limit Limit `yaml:"limit"`
 	// Log configures the relay's log.
 	Log Log `yaml:"log"`
+	// Credentials are this host's credentials for upstreams, by name, as
+	// Agent.Credentials: a clustered relay sends to the upstreams the
+	// cluster config names a credential for with these. Default none.
+	Credentials map[string]Credential `yaml:"credentials"`
+	// ConfigFile is the file the document was read from, empty if none.
+	// Not a key: messages about host-local keys name it.
+	ConfigFile string `yaml:"-"`
 }
 
 // RelayTLS configures TLS for the relay's listener.
@@ -150,6 +157,9 @@ func (r Relay) Validate() error {
 	if err := r.Limit.Validate("limit"); err != nil {
 		return err
 	}
+	if err := validateCredentials("credentials", r.Credentials); err != nil {
+		return err
+	}
 	return r.Log.Validate("log")
 }
 
@@ -164,6 +174,7 @@ func LoadRelayFile(path string) (Relay, error) {
 	if err != nil {
 		return Relay{}, fmt.Errorf("%s: %w", path, err)
 	}
+	r.ConfigFile = path
 	return r, nil
 }
 

@@ -35,10 +35,18 @@ type Ship struct {
 	// DrainTimeout bounds how long a graceful stop keeps sending queued
 	// batches. Default 10s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
-	// Auth authenticates requests. Default none.
+	// Auth authenticates requests to the upstreams that Credentials does
+	// not name. Host-local: never taken from the cluster config. Default
+	// none.
 	Auth ShipAuth `yaml:"auth"`
-	// TLS configures https upstreams. Default: system roots, verification on.
+	// TLS configures https upstreams that Credentials does not name.
+	// Host-local, as Auth. Default: system roots, verification on.
 	TLS ShipTLS `yaml:"tls"`
+	// Credentials gives, by upstream URL, the credential an upstream is sent
+	// with instead of Auth and TLS. Not a key of any file: a cluster
+	// member fills it from the credential names of the cluster config,
+	// resolved against the host's own credentials (see Cluster.AgentConfig).
+	Credentials map[string]UpstreamCredential `yaml:"-"`
 }
 
 // Upstream choice strategies of Ship.Strategy.
@@ -151,16 +159,10 @@ func (s Ship) Validate(key string) error {
 	if s.QueueBatches < 1 {
 		return fmt.Errorf("%s.queue_batches: %d is not accepted; want 1 or more", key, s.QueueBatches)
 	}
-	if s.Auth.BearerTokenFile != "" && (s.Auth.Username != "" || s.Auth.PasswordFile != "") {
-		return fmt.Errorf("%s.auth: bearer_token_file and username/password_file are both set; want one of them", key)
+	if err := validateAuthTLS(key+".auth", key+".tls", s.Auth, s.TLS); err != nil {
+		return err
 	}
-	if (s.Auth.Username == "") != (s.Auth.PasswordFile == "") {
-		return fmt.Errorf("%s.auth: username and password_file go together; set both or neither", key)
-	}
-	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
-		return fmt.Errorf("%s.tls: cert_file and key_file go together; set both or neither", key)
-	}
-	return nil
+	return validateUpstreamCredentials(key, s.Credentials)
 }
 
 // ValidateUpstreamURL checks that u is an absolute http or https URL.

@@ -61,6 +61,7 @@ type Relay struct {
 	wal       *spool.Log    // set once recovered
 	shipper   *ship.Shipper // set once recovered
 	upstreams []string      // latest, for a shipper not yet built
+	creds     map[string]config.UpstreamCredential
 	strategy  string
 	recovErr  error
 	stopping  atomic.Bool
@@ -95,6 +96,7 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 		ready:     make(chan struct{}),
 		recovered: make(chan struct{}),
 		upstreams: cfg.Ship.Upstreams,
+		creds:     cfg.Ship.Credentials,
 		strategy:  cfg.Ship.Strategy,
 		logAt:     map[string]time.Time{},
 	}
@@ -128,9 +130,10 @@ func (r *Relay) Recovered() <-chan struct{} { return r.recovered }
 // Limiter returns the forwarding limiter, for a cluster's budget.
 func (r *Relay) Limiter() *limit.Limiter { return r.limiter }
 
-// SetUpstreams sets the upstreams and strategy of forwarding, now or, while
+// SetUpstreams sets the upstreams, their credentials by URL (as
+// config.Ship.Credentials) and the strategy of forwarding, now or, while
 // the log is still being recovered, once it is.
-func (r *Relay) SetUpstreams(urls []string, strategy string) error {
+func (r *Relay) SetUpstreams(urls []string, creds map[string]config.UpstreamCredential, strategy string) error {
 	for i, u := range urls {
 		if err := config.ValidateUpstreamURL(u); err != nil {
 			return fmt.Errorf("upstreams[%d]: %w", i, err)
@@ -138,14 +141,14 @@ func (r *Relay) SetUpstreams(urls []string, strategy string) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.upstreams, r.strategy = urls, strategy
+	r.upstreams, r.creds, r.strategy = urls, creds, strategy
 	if r.shipper == nil {
 		return nil
 	}
 	if err := r.shipper.SetStrategy(strategy); err != nil {
 		return err
 	}
-	return r.shipper.SetUpstreams(urls)
+	return r.shipper.SetUpstreamCredentials(urls, creds)
 }
 
 // Shipper returns the forwarding shipper, nil until the log is recovered.
@@ -295,7 +298,7 @@ func (r *Relay) newShipper(wal *spool.Log) (*ship.Shipper, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg := r.cfg.Ship
-	cfg.Upstreams, cfg.Strategy = r.upstreams, r.strategy
+	cfg.Upstreams, cfg.Credentials, cfg.Strategy = r.upstreams, r.creds, r.strategy
 	sh, err := ship.New(cfg, ship.Deps{
 		Limiter:         r.limiter,
 		Logger:          r.base, // ship.New adds component=ship

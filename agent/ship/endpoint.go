@@ -31,15 +31,28 @@ type EndpointState struct {
 	LastSuccessAt time.Time
 	// ThrottledUntil is when a Retry-After from the endpoint ends.
 	ThrottledUntil time.Time
+	// Unusable says that this host cannot authenticate to the endpoint
+	// (LastError says why: its credential is not defined here, or its
+	// files cannot be read). It is never sent to nor probed, and, with
+	// LastErrorAt zero, says nothing about the endpoint's health.
+	Unusable bool
 }
 
 // endpoint is one upstream. Fields below mu-comment are guarded by
 // Shipper.mu; the rest are fixed after creation or atomic.
 type endpoint struct {
-	raw    string // as configured; identity across SetUpstreams
-	label  string // no userinfo, no query
-	target string // raw plus Deps.Query
-	health string // scheme://[userinfo@]host/health
+	raw    string                    // as configured; identity across SetUpstreams, with cred
+	label  string                    // no userinfo, no query
+	target string                    // raw plus Deps.Query
+	health string                    // scheme://[userinfo@]host/health
+	cred   config.UpstreamCredential // zero when none is named
+	// sender sends to the endpoint: its credential's header and client,
+	// or the shipper's own (ship.auth, ship.tls) when it names none.
+	sender
+	// unusable, when not empty, says why the endpoint is never sent to
+	// nor probed: this host cannot authenticate to it. Such an endpoint
+	// is never healthy.
+	unusable string
 
 	healthy atomic.Bool // read by the gauge without a lock
 	probing atomic.Bool // a probe is in flight
@@ -99,9 +112,10 @@ func labelValue(s string) string {
 	return r.Replace(s)
 }
 
+// registerEndpoint registers ep's health gauge; its counters are made as
+// they are first needed.
 func (s *Shipper) registerEndpoint(ep *endpoint) {
 	l := labelValue(ep.label)
-	ep.bytes = s.set.GetOrCreateCounter(`procfleet_ship_bytes_total{endpoint="` + l + `"}`)
 	s.set.GetOrCreateGauge(`procfleet_ship_endpoint_healthy{endpoint="`+l+`"}`, func() float64 {
 		if ep.healthy.Load() {
 			return 1
@@ -140,11 +154,32 @@ func (s *Shipper) SetStrategy(strategy string) error {
 	return nil
 }
 
-// SetUpstreams replaces the upstream list and its order. Endpoints whose
-// URL stays keep their health; new ones start healthy. Duplicates are
-// ignored. On an invalid URL nothing changes. Safe for concurrent use; a
-// send in flight to a removed endpoint completes.
+// SetUpstreams replaces the upstream list and its order, keeping the
+// credentials by URL given last (to New or SetUpstreamCredentials).
+// Endpoints whose URL and credential stay keep their health; new ones
+// start healthy. Duplicates are ignored. On an invalid URL nothing
+// changes. Safe for concurrent use; a send in flight to a removed endpoint
+// completes.
 func (s *Shipper) SetUpstreams(urls []string) error {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	return s.setUpstreams(urls, s.creds)
+}
+
+// SetUpstreamCredentials is SetUpstreams that also replaces, in the same
+// step, the credentials by URL (config.Ship.Credentials): no batch goes to
+// a new upstream before its credential applies. An upstream that creds
+// names no credential for is sent to with ship.auth and ship.tls; one
+// whose credential has a Problem, or whose files cannot be read, is
+// unusable: never sent to nor probed, reported by State and logged.
+func (s *Shipper) SetUpstreamCredentials(urls []string, creds map[string]config.UpstreamCredential) error {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	return s.setUpstreams(urls, creds)
+}
+
+// setUpstreams does SetUpstreamCredentials with s.setMu held.
+func (s *Shipper) setUpstreams(urls []string, creds map[string]config.UpstreamCredential) error {
 	next := make([]*endpoint, 0, len(urls))
 	seen := make(map[string]bool, len(urls))
 	s.mu.Lock()
@@ -159,7 +194,7 @@ func (s *Shipper) SetUpstreams(urls []string) error {
 			continue
 		}
 		seen[raw] = true
-		if ep := old[raw]; ep != nil {
+		if ep := old[raw]; ep != nil && ep.cred.Equal(creds[raw]) {
 			next = append(next, ep)
 			continue
 		}
@@ -171,20 +206,54 @@ func (s *Shipper) SetUpstreams(urls []string) error {
 		added = append(added, ep)
 	}
 	for _, ep := range added {
-		s.registerEndpoint(ep)
+		s.equip(ep, creds[ep.raw])
+		ep.bytes = s.set.GetOrCreateCounter(`procfleet_ship_bytes_total{endpoint="` + labelValue(ep.label) + `"}`)
 	}
 	s.mu.Lock()
 	prev := s.eps
 	s.eps = next
+	s.creds = creds
 	s.next = 0
 	s.signalLocked()
 	s.mu.Unlock()
+	kept := make(map[*endpoint]bool, len(next))
+	for _, ep := range next {
+		kept[ep] = true
+	}
+	// Unregistered before the new ones register: an endpoint whose
+	// credential changed has the same gauge.
 	for _, ep := range prev {
-		if !seen[ep.raw] {
+		if !kept[ep] {
 			s.unregisterEndpoint(ep)
 		}
 	}
+	for _, ep := range added {
+		s.registerEndpoint(ep)
+	}
 	return nil
+}
+
+// equip gives ep, not yet published, its sender for uc: the shipper's own
+// when uc names no credential, else the credential's. An endpoint that
+// this host cannot authenticate to becomes unusable, and says why.
+func (s *Shipper) equip(ep *endpoint, uc config.UpstreamCredential) {
+	ep.cred, ep.sender = uc, s.sender
+	switch {
+	case uc.Name == "" && uc.Problem == "":
+		return
+	case uc.Problem != "":
+		ep.unusable = uc.Problem
+	default:
+		sd, err := s.senderFor(uc)
+		if err == nil {
+			ep.sender = sd
+			return
+		}
+		ep.unusable = fmt.Sprintf("upstream %s: credential %q: %v; not sending there", uc.Upstream, uc.Name, err)
+	}
+	ep.healthy.Store(false)
+	ep.lastErr = ep.unusable
+	s.logThrottled(slog.LevelWarn, ep.label+" credential", "upstream not usable from this host", "endpoint", ep.label, "err", ep.unusable)
 }
 
 // State returns a snapshot of every upstream, in order. Safe for concurrent
@@ -202,6 +271,7 @@ func (s *Shipper) State() []EndpointState {
 			LastErrorAt:         ep.lastErrAt,
 			LastSuccessAt:       ep.lastOK,
 			ThrottledUntil:      ep.notBefore,
+			Unusable:            ep.unusable != "",
 		}
 	}
 	return out
@@ -284,7 +354,7 @@ func (s *Shipper) unhealthy() []*endpoint {
 	defer s.mu.Unlock()
 	var out []*endpoint
 	for _, ep := range s.eps {
-		if !ep.healthy.Load() {
+		if !ep.healthy.Load() && ep.unusable == "" {
 			out = append(out, ep)
 		}
 	}

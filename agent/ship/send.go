@@ -77,11 +77,11 @@ func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
 	}
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set("User-Agent", "procfleet")
-	if err := s.auth.apply(req); err != nil {
+	if err := ep.auth.apply(req); err != nil {
 		s.warnThrottled("auth", "cannot refresh credentials; using the last ones read", "err", err)
 	}
 	start := time.Now()
-	resp, err := s.client.Do(req)
+	resp, err := ep.client.Do(req)
 	s.sendSeconds.UpdateDuration(start)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -230,8 +230,8 @@ func (s *Shipper) probe(ctx context.Context, ep *endpoint) {
 		return
 	}
 	req.Header.Set("User-Agent", "procfleet")
-	_ = s.auth.apply(req) // a failure is logged by attempt
-	resp, err := s.client.Do(req)
+	_ = ep.auth.apply(req) // a failure is logged by attempt
+	resp, err := ep.client.Do(req)
 	if ctx.Err() != nil {
 		if err == nil {
 			drain(resp.Body)

@@ -116,8 +116,8 @@ type Shipper struct {
 	set     *metrics.Set
 	query   url.Values
 	now     func() time.Time
-	client  *http.Client
-	auth    *auth
+	rt      http.RoundTripper // Deps.Transport
+	sender  sender            // for upstreams without a credential: ship.auth, ship.tls
 	q       *queue
 	spool   *spool.Log
 	merge   int
@@ -125,6 +125,12 @@ type Shipper struct {
 	storeMu sync.Mutex
 	record  []byte // record buffer of store, guarded by storeMu
 	logs    throttle
+
+	// setMu serialises changes of the upstream list; it guards creds and
+	// senders, and is taken before mu.
+	setMu   sync.Mutex
+	creds   map[string]config.UpstreamCredential // by URL, as last set
+	senders map[string]*credSender               // by credential name
 
 	mu       sync.Mutex
 	eps      []*endpoint
@@ -160,6 +166,8 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 		set:      deps.Metrics,
 		query:    deps.Query,
 		now:      deps.Now,
+		rt:       deps.Transport,
+		senders:  make(map[string]*credSender),
 		q:        newQueue(cfg.QueueBatches),
 		spool:    deps.Spool,
 		merge:    deps.SpoolBatchBytes,
@@ -178,29 +186,32 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 	s.logs = throttle{every: 10 * time.Second, now: s.now}
 	rt := deps.Transport
 	if rt == nil {
-		tr, err := newTransport(cfg)
+		tr, err := newTransport(cfg.Timeouts, cfg.TLS, "ship.tls")
 		if err != nil {
 			return nil, err
 		}
 		rt = tr
 	}
-	s.client = &http.Client{
-		Transport: rt,
-		// A redirect would turn the POST into a GET or resend the body
-		// elsewhere; an import URL that redirects is a misconfiguration,
-		// reported as a failure.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	a, err := newAuth(cfg.Auth)
+	a, err := newAuth(cfg.Auth, "ship.auth")
 	if err != nil {
 		return nil, err
 	}
-	s.auth = a
+	s.sender = sender{auth: a, client: newClient(rt)}
 	s.registerMetrics()
-	if err := s.SetUpstreams(cfg.Upstreams); err != nil {
+	if err := s.SetUpstreamCredentials(cfg.Upstreams, cfg.Credentials); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// closeIdle closes the idle connections of every client.
+func (s *Shipper) closeIdle() {
+	closeIdle(s.sender.client)
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	for _, cs := range s.senders {
+		closeIdle(cs.client)
+	}
 }
 
 func (s *Shipper) registerMetrics() {
@@ -287,9 +298,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	close(senderDone)
 	cancel()
 	wg.Wait()
-	if ci, ok := s.client.Transport.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
-	}
+	s.closeIdle()
 	lost += s.q.clear()
 	if lost > 0 {
 		s.dropDrain.Add(lost)

@@ -24,7 +24,7 @@ func BenchmarkAttempt(b *testing.B) {
 	}))
 	b.Cleanup(srv.Close)
 	s := newShipper(b, testConfig(srv.URL+"/api/v1/import/prometheus"), Deps{Logger: slog.New(slog.DiscardHandler)})
-	b.Cleanup(func() { s.client.CloseIdleConnections() })
+	b.Cleanup(s.closeIdle)
 	var lines strings.Builder
 	for i := 0; lines.Len() < 1<<20; i++ {
 		lines.WriteString(line(i))

@@ -14,29 +14,40 @@ import (
 	"github.com/procfleet/procfleet/config"
 )
 
-// newTransport builds the HTTP transport for cfg: connect and TLS handshake
-// bounded by Timeouts.Connect, response headers by Timeouts.Response. The
-// send phase is bounded per request (see attempt). HTTP/2 is not forced:
-// VictoriaMetrics and vmagent speak HTTP/1.1, and HTTP/1.1 keeps the
-// timeouts above exact.
-func newTransport(cfg config.Ship) (*http.Transport, error) {
-	tlsCfg, err := newTLSConfig(cfg.TLS)
+// newTransport builds an HTTP transport with the TLS settings c (key, such
+// as "ship.tls", names them in errors): connect and TLS handshake bounded by
+// to.Connect, response headers by to.Response. The send phase is bounded
+// per request (see attempt). HTTP/2 is not forced: VictoriaMetrics and
+// vmagent speak HTTP/1.1, and HTTP/1.1 keeps the timeouts above exact.
+func newTransport(to config.ShipTimeouts, c config.ShipTLS, key string) (*http.Transport, error) {
+	tlsCfg, err := newTLSConfig(c, key)
 	if err != nil {
 		return nil, err
 	}
-	d := &net.Dialer{Timeout: cfg.Timeouts.Connect.D(), KeepAlive: 30 * time.Second}
+	d := &net.Dialer{Timeout: to.Connect.D(), KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
 		TLSClientConfig:       tlsCfg,
-		TLSHandshakeTimeout:   cfg.Timeouts.Connect.D(),
-		ResponseHeaderTimeout: cfg.Timeouts.Response.D(),
+		TLSHandshakeTimeout:   to.Connect.D(),
+		ResponseHeaderTimeout: to.Response.D(),
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
 	}, nil
 }
 
-func newTLSConfig(c config.ShipTLS) (*tls.Config, error) {
+// newClient wraps rt in the shipper's HTTP client.
+func newClient(rt http.RoundTripper) *http.Client {
+	return &http.Client{
+		Transport: rt,
+		// A redirect would turn the POST into a GET or resend the body
+		// elsewhere; an import URL that redirects is a misconfiguration,
+		// reported as a failure.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func newTLSConfig(c config.ShipTLS, key string) (*tls.Config, error) {
 	t := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
 		ServerName:         c.ServerName,
@@ -45,18 +56,18 @@ func newTLSConfig(c config.ShipTLS) (*tls.Config, error) {
 	if c.CAFile != "" {
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read ship.tls.ca_file: %w", err)
+			return nil, fmt.Errorf("cannot read %s.ca_file: %w", key, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cannot use ship.tls.ca_file %s: no PEM certificate in it", c.CAFile)
+			return nil, fmt.Errorf("cannot use %s.ca_file %s: no PEM certificate in it", key, c.CAFile)
 		}
 		t.RootCAs = pool
 	}
 	if c.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("cannot load ship.tls.cert_file/key_file: %w", err)
+			return nil, fmt.Errorf("cannot load %s.cert_file/key_file: %w", key, err)
 		}
 		t.Certificates = []tls.Certificate{cert}
 	}
@@ -103,19 +114,21 @@ type auth struct {
 	bearer   *secretFile
 }
 
-// newAuth reads the credential files once so that a missing file fails New.
-func newAuth(c config.ShipAuth) (*auth, error) {
+// newAuth reads the credential files once so that a missing file fails New
+// (or makes the upstream that names it unusable); key, such as
+// "ship.auth", names them in errors.
+func newAuth(c config.ShipAuth, key string) (*auth, error) {
 	a := &auth{username: c.Username}
 	if c.PasswordFile != "" {
 		a.password = &secretFile{path: c.PasswordFile}
 		if _, err := a.password.get(); err != nil {
-			return nil, fmt.Errorf("cannot use ship.auth.password_file: %w", err)
+			return nil, fmt.Errorf("cannot use %s.password_file: %w", key, err)
 		}
 	}
 	if c.BearerTokenFile != "" {
 		a.bearer = &secretFile{path: c.BearerTokenFile}
 		if _, err := a.bearer.get(); err != nil {
-			return nil, fmt.Errorf("cannot use ship.auth.bearer_token_file: %w", err)
+			return nil, fmt.Errorf("cannot use %s.bearer_token_file: %w", key, err)
 		}
 	}
 	return a, nil
@@ -135,4 +148,71 @@ func (a *auth) apply(req *http.Request) error {
 		return err
 	}
 	return nil
+}
+
+// sender is how requests reach a group of endpoints: the credential's
+// header and the HTTP client with its TLS settings. Fixed once built.
+type sender struct {
+	auth   *auth
+	client *http.Client
+}
+
+// credSender is a sender built for a named credential, kept while the
+// credential stays the same.
+type credSender struct {
+	cred config.Credential
+	sender
+}
+
+// CheckCredential builds what sending with c takes (its files read, its
+// certificates parsed) and returns the first problem; name is the
+// credential's name in the host's credentials. A host checks its
+// credentials at start with it, so that a missing file stops the start
+// rather than an upstream later.
+func CheckCredential(name string, c config.Credential) error {
+	_, err := buildSender(name, c, config.DefaultShip().Timeouts, nil)
+	return err
+}
+
+// buildSender builds the sender of credential name; rt, when not nil,
+// replaces the transport (tests).
+func buildSender(name string, c config.Credential, to config.ShipTimeouts, rt http.RoundTripper) (sender, error) {
+	key := "credentials." + name
+	a, err := newAuth(c.ShipAuth, key)
+	if err != nil {
+		return sender{}, err
+	}
+	if rt == nil {
+		tr, err := newTransport(to, c.TLS, key+".tls")
+		if err != nil {
+			return sender{}, err
+		}
+		rt = tr
+	}
+	return sender{auth: a, client: newClient(rt)}, nil
+}
+
+// senderFor returns the sender of uc's credential, building it the first
+// time and again when the credential changed. It is called with s.setMu
+// held.
+func (s *Shipper) senderFor(uc config.UpstreamCredential) (sender, error) {
+	if cs, ok := s.senders[uc.Name]; ok && cs.cred.Equal(uc.Credential) {
+		return cs.sender, nil
+	}
+	sd, err := buildSender(uc.Name, uc.Credential, s.cfg.Timeouts, s.rt)
+	if err != nil {
+		return sender{}, err
+	}
+	if old, ok := s.senders[uc.Name]; ok {
+		closeIdle(old.client)
+	}
+	s.senders[uc.Name] = &credSender{cred: uc.Credential, sender: sd}
+	return sd, nil
+}
+
+// closeIdle closes the idle connections of c's transport, if it can.
+func closeIdle(c *http.Client) {
+	if ci, ok := c.Transport.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }

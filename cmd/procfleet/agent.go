@@ -1,12 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
 	"github.com/procfleet/procfleet/agent"
+	"github.com/procfleet/procfleet/agent/ship"
 	"github.com/procfleet/procfleet/config"
 )
 
@@ -78,7 +82,22 @@ func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
 	}
+	if err := checkCredentials(cfg.ConfigFile, cfg.Credentials); err != nil {
+		return cfg, err
+	}
 	return cfg, nil
+}
+
+// checkCredentials reads every credential of the host's file once, so that
+// a missing or unreadable file stops the start, naming it, rather than
+// making the upstreams that use it unusable later.
+func checkCredentials(file string, creds map[string]config.Credential) error {
+	for _, name := range slices.Sorted(maps.Keys(creds)) {
+		if err := ship.CheckCredential(name, creds[name]); err != nil {
+			return usageError{fmt.Errorf("%s: %w", file, err)}
+		}
+	}
+	return nil
 }
 
 func newAgentCmd() *cobra.Command {

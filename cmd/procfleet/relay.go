@@ -59,6 +59,9 @@ func (rf *relayFlags) load(cmd *cobra.Command, clustered bool) (config.Relay, er
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
 	}
+	if err := checkCredentials(cfg.ConfigFile, cfg.Credentials); err != nil {
+		return cfg, err
+	}
 	if !clustered && len(cfg.Ship.Upstreams) == 0 {
 		return cfg, usageError{errors.New("ship.upstreams: empty; want --upstream URL (repeatable), or --etcd to take upstreams from a cluster")}
 	}
@@ -108,6 +111,9 @@ and takes its upstreams and bandwidth budget from the ring.`,
 func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
 	local := config.DefaultAgent()
 	local.Listen = cfg.Listen
+	// The relay's own credentials, for the upstreams the cluster names one
+	// for; its ship.auth and ship.tls serve the others (see newShipper).
+	local.Credentials, local.ConfigFile = cfg.Credentials, cfg.ConfigFile
 	m, _, err := mf.member(keys.Relay, cfg.Node, cfg.Listen, local, ef, logger)
 	if err != nil {
 		return err
@@ -135,7 +141,7 @@ func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef
 }
 
 func applyRelayUpdate(r *relay.Relay, u cluster.Update) error {
-	if err := r.SetUpstreams(u.Agent.Ship.Upstreams, u.Agent.Ship.Strategy); err != nil {
+	if err := r.SetUpstreams(u.Agent.Ship.Upstreams, u.Agent.Ship.Credentials, u.Agent.Ship.Strategy); err != nil {
 		return fmt.Errorf("upstreams: %w", err)
 	}
 	r.Limiter().SetRate(int64(u.Agent.Limit.BytesPerSecond), int64(u.Agent.Limit.Burst))
