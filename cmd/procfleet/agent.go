@@ -114,7 +114,12 @@ upstreams, bandwidth budget and settings from the cluster config, applied
 live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			clustered := cmd.Flags().Changed("etcd") || os.Getenv("PROCFLEET_ETCD") != ""
+			clustered := ef.clustered(cmd)
+			if clustered {
+				if err := ef.validate(); err != nil {
+					return err
+				}
+			}
 			cfg, err := af.load(cmd)
 			if err != nil {
 				return err
@@ -131,7 +136,7 @@ live.`,
 		},
 	}
 	af.register(cmd)
-	ef.register(cmd)
+	ef.register(cmd, "")
 	mf.register(cmd)
 	return cmd
 }

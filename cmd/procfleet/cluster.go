@@ -60,7 +60,7 @@ the command succeeds, for jobs that run it on every deploy.`,
 			})
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, localEtcd)
 	f := cmd.Flags()
 	f.StringVar(&file, "config", "", "cluster config file (YAML)")
 	f.StringArrayVar(&upstreams, "upstream", nil, "import URL of an upstream (repeatable), when no --config is given")

@@ -58,7 +58,7 @@ func newConfigGetCmd() *cobra.Command {
 			})
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, localEtcd)
 	cmd.Flags().Int64Var(&rev, "revision", 0, "print this earlier revision instead")
 	return cmd
 }
@@ -96,7 +96,7 @@ func newConfigSetCmd() *cobra.Command {
 			})
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, localEtcd)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "config file to write; - reads stdin")
 	cmd.Flags().Int64Var(&expect, "expect-revision", 0, "write only if the config is at this revision (default: the one read just before)")
 	_ = cmd.MarkFlagRequired("file")
@@ -147,7 +147,7 @@ func newConfigHistoryCmd() *cobra.Command {
 			})
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, localEtcd)
 	return cmd
 }
 
@@ -176,7 +176,7 @@ func newConfigRollbackCmd() *cobra.Command {
 			})
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, localEtcd)
 	return cmd
 }
 

@@ -66,7 +66,7 @@ compare-and-swap on the revision that was read.`,
 			return nil
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, localEtcd)
 	return cmd
 }
 

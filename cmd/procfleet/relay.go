@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,7 +83,12 @@ upstream took it. Standalone, it forwards to the --upstream URLs. With --etcd
 and takes its upstreams and bandwidth budget from the ring.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			clustered := cmd.Flags().Changed("etcd") || os.Getenv("PROCFLEET_ETCD") != ""
+			clustered := ef.clustered(cmd)
+			if clustered {
+				if err := ef.validate(); err != nil {
+					return err
+				}
+			}
 			cfg, err := rf.load(cmd, clustered)
 			if err != nil {
 				return err
@@ -101,7 +105,7 @@ and takes its upstreams and bandwidth budget from the ring.`,
 		},
 	}
 	rf.register(cmd)
-	ef.register(cmd)
+	ef.register(cmd, "")
 	mf.register(cmd)
 	return cmd
 }

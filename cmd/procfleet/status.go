@@ -89,7 +89,7 @@ unhealthy when most of them say so; healthy when none has an opinion).`,
 			})
 		},
 	}
-	ef.register(cmd)
+	ef.register(cmd, localEtcd)
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
 	return cmd
 }
