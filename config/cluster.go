@@ -85,7 +85,7 @@ type Status struct {
 
 // ClusterAgents are the agent settings that the cluster sets for every
 // agent: the keys of the agent document (Agent) that mean the same on every
-// host. Host-local keys (hostname, listen, procfs_root, sysfs_root, spool,
+// host. Host-local keys (hostname, listen, procfs_root, sysfs_root, spool, debug,
 // credentials, ship.auth, ship.tls) stay in the agent's own file;
 // ship.upstreams, ship.strategy and limit come from the ring.
 type ClusterAgents struct {

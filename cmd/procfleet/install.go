@@ -52,7 +52,7 @@ func registerInstallFlags(cmd *cobra.Command, cfg *install.Config) {
 	fl.StringArrayVar(&cfg.Upstreams, "upstream", nil, "import `URL` to push to (repeatable), for a standalone "+kind+" without --etcd")
 	listenHelp := "import API `ADDR` (listen)"
 	if cfg.Kind == install.Agent {
-		listenHelp = "self HTTP `ADDR` for /metrics, /healthz, /debug/pprof (listen); empty turns it off"
+		listenHelp = "self HTTP `ADDR` for /metrics and /healthz (listen); empty turns it off"
 	}
 	fl.StringVar(&cfg.Listen, "listen", cfg.Listen, listenHelp)
 	fl.StringVar(&cfg.EtcdAuth.CA, "etcd-ca", "", "PEM CA bundle `FILE` to verify etcd's certificate")
