@@ -67,7 +67,7 @@ type Ring struct {
 	// Default 1021 (a prime).
 	Partitions int `yaml:"partitions"`
 	// Replicas is the number of points each upstream has on the hash ring,
-	// 1 to 1000. Default 20.
+	// 2 to 1000. Default 20.
 	Replicas int `yaml:"replicas"`
 	// LoadFactor bounds the partitions of one upstream to LoadFactor times
 	// the average: more than 1 (so that the bound can always be met), at
