@@ -14,16 +14,14 @@ import (
 
 // Request bodies are read into chunks of memory before a request takes a
 // slot to be checked, so that a slow client holds no slot, only the bytes
-// it has sent. Every chunk is counted against the budget of
-// import.max_inflight_bytes from the moment it is taken until the request
-// is answered. Chunks grow from minChunk to maxChunk as a body arrives, so
-// that a client holds about what it sent (at most twice, plus minChunk),
-// and a large body is still read, checked and written to the log in a few
-// dozen pieces, never copied into one buffer.
+// it has sent. Chunks, those requests hold and idle ones kept for reuse,
+// never take more than import.max_inflight_bytes. They grow from 4KiB to
+// 1MiB as a body arrives, so that a client holds about what it sent (at
+// most twice, plus 4KiB), and a large body is still read, checked and
+// written to the log in a few dozen pieces, never copied into one buffer.
 const (
 	minChunk = 4 << 10
-	maxChunk = 1 << 20
-	// chunkClasses is the number of chunk sizes, minChunk to maxChunk by
+	// chunkClasses is the number of chunk sizes, minChunk to 1MiB by
 	// powers of two.
 	chunkClasses = 9
 	// budgetWait is how long a request whose body has not started waits
@@ -31,85 +29,111 @@ const (
 	budgetWait = time.Second
 )
 
-// budget counts the bytes request bodies hold in memory. A request that
-// holds nothing yet may wait for bytes (take); one that holds some only
-// tries (tryTake), so that requests never wait on each other while
-// holding bytes, and a spent budget ends in 429s rather than in a
-// deadlock. Safe for concurrent use.
-type budget struct {
+// memory holds the chunks of request bodies: those taken by requests and
+// idle ones kept for reuse, together never more than max bytes. A request
+// that holds nothing yet may wait for a chunk (get with a wait); one that
+// holds some may not, so that requests never wait on each other while
+// holding memory, and a spent budget ends in 429s rather than in a
+// deadlock. Idle chunks of one size are dropped to make room for another
+// size. Safe for concurrent use.
+type memory struct {
 	mu      sync.Mutex
-	free    int64
 	max     int64
+	used    int64 // bytes of the chunks requests hold
+	idle    [chunkClasses][]*[]byte
+	idleN   int64 // bytes of the idle chunks
 	waiting int
-	changed chan struct{} // closed and replaced when bytes come back to waiters
+	changed chan struct{} // closed and replaced when a chunk comes back to waiters
 }
 
-func newBudget(n int64) *budget {
-	return &budget{free: n, max: n, changed: make(chan struct{})}
+func newMemory(max int64) *memory {
+	return &memory{max: max, changed: make(chan struct{})}
 }
 
-// tryTake takes n bytes if they are free.
-func (b *budget) tryTake(n int64) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.free < n {
-		return false
-	}
-	b.free -= n
-	return true
-}
-
-// take takes n bytes, waiting up to wait for them, or until ctx ends.
-func (b *budget) take(ctx context.Context, n int64, wait time.Duration) bool {
-	if b.tryTake(n) {
-		return true
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.waiting++
-	defer func() { b.waiting-- }()
-	for b.free < n {
-		ch := b.changed
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-t.C:
-			b.mu.Lock()
-			return false
-		case <-ctx.Done():
-			b.mu.Lock()
-			return false
+// get returns an empty chunk of size class c, waiting up to wait for the
+// memory to be free, or until ctx ends; nil when it is not.
+func (m *memory) get(ctx context.Context, c int, wait time.Duration) *[]byte {
+	m.mu.Lock()
+	b, ok := m.takeLocked(c)
+	if !ok && wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		m.waiting++
+		for done := false; !ok && !done; {
+			ch := m.changed
+			m.mu.Unlock()
+			select {
+			case <-ch:
+			case <-t.C:
+				done = true
+			case <-ctx.Done():
+				done = true
+			}
+			m.mu.Lock()
+			b, ok = m.takeLocked(c)
 		}
-		b.mu.Lock()
+		m.waiting--
 	}
-	b.free -= n
-	return true
+	m.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if b == nil { // taken from the budget; made outside the lock
+		nb := make([]byte, 0, minChunk<<c)
+		b = &nb
+	}
+	return b
 }
 
-// give returns n bytes.
-func (b *budget) give(n int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.free += n
-	if b.waiting > 0 {
-		close(b.changed)
-		b.changed = make(chan struct{})
+// takeLocked takes the bytes of a chunk of class c: an idle one, or room
+// for a new one (nil, true), dropping idle chunks of other sizes for it.
+func (m *memory) takeLocked(c int) (*[]byte, bool) {
+	size := int64(minChunk) << c
+	if n := len(m.idle[c]); n > 0 {
+		b := m.idle[c][n-1]
+		m.idle[c] = m.idle[c][:n-1]
+		m.idleN -= size
+		m.used += size
+		*b = (*b)[:0]
+		return b, true
+	}
+	for m.used+m.idleN+size > m.max && m.idleN > 0 {
+		for i := chunkClasses - 1; i >= 0; i-- {
+			if n := len(m.idle[i]); n > 0 {
+				m.idle[i][n-1] = nil
+				m.idle[i] = m.idle[i][:n-1]
+				m.idleN -= int64(minChunk) << i
+				break
+			}
+		}
+	}
+	if m.used+m.idleN+size > m.max {
+		return nil, false
+	}
+	m.used += size
+	return nil, true
+}
+
+// put gives a chunk back.
+func (m *memory) put(b *[]byte) {
+	c := class(int64(cap(*b)))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.used -= int64(cap(*b))
+	m.idle[c] = append(m.idle[c], b)
+	m.idleN += int64(cap(*b))
+	if m.waiting > 0 {
+		close(m.changed)
+		m.changed = make(chan struct{})
 	}
 }
 
-// inUse returns the bytes taken.
-func (b *budget) inUse() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.max - b.free
+// inUse returns the bytes of the chunks requests hold.
+func (m *memory) inUse() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.used
 }
-
-// chunkPool keeps chunks of each size for reuse. Its memory is bounded by
-// the budget: a chunk is taken from the pool only once its bytes are
-// taken from the budget, and idle ones go with garbage collection.
-type chunkPool [chunkClasses]sync.Pool
 
 // class returns the size class of a chunk of at most size bytes and at
 // least min(size, minChunk): the smallest that holds size, or the largest.
@@ -121,24 +145,11 @@ func class(size int64) int {
 	return c
 }
 
-func (p *chunkPool) get(c int) *[]byte {
-	if b, ok := p[c].Get().(*[]byte); ok {
-		*b = (*b)[:0]
-		return b
-	}
-	b := make([]byte, 0, minChunk<<c)
-	return &b
-}
-
-func (p *chunkPool) put(b *[]byte) { p[class(int64(cap(*b)))].Put(b) }
-
 // body is one request body held in chunks. It is used by one request at a
 // time.
 type body struct {
-	budget *budget
-	pool   *chunkPool
+	mem    *memory
 	chunks []*[]byte // filled in order; the last may have room
-	held   int64     // bytes taken from the budget
 	n      int64     // body bytes read
 }
 
@@ -151,43 +162,35 @@ func (b *body) parts() [][]byte {
 	return out
 }
 
-// release gives every chunk back to the pool and its bytes to the budget.
-// The body must not be used afterwards.
+// release gives every chunk back. The body must not be used afterwards.
 func (b *body) release() {
 	for _, c := range b.chunks {
-		b.pool.put(c)
+		b.mem.put(c)
 	}
 	b.chunks = nil
-	if b.held > 0 {
-		b.budget.give(b.held)
-		b.held = 0
-	}
 }
 
 // grow adds an empty chunk for the next part of a body of length cl (-1
-// when unknown). The first chunk of a body may wait for budget; later ones
-// may not (see budget).
+// when unknown). The first chunk of a body may wait for memory; later ones
+// may not (see memory).
 func (b *body) grow(ctx context.Context, cl int64) error {
 	c := min(len(b.chunks), chunkClasses-1)
 	if cl >= 0 {
 		c = min(c, class(cl-b.n))
 	}
-	size := int64(minChunk) << c
-	ok := false
-	if b.held == 0 {
-		ok = b.budget.take(ctx, size, budgetWait)
-	} else {
-		ok = b.budget.tryTake(size)
+	wait := time.Duration(0)
+	if len(b.chunks) == 0 {
+		wait = budgetWait
 	}
-	if !ok {
+	chunk := b.mem.get(ctx, c, wait)
+	if chunk == nil {
 		if ctx.Err() != nil {
 			return refuse(http.StatusServiceUnavailable, reasonRead, "client went away while waiting")
 		}
 		return refuse(http.StatusTooManyRequests, reasonBusy, "the bodies of other requests fill import.max_inflight_bytes (%s); retry",
-			config.FormatBytes(b.budget.max))
+			config.FormatBytes(b.mem.max))
 	}
-	b.held += size
-	b.chunks = append(b.chunks, b.pool.get(c))
+	b.chunks = append(b.chunks, chunk)
 	return nil
 }
 
@@ -196,7 +199,7 @@ func (b *body) grow(ctx context.Context, cl int64) error {
 // (413), one not read by the read deadline (408), a spent budget (429) or
 // a failed read (400). The caller releases the body.
 func (r *Relay) readBody(req *http.Request, limit int64) (*body, error) {
-	b := &body{budget: r.budget, pool: &r.chunks}
+	b := &body{mem: r.mem}
 	cl := req.ContentLength
 	for cl < 0 || b.n < cl {
 		if len(b.chunks) == 0 || len(*b.last()) == cap(*b.last()) {

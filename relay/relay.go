@@ -48,8 +48,7 @@ type Relay struct {
 	limiter *limit.Limiter
 	tokens  *tokens
 	sem     chan struct{} // slots of import.max_concurrent
-	budget  *budget       // bytes of import.max_inflight_bytes
-	chunks  chunkPool
+	mem     *memory       // request bodies, import.max_inflight_bytes
 	m       relayMetrics
 
 	ln    net.Listener
@@ -97,7 +96,7 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 		shipSet:   metrics.NewSet(),
 		walSet:    metrics.NewSet(),
 		sem:       make(chan struct{}, n),
-		budget:    newBudget(int64(cfg.Import.MaxInflightBytes)),
+		mem:       newMemory(int64(cfg.Import.MaxInflightBytes)),
 		ready:     make(chan struct{}),
 		recovered: make(chan struct{}),
 		upstreams: cfg.Ship.Upstreams,
@@ -113,7 +112,7 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 		r.tokens = t
 	}
 	r.m = newRelayMetrics(r.set)
-	r.set.NewGauge("procfleet_relay_inflight_bytes", func() float64 { return float64(r.budget.inUse()) })
+	r.set.NewGauge("procfleet_relay_inflight_bytes", func() float64 { return float64(r.mem.inUse()) })
 	selfmon.RegisterProcess(r.set, "/proc")
 	return r, nil
 }
