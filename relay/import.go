@@ -165,19 +165,25 @@ func (r *Relay) take(w http.ResponseWriter, req *http.Request, now time.Time) (i
 	if len(enc) > maxQueryBytes {
 		return 0, refuse(http.StatusBadRequest, reasonQuery, "query arguments of %d bytes are over %d", len(enc), maxQueryBytes)
 	}
-	b := &ship.Chunked{Chunks: parts, Samples: samples, Query: enc, Plain: plain}
-	if err := b.Store(r.WAL(), now); err != nil {
-		switch {
-		case errors.Is(err, spool.ErrFull):
-			return 0, refuse(http.StatusTooManyRequests, reasonFull, "write-ahead log is full (wal.max_bytes); retry later")
-		case errors.Is(err, spool.ErrClosed):
-			return 0, refuse(http.StatusServiceUnavailable, reasonNotReady, "the relay is stopping; retry")
-		default:
-			return 0, refuse(http.StatusServiceUnavailable, reasonDisk, "cannot store the body: %v", err)
-		}
+	if err := r.store(&ship.Chunked{Chunks: parts, Samples: samples, Query: enc, Plain: plain}, now); err != nil {
+		return 0, err
 	}
 	r.m.receivedBytes.Add(int(body.n))
 	return samples, nil
+}
+
+// store writes b to the log and returns a refusal when it cannot.
+func (r *Relay) store(b *ship.Chunked, now time.Time) error {
+	err := b.Store(r.WAL(), now)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, spool.ErrFull):
+		return refuse(http.StatusTooManyRequests, reasonFull, "write-ahead log is full (wal.max_bytes); retry later")
+	case errors.Is(err, spool.ErrClosed):
+		return refuse(http.StatusServiceUnavailable, reasonNotReady, "the relay is stopping; retry")
+	}
+	return refuse(http.StatusServiceUnavailable, reasonDisk, "cannot store the body: %v", err)
 }
 
 // checkWithSlot checks a body read whole, holding a slot of
