@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 )
 
 // Relay is the relay's configuration document. Every key is listed with its
@@ -75,10 +76,28 @@ type RelayImport struct {
 	// MaxLineBytes bounds one line; a longer one gets 400. Default 256KiB,
 	// the longest line VictoriaMetrics' parser takes.
 	MaxLineBytes ByteSize `yaml:"max_line_bytes"`
-	// MaxConcurrent bounds the requests read and checked at once; more
-	// wait. Default 2 per CPU.
+	// MaxConcurrent bounds the bodies checked line by line at once; more
+	// wait, holding their bytes of MaxInflightBytes. Reading a body and
+	// waiting for its fsync take no such slot. Default 2 per CPU.
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// ReadTimeout bounds reading one request body, from the moment its
+	// headers are read: a client that has not sent its whole body by then
+	// gets 408 (agents retry it). Default 60s.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// MaxInflightBytes bounds the bytes of request bodies the relay holds
+	// in memory at once, from the first byte read to the answer. A body
+	// takes its bytes as they arrive, so a slow client holds only what it
+	// sent. A request that finds the budget spent waits up to a second
+	// for its first bytes, and gets 429 with Retry-After when that or any
+	// later part of its body does not fit. At least max_body_bytes.
+	// Default 64MiB.
+	MaxInflightBytes ByteSize `yaml:"max_inflight_bytes"`
 }
+
+// MaxImportBodyBytes is the largest import.max_body_bytes: a body is
+// stored whole as one record of the write-ahead log, which holds at most
+// 256MiB with the request's query arguments and the record's header.
+const MaxImportBodyBytes = 255 << 20
 
 // RelayForward shapes forwarding.
 type RelayForward struct {
@@ -99,6 +118,8 @@ func DefaultRelay() Relay {
 			MaxBodyBytes:         32 << 20,
 			MaxDecompressedBytes: 256 << 20,
 			MaxLineBytes:         256 << 10,
+			ReadTimeout:          Duration(time.Minute),
+			MaxInflightBytes:     64 << 20,
 		},
 		WAL: Spool{
 			MaxBytes:     10 << 30,
@@ -128,25 +149,20 @@ func (r Relay) Validate() error {
 	if r.TLS.ClientCAFile != "" && r.TLS.CertFile == "" {
 		return fmt.Errorf("tls.client_ca_file: set without cert_file; mutual TLS needs the relay's own certificate too")
 	}
-	im := r.Import
-	if im.MaxBodyBytes < 1<<10 || im.MaxBodyBytes > 1<<30 {
-		return fmt.Errorf("import.max_body_bytes: %s is not accepted; want 1KiB to 1GiB", FormatBytes(int64(im.MaxBodyBytes)))
-	}
-	if im.MaxDecompressedBytes < im.MaxBodyBytes || im.MaxDecompressedBytes > 4<<30 {
-		return fmt.Errorf("import.max_decompressed_bytes: %s is not accepted; want max_body_bytes (%s) to 4GiB",
-			FormatBytes(int64(im.MaxDecompressedBytes)), FormatBytes(int64(im.MaxBodyBytes)))
-	}
-	if im.MaxLineBytes < 1<<10 || im.MaxLineBytes > 256<<10 {
-		return fmt.Errorf("import.max_line_bytes: %s is not accepted; want 1KiB to 256KiB", FormatBytes(int64(im.MaxLineBytes)))
-	}
-	if im.MaxConcurrent < 0 {
-		return fmt.Errorf("import.max_concurrent: %d is not accepted; want 0 (2 per CPU) or more", im.MaxConcurrent)
+	if err := r.Import.validate(); err != nil {
+		return err
 	}
 	if r.WAL.Dir == "" {
 		return fmt.Errorf("wal.dir: empty; want the directory of the write-ahead log, such as /var/lib/procfleet/relay (--data-dir)")
 	}
 	if err := r.WAL.Validate("wal"); err != nil {
 		return err
+	}
+	if r.WAL.MaxBytes != 0 && r.WAL.MaxBytes < 2*r.Import.MaxBodyBytes {
+		// A body over wal.max_bytes would get 429 forever, and one over
+		// half of it whenever the log holds anything.
+		return fmt.Errorf("wal.max_bytes: %s is not accepted with import.max_body_bytes %s; want 0 (unbounded) or at least twice max_body_bytes (%s), so that every accepted body can be stored",
+			FormatBytes(int64(r.WAL.MaxBytes)), FormatBytes(int64(r.Import.MaxBodyBytes)), FormatBytes(int64(2*r.Import.MaxBodyBytes)))
 	}
 	if r.Forward.BatchBytes < 4<<10 || r.Forward.BatchBytes > 256<<20 {
 		return fmt.Errorf("forward.batch_bytes: %s is not accepted; want 4KiB to 256MiB", FormatBytes(int64(r.Forward.BatchBytes)))
@@ -161,6 +177,33 @@ func (r Relay) Validate() error {
 		return err
 	}
 	return r.Log.Validate("log")
+}
+
+// validate checks the import block, its limits against each other and
+// against what the write-ahead log can store.
+func (im RelayImport) validate() error {
+	if im.MaxBodyBytes < 1<<10 || im.MaxBodyBytes > MaxImportBodyBytes {
+		return fmt.Errorf("import.max_body_bytes: %s is not accepted; want 1KiB to %s (the write-ahead log stores a body whole, in a record of at most 256MiB)",
+			FormatBytes(int64(im.MaxBodyBytes)), FormatBytes(MaxImportBodyBytes))
+	}
+	if im.MaxDecompressedBytes < im.MaxBodyBytes || im.MaxDecompressedBytes > 4<<30 {
+		return fmt.Errorf("import.max_decompressed_bytes: %s is not accepted; want max_body_bytes (%s) to 4GiB",
+			FormatBytes(int64(im.MaxDecompressedBytes)), FormatBytes(int64(im.MaxBodyBytes)))
+	}
+	if im.MaxLineBytes < 1<<10 || im.MaxLineBytes > 256<<10 {
+		return fmt.Errorf("import.max_line_bytes: %s is not accepted; want 1KiB to 256KiB", FormatBytes(int64(im.MaxLineBytes)))
+	}
+	if im.MaxConcurrent < 0 {
+		return fmt.Errorf("import.max_concurrent: %d is not accepted; want 0 (2 per CPU) or more", im.MaxConcurrent)
+	}
+	if im.ReadTimeout < Duration(time.Second) || im.ReadTimeout > Duration(10*time.Minute) {
+		return fmt.Errorf("import.read_timeout: %s is not accepted; want 1s to 10m", im.ReadTimeout)
+	}
+	if im.MaxInflightBytes < im.MaxBodyBytes || im.MaxInflightBytes > 64<<30 {
+		return fmt.Errorf("import.max_inflight_bytes: %s is not accepted; want max_body_bytes (%s) to 64GiB, so that a body of max_body_bytes fits",
+			FormatBytes(int64(im.MaxInflightBytes)), FormatBytes(int64(im.MaxBodyBytes)))
+	}
+	return nil
 }
 
 // LoadRelayFile reads and validates the relay configuration file at path,

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The relay's reference file lists every key with its default: decoded
@@ -58,6 +59,29 @@ func TestRelayValidate(t *testing.T) {
 	f(func(r *Relay) { r.Import.MaxDecompressedBytes = 1 << 20 }, "import.max_decompressed_bytes")
 	f(func(r *Relay) { r.Import.MaxLineBytes = 1 }, "import.max_line_bytes")
 	f(func(r *Relay) { r.Import.MaxConcurrent = -1 }, "import.max_concurrent")
+	f(func(r *Relay) { r.Import.ReadTimeout = 0 }, "import.read_timeout: 0s is not accepted")
+	f(func(r *Relay) { r.Import.ReadTimeout = Duration(time.Hour) }, "import.read_timeout")
+	f(func(r *Relay) { r.Import.MaxInflightBytes = 16 << 20 }, "import.max_inflight_bytes: 16MiB is not accepted; want max_body_bytes (32MiB)")
+	// Limits that could never store a body they accept.
+	f(func(r *Relay) {
+		r.Import.MaxBodyBytes = MaxImportBodyBytes + 1
+		r.Import.MaxDecompressedBytes = 1 << 30
+		r.Import.MaxInflightBytes = 1 << 30
+	}, "import.max_body_bytes: 267386881 is not accepted; want 1KiB to 255MiB")
+	f(func(r *Relay) {
+		r.Import.MaxBodyBytes = 1 << 30
+		r.Import.MaxDecompressedBytes = 1 << 30
+		r.Import.MaxInflightBytes = 1 << 30
+	}, "import.max_body_bytes: 1GiB is not accepted")
+	f(func(r *Relay) { r.WAL.MaxBytes = 48 << 20; r.WAL.SegmentBytes = 16 << 20 },
+		"wal.max_bytes: 48MiB is not accepted with import.max_body_bytes 32MiB; want 0 (unbounded) or at least twice max_body_bytes (64MiB)")
+	top := ok
+	top.Import.MaxBodyBytes = MaxImportBodyBytes
+	top.Import.MaxDecompressedBytes = MaxImportBodyBytes
+	top.Import.MaxInflightBytes = MaxImportBodyBytes
+	if err := top.Validate(); err != nil {
+		t.Fatalf("import.max_body_bytes at its most: %v", err)
+	}
 	f(func(r *Relay) { r.WAL.Full = "block" }, `wal.full: "block" is not accepted`)
 	f(func(r *Relay) { r.WAL.MaxBytes = 64 << 20 }, "wal.max_bytes")
 	f(func(r *Relay) { r.WAL.SegmentBytes = 1 }, "wal.segment_bytes")

@@ -1,13 +1,10 @@
 package relay
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +77,7 @@ func refuse(code int, reason, format string, args ...any) *httpError {
 func (r *Relay) serveImport(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	defer r.m.requestSeconds.UpdateDuration(start)
-	n, err := r.take(req, start)
+	n, err := r.take(w, req, start)
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
@@ -106,12 +103,17 @@ func (r *Relay) serveImport(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// take checks and stores one request and returns its sample count.
-func (r *Relay) take(req *http.Request, now time.Time) (int, error) {
+// take checks and stores one request and returns its sample count. The
+// body is read before the request takes a slot of import.max_concurrent,
+// within import.read_timeout and the budget of import.max_inflight_bytes,
+// so that slow clients hold neither slots nor more memory than they sent;
+// the slot is held for checking alone, and the fsync is waited for
+// without one.
+func (r *Relay) take(w http.ResponseWriter, req *http.Request, now time.Time) (int, error) {
 	if req.Method != http.MethodPost {
 		return 0, refuse(http.StatusMethodNotAllowed, reasonMethod, "method %s is not accepted; want POST", req.Method)
 	}
-	if r.tokens != nil && !r.tokens.allowed(req, now) {
+	if r.tokens != nil && !r.tokens.allowed(req) {
 		return 0, refuse(http.StatusUnauthorized, reasonUnauthorized, "missing or unknown bearer token")
 	}
 	select {
@@ -119,7 +121,7 @@ func (r *Relay) take(req *http.Request, now time.Time) (int, error) {
 	default:
 		return 0, refuse(http.StatusServiceUnavailable, reasonNotReady, "the relay is recovering its write-ahead log; retry")
 	}
-	query, err := importQuery(req.URL.RawQuery)
+	query, err := importQuery(req.URL.RawQuery, now)
 	if err != nil {
 		return 0, err
 	}
@@ -135,22 +137,16 @@ func (r *Relay) take(req *http.Request, now time.Time) (int, error) {
 	if req.ContentLength > limit {
 		return 0, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "body of %d bytes is over import.max_body_bytes (%d)", req.ContentLength, limit)
 	}
-	// Bodies are bounded, so reading one whole is bounded too, and the
-	// concurrency bound caps the memory of all of them.
-	select {
-	case r.sem <- struct{}{}:
-	case <-req.Context().Done():
-		return 0, refuse(http.StatusServiceUnavailable, reasonRead, "client went away while waiting")
-	}
-	defer func() { <-r.sem }()
-	body, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	// The deadline counts from here, not from the connection's start, so
+	// that a kept-alive connection gives each request the whole timeout.
+	_ = http.NewResponseController(w).SetReadDeadline(now.Add(r.cfg.Import.ReadTimeout.D()))
+	body, err := r.readBody(req, limit)
 	if err != nil {
-		return 0, refuse(http.StatusBadRequest, reasonRead, "cannot read body: %v", err)
+		return 0, err
 	}
-	if int64(len(body)) > limit {
-		return 0, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "body is over import.max_body_bytes (%d)", limit)
-	}
-	res, err := r.check(body, plain)
+	defer body.release()
+	parts := body.parts()
+	res, err := r.checkWithSlot(req, parts, plain)
 	if err != nil {
 		return 0, err
 	}
@@ -166,28 +162,48 @@ func (r *Relay) take(req *http.Request, now time.Time) (int, error) {
 		query.Set("timestamp", strconv.FormatInt(now.UnixMilli(), 10))
 	}
 	enc := query.Encode()
-	rec := ship.AppendRecord(make([]byte, 0, len(body)+len(enc)+16),
-		&ship.Batch{Body: body, Samples: samples, Query: enc, Plain: plain})
-	if err := r.WAL().Append(rec, now); err != nil {
-		switch {
-		case errors.Is(err, spool.ErrFull):
-			return 0, refuse(http.StatusTooManyRequests, reasonFull, "write-ahead log is full (wal.max_bytes); retry later")
-		case errors.Is(err, spool.ErrClosed):
-			return 0, refuse(http.StatusServiceUnavailable, reasonNotReady, "the relay is stopping; retry")
-		default:
-			return 0, refuse(http.StatusServiceUnavailable, reasonDisk, "cannot store the body: %v", err)
-		}
+	if len(enc) > maxQueryBytes {
+		return 0, refuse(http.StatusBadRequest, reasonQuery, "query arguments of %d bytes are over %d", len(enc), maxQueryBytes)
 	}
-	r.m.receivedBytes.Add(len(body))
+	if err := r.store(&ship.Chunked{Chunks: parts, Samples: samples, Query: enc, Plain: plain}, now); err != nil {
+		return 0, err
+	}
+	r.m.receivedBytes.Add(int(body.n))
 	return samples, nil
 }
 
+// store writes b to the log and returns a refusal when it cannot.
+func (r *Relay) store(b *ship.Chunked, now time.Time) error {
+	err := b.Store(r.WAL(), now)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, spool.ErrFull):
+		return refuse(http.StatusTooManyRequests, reasonFull, "write-ahead log is full (wal.max_bytes); retry later")
+	case errors.Is(err, spool.ErrClosed):
+		return refuse(http.StatusServiceUnavailable, reasonNotReady, "the relay is stopping; retry")
+	}
+	return refuse(http.StatusServiceUnavailable, reasonDisk, "cannot store the body: %v", err)
+}
+
+// checkWithSlot checks a body read whole, holding a slot of
+// import.max_concurrent meanwhile.
+func (r *Relay) checkWithSlot(req *http.Request, parts [][]byte, plain bool) (promtext.Result, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-req.Context().Done():
+		return promtext.Result{}, refuse(http.StatusServiceUnavailable, reasonRead, "client went away while waiting")
+	}
+	defer func() { <-r.sem }()
+	return r.check(&partsReader{parts: parts}, plain)
+}
+
 // check validates every line of body and counts its samples.
-func (r *Relay) check(body []byte, plain bool) (promtext.Result, error) {
+func (r *Relay) check(body io.Reader, plain bool) (promtext.Result, error) {
 	lim := promtext.DefaultLimits()
 	lim.MaxBytes = int64(r.cfg.Import.MaxDecompressedBytes)
 	lim.MaxLineBytes = int(r.cfg.Import.MaxLineBytes)
-	res, err := promtext.Inspect(bytes.NewReader(body), lim, !plain)
+	res, err := promtext.Inspect(body, lim, !plain)
 	if err == nil {
 		return res, nil
 	}
@@ -207,39 +223,6 @@ func (r *Relay) check(body []byte, plain bool) (promtext.Result, error) {
 		return none, refuse(http.StatusBadRequest, reasonBadGzip, "cannot decompress gzip body: %s", strings.TrimPrefix(err.Error(), "promtext: "))
 	}
 	return none, refuse(http.StatusBadRequest, reasonRead, "cannot read body: %v", err)
-}
-
-var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
-// importQuery checks the query arguments of an import request:
-// extra_label (name=value) and timestamp (unix milliseconds) are accepted,
-// as by VictoriaMetrics.
-func importQuery(raw string) (url.Values, error) {
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return nil, refuse(http.StatusBadRequest, reasonQuery, "cannot parse query: %v", err)
-	}
-	for k, vs := range q {
-		switch k {
-		case "extra_label":
-			for _, v := range vs {
-				name, _, ok := strings.Cut(v, "=")
-				if !ok || !labelName.MatchString(name) {
-					return nil, refuse(http.StatusBadRequest, reasonQuery, "extra_label %q is not accepted; want name=value with a label name", v)
-				}
-			}
-		case "timestamp":
-			if len(vs) != 1 {
-				return nil, refuse(http.StatusBadRequest, reasonQuery, "timestamp given %d times; want once", len(vs))
-			}
-			if _, err := strconv.ParseInt(vs[0], 10, 64); err != nil {
-				return nil, refuse(http.StatusBadRequest, reasonQuery, "timestamp %q is not accepted; want unix milliseconds, an integer", vs[0])
-			}
-		default:
-			return nil, refuse(http.StatusBadRequest, reasonQuery, "query argument %q is not accepted; want extra_label or timestamp", k)
-		}
-	}
-	return q, nil
 }
 
 // logThrottled logs at warn, at most once per key every 10 seconds.

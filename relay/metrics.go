@@ -14,6 +14,8 @@ const (
 	reasonBadGzip      = "bad_gzip"
 	reasonBadLine      = "bad_line"
 	reasonRead         = "read_error"
+	reasonTimeout      = "read_timeout"
+	reasonBusy         = "busy"
 	reasonFull         = "wal_full"
 	reasonDisk         = "wal_error"
 )
@@ -37,7 +39,7 @@ func newRelayMetrics(set *metrics.Set) relayMetrics {
 		recoverySeconds: set.NewFloatCounter("procfleet_relay_recovery_seconds"),
 	}
 	for _, r := range []string{reasonMethod, reasonUnauthorized, reasonNotReady, reasonQuery, reasonEncoding,
-		reasonTooLarge, reasonBadGzip, reasonBadLine, reasonRead, reasonFull, reasonDisk} {
+		reasonTooLarge, reasonBadGzip, reasonBadLine, reasonRead, reasonTimeout, reasonBusy, reasonFull, reasonDisk} {
 		m.rejected[r] = set.NewCounter(`procfleet_relay_rejected_total{reason="` + r + `"}`)
 	}
 	return m

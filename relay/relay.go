@@ -48,7 +48,8 @@ type Relay struct {
 	walSet  *metrics.Set
 	limiter *limit.Limiter
 	tokens  *tokens
-	sem     chan struct{}
+	sem     chan struct{} // slots of import.max_concurrent
+	mem     *memory       // request bodies, import.max_inflight_bytes
 	m       relayMetrics
 
 	ln    net.Listener
@@ -81,6 +82,12 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// The config bounds max_body_bytes; this is the exact figure, from
+	// the package that owns the record format.
+	if most := ship.MaxStoredBody(maxQueryBytes); int64(cfg.Import.MaxBodyBytes) > most {
+		return nil, fmt.Errorf("import.max_body_bytes: %s is not accepted; the write-ahead log stores at most %d bytes of body in a record",
+			config.FormatBytes(int64(cfg.Import.MaxBodyBytes)), most)
+	}
 	n := cfg.Import.MaxConcurrent
 	if n == 0 {
 		n = 2 * runtime.GOMAXPROCS(0)
@@ -93,6 +100,7 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 		shipSet:   metrics.NewSet(),
 		walSet:    metrics.NewSet(),
 		sem:       make(chan struct{}, n),
+		mem:       newMemory(int64(cfg.Import.MaxInflightBytes)),
 		ready:     make(chan struct{}),
 		recovered: make(chan struct{}),
 		upstreams: cfg.Ship.Upstreams,
@@ -102,13 +110,14 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 	}
 	r.limiter = limit.New(cfg.Limit, r.shipSet)
 	if cfg.Auth.BearerTokensFile != "" {
-		t, err := loadTokens(cfg.Auth.BearerTokensFile)
+		t, err := loadTokens(cfg.Auth.BearerTokensFile, logger, r.set)
 		if err != nil {
 			return nil, err
 		}
 		r.tokens = t
 	}
 	r.m = newRelayMetrics(r.set)
+	r.set.NewGauge("procfleet_relay_inflight_bytes", func() float64 { return float64(r.mem.inUse()) })
 	selfmon.RegisterProcess(r.set, "/proc")
 	return r, nil
 }
@@ -190,19 +199,14 @@ func (r *Relay) Run(ctx context.Context) error {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
 	r.ln = ln
-	srv := &http.Server{
-		Handler:           r.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
-	}
+	srv := r.newServer()
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		_ = srv.Serve(ln)
 	}()
 	close(r.ready)
+	defer r.watchTokens(ctx)()
 	r.log.Info("relay listening", "listen", r.Addr(), "tls", tlsCfg != nil, "wal", r.cfg.WAL.Dir)
 
 	start := time.Now()
@@ -247,6 +251,36 @@ func (r *Relay) Run(ctx context.Context) error {
 	return errors.Join(shipErr, walErr)
 }
 
+func (r *Relay) newServer() *http.Server {
+	return &http.Server{
+		Handler:           r.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Import requests set their own read deadline when their headers
+		// are read (import.read_timeout); this one bounds the others.
+		ReadTimeout: r.cfg.Import.ReadTimeout.D() + 10*time.Second,
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// watchTokens follows the token file, if any, until the returned function
+// is called; that function waits for it to stop.
+func (r *Relay) watchTokens(ctx context.Context) (stop func()) {
+	if r.tokens == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.tokens.watch(ctx, tokenCheckInterval)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 // openWAL opens and recovers the log; tests hold it up to see the relay
 // while it recovers.
 var openWAL = spool.OpenLogged
@@ -276,8 +310,8 @@ func (r *Relay) pushSelf(ctx context.Context, wal *spool.Log) {
 			q.Add("extra_label", "instance="+node)
 			q.Add("extra_label", "job=procfleet")
 			q.Set("timestamp", strconv.FormatInt(now.UnixMilli(), 10))
-			rec := ship.AppendRecord(nil, &ship.Batch{Body: buf.Bytes(), Samples: bytes.Count(buf.Bytes(), []byte("\n")), Query: q.Encode(), Plain: true})
-			if err := wal.Append(rec, now); err != nil && !errors.Is(err, spool.ErrClosed) {
+			b := &ship.Chunked{Chunks: [][]byte{buf.Bytes()}, Samples: bytes.Count(buf.Bytes(), []byte("\n")), Query: q.Encode(), Plain: true}
+			if err := b.Store(wal, now); err != nil && !errors.Is(err, spool.ErrClosed) {
 				r.logThrottled("self", "cannot store the relay's own metrics", "err", err)
 			}
 		}

@@ -113,6 +113,12 @@ func TestImportRefusals(t *testing.T) {
 		{"query arg", "POST", "?db=x", []byte("a 1\n"), nil, 400, reasonQuery, `"db"`},
 		{"extra_label", "POST", "?extra_label=bad", []byte("a 1\n"), nil, 400, reasonQuery, "extra_label"},
 		{"timestamp", "POST", "?timestamp=1.5", []byte("a 1\n"), nil, 400, reasonQuery, "timestamp"},
+		{"extra_label __name__", "POST", "?extra_label=__name__%3Dx", []byte("a 1\n"), nil, 400, reasonQuery, "rename every series"},
+		{"extra_label twice", "POST", "?extra_label=a%3D1&extra_label=a%3D2", []byte("a 1\n"), nil, 400, reasonQuery, "given twice"},
+		{"timestamp 0", "POST", "?timestamp=0", []byte("a 1\n"), nil, 400, reasonQuery, "timestamp 0 is not accepted"},
+		{"timestamp negative", "POST", "?timestamp=-1700000000000", []byte("a 1\n"), nil, 400, reasonQuery, "not accepted"},
+		{"timestamp in seconds", "POST", "?timestamp=1700000000", []byte("a 1\n"), nil, 400, reasonQuery, "from 946684800000 (2000-01-01)"},
+		{"timestamp far ahead", "POST", fmt.Sprintf("?timestamp=%d", time.Now().Add(72*time.Hour).UnixMilli()), []byte("a 1\n"), nil, 400, reasonQuery, "two days ahead"},
 	}
 	if bomb.Len() > int(cfg.Import.MaxBodyBytes) {
 		t.Fatalf("bomb is %d bytes compressed, over max_body_bytes; the test would not reach the decompressor", bomb.Len())
@@ -204,6 +210,7 @@ func TestFullLogRefusesThenRecovers(t *testing.T) {
 	cfg := testConfig(t, vm.ImportURL)
 	cfg.WAL.SegmentBytes = 64 << 10
 	cfg.WAL.MaxBytes = 256 << 10
+	cfg.Import.MaxBodyBytes = 64 << 10
 	r := start(t, cfg)
 	ts := time.Now().Add(-time.Hour).UnixMilli()
 	accepted := 0

@@ -24,18 +24,27 @@ const (
 // errRecord marks a spool record this version cannot read.
 var errRecord = errors.New("unreadable spool record")
 
+// maxRecordHeader bounds what a record holds besides its query and body.
+const maxRecordHeader = 2 + 2*binary.MaxVarintLen64
+
 // AppendRecord appends the spool record of b to dst and returns it. The
-// relay stores import bodies with it; the shipper reads them back.
+// shipper spools batches with it; other packages store batches with
+// Chunked.Store, which writes the same format.
 func AppendRecord(dst []byte, b *Batch) []byte {
+	dst = appendRecordHeader(dst, b.Samples, b.Query, b.Plain)
+	return append(dst, b.Body...)
+}
+
+// appendRecordHeader appends everything of a record before its body.
+func appendRecordHeader(dst []byte, samples int, query string, plain bool) []byte {
 	var flags byte
-	if b.Plain {
+	if plain {
 		flags |= flagPlain
 	}
 	dst = append(dst, recordVersion, flags)
-	dst = binary.AppendUvarint(dst, uint64(max(b.Samples, 0)))
-	dst = binary.AppendUvarint(dst, uint64(len(b.Query)))
-	dst = append(dst, b.Query...)
-	return append(dst, b.Body...)
+	dst = binary.AppendUvarint(dst, uint64(max(samples, 0)))
+	dst = binary.AppendUvarint(dst, uint64(len(query)))
+	return append(dst, query...)
 }
 
 // parseRecord decodes a spool record made by AppendRecord. The batch's

@@ -37,29 +37,20 @@ import (
 // SegmentBytes, fsyncs the previous one first: other Appends wait for it,
 // and with SyncInterval above 0 so do Next and Ack.
 func (l *Log) Append(data []byte, created time.Time) error {
-	if len(data) > MaxRecordBytes {
-		return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(data), MaxRecordBytes)
-	}
-	g, err := l.write(data, created)
-	if g == nil || err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.awaitLocked(g, false)
+	return l.AppendVec([][]byte{data}, created)
 }
 
-// write writes one record to the active segment. With SyncInterval 0 it
-// returns the group whose fsync the record waits for; otherwise the record
-// is readable on return.
-func (l *Log) write(data []byte, created time.Time) (*syncGroup, error) {
+// write writes one record, its header and payload pieces of size bytes in
+// all, to the active segment. With SyncInterval 0 it returns the group
+// whose fsync the record waits for; otherwise the record is readable on
+// return.
+func (l *Log) write(hdr *[headerSize]byte, pieces [][]byte, size int64) (*syncGroup, error) {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.syncErr; err != nil {
 		l.syncErr = nil
 		return nil, err
 	}
-	size := int64(headerSize + len(data))
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -74,8 +65,7 @@ func (l *Log) write(data []byte, created time.Time) (*syncGroup, error) {
 		return nil, err
 	}
 
-	l.wbuf = appendRecord(l.wbuf[:0], data, created.UnixMilli())
-	if _, err := f.WriteAt(l.wbuf, off); err != nil {
+	if err := l.writePieces(f, off, hdr, pieces); err != nil {
 		_ = f.Truncate(off) // best effort; the next write goes to off anyway
 		return nil, fmt.Errorf("cannot write spool segment %s: %w", s.path, err)
 	}

@@ -186,7 +186,7 @@ func TestRelayFullDisk(t *testing.T) {
 	})
 	vm := testenv.StartVM(t, "-dedup.minScrapeInterval=1ms", "-search.disableCache")
 	vm.Kill() // down from the start
-	r := newRelay(t, dir, relayShipConfig+"wal: {segment_bytes: 64KiB, max_bytes: 16MiB}\n", vm.ImportURL)
+	r := newRelay(t, dir, relayShipConfig+"wal: {segment_bytes: 64KiB, max_bytes: 16MiB}\nimport: {max_body_bytes: 1MiB}\n", vm.ImportURL)
 	r.start()
 	r.waitReady()
 	g := newLoadGen(t, r.importURL(), "relay_full_sample")
