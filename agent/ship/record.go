@@ -27,10 +27,10 @@ var errRecord = errors.New("unreadable spool record")
 // maxRecordHeader bounds what a record holds besides its query and body.
 const maxRecordHeader = 2 + 2*binary.MaxVarintLen64
 
-// AppendRecord appends the spool record of b to dst and returns it. The
+// appendRecord appends the spool record of b to dst and returns it. The
 // shipper spools batches with it; other packages store batches with
 // Chunked.Store, which writes the same format.
-func AppendRecord(dst []byte, b *Batch) []byte {
+func appendRecord(dst []byte, b *Batch) []byte {
 	dst = appendRecordHeader(dst, b.Samples, b.Query, b.Plain)
 	return append(dst, b.Body...)
 }
@@ -47,7 +47,7 @@ func appendRecordHeader(dst []byte, samples int, query string, plain bool) []byt
 	return append(dst, query...)
 }
 
-// parseRecord decodes a spool record made by AppendRecord. The batch's
+// parseRecord decodes a spool record made by appendRecord. The batch's
 // body aliases data.
 func parseRecord(data []byte, created time.Time) (*Batch, error) {
 	if len(data) < 2 {

@@ -87,7 +87,7 @@ func TestSpoolReplayRefusedRecord(t *testing.T) {
 				} else {
 					good = append(good, i)
 				}
-				if err := sp.Append(AppendRecord(nil, batch(t, body)), time.Now()); err != nil {
+				if err := sp.Append(appendRecord(nil, batch(t, body)), time.Now()); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -171,7 +171,7 @@ func TestSpoolReplayRefusedRecordVM(t *testing.T) {
 			}
 			b = batch(t, text.String())
 		}
-		if err := sp.Append(AppendRecord(nil, b), time.Now()); err != nil {
+		if err := sp.Append(appendRecord(nil, b), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -54,7 +54,7 @@ func BenchmarkJoinSpooled(b *testing.B) {
 			text.WriteString(line(i*1000 + j))
 		}
 		bt := batch(b, text.String())
-		recs[i] = spool.Record{Seq: uint64(i + 1), Data: AppendRecord(nil, bt), Created: time.Now()}
+		recs[i] = spool.Record{Seq: uint64(i + 1), Data: appendRecord(nil, bt), Created: time.Now()}
 		size += len(bt.Body)
 	}
 	b.SetBytes(int64(size))

@@ -199,7 +199,7 @@ func (s *Shipper) store(b *Batch) {
 		created = s.now()
 	}
 	s.storeMu.Lock()
-	s.record = AppendRecord(s.record[:0], b)
+	s.record = appendRecord(s.record[:0], b)
 	err := s.spool.Append(s.record, created)
 	s.storeMu.Unlock()
 	switch {

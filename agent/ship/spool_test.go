@@ -167,7 +167,7 @@ func TestSpoolReplayWithinBudget(t *testing.T) {
 		}
 		bt := batch(t, b.String())
 		total += len(bt.Body)
-		if err := sp.Append(AppendRecord(nil, bt), time.Now()); err != nil {
+		if err := sp.Append(appendRecord(nil, bt), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,7 +242,7 @@ func TestSpoolRecordQueryAndPlain(t *testing.T) {
 		{Body: []byte("b 2\n"), Plain: true, Query: "extra_label=x%3D1"},
 		{Body: []byte("c 3\n"), Plain: true, Query: "extra_label=x%3D2"},
 	} {
-		if err := sp.Append(AppendRecord(nil, b), time.Now()); err != nil {
+		if err := sp.Append(appendRecord(nil, b), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,7 +268,7 @@ func TestRecordRoundTrip(t *testing.T) {
 		{Body: []byte(strings.Repeat("x", 1000)), Samples: 1 << 30, Query: strings.Repeat("q", 300)},
 	} {
 		now := time.UnixMilli(1700000000123)
-		got, err := parseRecord(AppendRecord([]byte{}, b), now)
+		got, err := parseRecord(appendRecord([]byte{}, b), now)
 		if err != nil {
 			t.Fatal(err)
 		}

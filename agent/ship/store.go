@@ -27,7 +27,7 @@ func MaxStoredBody(queryLen int) int64 {
 }
 
 // Store appends b to l as one record in the shipper's spool format (see
-// AppendRecord), created at the given time, and returns the error of
+// appendRecord), created at the given time, and returns the error of
 // spool.Log.AppendVec: the chunks are written to the file where they lie.
 // Store does not keep b. It is safe for concurrent use as l is.
 func (b *Chunked) Store(l *spool.Log, created time.Time) error {

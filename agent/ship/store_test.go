@@ -13,7 +13,7 @@ import (
 	"github.com/procfleet/procfleet/agent/spool"
 )
 
-// A batch stored in chunks is the record AppendRecord makes of the same
+// A batch stored in chunks is the record appendRecord makes of the same
 // batch with its body joined, and reads back as that batch.
 func TestChunkedStore(t *testing.T) {
 	sp := openSpool(t, t.TempDir(), spoolConfig())
@@ -36,8 +36,8 @@ func TestChunkedStore(t *testing.T) {
 	}
 	for i, c := range cases {
 		joined := &Batch{Body: bytes.Join(c.Chunks, nil), Samples: c.Samples, Query: c.Query, Plain: c.Plain}
-		if want := AppendRecord(nil, joined); !bytes.Equal(recs[i].Data, want) {
-			t.Fatalf("case %d: stored %d bytes; want AppendRecord's %d", i, len(recs[i].Data), len(want))
+		if want := appendRecord(nil, joined); !bytes.Equal(recs[i].Data, want) {
+			t.Fatalf("case %d: stored %d bytes; want appendRecord's %d", i, len(recs[i].Data), len(want))
 		}
 		got, err := parseRecord(recs[i].Data, recs[i].Created)
 		if err != nil {

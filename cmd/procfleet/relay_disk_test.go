@@ -306,7 +306,7 @@ type walRecord struct {
 
 // walRecords reads every record of the segment files in dir, in order,
 // and tells which load body each holds, from its first sample. It reads
-// the relay's record payload (agent/ship.AppendRecord): version, flags
+// the relay's record payload (agent/ship.appendRecord): version, flags
 // (bit 0: plain), uvarint samples, uvarint query length, query, body.
 func walRecords(t *testing.T, dir string) []walRecord {
 	t.Helper()
