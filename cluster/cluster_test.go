@@ -78,9 +78,14 @@ func startMemberOf(t testing.TB, ctx context.Context, endpoints []string, kind k
 	return stop
 }
 
-func waitUntil(t testing.TB, what string, cond func() bool) {
+// waitUntil polls cond until it holds, or fails the test after 15s (or
+// the timeout given).
+func waitUntil(t testing.TB, what string, cond func() bool, timeout ...time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
+	if len(timeout) > 0 {
+		deadline = time.Now().Add(timeout[0])
+	}
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
