@@ -40,6 +40,7 @@ type Agent struct {
 	spool   *spool.Log // nil when spool.dir is empty; Run closes it
 	sched   *sched.Scheduler
 	ln      net.Listener
+	preLn   net.Listener // handed over by UseListener
 	ready   chan struct{}
 	stopped chan struct{} // closed when Run stops taking config changes
 	applyCh chan applyRequest
@@ -164,11 +165,11 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 // an Agent runs once.
 func (a *Agent) Run(ctx context.Context) error {
 	var srv *http.Server
-	if a.cfg.Listen != "" {
-		ln, err := net.Listen("tcp", a.cfg.Listen)
-		if err != nil {
-			return errors.Join(fmt.Errorf("cannot listen on %s (listen): %w", a.cfg.Listen, err), a.closeSpool())
-		}
+	ln, lerr := a.listen()
+	if lerr != nil {
+		return errors.Join(lerr, a.closeSpool())
+	}
+	if ln != nil {
 		a.ln = ln
 		srv = &http.Server{Handler: a.handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
@@ -213,6 +214,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("/readyz", a.serveReady)
 	registerPprof(mux)
 	return mux
 }

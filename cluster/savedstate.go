@@ -47,6 +47,9 @@ func saveState(path string, st savedState) error {
 		return fmt.Errorf("cannot encode the cluster state: %w", err)
 	}
 	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cannot save the cluster state: %w", err)
+	}
 	f, err := os.CreateTemp(dir, ".cluster-state-*.tmp")
 	if err != nil {
 		return fmt.Errorf("cannot save the cluster state: %w", err)
