@@ -173,24 +173,14 @@ func (m *Member) Updates() <-chan Update { return m.updates }
 // started exited.
 func (m *Member) Run(ctx context.Context) error {
 	saved := m.loadSaved()
-	started := make(chan *gossip.Gossip, 1)
-	gctx, stopGossip := context.WithCancel(context.WithoutCancel(ctx))
-	gossipErr := make(chan error, 1)
-	go func() { gossipErr <- m.gossip.Run(gctx, func(g *gossip.Gossip) { started <- g }) }()
-	defer func() {
-		stopGossip()
-		<-gossipErr
-	}()
-	var g *gossip.Gossip
-	select {
-	case g = <-started:
-	case err := <-gossipErr:
-		gossipErr <- nil // for the deferred wait
+	g, stopGossip, err := m.startGossip(ctx)
+	defer stopGossip()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
-	case <-ctx.Done():
-		return nil
 	}
-	m.writeStatus()
 	cli, err := etcdclient.New(m.cfg.Etcd)
 	if err != nil {
 		return err
@@ -223,6 +213,35 @@ func (m *Member) Run(ctx context.Context) error {
 		sessErr = nil
 	}
 	return sessErr
+}
+
+// startGossip starts the member's gossip and waits until its first start
+// is over. It returns the running gossip, nil when it could not start for
+// another reason than its address (the member then runs on etcd alone
+// while the gossip retries), and a function that stops the gossip, letting
+// it leave, and waits for it. err is the *gossip.BindError of a taken
+// address, or ctx's error when ctx ended first.
+func (m *Member) startGossip(ctx context.Context) (*gossip.Gossip, func(), error) {
+	started := make(chan *gossip.Gossip, 1)
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- m.gossip.Run(gctx, func(g *gossip.Gossip) { started <- g }) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done // nil once started: later failures are logged
+		})
+	}
+	select {
+	case g := <-started:
+		return g, stop, nil
+	case <-ctx.Done():
+		return nil, stop, ctx.Err()
+	case err := <-done:
+		once.Do(cancel)
+		return nil, stop, err
+	}
 }
 
 func validateCluster(data []byte) error {

@@ -58,7 +58,7 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 		case <-refresh.C:
 			m.join(g, ls.live)
 		case <-savedC:
-			if ls.cluster == nil {
+			if ls.last == nil { // etcd gave nothing to compute with in time
 				m.startOnSaved(ls)
 			}
 			continue
