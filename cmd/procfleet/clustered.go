@@ -155,6 +155,9 @@ func runMember(ctx context.Context, m *cluster.Member) memberRun {
 		err := m.Run(mctx)
 		res <- err
 		if mctx.Err() == nil {
+			if err == nil {
+				err = errors.New("the cluster member stopped")
+			}
 			done <- memberError(err)
 		}
 	}()
@@ -173,9 +176,6 @@ func runMember(ctx context.Context, m *cluster.Member) memberRun {
 func memberError(err error) error {
 	if be, ok := errors.AsType[*gossip.BindError](err); ok {
 		return fmt.Errorf("cannot listen on %s (--gossip-listen): %v; pick another port with --gossip-listen", be.Addr, be.Err)
-	}
-	if err == nil {
-		return errors.New("the cluster member stopped")
 	}
 	return err
 }
