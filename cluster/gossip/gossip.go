@@ -282,10 +282,15 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 	// Broadcasts of this member's state so far went to the few members it
 	// knew; now that it knows them all, send it afresh, so that it does
 	// not wait for push/pull to reach them.
+	now := g.now()
 	g.mu.Lock()
 	if e := g.states[g.cfg.NodeName]; e != nil {
-		g.queue.QueueBroadcast(&stateBroadcast{node: g.cfg.NodeName, msg: append([]byte{msgState}, e.msg...)})
-		g.lastBroadcast = g.now()
+		msg, err := encodeState(e.state, e.version, now.Sub(e.formed)) // with its age now
+		if err != nil {
+			msg = e.msg
+		}
+		g.queue.QueueBroadcast(&stateBroadcast{node: g.cfg.NodeName, msg: append([]byte{msgState}, msg...)})
+		g.lastBroadcast = now
 	}
 	g.mu.Unlock()
 	return n, nil
