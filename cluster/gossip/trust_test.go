@@ -202,3 +202,26 @@ func TestLoadKeyFile(t *testing.T) {
 		t.Error("a missing key file was accepted")
 	}
 }
+
+// BenchmarkLocalState measures a push/pull's state of 1000 members, each
+// encoded again with its age.
+func BenchmarkLocalState(b *testing.B) {
+	g, err := New(testConfig("self"), Deps{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &delegate{g}
+	now := time.Now()
+	for i := range 1000 {
+		name := fmt.Sprintf("host-%04d", i)
+		g.memberUp(name)
+		raw, _ := encodeState(State{Node: name, Kind: KindAgent, Endpoints: map[string]bool{"vm-a": true, "vm-b": i%7 != 0}, BytesPerSecond: 123456, Updated: now}, 1, time.Second)
+		d.NotifyMsg(append([]byte{msgState}, raw...))
+	}
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		n = len(d.LocalState(false))
+	}
+	b.SetBytes(int64(n))
+}
