@@ -362,7 +362,7 @@ func TestGossipStopsLater(t *testing.T) {
 	_, port, _ := net.SplitHostPort(addr)
 	cfg := testConfig(e.Endpoints, "a1")
 	fmt.Sscan(port, &cfg.Gossip.BindPort)
-	cfg.GossipRetry = 2 * time.Second
+	cfg.GossipRetry = 5 * time.Second // time to take the port before the restart
 	a1 := runMember(t, cfg)
 	a2 := runMember(t, testConfig(e.Endpoints, "a2"))
 	both := func() bool {
