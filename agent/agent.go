@@ -44,6 +44,7 @@ type Agent struct {
 	sched   *sched.Scheduler
 	self    *server // /metrics and /healthz; nil when listen is empty
 	pprof   *server // /debug/pprof/; nil when debug.pprof_listen is empty
+	preLn   net.Listener // handed over by UseListener
 	ready   chan struct{}
 	stopped chan struct{} // closed when Run stops taking config changes
 	applyCh chan applyRequest
@@ -211,6 +212,7 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("/readyz", a.serveReady)
 	return mux
 }
 
@@ -226,10 +228,14 @@ func (a *Agent) orderedSets() []*metrics.Set {
 	return out
 }
 
-// listen binds the self and pprof addresses that are set, or neither.
+// listen binds the self and pprof addresses that are set, or neither; the
+// self server takes the listener handed over by UseListener instead.
 func (a *Agent) listen() error {
 	var err error
-	if a.cfg.Listen != "" {
+	switch {
+	case a.preLn != nil:
+		a.self = &server{srv: newHTTPServer(a.handler()), ln: a.preLn}
+	case a.cfg.Listen != "":
 		if a.self, err = listen(a.cfg.Listen, "listen", a.handler()); err != nil {
 			return err
 		}
@@ -256,7 +262,11 @@ func listen(addr, key string, h http.Handler) (*server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, key, err)
 	}
-	return &server{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln}, nil
+	return &server{srv: newHTTPServer(h), ln: ln}, nil
+}
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 }
 
 func (s *server) addr() string {

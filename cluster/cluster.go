@@ -6,7 +6,14 @@
 // and its bandwidth budget. Neither reads etcd itself.
 //
 // When etcd cannot be reached, the member keeps the last config and
-// assignment it handed out, and converges again when etcd returns.
+// assignment it handed out, and converges again when etcd returns. With a
+// state file it also keeps them on disk, and a member that starts while
+// etcd cannot be reached starts on them.
+//
+// The gossip is soft state: a member that cannot bind its gossip address
+// at start fails (Run returns a *gossip.BindError before anything is
+// written to etcd), but a gossip that stops or cannot start later leaves
+// the member running on etcd alone, which its status says.
 package cluster
 
 import (
@@ -14,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +57,20 @@ type Config struct {
 	// gossip.DefaultConfig(). Its bound address is
 	// registered in etcd so that members find each other.
 	Gossip gossip.Config
+	// GossipRetry is how long the member waits before it starts its
+	// gossip again after it stopped or could not start (other than a taken
+	// address at the first start, which fails Run). Default 30s.
+	GossipRetry time.Duration
+	// StateFile is where the member keeps the last settings it handed out
+	// from etcd (the cluster document, its revision, the assignment), to
+	// start on them when etcd cannot be reached; see StateFileName. It is
+	// host-local, written atomically, mode 0600. Default "": none kept.
+	StateFile string
+	// StateWait is how long Run waits for etcd's config before it hands
+	// out the saved state. Waiting a little spares a member whose etcd
+	// answers a start on settings that are about to change (some apply
+	// only at the next start). Default 2s.
+	StateWait time.Duration
 }
 
 // Update is what the member hands the agent or relay after each change.
@@ -79,10 +99,16 @@ type Member struct {
 	space keys.Space
 
 	updates chan Update
+	gossip  *gossipRunner
+
+	published atomic.Bool // an Update was handed out
 
 	mu         sync.Mutex
 	sess       *session.Session
-	gossip     *gossip.Gossip
+	evals      uint64 // the loop's evaluations of the gossip; tests wait on it
+	gotConfig  bool   // etcd gave a config the member could parse
+	gotLive    bool   // etcd gave the members
+	saveErr    string // the last failure to save the state; only the loop touches it
 	status     Status
 	configErr  string            // the newest config could not be applied
 	computeErr string            // the settings could not be computed
@@ -111,6 +137,12 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = 10 * time.Second
 	}
+	if cfg.GossipRetry <= 0 {
+		cfg.GossipRetry = 30 * time.Second
+	}
+	if cfg.StateWait <= 0 {
+		cfg.StateWait = 2 * time.Second
+	}
 	if cfg.Gossip.BindAddr == "" {
 		cfg.Gossip = gossip.DefaultConfig()
 	}
@@ -125,47 +157,42 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Member{cfg: cfg, local: local, log: log.With("component", "cluster"), base: log, space: space, updates: make(chan Update, 1),
-		status: Status{Node: cfg.Node, Kind: string(cfg.Kind)}}, nil
+	m := &Member{cfg: cfg, local: local, log: log.With("component", "cluster"), base: log, space: space, updates: make(chan Update, 1),
+		status: Status{Node: cfg.Node, Kind: string(cfg.Kind)}}
+	m.gossip = newGossipRunner(cfg.Gossip, cfg.GossipRetry, m.log, log)
+	return m, nil
 }
 
 // Updates delivers the member's settings each time they change, latest
 // only: an update not yet taken is replaced by a newer one.
 func (m *Member) Updates() <-chan Update { return m.updates }
 
-// Run registers the member and keeps its settings current until ctx ends,
-// then deregisters it. It returns after every goroutine it started exited.
+// Run starts the gossip, registers the member and keeps its settings
+// current until ctx ends, then deregisters it. It returns a
+// *gossip.BindError, having written nothing to etcd, when the gossip
+// cannot listen on its address. It returns after every goroutine it
+// started exited.
 func (m *Member) Run(ctx context.Context) error {
-	g, err := gossip.New(m.cfg.Gossip, gossip.Deps{Logger: m.base})
+	saved := m.loadSaved()
+	g, stopGossip, err := m.startGossip(ctx)
+	defer stopGossip()
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
-	gctx, stopGossip := context.WithCancel(context.WithoutCancel(ctx))
-	var gwg sync.WaitGroup
-	var gossipErr error
-	gwg.Go(func() { gossipErr = g.Run(gctx) })
-	defer func() {
-		stopGossip()
-		gwg.Wait()
-		if gossipErr != nil && !errors.Is(gossipErr, context.Canceled) {
-			m.log.Warn("gossip stopped with an error", "err", gossipErr)
-		}
-	}()
-	select {
-	case <-g.Ready():
-	case <-ctx.Done():
-		return nil
-	}
-	m.mu.Lock()
-	m.gossip = g
-	m.mu.Unlock()
 	cli, err := etcdclient.New(m.cfg.Etcd)
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
+	addr := ""
+	if g != nil {
+		addr = g.Addr()
+	}
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
-		Address: g.Addr(), Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
+		Address: addr, Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
 	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base))
 	if err != nil {
 		return err
@@ -180,7 +207,7 @@ func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
-	m.loop(ctx, g, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log))
+	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log))
 	m.joins.Wait()
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {
@@ -189,258 +216,36 @@ func (m *Member) Run(ctx context.Context) error {
 	return sessErr
 }
 
+// startGossip starts the member's gossip and waits until its first start
+// is over. It returns the running gossip, nil when it could not start for
+// another reason than its address (the member then runs on etcd alone
+// while the gossip retries), and a function that stops the gossip, letting
+// it leave, and waits for it. err is the *gossip.BindError of a taken
+// address, or ctx's error when ctx ended first.
+func (m *Member) startGossip(ctx context.Context) (*gossip.Gossip, func(), error) {
+	started := make(chan *gossip.Gossip, 1)
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- m.gossip.Run(gctx, func(g *gossip.Gossip) { started <- g }) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done // nil once started: later failures are logged
+		})
+	}
+	select {
+	case g := <-started:
+		return g, stop, nil
+	case <-ctx.Done():
+		return nil, stop, ctx.Err()
+	case err := <-done:
+		once.Do(cancel)
+		return nil, stop, err
+	}
+}
+
 func validateCluster(data []byte) error {
 	_, err := config.ParseCluster(data)
 	return err
-}
-
-// loop recomputes the member's settings on every change of config or
-// membership.
-func (m *Member) loop(ctx context.Context, g *gossip.Gossip, cfgs <-chan configstore.Update, sets <-chan members) {
-	var (
-		cluster *config.Cluster
-		rev     int64
-		live    members
-		down    []string
-		seen    = map[string]string{} // gossip members ever seen, by node: their etcd address then
-		gone    map[string]bool       // seen in the gossip, now dead there
-		last    *Update
-	)
-	// Opinions age out of the down rule and restarted members need a
-	// fresh join: look again every refresh even when nothing is signalled.
-	refresh := time.NewTicker(5 * time.Second)
-	defer refresh.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-g.Changes():
-			down = gossip.Down(g.States(), time.Now())
-			gone = m.gossipGone(g, seen)
-		case <-refresh.C:
-			down = gossip.Down(g.States(), time.Now())
-			gone = m.gossipGone(g, seen)
-			m.join(g, live)
-		case u, ok := <-cfgs:
-			if !ok {
-				return
-			}
-			if u.Deleted {
-				m.setError(&m.configErr, fmt.Errorf("config deleted at revision %d; keeping revision %d", u.Revision, rev))
-				continue
-			}
-			c, err := config.ParseCluster(u.Data)
-			if err != nil {
-				m.setError(&m.configErr, fmt.Errorf("config revision %d not applied, keeping revision %d: %w", u.Revision, rev, err))
-				continue
-			}
-			m.setError(&m.configErr, nil)
-			cluster, rev = &c, u.Revision
-		case set, ok := <-sets:
-			if !ok {
-				return
-			}
-			live = set
-			m.join(g, live)
-		}
-		if cluster == nil {
-			continue
-		}
-		up, err := m.compute(*cluster, rev, withoutGone(live, gone, seen), down)
-		m.setError(&m.computeErr, err)
-		if err != nil {
-			continue
-		}
-		if last != nil && equalUpdate(*last, up) {
-			continue
-		}
-		last = &up
-		m.publish(up)
-	}
-}
-
-// compute runs the ring for the live agents and relays (this member
-// included even before its registration shows) and builds this member's
-// settings.
-func (m *Member) compute(c config.Cluster, rev int64, live members, down []string) (Update, error) {
-	byKind := map[keys.Kind][]string{}
-	for id := range live {
-		byKind[id.Kind] = append(byKind[id.Kind], id.Node)
-	}
-	if _, ok := live[memberID{m.cfg.Kind, m.cfg.Node}]; !ok {
-		byKind[m.cfg.Kind] = append(byKind[m.cfg.Kind], m.cfg.Node)
-	}
-	in := ring.Input{
-		Revision:  rev,
-		Fallbacks: c.Ring.Fallbacks,
-		Agents:    byKind[keys.Agent],
-		Relays:    byKind[keys.Relay],
-		Down:      down,
-		Ring:      ring.Config{PartitionCount: c.Ring.Partitions, ReplicationFactor: c.Ring.Replicas, Load: c.Ring.LoadFactor},
-	}
-	urls, names := map[string]string{}, map[string]string{}
-	for _, e := range c.Endpoints() {
-		in.Upstreams = append(in.Upstreams, ring.Upstream{Name: e.Name, URL: e.URL, Capacity: e.Capacity, Relay: e.Relay})
-		urls[e.Name] = e.URL
-		names[endpointLabel(e.URL)] = e.Name
-	}
-	m.mu.Lock()
-	m.names = names
-	m.mu.Unlock()
-	all, err := ring.Compute(in)
-	if err != nil && !errors.Is(err, ring.ErrNoLiveUpstream) {
-		return Update{}, fmt.Errorf("ring for config revision %d: %w", rev, err)
-	}
-	a := all[m.cfg.Node]
-	agentCfg, err := c.AgentConfig(m.cfg.Node, m.cfg.Labels, m.local)
-	if err != nil {
-		return Update{}, fmt.Errorf("config revision %d not applied: %w", rev, err)
-	}
-	agentCfg.Ship.Upstreams = nil
-	for _, name := range a.Upstreams {
-		agentCfg.Ship.Upstreams = append(agentCfg.Ship.Upstreams, urls[name])
-	}
-	agentCfg.Ship.Strategy = config.StrategyOrdered
-	agentCfg.Limit.BytesPerSecond = config.ByteRate(a.Budget)
-	m.noteCredentials(agentCfg.Ship.CredentialProblems())
-	return Update{Revision: rev, Agent: agentCfg, Assignment: a}, nil
-}
-
-func equalUpdate(a, b Update) bool {
-	return a.Revision == b.Revision && a.Assignment.Budget == b.Assignment.Budget &&
-		slices.Equal(a.Assignment.Upstreams, b.Assignment.Upstreams)
-}
-
-// gossipGone returns the members the gossip saw and now holds dead. The
-// gossip detects a killed member in seconds, long before its etcd lease
-// expires, so the ring leaves it out from then on.
-func (m *Member) gossipGone(g *gossip.Gossip, seen map[string]string) map[string]bool {
-	alive := map[string]bool{}
-	for _, n := range g.Members() {
-		alive[n] = true
-		if _, ok := seen[n]; !ok {
-			seen[n] = ""
-		}
-	}
-	gone := map[string]bool{}
-	for n := range seen {
-		if !alive[n] && n != m.cfg.Node {
-			gone[n] = true
-		}
-	}
-	return gone
-}
-
-// withoutGone drops from live the members, agents and relays alike, that
-// the gossip holds dead, unless they registered again since (another
-// gossip address or start time): a restarted member counts as soon as etcd
-// shows it. seen maps each node the gossip has seen alive to its
-// registration then.
-func withoutGone(live members, gone map[string]bool, seen map[string]string) members {
-	out := make(members, len(live))
-	for key, mem := range live {
-		n := key.Node
-		id := mem.Address + "@" + mem.StartTime.String()
-		prev, inGossip := seen[n]
-		switch {
-		case !gone[n]:
-			if inGossip {
-				seen[n] = id
-			}
-			out[key] = mem
-		case prev == "" || prev == id:
-			// The process the gossip saw die; its lease has not expired yet.
-		default:
-			out[key] = mem // registered again: a new process
-		}
-	}
-	return out
-}
-
-// join asks the gossip to join a few live members it does not know yet:
-// memberlist spreads the rest, so joining everyone would only multiply the
-// work (quadratic as a fleet starts). At most one join a second; the
-// refresh tick catches up.
-func (m *Member) join(g *gossip.Gossip, live members) {
-	if time.Since(m.lastJoin) < time.Second {
-		return
-	}
-	known := map[string]bool{}
-	for _, n := range g.Members() {
-		known[n] = true
-	}
-	var addrs []string
-	for id, mem := range live {
-		if !known[id.Node] && id.Node != m.cfg.Node && mem.Address != "" {
-			addrs = append(addrs, mem.Address)
-		}
-	}
-	if len(addrs) == 0 {
-		return
-	}
-	slices.Sort(addrs)
-	addrs = slices.Compact(addrs)
-	if len(addrs) > joinSeeds {
-		// Different members pick different seeds, so that no one member
-		// takes every join.
-		start := int(fnv32(m.cfg.Node) % uint32(len(addrs)))
-		addrs = append(addrs[start:], addrs[:start]...)[:joinSeeds]
-	}
-	if !m.joining.CompareAndSwap(false, true) {
-		return
-	}
-	m.lastJoin = time.Now()
-	// A join blocks for up to the TCP timeout on an address that does not
-	// answer: never on the loop that hands out settings.
-	m.joins.Go(func() {
-		defer m.joining.Store(false)
-		if _, err := g.Join(addrs); err != nil {
-			m.log.Debug("gossip join failed; retrying on the next change", "addrs", addrs, "err", err)
-		}
-	})
-}
-
-// joinSeeds is how many unknown members one join contacts.
-const joinSeeds = 3
-
-func fnv32(s string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return h
-}
-
-func (m *Member) publish(u Update) {
-	m.mu.Lock()
-	m.status.ConfigRevision = u.Revision
-	m.status.Upstreams = u.Assignment.Upstreams
-	m.status.BudgetBytesPerSecond = u.Assignment.Budget
-	m.mu.Unlock()
-	m.writeStatus()
-	select {
-	case <-m.updates:
-	default:
-	}
-	m.updates <- u
-}
-
-// setError records err (nil clears it) in one of the member's error slots,
-// configErr or computeErr; the status reports the first set.
-func (m *Member) setError(slot *string, err error) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	m.mu.Lock()
-	changed := *slot != msg
-	*slot = msg
-	m.mu.Unlock()
-	if changed {
-		if err != nil {
-			m.log.Warn("cluster settings not applied", "err", err)
-		}
-		m.writeStatus()
-	}
 }

@@ -78,9 +78,14 @@ func startMemberOf(t testing.TB, ctx context.Context, endpoints []string, kind k
 	return stop
 }
 
-func waitUntil(t testing.TB, what string, cond func() bool) {
+// waitUntil polls cond until it holds, or fails the test after 15s (or
+// the timeout given).
+func waitUntil(t testing.TB, what string, cond func() bool, timeout ...time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
+	if len(timeout) > 0 {
+		deadline = time.Now().Add(timeout[0])
+	}
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -167,18 +172,19 @@ func TestMembersAgreeOnAssignmentsAndBudgets(t *testing.T) {
 	if _, err := cli.Put(ctx, "/procfleet/ct/config", "upstreams: []\n"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// Each status key with the error shows that its member took the
+	// document in; only then does its revision say anything.
 	for _, n := range nodes[:3] {
+		waitUntil(t, n+"'s status key with the error", func() bool {
+			resp, err := cli.Get(ctx, "/procfleet/ct/status/"+n)
+			if err != nil || len(resp.Kvs) == 0 {
+				return false
+			}
+			var s Status
+			return json.Unmarshal(resp.Kvs[0].Value, &s) == nil && strings.Contains(s.LastError, "not applied")
+		}, 30*time.Second) // status keys are written every 10s at most
 		if u, _ := l.get(n); u.Revision != rev2 {
 			t.Fatalf("%s moved to revision %d after an invalid document", n, u.Revision)
 		}
 	}
-	waitUntil(t, "a status key with the error", func() bool {
-		resp, err := cli.Get(ctx, "/procfleet/ct/status/a1")
-		if err != nil || len(resp.Kvs) == 0 {
-			return false
-		}
-		var s Status
-		return json.Unmarshal(resp.Kvs[0].Value, &s) == nil && strings.Contains(s.LastError, "not applied")
-	})
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
+	"github.com/procfleet/procfleet/cluster/session"
 	"github.com/procfleet/procfleet/config"
 	"github.com/procfleet/procfleet/internal/etcdtest"
 )
@@ -26,13 +27,19 @@ func TestMembersRideOutEtcdOutages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &latest{u: map[string]Update{}}
 	nodes := []string{"b1", "b2"}
+	var tms []*testMember
 	for _, n := range nodes {
-		startMember(t, ctx, ec.Endpoints, n, l)
+		tms = append(tms, runMember(t, testConfig(ec.Endpoints, n)))
 	}
+	l := &latest{u: map[string]Update{}}
 	atRev := func(rev int64) func() bool {
 		return func() bool {
+			for _, tm := range tms {
+				if u, ok := tm.last(); ok {
+					l.u[tm.m.cfg.Node] = u
+				}
+			}
 			_, _, ok := budgets(l, nodes, rev)
 			return ok
 		}
@@ -58,12 +65,18 @@ func TestMembersRideOutEtcdOutages(t *testing.T) {
 	ec.Restart(t, 0)
 
 	// All of etcd down for longer than the members' lease TTL (2s): the
-	// members keep the settings they had.
+	// members lose their leases, and keep the settings they had.
 	ec.StopAll()
-	time.Sleep(3 * time.Second)
-	for _, n := range nodes {
-		if u, ok := l.get(n); !ok || u.Revision != rev2 || u.Assignment.Budget == 0 {
-			t.Fatalf("%s lost its settings while etcd was down: %+v", n, u)
+	for _, tm := range tms {
+		waitUntil(t, tm.m.cfg.Node+" to lose its lease", func() bool {
+			tm.m.mu.Lock()
+			sess := tm.m.sess
+			tm.m.mu.Unlock()
+			info, _ := sess.Info()
+			return info.Phase == session.Lost
+		})
+		if u, ok := tm.last(); !ok || u.Revision != rev2 || u.Assignment.Budget == 0 {
+			t.Fatalf("%s lost its settings while etcd was down: %+v", tm.m.cfg.Node, u)
 		}
 	}
 	ec.RestartAll(t)

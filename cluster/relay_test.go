@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/etcdclient"
@@ -162,15 +163,16 @@ func TestComputeKinds(t *testing.T) {
 func TestWithoutGoneBothKinds(t *testing.T) {
 	reg := func(addr string) session.Member { return session.Member{Address: addr} }
 	live := members{{keys.Agent, "a1"}: reg("a1:1"), {keys.Relay, "r1"}: reg("r1:1"), {keys.Relay, "r2"}: reg("r2:1")}
-	seen := map[string]string{"a1": "", "r1": "", "r2": ""}
-	withoutGone(live, nil, seen) // records each registration the gossip saw alive
-	gone := map[string]bool{"a1": true, "r1": true}
-	got := ids(withoutGone(live, gone, seen))
+	v := newView("self")
+	v.observe([]string{"a1", "r1", "r2", "self"}, nil, live, time.Now())
+	v.withoutGone(live) // records each registration the gossip saw alive
+	v.observe([]string{"r2", "self"}, nil, live, time.Now())
+	got := ids(v.withoutGone(live))
 	if want := []memberID{{keys.Relay, "r2"}}; !slices.Equal(got, want) {
 		t.Fatalf("live after a1 and r1 died in the gossip: %v; want %v", got, want)
 	}
 	live[memberID{keys.Relay, "r1"}] = reg("r1:2") // restarted, registered again
-	got = ids(withoutGone(live, gone, seen))
+	got = ids(v.withoutGone(live))
 	if want := []memberID{{keys.Relay, "r1"}, {keys.Relay, "r2"}}; !slices.Equal(got, want) {
 		t.Fatalf("live after r1 restarted: %v; want %v", got, want)
 	}

@@ -2,10 +2,14 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/url"
+	"strings"
+	"time"
 
 	"github.com/procfleet/procfleet/cluster/gossip"
-	"time"
+	"github.com/procfleet/procfleet/cluster/session"
 )
 
 // Status is what a member reports about itself under status/<node>, for
@@ -19,7 +23,17 @@ type Status struct {
 	QueueBatches         int              `json:"queue_batches"`
 	Endpoints            []EndpointHealth `json:"endpoints,omitempty"`
 	LastError            string           `json:"last_error"`
-	Updated              time.Time        `json:"updated"`
+	// Gossip is empty while the member's gossip runs; otherwise it says
+	// why it does not: the member then runs on etcd alone, without quick
+	// failure detection or a say on which upstreams are down.
+	Gossip string `json:"gossip,omitempty"`
+	// SavedState is set while the member runs on the settings it saved on
+	// disk, because etcd gave none when it started.
+	SavedState string `json:"saved_state,omitempty"`
+	// Down are the upstreams the votes of registered members hold down,
+	// as this member counts them.
+	Down    []string  `json:"down,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // EndpointHealth is one upstream as the member's shipper sees it.
@@ -53,10 +67,9 @@ func (m *Member) ReportShipper(queue int, endpoints []EndpointHealth, sentBytes 
 			opinions[name] = e.Healthy
 		}
 	}
-	g := m.gossip
 	m.mu.Unlock()
 	m.writeStatus()
-	if g != nil {
+	if g, _ := m.gossip.current(); g != nil {
 		// Rounded to 1 KiB/s so that small changes do not cause broadcasts.
 		if err := g.SetLocal(gossip.State{Endpoints: opinions, BytesPerSecond: rate &^ 1023}); err != nil {
 			m.log.Warn("cannot gossip the shipper's view", "err", err)
@@ -98,4 +111,37 @@ func (m *Member) writeStatus() {
 		return
 	}
 	sess.SetStatus(data)
+}
+
+// Pending returns nil once the member has handed out settings; before,
+// why it has none yet (etcd unreachable, no config, ...), for the command
+// to report while it waits. It never blocks.
+func (m *Member) Pending() error {
+	if m.published.Load() {
+		return nil
+	}
+	m.mu.Lock()
+	sess, cfgErr, compErr, gotConfig, gotLive := m.sess, m.configErr, m.computeErr, m.gotConfig, m.gotLive
+	m.mu.Unlock()
+	etcd := strings.Join(m.cfg.Etcd.Endpoints, ",")
+	switch {
+	case cfgErr != "":
+		return errors.New(cfgErr)
+	case compErr != "":
+		return errors.New(compErr)
+	case sess == nil:
+		return errors.New("starting")
+	}
+	info, _ := sess.Info()
+	switch {
+	case info.Phase != session.Registered && info.Err != nil:
+		return fmt.Errorf("cannot reach etcd at %s: %w", etcd, info.Err)
+	case !gotConfig && info.Phase == session.Connecting:
+		return fmt.Errorf("connecting to etcd at %s", etcd)
+	case !gotConfig:
+		return fmt.Errorf("no cluster config in etcd at %s (write one with procfleet cluster bootstrap)", m.space.Config())
+	case !gotLive:
+		return errors.New("waiting for the list of members from etcd")
+	}
+	return errors.New("computing the settings")
 }

@@ -108,9 +108,15 @@ type Config struct {
 	LeaveTimeout time.Duration
 
 	// SecretKey, when set, encrypts and authenticates every gossip packet
-	// with AES-GCM; 16, 24 or 32 bytes. Every member needs the same key.
-	// Default none (plain text).
+	// with AES-GCM; 16, 24 or 32 bytes. Every member needs the same key:
+	// packets that are not encrypted with a key this member holds are
+	// dropped, so a host without the key can neither join nor inject
+	// states. Default none (plain text). LoadKeyFile reads it.
 	SecretKey []byte
+	// ExtraKeys are further keys that decrypt but do not encrypt, for a
+	// change of keys across the fleet; each 16, 24 or 32 bytes. Only with
+	// SecretKey.
+	ExtraKeys [][]byte
 }
 
 // DefaultConfig returns the defaults documented on Config, with no
@@ -168,6 +174,14 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("gossip: SecretKey is %d bytes; want 16, 24 or 32, or none", len(c.SecretKey))
 	}
+	if len(c.ExtraKeys) > 0 && len(c.SecretKey) == 0 {
+		return errors.New("gossip: ExtraKeys without SecretKey; want a primary key too")
+	}
+	for i, k := range c.ExtraKeys {
+		if err := memberlist.ValidateKey(k); err != nil {
+			return fmt.Errorf("gossip: ExtraKeys[%d] is %d bytes; want 16, 24 or 32", i, len(k))
+		}
+	}
 	return nil
 }
 
@@ -194,10 +208,21 @@ func (c Config) memberlistConfig(logger *slog.Logger, d *delegate) *memberlist.C
 	mc.DeadNodeReclaimTime = time.Nanosecond
 	if len(c.SecretKey) > 0 {
 		mc.SecretKey = append([]byte(nil), c.SecretKey...)
+		// Validate checked the keys: NewKeyring cannot fail here.
+		mc.Keyring, _ = memberlist.NewKeyring(cloneKeys(c.ExtraKeys), mc.SecretKey)
 	}
 	mc.Delegate = d
 	mc.Events = d
 	mc.LogOutput = nil
 	mc.Logger = log.New(logWriter{logger}, "", 0)
 	return mc
+}
+
+// cloneKeys returns a deep copy of keys.
+func cloneKeys(keys [][]byte) [][]byte {
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = append([]byte(nil), k...)
+	}
+	return out
 }

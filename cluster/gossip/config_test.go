@@ -81,18 +81,28 @@ func TestLogWriter(t *testing.T) {
 func TestStateEncoding(t *testing.T) {
 	s := State{Node: "n", Kind: KindRelay, Endpoints: map[string]bool{"a": true, "b": false}, BytesPerSecond: 9,
 		Updated: time.UnixMilli(1_700_000_000_123)}
-	raw, err := encodeState(s, 42)
+	raw, err := encodeState(s, 42, 1500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, v, err := decodeState(raw)
-	if err != nil || v != 42 || !sameContent(got, s) || !got.Updated.Equal(s.Updated) {
-		t.Errorf("decode(encode(%+v)) = %+v, %d, %v (%s)", s, got, v, err, raw)
+	got, v, age, err := decodeState(raw)
+	if err != nil || v != 42 || !sameContent(got, s) || !got.Updated.Equal(s.Updated) || age != 1500*time.Millisecond {
+		t.Errorf("decode(encode(%+v)) = %+v, %d, age %v, %v (%s)", s, got, v, age, err, raw)
+	}
+	// Ages are kept within 0..maxWireAge, whoever sent them.
+	for in, want := range map[string]time.Duration{`-5`: 0, `99999999999`: maxWireAge, `0`: 0} {
+		_, _, age, err := decodeState([]byte(`{"n":"x","k":"agent","u":1,"v":1,"a":` + in + `}`))
+		if err != nil || age != want {
+			t.Errorf("age %s decoded as %v, %v; want %v", in, age, err, want)
+		}
+	}
+	if raw, _ := encodeState(s, 42, 10*maxWireAge); len(raw) > len(mustEncode(t, s, 42, 0))+ageReserve {
+		t.Errorf("the largest age takes more than ageReserve (%d bytes): %s", ageReserve, raw)
 	}
 	t.Logf("%d bytes: %s", len(raw), raw)
 
 	for _, bad := range []string{`{`, `{"n":"","k":"agent"}`, `{"n":"x","k":"other"}`, `{"n":"x","k":"agent","e":5}`} {
-		if _, _, err := decodeState([]byte(bad)); err == nil {
+		if _, _, _, err := decodeState([]byte(bad)); err == nil {
 			t.Errorf("decodeState(%s) accepted", bad)
 		}
 	}
@@ -132,11 +142,11 @@ func TestDelegateIgnoresBadInput(t *testing.T) {
 		t.Errorf("States = %v after bad input", g.States())
 	}
 	// A good state, then an older version of it, then our own name.
-	raw, _ := encodeState(State{Node: "p", Kind: KindAgent, BytesPerSecond: 2, Updated: time.Now()}, 10)
+	raw, _ := encodeState(State{Node: "p", Kind: KindAgent, BytesPerSecond: 2, Updated: time.Now()}, 10, 0)
 	d.NotifyMsg(append([]byte{msgState}, raw...))
-	raw, _ = encodeState(State{Node: "p", Kind: KindAgent, BytesPerSecond: 1, Updated: time.Now()}, 9)
+	raw, _ = encodeState(State{Node: "p", Kind: KindAgent, BytesPerSecond: 1, Updated: time.Now()}, 9, 0)
 	d.MergeRemoteState(append(append([]byte{msgStateList}, `{"f":"p","s":[`+string(raw)...), "]}"...), false)
-	raw, _ = encodeState(State{Node: "self", Kind: KindAgent, BytesPerSecond: 1, Updated: time.Now()}, 1<<62)
+	raw, _ = encodeState(State{Node: "self", Kind: KindAgent, BytesPerSecond: 1, Updated: time.Now()}, 1<<62, 0)
 	d.NotifyMsg(append([]byte{msgState}, raw...))
 	if got := g.States()["p"].BytesPerSecond; got != 2 {
 		t.Errorf("p's BytesPerSecond = %d; want 2, the newest version", got)
@@ -144,4 +154,13 @@ func TestDelegateIgnoresBadInput(t *testing.T) {
 	if _, ok := g.states["self"]; ok {
 		t.Error("a remote state under our own name was taken")
 	}
+}
+
+func mustEncode(t *testing.T, s State, v uint64, age time.Duration) []byte {
+	t.Helper()
+	raw, err := encodeState(s, v, age)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }

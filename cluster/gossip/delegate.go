@@ -33,13 +33,13 @@ func (d *delegate) NotifyMsg(b []byte) {
 		d.g.badMessages.Inc()
 		return
 	}
-	s, version, err := decodeState(b[1:])
+	s, version, age, err := decodeState(b[1:])
 	if err != nil {
 		d.g.badMessages.Inc()
 		d.g.log.Debug("dropped a gossip message", "err", err)
 		return
 	}
-	d.g.apply(s, version, b[1:], true)
+	d.g.apply(s, version, age, b[1:], true)
 }
 
 // GetBroadcasts returns queued states that fit in limit bytes.
@@ -50,14 +50,20 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 // LocalState returns the states of every live member, for a push/pull:
 // anti-entropy, so that a state whose broadcasts were lost still arrives,
 // and a joining member learns every state at once. Departed members'
-// states are left out so that they die out instead of circulating.
+// states are left out so that they die out instead of circulating. Each
+// carries its age now, on this member's clock.
 func (d *delegate) LocalState(bool) []byte {
 	g := d.g
+	now := g.now()
 	g.mu.Lock()
 	p := pushPull{From: g.cfg.NodeName, States: make([]json.RawMessage, 0, len(g.live))}
 	for name, e := range g.states {
 		if _, live := g.live[name]; live || name == g.cfg.NodeName {
-			p.States = append(p.States, e.msg)
+			msg, err := encodeState(e.state, e.version, now.Sub(e.formed))
+			if err != nil {
+				msg = e.msg // a state from a member that left no room for the age
+			}
+			p.States = append(p.States, msg)
 		}
 	}
 	g.mu.Unlock()
@@ -92,12 +98,12 @@ func (d *delegate) MergeRemoteState(b []byte, _ bool) {
 		return
 	}
 	for _, raw := range p.States {
-		s, version, err := decodeState(raw)
+		s, version, age, err := decodeState(raw)
 		if err != nil {
 			d.g.badMessages.Inc()
 			continue
 		}
-		d.g.apply(s, version, raw, s.Node == p.From)
+		d.g.apply(s, version, age, raw, s.Node == p.From)
 	}
 }
 
@@ -110,11 +116,13 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) { d.g.memberDown(n.Name) }
 // NotifyUpdate ignores metadata updates: there is no metadata.
 func (d *delegate) NotifyUpdate(*memberlist.Node) {}
 
-// apply stores s when it is newer than what is known of its member, and
-// queues it for re-broadcast when asked, so that a state spreads as an
-// epidemic and not only through the transmissions of its origin. This
-// member's own state comes only from SetLocal.
-func (g *Gossip) apply(s State, version uint64, raw []byte, rebroadcast bool) {
+// apply stores s, formed age before it arrived, when it is newer than what
+// is known of its member, and queues it for re-broadcast when asked, so
+// that a state spreads as an epidemic and not only through the
+// transmissions of its origin. This member's own state comes only from
+// SetLocal. The re-broadcast carries the age as it came: the few seconds
+// a broadcast waits in the queue are small beside MaxOpinionAge.
+func (g *Gossip) apply(s State, version uint64, age time.Duration, raw []byte, rebroadcast bool) {
 	if s.Node == g.cfg.NodeName {
 		return
 	}
@@ -128,7 +136,8 @@ func (g *Gossip) apply(s State, version uint64, raw []byte, rebroadcast bool) {
 		return
 	}
 	raw = bytes.Clone(raw)
-	g.states[s.Node] = &entry{state: s, version: version, msg: raw, touched: time.Now()}
+	now := g.now()
+	g.states[s.Node] = &entry{state: s, version: version, msg: raw, formed: now.Add(-age), touched: now}
 	if rebroadcast {
 		g.queue.QueueBroadcast(&stateBroadcast{node: s.Node, msg: append([]byte{msgState}, raw...)})
 	}
@@ -166,7 +175,7 @@ func (g *Gossip) memberDown(name string) {
 	delete(g.live, name)
 	g.numLive.Store(int32(len(g.live)))
 	if e := g.states[name]; e != nil {
-		e.touched = time.Now()
+		e.touched = g.now()
 	}
 	g.signal()
 }

@@ -15,6 +15,12 @@
 // or so): that heals a partition, and admits a member that was restarted
 // on a new address before the others had declared its old self dead.
 //
+// Trust: with Config.SecretKey (LoadKeyFile reads a host-local key file)
+// every packet is encrypted and authenticated, and a host without the key
+// can neither join nor inject a state. Opinion ages are measured on each
+// member's own clock (State.Formed): a state carries its age, not only its
+// sender's timestamp, so clock skew between members does not count.
+//
 // Self-metrics, in the set passed in Deps:
 //
 //	procfleet_gossip_members                 live members seen, this one included (gauge)

@@ -8,7 +8,8 @@ import (
 // MaxOpinionAge is how old a member's view of the endpoints may be and
 // still count in Down. Members refresh their state every
 // Config.RefreshInterval (10 s by default), so only a member that stopped
-// updating, or whose clock is far off, loses its say.
+// updating loses its say. Ages are measured on each member's own clock
+// (see State.Formed), so members' clocks need not agree.
 const MaxOpinionAge = 30 * time.Second
 
 // Down returns, sorted, the upstreams that the cluster considers down,
@@ -17,9 +18,10 @@ const MaxOpinionAge = 30 * time.Second
 // The rule, for each upstream named in any state:
 //
 //  1. The opinions on it are those of the states that name it in
-//     Endpoints and whose Updated is within MaxOpinionAge of now (either
-//     side: a clock far ahead is as suspect as one far behind). A member
-//     that does not name an upstream has no opinion on it.
+//     Endpoints and whose Formed is within MaxOpinionAge of now (either
+//     side). Formed is on the clock of the member that holds the states,
+//     as now is: a sender's clock, however far off, does not count. A
+//     member that does not name an upstream has no opinion on it.
 //  2. It is down when a strict majority of its opinions say unhealthy and
 //     at least min(2, opinions) of them do.
 //
@@ -32,15 +34,15 @@ const MaxOpinionAge = 30 * time.Second
 // reach it.
 //
 // Down is a pure function: members that hold the same states and the same
-// now compute the same answer. Near the MaxOpinionAge boundary members with
-// slightly different clocks may briefly disagree, which is why members
-// refresh their state well inside it.
+// now compute the same answer. Near the MaxOpinionAge boundary members that
+// received a state at slightly different times may briefly disagree, which
+// is why members refresh their state well inside it.
 func Down(states map[string]State, now time.Time) []string {
 	type tally struct{ opinions, unhealthy int }
 	tallies := make(map[string]*tally)
 	for _, s := range states {
-		age := now.Sub(s.Updated)
-		if s.Updated.IsZero() || age > MaxOpinionAge || age < -MaxOpinionAge {
+		age := now.Sub(s.Formed)
+		if s.Formed.IsZero() || age > MaxOpinionAge || age < -MaxOpinionAge {
 			continue
 		}
 		for name, healthy := range s.Endpoints {

@@ -16,13 +16,13 @@ func TestDown(t *testing.T) {
 		out := make(map[string]State)
 		for i, v := range views {
 			name := fmt.Sprintf("n%d", i)
-			out[name] = State{Node: name, Kind: KindAgent, Endpoints: v, Updated: fresh}
+			out[name] = State{Node: name, Kind: KindAgent, Endpoints: v, Formed: fresh}
 		}
 		return out
 	}
 	with := func(states map[string]State, node string, updated time.Time) map[string]State {
 		s := states[node]
-		s.Updated = updated
+		s.Formed = updated
 		states[node] = s
 		return states
 	}
@@ -54,7 +54,7 @@ func TestDown(t *testing.T) {
 		{"stale unhealthy ignored", with(st(map[string]bool{"a": down}), "n0", stale), nil},
 		{"exactly MaxOpinionAge counts", with(st(map[string]bool{"a": down}), "n0", now.Add(-MaxOpinionAge)), []string{"a"}},
 		{"far future ignored", with(st(map[string]bool{"a": down}), "n0", now.Add(MaxOpinionAge+time.Second)), nil},
-		{"zero Updated ignored", with(st(map[string]bool{"a": down}), "n0", time.Time{}), nil},
+		{"zero Formed ignored", with(st(map[string]bool{"a": down}), "n0", time.Time{}), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +75,7 @@ func TestDownDeterministic(t *testing.T) {
 		for j := range 20 {
 			eps[fmt.Sprintf("vm-%02d", j)] = (i+j)%3 != 0
 		}
-		states[fmt.Sprint(i)] = State{Endpoints: eps, Updated: now}
+		states[fmt.Sprint(i)] = State{Endpoints: eps, Formed: now}
 	}
 	first := Down(states, now)
 	for range 20 {
@@ -96,7 +96,7 @@ func BenchmarkDown(b *testing.B) {
 		for j := range 3 {
 			eps[fmt.Sprintf("vm-%02d", (i+j)%100)] = (i+j)%7 != 0
 		}
-		states[fmt.Sprint(i)] = State{Endpoints: eps, Updated: now}
+		states[fmt.Sprint(i)] = State{Endpoints: eps, Formed: now}
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -14,10 +14,10 @@ import (
 func ExampleDown() {
 	now := time.Now()
 	states := map[string]gossip.State{
-		"host-1": {Endpoints: map[string]bool{"vm-a": false, "vm-b": false}, Updated: now},
-		"host-2": {Endpoints: map[string]bool{"vm-a": false, "vm-b": true}, Updated: now.Add(-2 * time.Second)},
-		"host-3": {Endpoints: map[string]bool{"vm-a": true, "vm-c": false}, Updated: now},
-		"host-4": {Endpoints: map[string]bool{"vm-c": true}, Updated: now.Add(-time.Minute)},
+		"host-1": {Endpoints: map[string]bool{"vm-a": false, "vm-b": false}, Formed: now},
+		"host-2": {Endpoints: map[string]bool{"vm-a": false, "vm-b": true}, Formed: now.Add(-2 * time.Second)},
+		"host-3": {Endpoints: map[string]bool{"vm-a": true, "vm-c": false}, Formed: now},
+		"host-4": {Endpoints: map[string]bool{"vm-c": true}, Formed: now.Add(-time.Minute)},
 	}
 	fmt.Println(gossip.Down(states, now))
 	// Output: [vm-a vm-c]

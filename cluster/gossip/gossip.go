@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +35,8 @@ type Deps struct {
 	// Metrics receives procfleet_gossip_*; one Gossip per set. Default: a
 	// private set.
 	Metrics *metrics.Set
+	// Now is the clock. Default time.Now; tests skew it.
+	Now func() time.Time
 }
 
 // Gossip is one member's gossip. New makes it, Run runs it; the other
@@ -40,6 +44,7 @@ type Deps struct {
 type Gossip struct {
 	cfg   Config
 	log   *slog.Logger
+	now   func() time.Time
 	queue *memberlist.TransmitLimitedQueue
 
 	ml        atomic.Pointer[memberlist.Memberlist] // set while running
@@ -48,6 +53,11 @@ type Gossip struct {
 	numLive   atomic.Int32  // len(live), for the queue and the gauge
 	kick      chan struct{} // buffered 1: something changed
 	skipLeave atomic.Bool   // tests: stop as a crash would, without leaving
+	// signals counts calls of signal; forwarded is the count the loop had
+	// seen when it last passed a signal on. Tests wait for forwarded to
+	// reach signals: then every change so far has been signalled.
+	signals   atomic.Uint64
+	forwarded atomic.Uint64
 
 	mu            sync.Mutex // guards the fields below; never held while calling memberlist
 	live          map[string]struct{}
@@ -69,7 +79,8 @@ type Gossip struct {
 type entry struct {
 	state   State
 	version uint64
-	msg     []byte    // the state's JSON, for push/pull
+	msg     []byte    // the state's JSON as it came, for re-broadcast
+	formed  time.Time // when the view was formed, on this member's clock
 	touched time.Time // when stored, or when its member left
 }
 
@@ -79,15 +90,20 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 		return nil, err
 	}
 	cfg.SecretKey = slices.Clone(cfg.SecretKey)
+	cfg.ExtraKeys = cloneKeys(cfg.ExtraKeys)
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Metrics == nil {
 		deps.Metrics = metrics.NewSet()
 	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
 	g := &Gossip{
 		cfg:    cfg,
 		log:    deps.Logger.With("component", "gossip"),
+		now:    deps.Now,
 		ready:  make(chan struct{}),
 		kick:   make(chan struct{}, 1),
 		live:   make(map[string]struct{}),
@@ -123,7 +139,8 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 // first: memberlist does not wait for it, so one of its goroutines may
 // outlive Run by up to a ProbeInterval (the tests' leak check allows for
 // it). It returns an error when the memberlist cannot start (the port is
-// taken, for example), and ErrRunTwice when called a second time.
+// taken, for example: a *BindError), and ErrRunTwice when called a second
+// time.
 func (g *Gossip) Run(ctx context.Context) error {
 	if !g.started.CompareAndSwap(false, true) {
 		return ErrRunTwice
@@ -131,7 +148,7 @@ func (g *Gossip) Run(ctx context.Context) error {
 	g.mu.Lock()
 	if g.states[g.cfg.NodeName] == nil {
 		// Every member has a state from the start, without opinions.
-		now := time.Now()
+		now := g.now()
 		if err := g.setLocalLocked(State{Node: g.cfg.NodeName, Kind: g.cfg.Kind, Updated: now}, now); err != nil {
 			g.mu.Unlock()
 			return err
@@ -139,11 +156,22 @@ func (g *Gossip) Run(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 
-	ml, err := memberlist.Create(g.cfg.memberlistConfig(g.log, &delegate{g}))
+	err := checkBind(g.cfg.BindAddr, g.cfg.BindPort)
+	var ml *memberlist.Memberlist
+	if err == nil {
+		ml, err = memberlist.Create(g.cfg.memberlistConfig(g.log, &delegate{g}))
+		if err != nil && strings.Contains(err.Error(), " listener on ") {
+			// Taken between checkBind and memberlist's own bind.
+			err = &BindError{Addr: net.JoinHostPort(g.cfg.BindAddr, strconv.Itoa(g.cfg.BindPort)), Proto: "tcp or udp", Err: err}
+		}
+	}
 	if err != nil {
 		g.mu.Lock()
 		g.stopped = true
 		g.mu.Unlock()
+		if _, ok := errors.AsType[*BindError](err); ok {
+			return err
+		}
 		return fmt.Errorf("cannot start gossip on %s:%d: %w", g.cfg.BindAddr, g.cfg.BindPort, err)
 	}
 	g.ml.Store(ml)
@@ -181,6 +209,10 @@ func (g *Gossip) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-g.kick:
+			seen := g.signals.Load()
+			if seen == g.forwarded.Load() {
+				continue // a kick left over from signals already passed on
+			}
 			g.subMu.Lock()
 			for ch := range g.subs {
 				select {
@@ -189,8 +221,9 @@ func (g *Gossip) loop(ctx context.Context) {
 				}
 			}
 			g.subMu.Unlock()
-		case now := <-prune.C:
-			g.prune(now)
+			g.forwarded.Store(seen)
+		case <-prune.C:
+			g.prune(g.now())
 		}
 	}
 }
@@ -249,10 +282,15 @@ func (g *Gossip) Join(addrs []string) (int, error) {
 	// Broadcasts of this member's state so far went to the few members it
 	// knew; now that it knows them all, send it afresh, so that it does
 	// not wait for push/pull to reach them.
+	now := g.now()
 	g.mu.Lock()
 	if e := g.states[g.cfg.NodeName]; e != nil {
-		g.queue.QueueBroadcast(&stateBroadcast{node: g.cfg.NodeName, msg: append([]byte{msgState}, e.msg...)})
-		g.lastBroadcast = time.Now()
+		msg, err := encodeState(e.state, e.version, now.Sub(e.formed)) // with its age now
+		if err != nil {
+			msg = e.msg
+		}
+		g.queue.QueueBroadcast(&stateBroadcast{node: g.cfg.NodeName, msg: append([]byte{msgState}, msg...)})
+		g.lastBroadcast = now
 	}
 	g.mu.Unlock()
 	return n, nil
@@ -282,7 +320,9 @@ func (g *Gossip) States() map[string]State {
 	out := make(map[string]State, len(g.live))
 	for name := range g.live {
 		if e := g.states[name]; e != nil {
-			out[name] = e.state.clone()
+			s := e.state.clone()
+			s.Formed = e.formed
+			out[name] = s
 		}
 	}
 	return out
@@ -296,7 +336,7 @@ func (g *Gossip) States() map[string]State {
 // returns ErrStateTooLarge, and changes nothing, when the state's encoding
 // exceeds MaxStateSize. It never blocks on the network.
 func (g *Gossip) SetLocal(s State) error {
-	now := time.Now()
+	now := g.now()
 	s.Node, s.Kind = g.cfg.NodeName, g.cfg.Kind
 	if s.Updated.IsZero() {
 		s.Updated = now
@@ -311,17 +351,25 @@ func (g *Gossip) SetLocal(s State) error {
 // g.mu is held.
 func (g *Gossip) setLocalLocked(s State, now time.Time) error {
 	s.Updated = time.UnixMilli(s.Updated.UnixMilli()) // as the others will see it
+	s.Formed = time.Time{}
+	// now less the age keeps now's monotonic reading: Down's ages are
+	// immune to steps of the wall clock.
+	formed := now.Add(-now.Sub(s.Updated))
 	prev := g.states[s.Node]
 	// Versions grow across restarts as the clock does.
 	version := uint64(now.UnixNano())
 	if prev != nil && version <= prev.version {
 		version = prev.version + 1
 	}
-	raw, err := encodeState(s, version)
+	raw, err := encodeState(s, version, now.Sub(formed))
 	if err != nil {
 		return err
 	}
-	g.states[s.Node] = &entry{state: s, version: version, msg: raw, touched: now}
+	if len(raw)+ageReserve > MaxStateSize {
+		// Sent later with its age, it would not fit.
+		return fmt.Errorf("%w: %d bytes encoded with its age, at most %d (%d endpoints)", ErrStateTooLarge, len(raw)+ageReserve, MaxStateSize, len(s.Endpoints))
+	}
+	g.states[s.Node] = &entry{state: s, version: version, msg: raw, formed: formed, touched: now}
 	changed := prev == nil || !sameContent(prev.state, s)
 	if changed || now.Sub(g.lastBroadcast) >= g.cfg.RefreshInterval {
 		g.queue.QueueBroadcast(&stateBroadcast{node: s.Node, msg: append([]byte{msgState}, raw...)})
@@ -358,6 +406,7 @@ func (g *Gossip) Subscribe() (<-chan struct{}, func()) {
 
 // signal kicks the loop without blocking.
 func (g *Gossip) signal() {
+	g.signals.Add(1)
 	select {
 	case g.kick <- struct{}{}:
 	default:

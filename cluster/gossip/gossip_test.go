@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -193,8 +195,11 @@ func addrOf(n *node, name string) string {
 
 func TestChanges(t *testing.T) {
 	t.Parallel()
-	nodes := startCluster(t, 2)
-	a, b := nodes[0], nodes[1]
+	a := startNode(t, testConfig("n0"))
+	cfg := testConfig("n1")
+	cfg.RefreshInterval = time.Millisecond // every SetLocal is broadcast
+	b := startNode(t, cfg, a.g.Addr())
+	waitMembers(t, 5*time.Second, []*node{a, b}, []string{"n0", "n1"})
 	other, cancel := a.g.Subscribe()
 	drain := func() {
 		for _, ch := range []<-chan struct{}{a.g.Changes(), other} {
@@ -225,26 +230,31 @@ func TestChanges(t *testing.T) {
 	}
 	expect("a remote state")
 
-	// A refresh that changes nothing but Updated is not signalled.
+	// A refresh that changes nothing but Updated is not signalled. a
+	// stores a state and signals its change under one lock, so once a
+	// holds the refresh (its Updated), a signal would have been counted.
 	waitFor(t, 3*time.Second, func() bool { return a.g.States()["n1"].Endpoints["vm-a"] }, func() string { return "no state" })
+	settled(t, a)
 	drain()
-	if err := b.g.SetLocal(State{Endpoints: map[string]bool{"vm-a": true}}); err != nil {
+	signals := a.g.signals.Load()
+	marker := time.Now().Add(-1500 * time.Millisecond).Truncate(time.Millisecond)
+	if err := b.g.SetLocal(State{Endpoints: map[string]bool{"vm-a": true}, Updated: marker}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond)
-	select {
-	case <-a.g.Changes():
-		t.Error("a refresh with the same content was signalled")
-	default:
+	waitFor(t, 5*time.Second, func() bool { return a.g.States()["n1"].Updated.Equal(marker) },
+		func() string { return fmt.Sprintf("the refresh never reached n0: it holds %+v", a.g.States()["n1"]) })
+	if got := a.g.signals.Load(); got != signals {
+		t.Errorf("a refresh with the same content was signalled (%d signals, %d before)", got, signals)
 	}
 
-	// Many changes coalesce into one pending signal.
+	// Many changes coalesce into one pending signal: once the loop has
+	// passed on every signal, one is pending on each channel, not two.
 	for i := range 20 {
 		if err := a.g.SetLocal(State{BytesPerSecond: int64(i + 1)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // every kick handled
+	settled(t, a)
 	expect("local states")
 	select {
 	case <-a.g.Changes():
@@ -292,7 +302,13 @@ func TestSecretKeyAndCluster(t *testing.T) {
 	if v := metricValue(t, other.set, "procfleet_gossip_join_errors_total"); v != 1 {
 		t.Errorf("join_errors_total = %v; want 1", v)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// a has refused both; a state b sends after the attempts arrives,
+	// so a went on taking gossip, and the outsiders are still not in.
+	if err := b.g.SetLocal(State{BytesPerSecond: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return a.g.States()["k1"].BytesPerSecond == 3 },
+		func() string { return fmt.Sprintf("k0 holds %+v of k1", a.g.States()["k1"]) })
 	waitMembers(t, time.Second, []*node{a, b}, []string{"k0", "k1"})
 }
 
@@ -338,7 +354,30 @@ func TestRunPortTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "cannot start gossip") {
-		t.Errorf("Run on a taken port = %v; want an error", err)
+	err = g.Run(context.Background())
+	be, ok := errors.AsType[*BindError](err)
+	if !ok || be.Addr != a.g.Addr() || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("Run on a taken port = %v; want a BindError for %s with EADDRINUSE", err, a.g.Addr())
+	}
+	select {
+	case <-g.Ready():
+		t.Error("Ready closed after Run failed")
+	default:
+	}
+
+	// memberlist needs UDP on the same port too.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	cfg = testConfig("c")
+	cfg.BindPort = pc.LocalAddr().(*net.UDPAddr).Port
+	g, err = New(cfg, Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if be, ok := errors.AsType[*BindError](g.Run(context.Background())); !ok || be.Proto != "udp" {
+		t.Errorf("Run on a port taken for UDP = %v; want a BindError for udp", be)
 	}
 }

@@ -56,8 +56,16 @@ func testLogger(t *testing.T) *slog.Logger {
 // when the test ends.
 func startNode(t *testing.T, cfg Config, seeds ...string) *node {
 	t.Helper()
+	return startNodeDeps(t, cfg, Deps{}, seeds...)
+}
+
+// startNodeDeps is startNode with deps; their Logger and Metrics are the
+// test's.
+func startNodeDeps(t *testing.T, cfg Config, deps Deps, seeds ...string) *node {
+	t.Helper()
 	n := &node{name: cfg.NodeName, set: metrics.NewSet(), done: make(chan struct{})}
-	g, err := New(cfg, Deps{Logger: testLogger(t), Metrics: n.set})
+	deps.Logger, deps.Metrics = testLogger(t), n.set
+	g, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,4 +206,14 @@ func metricValue(t *testing.T, set *metrics.Set, name string) float64 {
 	}
 	t.Fatalf("no metric %s in\n%s", name, b.String())
 	return 0
+}
+
+// settled waits until n's loop has passed on every change signalled so
+// far to the subscribers.
+func settled(t *testing.T, n *node) {
+	t.Helper()
+	waitFor(t, 5*time.Second, func() bool { return n.g.forwarded.Load() == n.g.signals.Load() },
+		func() string {
+			return fmt.Sprintf("%s: %d signals, %d passed on", n.name, n.g.signals.Load(), n.g.forwarded.Load())
+		})
 }

@@ -33,10 +33,17 @@ type State struct {
 	// upstreams together.
 	BytesPerSecond int64
 	// Updated is when the member formed this view, on its own clock, to
-	// the millisecond. SetLocal sets it to now when it is zero. Down
-	// ignores opinions older than MaxOpinionAge, so members' clocks must
-	// agree to within a few seconds (NTP).
+	// the millisecond. SetLocal sets it to now when it is zero. It is
+	// shown, never compared with another member's clock: see Formed.
 	Updated time.Time
+	// Formed is when the view was formed on this member's clock, the one
+	// Down is given: for this member's own state, Updated; for another's,
+	// the time its state arrived here less the age its sender (or the
+	// member that passed it on) gave it, each age measured on one clock.
+	// So members' clocks need not agree, and a step of the wall clock on
+	// either side does not age an opinion. States sets it; SetLocal
+	// ignores it.
+	Formed time.Time
 }
 
 // sameContent reports whether a and b say the same thing, whenever said.
@@ -62,6 +69,24 @@ type wireState struct {
 	BPS       int64           `json:"b,omitempty"`
 	Updated   int64           `json:"u"` // Unix milliseconds
 	Version   uint64          `json:"v"`
+	// Age is how many milliseconds before sending the view was formed, on
+	// the sender's clock; absent (0) from members before it was added.
+	Age int64 `json:"a,omitempty"`
+}
+
+// maxWireAge caps the age a state carries: far beyond MaxOpinionAge, so
+// that any older view is as stale, and short enough that the age takes at
+// most 7 digits on the wire.
+const maxWireAge = time.Hour
+
+// ageReserve is the room an age may take in an encoded state beyond one of
+// age 0: `,"a":3600000`. SetLocal keeps it free below MaxStateSize so that
+// the state can be sent at any age.
+const ageReserve = len(`,"a":3600000`)
+
+// wireAge turns d into the wire's milliseconds, within 0..maxWireAge.
+func wireAge(d time.Duration) int64 {
+	return min(max(d, 0), maxWireAge).Milliseconds()
 }
 
 // Message types, the first byte of every user message and of the
@@ -71,11 +96,11 @@ const (
 	msgStateList byte = 2 // a JSON array of wireState
 )
 
-// encodeState returns the JSON of s at version v.
-func encodeState(s State, v uint64) ([]byte, error) {
+// encodeState returns the JSON of s at version v, formed age ago.
+func encodeState(s State, v uint64, age time.Duration) ([]byte, error) {
 	b, err := json.Marshal(wireState{
 		Node: s.Node, Kind: s.Kind, Endpoints: s.Endpoints, BPS: s.BytesPerSecond,
-		Updated: s.Updated.UnixMilli(), Version: v,
+		Updated: s.Updated.UnixMilli(), Version: v, Age: wireAge(age),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cannot encode state: %w", err)
@@ -86,25 +111,27 @@ func encodeState(s State, v uint64) ([]byte, error) {
 	return b, nil
 }
 
-// decodeState parses and checks the JSON of one state.
-func decodeState(b []byte) (State, uint64, error) {
+// decodeState parses and checks the JSON of one state, and returns its
+// version and how long before it was sent it was formed.
+func decodeState(b []byte) (State, uint64, time.Duration, error) {
 	if len(b) > MaxStateSize {
-		return State{}, 0, fmt.Errorf("state of %d bytes, at most %d", len(b), MaxStateSize)
+		return State{}, 0, 0, fmt.Errorf("state of %d bytes, at most %d", len(b), MaxStateSize)
 	}
 	var w wireState
 	if err := json.Unmarshal(b, &w); err != nil {
-		return State{}, 0, fmt.Errorf("cannot decode state: %w", err)
+		return State{}, 0, 0, fmt.Errorf("cannot decode state: %w", err)
 	}
 	if w.Node == "" || len(w.Node) > maxNodeName {
-		return State{}, 0, fmt.Errorf("state with node name of %d bytes", len(w.Node))
+		return State{}, 0, 0, fmt.Errorf("state with node name of %d bytes", len(w.Node))
 	}
 	if w.Kind != KindAgent && w.Kind != KindRelay {
-		return State{}, 0, fmt.Errorf("state of %s with kind %q", w.Node, w.Kind)
+		return State{}, 0, 0, fmt.Errorf("state of %s with kind %q", w.Node, w.Kind)
 	}
+	age := time.Duration(min(max(w.Age, 0), maxWireAge.Milliseconds())) * time.Millisecond
 	return State{
 		Node: w.Node, Kind: w.Kind, Endpoints: w.Endpoints, BytesPerSecond: w.BPS,
 		Updated: time.UnixMilli(w.Updated),
-	}, w.Version, nil
+	}, w.Version, age, nil
 }
 
 // stateBroadcast is one member's state queued for gossip. It is named by

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ type memberFlags struct {
 	leaseTTL        time.Duration
 	gossipListen    string
 	gossipAdvertise string
+	gossipKeyFile   string
 }
 
 func (mf *memberFlags) register(cmd *cobra.Command) {
@@ -37,6 +39,7 @@ func (mf *memberFlags) register(cmd *cobra.Command) {
 	f.StringVar(&mf.labels, "labels", "", "labels registered with the node, k=v,k2=v2; config overrides select on them")
 	f.StringVar(&mf.gossipListen, "gossip-listen", "0.0.0.0:7946", "address the gossip (memberlist, TCP and UDP) listens on; port 0 picks a free one")
 	f.StringVar(&mf.gossipAdvertise, "gossip-advertise", "", "address other members reach the gossip at, when not the listen address (NAT, containers)")
+	f.StringVar(&mf.gossipKeyFile, "gossip-key-file", os.Getenv("PROCFLEET_GOSSIP_KEY_FILE"), "host-local file with the gossip's encryption key, base64 of 16, 24 or 32 random bytes (one key a line; the first encrypts, all decrypt); members without it cannot join or vote ($PROCFLEET_GOSSIP_KEY_FILE)")
 	f.DurationVar(&mf.leaseTTL, "lease-ttl", 10*time.Second, "time to live of the node's registration in etcd: a node that stops renewing it leaves the ring this long after")
 }
 
@@ -52,6 +55,13 @@ func (mf *memberFlags) gossipConfig() (gossip.Config, error) {
 		if gc.AdvertiseAddr, gc.AdvertisePort, err = splitHostPort(mf.gossipAdvertise); err != nil {
 			return gc, fmt.Errorf("--gossip-advertise: %w", err)
 		}
+	}
+	if mf.gossipKeyFile != "" {
+		keys, err := gossip.LoadKeyFile(mf.gossipKeyFile)
+		if err != nil {
+			return gc, fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		gc.SecretKey, gc.ExtraKeys = keys.Primary, keys.Extra
 	}
 	return gc, nil
 }
@@ -89,7 +99,8 @@ func parseLabels(s string) (map[string]string, error) {
 // member builds this process's cluster member from the flags. Its node name
 // is --node, else fallback, else the host name in lower case; local gives
 // the host-local settings (and its Hostname defaults to the node name).
-func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
+// stateDir, when set, is where the member keeps its saved state.
+func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, stateDir string, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
 	node := mf.node
 	if node == "" {
 		node = fallback
@@ -112,65 +123,172 @@ func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local co
 	if local.Hostname == "" {
 		local.Hostname = node
 	}
-	m, err := cluster.New(cluster.Config{
+	cc := cluster.Config{
 		Cluster: ef.cluster, Node: node, Kind: kind, Labels: labels,
 		Address: address, Version: version, Etcd: ef.config(), LeaseTTL: mf.leaseTTL, Gossip: gc,
-	}, local, logger)
+	}
+	if stateDir != "" {
+		cc.StateFile = filepath.Join(stateDir, cluster.StateFileName)
+	}
+	m, err := cluster.New(cc, local, logger)
 	if err != nil {
 		return nil, "", usageError{err}
 	}
 	return m, node, nil
 }
 
-// runMember runs m until the returned stop is called (or ctx's values
-// end: m runs on after ctx is cancelled, so that it deregisters last).
-// stop waits for m and returns its error, context cancellation aside; it
-// may be called more than once.
-func runMember(ctx context.Context, m *cluster.Member) (stop func() error) {
+// memberRun is a member running beside the agent or relay.
+type memberRun struct {
+	done <-chan error // receives Run's error, once, if it returns by itself
+	stop func() error
+}
+
+// runMember runs m until stop is called (m runs on after ctx is
+// cancelled, so that it deregisters last). done receives Run's error if
+// Run returns before stop; stop waits for m and returns its error, context
+// cancellation aside; it may be called more than once.
+func runMember(ctx context.Context, m *cluster.Member) memberRun {
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	res := make(chan error, 1)
 	done := make(chan error, 1)
-	go func() { done <- m.Run(mctx) }()
+	go func() {
+		err := m.Run(mctx)
+		res <- err
+		if mctx.Err() == nil {
+			if err == nil {
+				err = errors.New("the cluster member stopped")
+			}
+			done <- memberError(err)
+		}
+	}()
 	var once sync.Once
 	var err error
-	return func() error {
+	return memberRun{done: done, stop: func() error {
 		once.Do(func() {
 			cancel()
-			err = ignoreCanceled(<-done)
+			err = memberError(ignoreCanceled(<-res))
 		})
 		return err
+	}}
+}
+
+// memberError names the flag to change in a member's error.
+func memberError(err error) error {
+	if be, ok := errors.AsType[*gossip.BindError](err); ok {
+		return fmt.Errorf("cannot listen on %s (--gossip-listen): %v; pick another port with --gossip-listen", be.Addr, be.Err)
+	}
+	return err
+}
+
+// listenFirst binds the self HTTP address of a clustered agent before the
+// member registers: a member that cannot serve must not take a share of
+// the ring. nil when the server is off.
+func listenFirst(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		reason := err
+		if se, ok := errors.AsType[*os.SyscallError](err); ok {
+			reason = se.Err
+		}
+		return nil, fmt.Errorf("cannot listen on %s (--listen): %v; pick another port with --listen", addr, reason)
+	}
+	return ln, nil
+}
+
+// pendingLogEvery is how often a member without settings says why. Tests
+// shorten it.
+var pendingLogEvery = 30 * time.Second
+
+// waitFirst waits for the member's first settings, logging every
+// pendingLogEvery why there are none yet. ok is false when ctx ended
+// first (err nil) or the member failed (err).
+func waitFirst(ctx context.Context, m *cluster.Member, run memberRun, logger *slog.Logger) (first cluster.Update, ok bool, err error) {
+	tick := time.NewTicker(pendingLogEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case first = <-m.Updates():
+			return first, true, nil
+		case err := <-run.done:
+			return first, false, err
+		case <-ctx.Done():
+			return first, false, nil
+		case <-tick.C:
+			if why := m.Pending(); why != nil {
+				logger.Warn("no settings from the cluster yet: scanning nothing; /readyz says why", "why", why)
+			}
+		}
 	}
 }
 
 // runClustered runs the agent as a member of a cluster: its upstreams,
-// budget and most settings come from etcd, applied live.
+// budget and most settings come from etcd, applied live. It binds the
+// listen address and the gossip first, and fails before registering when
+// either is taken. Until the first settings arrive (from etcd, or from the
+// state saved under the spool directory when etcd cannot be reached) it
+// answers /healthz, and /readyz with the reason.
 func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
-	m, node, err := mf.member(keys.Agent, "", local.Listen, local, ef, logger)
+	m, node, err := mf.member(keys.Agent, "", local.Listen, local, local.Spool.Dir, ef, logger)
 	if err != nil {
 		return err
 	}
-	stopMember := runMember(ctx, m)
-	defer stopMember()
-
+	ln, err := listenFirst(local.Listen)
+	if err != nil {
+		return err
+	}
+	var ws *waitServer
+	if ln != nil {
+		ws = newWaitServer(ln, m.Pending)
+	}
+	closeWait := func() {
+		if ws != nil {
+			ws.close()
+		}
+	}
+	run := runMember(ctx, m)
+	defer run.stop()
 	logger.Info("waiting for the first assignment from the cluster", "cluster", ef.cluster, "node", node)
-	var first cluster.Update
-	select {
-	case first = <-m.Updates():
-	case <-ctx.Done():
-		return nil
+	first, ok, err := waitFirst(ctx, m, run, logger)
+	if !ok {
+		closeWait()
+		return err
 	}
 	a, err := agent.New(first.Agent, logger)
 	if err != nil {
+		closeWait()
 		return fmt.Errorf("config revision %d: %w", first.Revision, err)
 	}
+	if ws != nil {
+		a.UseListener(ws.handOver())
+	}
+	return runAgentMember(ctx, a, m, run, logger)
+}
+
+// runAgentMember runs a beside its member, applying the member's settings
+// as they change, until ctx ends or either fails.
+func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run memberRun, logger *slog.Logger) error {
+	actx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
 	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	<-a.Ready()
+	go func() { errc <- a.Run(actx) }()
+	select {
+	case <-a.Ready():
+	case err := <-errc:
+		return errors.Join(err, run.stop())
+	}
 	report := time.NewTicker(2 * time.Second)
 	defer report.Stop()
 	for {
 		select {
 		case err := <-errc:
-			return errors.Join(err, stopMember())
+			return errors.Join(err, run.stop())
+		case err := <-run.done:
+			logger.Error("the cluster member stopped; stopping the agent", "err", err)
+			stopAgent()
+			return errors.Join(err, <-errc)
 		case u := <-m.Updates():
 			if err := a.Apply(ctx, u.Agent); err != nil && !errors.Is(err, agent.ErrNotRunning) {
 				logger.Warn("cannot apply cluster settings", "revision", u.Revision, "err", err)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -111,27 +113,44 @@ and takes its upstreams and bandwidth budget from the ring.`,
 }
 
 // runClusteredRelay runs r as a member of a cluster: its upstreams and
-// budget come from the ring, applied live.
+// budget come from the ring, applied live. The relay listens before the
+// member starts, and the member binds its gossip before it registers: a
+// relay that cannot take imports, or gossip, fails before it takes a share
+// of the ring. Without etcd it starts on the state saved in its data
+// directory, or takes imports into its log until settings arrive.
 func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
 	local := config.DefaultAgent()
 	local.Listen = cfg.Listen
 	// The relay's own credentials, for the upstreams the cluster names one
 	// for; its ship.auth and ship.tls serve the others (see newShipper).
 	local.Credentials, local.ConfigFile = cfg.Credentials, cfg.ConfigFile
-	m, _, err := mf.member(keys.Relay, cfg.Node, cfg.Listen, local, ef, logger)
+	m, _, err := mf.member(keys.Relay, cfg.Node, cfg.Listen, local, cfg.WAL.Dir, ef, logger)
 	if err != nil {
 		return err
 	}
-	stopMember := runMember(ctx, m)
-	defer stopMember()
+	rctx, stopRelay := context.WithCancel(ctx)
+	defer stopRelay()
 	errc := make(chan error, 1)
-	go func() { errc <- r.Run(ctx) }()
+	go func() { errc <- r.Run(rctx) }()
+	select {
+	case <-r.Ready():
+	case err := <-errc:
+		return relayListenError(cfg.Listen, err)
+	}
+	run := runMember(ctx, m)
+	defer run.stop()
 	report := time.NewTicker(2 * time.Second)
 	defer report.Stop()
+	pending := time.NewTicker(pendingLogEvery)
+	defer pending.Stop()
 	for {
 		select {
 		case err := <-errc:
-			return errors.Join(err, stopMember())
+			return errors.Join(err, run.stop())
+		case err := <-run.done:
+			logger.Error("the cluster member stopped; stopping the relay", "err", err)
+			stopRelay()
+			return errors.Join(err, <-errc)
 		case u := <-m.Updates():
 			if err := applyRelayUpdate(r, u); err != nil {
 				logger.Warn("cannot apply cluster settings", "revision", u.Revision, "err", err)
@@ -140,8 +159,21 @@ func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef
 			}
 		case <-report.C:
 			reportRelay(r, m)
+		case <-pending.C:
+			if why := m.Pending(); why != nil {
+				logger.Warn("no settings from the cluster yet: imports are kept in the log, not forwarded", "why", why)
+			}
 		}
 	}
+}
+
+// relayListenError adds the flag to change to the relay's error when it
+// could not listen.
+func relayListenError(addr string, err error) error {
+	if se, ok := errors.AsType[*os.SyscallError](err); ok && strings.Contains(err.Error(), "cannot listen") {
+		return fmt.Errorf("cannot listen on %s (--listen): %v; pick another port with --listen", addr, se.Err)
+	}
+	return err
 }
 
 func applyRelayUpdate(r *relay.Relay, u cluster.Update) error {

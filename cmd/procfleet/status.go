@@ -36,6 +36,8 @@ type agentStatus struct {
 	BudgetBytesPerSecond int64    `json:"budget_bytes_per_second"`
 	QueueBatches         int      `json:"queue_batches"` // for a relay: bodies in its log
 	LastError            string   `json:"last_error"`
+	Gossip               string   `json:"gossip,omitempty"`      // why the member's gossip does not run
+	SavedState           string   `json:"saved_state,omitempty"` // set while it runs on its saved state
 }
 
 type upstreamStatus struct {
@@ -128,7 +130,7 @@ func readStatus(cmd *cobra.Command, cli *clientv3.Client, clusterName string, cu
 		st := agentStatus{
 			Node: node, Address: m.Address, Version: m.Version, ConfigRevision: s.ConfigRevision,
 			Upstreams: orEmpty(s.Upstreams), BudgetBytesPerSecond: s.BudgetBytesPerSecond,
-			QueueBatches: s.QueueBatches, LastError: s.LastError,
+			QueueBatches: s.QueueBatches, LastError: s.LastError, Gossip: s.Gossip, SavedState: s.SavedState,
 		}
 		if kind == keys.Relay {
 			out.Relays = append(out.Relays, st)
@@ -203,8 +205,23 @@ func printMembers(w io.Writer, kind string, ms []agentStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, kind+"\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tLAST ERROR")
 	for _, a := range ms {
+		notes := a.LastError
+		for _, n := range []string{a.SavedState, gossipNote(a.Gossip)} {
+			if n != "" && notes != "" {
+				notes += "; "
+			}
+			notes += n
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%d\t%s\n", a.Node, a.ConfigRevision, strings.Join(a.Upstreams, ","),
-			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, a.LastError)
+			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, notes)
 	}
 	tw.Flush()
+}
+
+// gossipNote is what the table says of a member whose gossip does not run.
+func gossipNote(why string) string {
+	if why == "" {
+		return ""
+	}
+	return "gossip " + why
 }

@@ -90,7 +90,7 @@ func TestAgentDaemonSet(t *testing.T) {
 	_, port := hostPort(t, "--listen", f["listen"])
 	checkProbe(t, "livenessProbe", c, c.LivenessProbe, "/healthz", port)
 	checkProbe(t, "startupProbe", c, c.StartupProbe, "/healthz", port)
-	checkProbe(t, "readinessProbe", c, c.ReadinessProbe, "/healthz", port)
+	checkProbe(t, "readinessProbe", c, c.ReadinessProbe, "/readyz", port)
 	_, gport := hostPort(t, "--gossip-listen", f["gossip-listen"])
 	if _, aport := hostPort(t, "--gossip-advertise", f["gossip-advertise"]); aport != gport {
 		t.Errorf("gossip listens on %d but advertises %d", gport, aport)
