@@ -43,14 +43,13 @@ func TestConfigSetRefusesHostFiles(t *testing.T) {
 	if _, stderr, code := run(t, "cluster", "bootstrap", ep, cl, "--config", good); code != 0 {
 		t.Fatal(stderr)
 	}
-	want := "agents.ship.auth.password_file: line 7: not accepted in the cluster config: credentials and TLS settings are host-local"
-	for name, doc := range map[string]string{
-		"agents":    shadowDoc(ups, "/etc/shadow"),
-		"overrides": ups + "overrides:\n  - match: {nodes: [n1]}\n    agents: {ship: {tls: {insecure_skip_verify: true}}}\n",
+	for name, c := range map[string]struct{ doc, want string }{
+		"agents": {shadowDoc(ups, "/etc/shadow"),
+			"agents.ship.auth.password_file: line 7: not accepted in the cluster config: credentials and TLS settings are host-local"},
+		"overrides": {ups + "overrides:\n  - match: {nodes: [n1]}\n    agents: {ship: {tls: {insecure_skip_verify: true}}}\n",
+			"overrides[0].agents.ship.tls.insecure_skip_verify: line 6: not accepted in the cluster config"},
 	} {
-		if name == "overrides" {
-			want = "overrides[0].agents.ship.tls.insecure_skip_verify: line 6: not accepted in the cluster config"
-		}
+		doc, want := c.doc, c.want
 		bad := filepath.Join(dir, name+".yaml")
 		writeFile(t, bad, doc)
 		for _, args := range [][]string{
