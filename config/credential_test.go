@@ -2,8 +2,8 @@ package config
 
 import (
 	"reflect"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
