@@ -9,7 +9,8 @@ import (
 // the labels set and deleted since, as Prometheus' labels.Builder does, and
 // has its semantics, which relabeling depends on:
 //   - a value of "" means no label: Set(n, "") deletes n, Get returns "" for
-//     a label that is not there;
+//     a label that is not there, and a label of the base with an empty
+//     value is not there (Labels never returns an empty value);
 //   - Range visits the labels of the base that were neither set nor deleted
 //     since, in name order, then the labels set since, in the order they were
 //     first set (again after a delete), so that a labelmap rule that maps two
@@ -36,11 +37,18 @@ func NewBuilder(base Labels) *Builder {
 }
 
 // Reset makes base the Builder's base and forgets every change. base is
-// read, never written, until the next Reset.
+// read, never written, until the next Reset. A label of base with an empty
+// value counts as deleted, as in Prometheus: Range does not visit it and
+// Labels leaves it out.
 func (b *Builder) Reset(base Labels) {
 	b.base = base
 	b.add = b.add[:0]
 	b.del = b.del[:0]
+	for _, l := range base {
+		if l.Value == "" {
+			b.del = append(b.del, l.Name)
+		}
+	}
 }
 
 // Base returns the label set given to the last Reset.
@@ -112,10 +120,8 @@ func containsName(ls []Label, n string) bool {
 	return false
 }
 
-// Labels appends the resulting label set, sorted, to dst[:0] and returns
-// it; a nil dst allocates. Labels of the base with an empty value that were
-// not touched stay, as in Prometheus (whose storage, like VictoriaMetrics,
-// then ignores them); see Labels.WithoutEmpty.
+// Labels appends the resulting label set, sorted and without empty
+// values, to dst[:0] and returns it; a nil dst allocates.
 func (b *Builder) Labels(dst Labels) Labels {
 	dst = dst[:0]
 	if len(b.add) == 0 && len(b.del) == 0 {

@@ -24,7 +24,7 @@ const ExportedPrefix = "exported_"
 //
 // honor true: scraped labels win. A target label is merged only when the
 // scraped labels have no label of its name, not even one with an empty
-// value.
+// value (which then leaves the label out).
 func MergeTarget(b *labels.Builder, target labels.Labels, honor bool) {
 	scraped := b.Base()
 	if honor {
