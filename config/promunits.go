@@ -192,7 +192,7 @@ func ParsePromByteSize(s string) (int64, error) {
 	if (!pre && !post) || mult < 0 {
 		return 0, bad
 	}
-	if f *= mult; f > float64(1<<63-1) {
+	if f *= mult; f >= 1<<63 {
 		return 0, fmt.Errorf("%q is out of range", s)
 	}
 	return int64(f), nil

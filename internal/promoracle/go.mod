@@ -3,6 +3,7 @@ module github.com/procfleet/procfleet/internal/promoracle
 go 1.26.7
 
 require (
+	github.com/alecthomas/units v0.0.0-20240927000941-0f3dac36c52b
 	github.com/procfleet/procfleet v0.0.0
 	github.com/prometheus/common v0.72.1
 	github.com/prometheus/prometheus v0.316.0

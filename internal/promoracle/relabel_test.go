@@ -113,4 +113,4 @@ func TestHonorCasesAgainstPrometheus(t *testing.T) {
 	}
 }
 
-var _ = prelabel.DefaultRelabelConfig
+type prelabelConfigs = []*prelabel.Config

@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 
@@ -56,7 +57,11 @@ type rule struct {
 	re      *regexp.Regexp
 	// matchAll: the regex is the default (.*), which matches any value
 	// whole, so replace needs no regex run.
-	matchAll     bool
+	matchAll bool
+	// whole: the regex, as written, parses on its own, so the anchored
+	// form matches a string whole or not at all (")|(" does not: it makes
+	// "^(?s:)|()$").
+	whole        bool
 	target       string
 	targetHasVar bool
 	repl         string
@@ -85,7 +90,7 @@ func Compile(cfgs []config.RelabelConfig) (*Rules, error) {
 		}
 		r.rules = append(r.rules, rule{
 			act: actions[c.Action], sources: c.SourceLabels, sep: c.Separator,
-			re: re, matchAll: c.Regex == config.DefaultRelabelRegex,
+			re: re, matchAll: c.Regex == config.DefaultRelabelRegex, whole: parses(c.Regex),
 			target: c.TargetLabel, targetHasVar: strings.Contains(c.TargetLabel, "$"),
 			repl: c.Replacement, replHasVar: strings.Contains(c.Replacement, "$"),
 			modulus: c.Modulus,
@@ -160,7 +165,7 @@ func (ru *rule) apply(b *labels.Builder) bool {
 	case actLabelMap:
 		b.Range(func(l labels.Label) {
 			if ru.re.MatchString(l.Name) {
-				b.Set(ru.re.ReplaceAllString(l.Name, ru.repl), l.Value)
+				b.Set(ru.mapName(l.Name), l.Value)
 			}
 		})
 	case actLabelDrop, actLabelKeep:
@@ -214,4 +219,24 @@ func (ru *rule) replace(b *labels.Builder, val string) {
 		return
 	}
 	b.Set(target, string(res))
+}
+
+// mapName is labelmap's new name for the matching name n: what
+// Prometheus' Regexp.ReplaceAllString(n, replacement) gives, with fewer
+// allocations when the regex matches n whole, once.
+func (ru *rule) mapName(n string) string {
+	switch {
+	case !ru.whole:
+		return ru.re.ReplaceAllString(n, ru.repl)
+	case !ru.replHasVar:
+		return ru.repl
+	}
+	var nb [64]byte
+	return string(ru.re.ExpandString(nb[:0], ru.repl, n, ru.re.FindStringSubmatchIndex(n)))
+}
+
+// parses reports whether re is a regular expression on its own.
+func parses(re string) bool {
+	_, err := syntax.Parse(re, syntax.Perl)
+	return err == nil
 }
