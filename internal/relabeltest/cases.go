@@ -162,6 +162,8 @@ var HonorCases = []HonorCase{
 		Want: []string{"a", "t", "exported_a", "u", "exported_exported_a", "s"}},
 	{Name: "clashes resolved shortest name first", Scraped: []string{"a", "1", "exported_a", "2"}, Target: []string{"a", "t", "exported_a", "u"},
 		Want: []string{"a", "t", "exported_a", "u", "exported_exported_a", "1", "exported_exported_exported_a", "2"}},
+	{Name: "clashes resolved shortest name first, not in name order", Scraped: []string{"z", "1", "exported_z", "2"}, Target: []string{"z", "t", "exported_z", "u"},
+		Want: []string{"exported_exported_exported_z", "2", "exported_exported_z", "1", "exported_z", "u", "z", "t"}},
 	{Name: "honor: scraped wins", Honor: true, Scraped: []string{"job", "x"}, Target: []string{"job", "j", "env", "p"},
 		Want: []string{"env", "p", "job", "x"}},
 	{Name: "honor: a scraped empty value still wins", Honor: true, Scraped: []string{"env", "", "a", "1"}, Target: []string{"env", "p"},
