@@ -44,8 +44,12 @@ tools: $(BIN)/.victoria-metrics-$(VM_VERSION) $(BIN)/.node_exporter-$(NE_VERSION
 run: build tools
 	$(BIN)/procfleet dev --victoria-metrics $(BIN)/victoria-metrics
 
+# The second step is internal/promoracle, a nested test-only module that
+# checks prom/relabel against Prometheus itself; `go test ./...` at the
+# root skips it, so that the main module never depends on Prometheus.
 test: build tools
 	$(GO) test $(TEST_FLAGS) ./...
+	cd internal/promoracle && $(GO) test $(TEST_FLAGS) ./...
 
 # Micro-benchmarks, BENCH_COUNT runs each, summarised by benchstat.
 bench: $(BIN)/.benchstat-$(BENCHSTAT_VERSION)
@@ -81,6 +85,7 @@ fuzz:
 lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd internal/promoracle && $(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
 clean:

@@ -30,6 +30,9 @@ type Cluster struct {
 	Overrides []Override `yaml:"overrides"`
 	// Status rate-limits the members' status keys.
 	Status Status `yaml:"status"`
+	// ScrapeConfigs are the scrape jobs the members run (see
+	// ScrapeConfig). Default none.
+	ScrapeConfigs ScrapeConfigs `yaml:"scrape_configs,omitempty"`
 }
 
 // Upstream is one endpoint of the ring.
@@ -238,7 +241,7 @@ func (c Cluster) Validate() error {
 	if iv := c.Status.Interval.D(); iv < time.Second || iv > 10*time.Minute {
 		return fmt.Errorf("status.interval: %s is not accepted; want 1s to 10m", c.Status.Interval)
 	}
-	return nil
+	return c.ScrapeConfigs.Validate("scrape_configs")
 }
 
 var upstreamName = regexp.MustCompile(`^[a-z0-9._-]{1,63}$`)

@@ -45,7 +45,7 @@ func TestClusterExampleFileHoldsTheDefaults(t *testing.T) {
 		t.Fatalf("overrides = %d; want the one example", len(c.Overrides))
 	}
 	got := c
-	got.Upstreams, got.Overrides = nil, nil
+	got.Upstreams, got.Overrides, got.ScrapeConfigs = nil, nil, nil
 	if !reflect.DeepEqual(got, DefaultCluster()) {
 		t.Fatalf("example file differs from DefaultCluster():\n got %+v\nwant %+v", got, DefaultCluster())
 	}
