@@ -64,7 +64,7 @@ type Ref struct {
 	ID string
 	// Samples is how many samples the target's last scrape returned; 0
 	// means not known yet. Only WeightClass(Samples) matters. A target of
-	// unknown weight weighs the mean class of those known (1 when none
+	// unknown weight weighs the median class of those known (1 when none
 	// is). Every member must see the same value: take it from etcd, at
 	// the same revision as the targets.
 	Samples uint64
@@ -80,7 +80,7 @@ type Result struct {
 	// Targets[j] is how many targets Members[j] owns.
 	Targets []int
 	// Weights[j] is the sum of the weights of the targets Members[j]
-	// owns: their WeightClass, or the mean class for those of unknown
+	// owns: their WeightClass, or the median class for those of unknown
 	// weight.
 	Weights []uint64
 }
@@ -151,7 +151,7 @@ func loadBound(total, permille uint64, members int) uint64 {
 type target struct {
 	id string
 	h  uint64 // sumIn(domainTarget, id)
-	w  uint64 // weight: the class, or the mean class when unknown
+	w  uint64 // weight: the class, or the median class when unknown
 	// tier is the weight's size against the mean weight: 0 up to 4
 	// times, 1 up to 16 times, 2 up to 64 times, 3 above.
 	tier uint8
@@ -165,31 +165,31 @@ func prepare(refs []Ref) ([]target, error) {
 		return nil, fmt.Errorf("%w: %d targets, at most %d", ErrInvalidInput, len(refs), MaxTargets)
 	}
 	ts := make([]target, len(refs))
-	var known, sum uint64
+	var known []uint64
 	for i, r := range refs {
 		if r.ID == "" {
 			return nil, fmt.Errorf("%w: target %d has an empty ID", ErrInvalidInput, i)
 		}
 		w := WeightClass(r.Samples)
 		if w > 0 {
-			known++
-			sum += w
+			known = append(known, w)
 		}
 		ts[i] = target{id: r.ID, h: sumIn(domainTarget, r.ID), w: w, idx: i}
 	}
-	mean := uint64(1)
-	if known > 0 {
-		mean = max(1, sum/known)
+	unknown := uint64(1)
+	if len(known) > 0 {
+		slices.Sort(known)
+		unknown = known[(len(known)-1)/2] // the median, the lower of two
 	}
 	var total uint64
 	for i := range ts {
 		if ts[i].w == 0 {
-			ts[i].w = mean
+			ts[i].w = unknown
 		}
 		total += ts[i].w
 	}
 	if len(ts) > 0 {
-		mean = max(1, total/uint64(len(ts)))
+		mean := max(1, total/uint64(len(ts)))
 		for i := range ts {
 			ts[i].tier = tier(ts[i].w, mean)
 		}

@@ -129,9 +129,9 @@ func TestAssignEdges(t *testing.T) {
 			t.Errorf("7 targets on %d members, want 7", got)
 		}
 	})
-	t.Run("unknown weighs the mean", func(t *testing.T) {
-		refs := uniformRefs(4)
-		refs[0].Samples, refs[1].Samples = 1024, 3072
+	t.Run("unknown weighs the median", func(t *testing.T) {
+		refs := uniformRefs(6)
+		refs[0].Samples, refs[1].Samples, refs[2].Samples, refs[3].Samples = 1024, 3072, 1e6, 512
 		r, err := Assign(DefaultConfig(), ms, refs)
 		if err != nil {
 			t.Fatal(err)
@@ -140,8 +140,9 @@ func TestAssignEdges(t *testing.T) {
 		for _, w := range r.Weights {
 			total += w
 		}
-		if total != 1024+3072+2*2048 {
-			t.Errorf("total weight %d, want %d", total, 1024+3072+2*2048)
+		// The median of 512, 1024, 3072 and 1e6's class, the lower of two.
+		if want := uint64(512 + 1024 + 3072 + WeightClass(1e6) + 2*1024); total != want {
+			t.Errorf("total weight %d, want %d", total, want)
 		}
 	})
 }

@@ -53,7 +53,7 @@ func (t Target) ID(job string) string {
 }
 
 // Canonical returns targets in canonical form, in a new slice (sharing
-// the strings): each target's labels sorted by name, the targets sorted
+// the strings): each target's labels sorted by name (nil when none), the targets sorted
 // by address and then by labels, exact duplicates dropped. It returns
 // ErrInvalidTarget for an empty address, an empty label name or a label
 // name given twice in one target. It is a pure function.
@@ -79,6 +79,9 @@ func Canonical(targets []Target) ([]Target, error) {
 			if k > 0 && ls[k-1].Name == l.Name {
 				return nil, fmt.Errorf("%w: target %q has label %q twice", ErrInvalidTarget, t.Address, l.Name)
 			}
+		}
+		if len(ls) == 0 {
+			ls = nil
 		}
 		out[i] = Target{Address: t.Address, Labels: ls}
 	}
