@@ -23,20 +23,20 @@ type assigner struct {
 func alternatives(load float64) []assigner {
 	cfg := Config{Load: load}
 	return []assigner{
-		{"rendezvous+deferred-acceptance (Assign)", func(ms []string, refs []Ref) []string {
+		{"rendezvous, greedy bound (Assign)", func(ms []string, refs []Ref) []string {
 			r, err := Assign(cfg, ms, refs)
 			if err != nil {
 				panic(err)
 			}
 			return r.Owners
 		}},
-		{"rendezvous+greedy bound", func(ms []string, refs []Ref) []string {
-			return greedyAssign(ms, refs, load, rendezvousPick)
+		{"rendezvous, deferred acceptance", func(ms []string, refs []Ref) []string {
+			return deferredAssign(ms, refs, load)
 		}},
 		{"rendezvous, unbounded", func(ms []string, refs []Ref) []string {
 			return greedyAssign(ms, refs, 1e9, rendezvousPick)
 		}},
-		{"consistent v0.10.0+greedy bound", func(ms []string, refs []Ref) []string {
+		{"consistent v0.10.0, greedy bound", func(ms []string, refs []Ref) []string {
 			return greedyAssign(ms, refs, load, consistentPick)
 		}},
 	}
@@ -73,28 +73,14 @@ func greedyAssign(members []string, refs []Ref, load float64, newPick func(names
 	return owners
 }
 
-// rendezvousPick ranks the members by score, highest first, in one pass.
+// rendezvousPick is Assign's choice, for greedyAssign.
 func rendezvousPick(names []string) picker {
 	mh := make([]uint64, len(names))
 	for j, n := range names {
 		mh[j] = sumIn(domainMember, n)
 	}
 	return func(th uint64, _ string, w, bound uint64, loads []uint64) int {
-		best, least := -1, 0
-		var bestScore, leastScore uint64
-		for j, m := range mh {
-			s := score(th, m)
-			if loads[j]+w <= bound && (best < 0 || s > bestScore) {
-				best, bestScore = j, s
-			}
-			if j == 0 || loads[j] < loads[least] || loads[j] == loads[least] && s > leastScore {
-				least, leastScore = j, s
-			}
-		}
-		if best >= 0 {
-			return best
-		}
-		return least
+		return place(target{h: th, w: w}, mh, loads, bound)
 	}
 }
 

