@@ -3,6 +3,7 @@ package targets
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -217,8 +218,16 @@ func Digest(targets []Target) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(encodeRaw(make([]byte, 0, rawSize(ts)), ts))
-	return hex.EncodeToString(sum[:]), nil
+	// The encoding, target by target, through one small buffer.
+	h := sha256.New()
+	buf := binary.AppendUvarint(nil, uint64(len(ts)))
+	for i := range ts {
+		h.Write(buf)
+		buf = encodeTarget(buf[:0], ts[i])
+	}
+	h.Write(buf)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])), nil
 }
 
 // compress gzips raw.

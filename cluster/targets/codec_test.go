@@ -304,3 +304,20 @@ func TestTargetID(t *testing.T) {
 		t.Errorf("ID %q", got)
 	}
 }
+
+// TestCanonicalLeavesInput: Canonical sorts copies, never the caller's
+// labels.
+func TestCanonicalLeavesInput(t *testing.T) {
+	t.Parallel()
+	in := sample()
+	before := fmt.Sprint(in)
+	if _, err := Canonical(in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Encode(space(t), "j", in, DefaultCodecConfig()); err != nil {
+		t.Fatal(err)
+	}
+	if after := fmt.Sprint(in); after != before {
+		t.Errorf("input changed: %s, was %s", after, before)
+	}
+}

@@ -32,13 +32,19 @@ func rawSize(ts []Target) int {
 // encodeRaw appends the encoding of ts, which must be canonical, to b.
 func encodeRaw(b []byte, ts []Target) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ts)))
-	for _, t := range ts {
-		b = appendString(b, t.Address)
-		b = binary.AppendUvarint(b, uint64(len(t.Labels)))
-		for _, l := range t.Labels {
-			b = appendString(b, l.Name)
-			b = appendString(b, l.Value)
-		}
+	for i := range ts {
+		b = encodeTarget(b, ts[i])
+	}
+	return b
+}
+
+// encodeTarget appends the encoding of one target to b.
+func encodeTarget(b []byte, t Target) []byte {
+	b = appendString(b, t.Address)
+	b = binary.AppendUvarint(b, uint64(len(t.Labels)))
+	for _, l := range t.Labels {
+		b = appendString(b, l.Name)
+		b = appendString(b, l.Value)
 	}
 	return b
 }

@@ -52,26 +52,24 @@ func (t Target) ID(job string) string {
 	return job + "\x00" + t.Address + "\x00" + hex.EncodeToString(h.Sum(sum[:0])[:16])
 }
 
-// Canonical returns targets in canonical form, in a new slice (sharing
-// the strings): each target's labels sorted by name (nil when none), the targets sorted
-// by address and then by labels, exact duplicates dropped. It returns
-// ErrInvalidTarget for an empty address, an empty label name or a label
-// name given twice in one target. It is a pure function.
+// Canonical returns targets in canonical form, in a new slice: each
+// target's labels sorted by name (nil when none), the targets sorted by
+// address and then by labels, exact duplicates dropped. It shares the
+// strings, and the label slices that are in order already (it never
+// writes to them). It returns ErrInvalidTarget for an empty address, an
+// empty label name or a label name given twice in one target. It is a
+// pure function.
 func Canonical(targets []Target) ([]Target, error) {
 	out := make([]Target, len(targets))
-	n := 0
-	for _, t := range targets {
-		n += len(t.Labels)
-	}
-	backing := make([]Label, 0, n)
 	for i, t := range targets {
 		if t.Address == "" {
 			return nil, fmt.Errorf("%w: target %d has an empty address", ErrInvalidTarget, i)
 		}
-		start := len(backing)
-		backing = append(backing, t.Labels...)
-		ls := backing[start:len(backing):len(backing)]
-		slices.SortFunc(ls, compareLabel)
+		ls := t.Labels
+		if !slices.IsSortedFunc(ls, compareLabel) {
+			ls = slices.Clone(ls)
+			slices.SortFunc(ls, compareLabel)
+		}
 		for k, l := range ls {
 			if l.Name == "" {
 				return nil, fmt.Errorf("%w: target %q has a label with an empty name", ErrInvalidTarget, t.Address)
@@ -83,7 +81,7 @@ func Canonical(targets []Target) ([]Target, error) {
 		if len(ls) == 0 {
 			ls = nil
 		}
-		out[i] = Target{Address: t.Address, Labels: ls}
+		out[i] = Target{Address: t.Address, Labels: ls[:len(ls):len(ls)]}
 	}
 	slices.SortFunc(out, CompareTargets)
 	return slices.CompactFunc(out, func(a, b Target) bool { return CompareTargets(a, b) == 0 }), nil
