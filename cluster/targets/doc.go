@@ -12,7 +12,7 @@
 // hash of the pair, and is given to the first member in its ranking that
 // still has room under Config.Load times the ideal share. Targets are
 // placed heaviest first (by the samples their last scrape returned,
-// rounded to a power of two by [WeightClass]), so that a few heavy
+// rounded to three binary digits by [WeightClass]), so that a few heavy
 // targets spread out before the light ones fill the gaps. docs/design-notes.md
 // ("Ownership of scrape targets") has the measurements that chose this over
 // github.com/buraksezer/consistent.
