@@ -121,7 +121,7 @@ func (l *Log) reclaimLocked() error {
 	case len(l.segs) > 1:
 		s := l.segs[0]
 		if lost := int64(s.first + s.n - max(l.headSeq, s.first)); lost > 0 {
-			l.droppedFull.Add(int(lost))
+			l.droppedFull.Add(int(l.undeliveredIn(s))) // held ones were delivered
 			l.records -= lost
 			l.acked = max(l.acked, s.first+s.n-1)
 		}
