@@ -139,7 +139,15 @@ type Shipper struct {
 	next     int           // round robin position
 	healthCh chan struct{} // closed and replaced when health or the list changes
 
+	// win keeps what upstreams acknowledged for ship.redeliver_window;
+	// nil when that is 0.
+	win *window
+	// heldTo and ackedTo are the last spooled record held and
+	// acknowledged; the sender's alone.
+	heldTo, ackedTo uint64
+
 	retries     *metrics.Counter
+	redelivered *metrics.Counter
 	dropQueue   *metrics.Counter
 	dropReject  *metrics.Counter
 	dropDrain   *metrics.Counter
@@ -198,6 +206,9 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 	}
 	s.sender = sender{auth: a, client: newClient(rt)}
 	s.registerMetrics()
+	if cfg.RedeliverWindow > 0 {
+		s.win = newWindow(cfg.RedeliverWindow.D(), int64(cfg.RedeliverMaxBytes), s.set)
+	}
 	if err := s.SetUpstreamCredentials(cfg.Upstreams, cfg.Credentials); err != nil {
 		return nil, err
 	}
@@ -216,6 +227,7 @@ func (s *Shipper) closeIdle() {
 
 func (s *Shipper) registerMetrics() {
 	s.retries = s.set.NewCounter("procfleet_ship_retries_total")
+	s.redelivered = s.set.NewCounter("procfleet_ship_redelivered_batches_total")
 	s.dropQueue = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="queue_full"}`)
 	s.dropReject = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="rejected_4xx"}`)
 	s.dropDrain = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="drain_timeout"}`)
@@ -315,23 +327,34 @@ func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
 		return 0
 	}
 	for {
+		s.expire()
 		b := s.q.pop()
 		if b == nil {
+			if s.pending() && sendCtx.Err() == nil {
+				s.redeliverPending(sendCtx, false)
+				continue
+			}
 			if ctx.Err() != nil {
 				return 0
 			}
+			expiry, stop := s.expiryTimer()
 			select {
 			case <-s.q.ready:
+			case <-s.windowReady():
+			case <-expiry:
 			case <-ctx.Done():
 			}
+			stop()
 			continue
 		}
-		err := s.deliver(sendCtx, b, false)
+		ep, err := s.deliver(sendCtx, b, sendOpts{})
 		switch {
 		case errors.Is(err, errRefused):
 			s.refused(err)
 		case err != nil:
 			return 1
+		default:
+			s.keepBatch(ep, b)
 		}
 	}
 }
@@ -344,25 +367,49 @@ var errGaveUp = errors.New("no upstream took the batch")
 // (400, 413, 415, 422): sent again as it is, it would be refused again.
 var errRefused = errors.New("upstream refused the body")
 
-// deliver sends b until an endpoint takes or refuses it. It returns nil
-// when b was taken, an error wrapping errRefused when it was refused, ctx's
-// error when ctx ends first, and errGaveUp when giveUp is set and it would
-// otherwise wait for a backoff. The caller counts a refused batch.
-func (s *Shipper) deliver(ctx context.Context, b *Batch, giveUp bool) error {
+// sendOpts shape one deliver.
+type sendOpts struct {
+	// giveUp returns errGaveUp rather than waiting for a backoff.
+	giveUp bool
+	// avoid, the upstream that lost a redelivered batch, is not tried in
+	// the first round; later rounds try it, so that a sole upstream gets
+	// the batch again once it is back.
+	avoid *endpoint
+	// again marks a redelivery, which leaves other pending redeliveries to
+	// its caller.
+	again bool
+}
+
+// deliver sends b until an endpoint takes or refuses it. It returns the
+// endpoint and nil when b was taken, an error wrapping errRefused when it
+// was refused, ctx's error when ctx ends first, and errGaveUp when
+// o.giveUp is set and it would otherwise wait for a backoff. The caller
+// counts a refused batch. Unless o.again is set, what an unreachable
+// upstream acknowledged within the redelivery window is sent again first:
+// what is pending when deliver starts, and what an upstream that becomes
+// unreachable under b held.
+func (s *Shipper) deliver(ctx context.Context, b *Batch, o sendOpts) (*endpoint, error) {
 	var tried []*endpoint
-	round := 0
+	if o.avoid != nil {
+		tried = append(tried, o.avoid)
+	}
+	round, redeliver := 0, !o.again
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
+		if redeliver && s.pending() {
+			s.redeliverPending(ctx, o.giveUp)
+		}
+		redeliver = false
 		p := s.pick(tried)
 		switch p.state {
 		case throttled:
 			sleep(ctx, p.wait, nil)
 			continue
 		case allTried, noneHealthy:
-			if giveUp {
-				return errGaveUp
+			if o.giveUp {
+				return nil, errGaveUp
 			}
 			sleep(ctx, s.backoff(round), p.wake) // wake is nil for allTried
 			round++
@@ -372,12 +419,15 @@ func (s *Shipper) deliver(ctx context.Context, b *Batch, giveUp bool) error {
 		r := s.attempt(ctx, p.ep, b)
 		if s.settle(p.ep, r, round) {
 			if r.outcome == rejected {
-				return fmt.Errorf("%w: %w", errRefused, r.err)
+				return nil, fmt.Errorf("%w: %w", errRefused, r.err)
 			}
-			return nil
+			return p.ep, nil
 		}
 		if r.outcome == aborted {
-			return r.err
+			return nil, r.err
+		}
+		if r.unreachable && s.crashed(p.ep) > 0 && !o.again {
+			redeliver = true
 		}
 		s.retries.Inc()
 		switch {
