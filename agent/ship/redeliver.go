@@ -129,6 +129,9 @@ func (s *Shipper) crashed(ep *endpoint) int {
 // reports whether none is left: false when ctx ended or, with giveUp, a
 // run of spooled records found no upstream (it stays pending).
 func (s *Shipper) redeliverPending(ctx context.Context, giveUp bool) bool {
+	if s.win == nil {
+		return true
+	}
 	for {
 		k, ok := s.win.popPending()
 		if !ok {
