@@ -37,6 +37,11 @@ type window struct {
 	sides      []*sideWindow
 	profile    string // path of the agent's CPU profile, if taken
 	floor      freshness
+	// The redelivery window's cost, with -window-cost: side A's gauges
+	// and the agent without a window.
+	held       *heldSampler
+	off        *offAgent
+	offRSSPeak int64
 }
 
 // measure waits out the warm-up, measures the window on both sides at once,
@@ -69,16 +74,33 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	if err := b.snapshot(ctx, w, false); err != nil {
 		return nil, err
 	}
-	rss := newRSSPeaks(pids(b.a.agents), pids(b.b.agents))
+	var err error
+	groups := [][]int{pids(b.a.agents), pids(b.b.agents)}
+	heldCtx, stopHeld := context.WithCancel(ctx)
+	defer stopHeld()
+	heldDone := make(chan struct{})
+	if b.off != nil {
+		w.off, w.held = b.off, &heldSampler{addr: b.agentAt, offAddr: b.off.addr}
+		groups = append(groups, []int{b.off.proc.pid()})
+		if b.off.start, err = cpuTicks(b.off.proc.pid()); err != nil {
+			return nil, fmt.Errorf("%s: %w", b.off.proc.name, err)
+		}
+		go func() { defer close(heldDone); w.held.run(heldCtx) }()
+	} else {
+		close(heldDone)
+	}
+	rss := newRSSPeaks(groups...)
 	rssCtx, stopRSS := context.WithCancel(ctx)
 	rssDone := make(chan struct{})
 	go func() { defer close(rssDone); rss.run(rssCtx, 250*time.Millisecond) }()
 	profDone := b.startProfile(ctx, w)
 
-	err := sleepUntil(ctx, w.start.Add(b.o.duration))
+	err = sleepUntil(ctx, w.start.Add(b.o.duration))
 	w.end = time.Now()
 	stopRSS()
 	<-rssDone
+	stopHeld()
+	<-heldDone
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +109,13 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	}
 	for i, sw := range w.sides {
 		sw.rssPeak, sw.procPeak = rss.sumPeak[i], rss.procPeak
+	}
+	if w.off != nil {
+		w.offRSSPeak = rss.sumPeak[2]
+		if w.off.end, err = cpuTicks(w.off.proc.pid()); err != nil {
+			return nil, fmt.Errorf("%s: %w", w.off.proc.name, err)
+		}
+		_, w.off.hwm, _ = memStatus(w.off.proc.pid())
 	}
 	if err := b.finish(ctx, w, stopProbes, &probes); err != nil {
 		return nil, err
