@@ -44,6 +44,18 @@
 // procfleet_ship_replay_splits_total counts the refused requests split so.
 // The relay feeds its write-ahead log to a shipper this way without
 // calling Enqueue at all.
+//
+// # Redelivery
+//
+// With Config.RedeliverWindow above 0, what each upstream acknowledged
+// within the window (and Config.RedeliverMaxBytes) is kept: batches from
+// memory as they are, spooled records held in the spool and acknowledged
+// only once they leave the window. When that upstream becomes
+// unreachable (refused, reset, timed out, closed without an answer, an
+// empty 5xx), what it kept is sent again before anything else, to the
+// other upstreams first, and counted
+// (procfleet_ship_redelivered_batches_total); an upstream that answers,
+// even with an error, lost nothing. See redeliver.go.
 package ship
 
 import (
