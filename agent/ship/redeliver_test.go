@@ -383,3 +383,36 @@ func TestRedeliverOnProbe(t *testing.T) {
 		t.Fatalf("a's last error %q; want a probe's", st)
 	}
 }
+
+// Spooled records that the sole upstream lost wait in the spool, ahead of
+// the backlog, until it is back, and are sent to it again then.
+func TestRedeliverFromTheSpoolToTheSoleUpstream(t *testing.T) {
+	a := newUpstream(t, nil)
+	sp := openSpool(t, t.TempDir(), spoolConfig())
+	defer sp.Close()
+	cfg := testConfig(a.URL())
+	cfg.RedeliverWindow = config.Duration(time.Second)
+	set := metrics.NewSet()
+	s := newShipper(t, cfg, Deps{Metrics: set, Spool: sp})
+	run(t, s)
+	store := func(i int) {
+		t.Helper()
+		c := &Chunked{Chunks: [][]byte{testenv.Gzip(t, line(i))}, Samples: 1}
+		if err := c.Store(sp, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		store(i)
+	}
+	waitFor(t, "a took 3 records", 5*time.Second, func() bool { return len(ids(a.received())) == 3 })
+	a.down()
+	store(4)
+	waitFor(t, "a unhealthy", 5*time.Second, func() bool { return !stateOf(t, s, a.URL()).Healthy })
+	a.up(t)
+	waitFor(t, "records 1 to 3 again and 4 on a", 10*time.Second, func() bool { return len(ids(a.received())) == 7 })
+	if got := ids(a.received()); !slices.Equal(got, []int{1, 2, 3, 1, 2, 3, 4}) {
+		t.Fatalf("a received %v; want 1 to 3, the same again, then 4", got)
+	}
+	waitFor(t, "the spool empty, nothing held", 5*time.Second, func() bool { return sp.Len() == 0 && sp.Held() == 0 })
+}

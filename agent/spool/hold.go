@@ -226,6 +226,44 @@ func (l *Log) oldestHeldAgeLocked() time.Duration {
 	return time.Since(time.UnixMilli(h.createdMs))
 }
 
+// allHeldLocked reports whether every record of s is held.
+func (l *Log) allHeldLocked(s *segment) bool {
+	return l.rd.seq > l.headSeq && l.rd.seq >= s.first+s.n
+}
+
+// releaseSegmentLocked deletes segs[0], whose records are all held, as if
+// they were acknowledged: held records give their space to new ones.
+func (l *Log) releaseSegmentLocked() error {
+	s := l.segs[0]
+	if n := int64(s.first + s.n - min(max(l.headSeq, s.first), s.first+s.n)); n > 0 {
+		l.records -= n
+	}
+	l.acked = max(l.acked, s.first+s.n-1)
+	return l.dropSegmentLocked()
+}
+
+// releaseHeld deletes the segments whose records are all held, the active
+// one too (after starting a new one), and reports whether it deleted any.
+// The caller holds wmu.
+func (l *Log) releaseHeld() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	freed := false
+	for len(l.segs) > 0 && l.allHeldLocked(l.segs[0]) {
+		if len(l.segs) == 1 {
+			if l.segs[0].size == 0 || l.rotateLocked() != nil {
+				break
+			}
+			continue
+		}
+		if l.releaseSegmentLocked() != nil {
+			break
+		}
+		freed = true
+	}
+	return freed
+}
+
 // undeliveredIn counts the records of s that are neither acknowledged
 // nor held, for a segment dropped to make room.
 func (l *Log) undeliveredIn(s *segment) int64 {

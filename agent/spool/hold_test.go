@@ -156,3 +156,37 @@ func TestHoldDropOldest(t *testing.T) {
 	}
 	checkCounts(t, l, "after the drop", 2, 0)
 }
+
+// Held records give their space to new ones: a log at MaxBytes that
+// refuses when full deletes segments whose records are all held (the
+// active one too, after starting a new one) before it refuses, counting
+// nothing as dropped.
+func TestHoldGivesWayWhenFull(t *testing.T) {
+	f := func(name string, sizes []int) {
+		t.Helper()
+		cfg := testConfig(64 << 10)
+		cfg.MaxBytes = 128 << 10
+		l, set := openLog(t, t.TempDir(), cfg)
+		for _, n := range sizes {
+			if err := l.Append(make([]byte, n), time.Now()); err != nil {
+				t.Fatalf("%s: Append: %v", name, err)
+			}
+		}
+		recs := nextN(t, l, 10, 0)
+		hold(t, l, recs[len(recs)-1])
+		if err := l.Append(make([]byte, 40<<10), time.Now()); err != nil {
+			t.Fatalf("%s: Append over held records: %v; want their space", name, err)
+		}
+		if g := metricValue(t, set, `procfleet_spool_dropped_total{reason="full"}`); g != 0 {
+			t.Fatalf("%s: dropped for room = %v; want 0 (held records were delivered)", name, g)
+		}
+		if l.Len() != 1 {
+			t.Fatalf("%s: Len = %d; want the new record", name, l.Len())
+		}
+		if got := nextN(t, l, 10, 0); len(got) != 1 || len(got[0].Data) != 40<<10 {
+			t.Fatalf("%s: NextN after the release = %d records", name, len(got))
+		}
+	}
+	f("older segment", []int{40 << 10, 40 << 10, 40 << 10})
+	f("active segment", []int{60 << 10, 60 << 10})
+}

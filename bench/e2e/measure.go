@@ -74,20 +74,14 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	if err := b.snapshot(ctx, w, false); err != nil {
 		return nil, err
 	}
-	var err error
 	groups := [][]int{pids(b.a.agents), pids(b.b.agents)}
-	heldCtx, stopHeld := context.WithCancel(ctx)
+	stopHeld, err := b.startWindowCost(ctx, w)
 	defer stopHeld()
-	heldDone := make(chan struct{})
-	if b.off != nil {
-		w.off, w.held = b.off, &heldSampler{addr: b.agentAt, offAddr: b.off.addr}
-		groups = append(groups, []int{b.off.proc.pid()})
-		if b.off.start, err = cpuTicks(b.off.proc.pid()); err != nil {
-			return nil, fmt.Errorf("%s: %w", b.off.proc.name, err)
-		}
-		go func() { defer close(heldDone); w.held.run(heldCtx) }()
-	} else {
-		close(heldDone)
+	if err != nil {
+		return nil, err
+	}
+	if w.off != nil {
+		groups = append(groups, []int{w.off.proc.pid()})
 	}
 	rss := newRSSPeaks(groups...)
 	rssCtx, stopRSS := context.WithCancel(ctx)
@@ -100,7 +94,6 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	stopRSS()
 	<-rssDone
 	stopHeld()
-	<-heldDone
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +105,9 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	}
 	if w.off != nil {
 		w.offRSSPeak = rss.sumPeak[2]
-		if w.off.end, err = cpuTicks(w.off.proc.pid()); err != nil {
-			return nil, fmt.Errorf("%s: %w", w.off.proc.name, err)
+		if err := w.off.endWindow(); err != nil {
+			return nil, err
 		}
-		_, w.off.hwm, _ = memStatus(w.off.proc.pid())
 	}
 	if err := b.finish(ctx, w, stopProbes, &probes); err != nil {
 		return nil, err

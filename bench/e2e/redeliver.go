@@ -95,6 +95,34 @@ func (b *bench) stopSink() {
 	}
 }
 
+// startWindowCost, with -window-cost, reads the agent without a window's
+// CPU ticks and starts sampling side A's window gauges into w; the
+// function returned stops the sampler and waits for it (call it also on
+// an error).
+func (b *bench) startWindowCost(ctx context.Context, w *window) (stop func(), err error) {
+	if b.off == nil {
+		return func() {}, nil
+	}
+	w.off, w.held = b.off, &heldSampler{addr: b.agentAt, offAddr: b.off.addr}
+	if b.off.start, err = cpuTicks(b.off.proc.pid()); err != nil {
+		return func() {}, fmt.Errorf("%s: %w", b.off.proc.name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); w.held.run(ctx) }()
+	return func() { cancel(); <-done }, nil
+}
+
+// endWindow reads the agent's CPU ticks and VmHWM at the window's end.
+func (o *offAgent) endWindow() error {
+	var err error
+	if o.end, err = cpuTicks(o.proc.pid()); err != nil {
+		return fmt.Errorf("%s: %w", o.proc.name, err)
+	}
+	_, o.hwm, _ = memStatus(o.proc.pid())
+	return nil
+}
+
 // heldSampler reads side A's window gauges every second. It reads the
 // other agent's /metrics as often, so that both pay the same for it.
 type heldSampler struct {
