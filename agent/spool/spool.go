@@ -67,8 +67,10 @@
 // A reader that may have to send a delivered record again for a while
 // holds it (Hold) rather than acknowledging it: reading goes on after it
 // and Len no longer counts it, yet it stays on disk, readable with
-// ReadFrom, until Ack deletes it. Holding is not persisted: after a restart
-// held records are delivered again.
+// ReadFrom, until Ack deletes it, or until space runs out: at MaxBytes, or
+// on a full disk, segments whose records are all held are deleted before
+// a new record is refused. Holding is not persisted: after a restart held
+// records are delivered again.
 package spool
 
 import (
