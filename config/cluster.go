@@ -118,6 +118,8 @@ type ClusterShip struct {
 	FailuresToUnhealthy int          `yaml:"failures_to_unhealthy"`
 	QueueBatches        int          `yaml:"queue_batches"`
 	DrainTimeout        Duration     `yaml:"drain_timeout"`
+	RedeliverWindow     Duration     `yaml:"redeliver_window"`
+	RedeliverMaxBytes   ByteSize     `yaml:"redeliver_max_bytes"`
 	// Credential names the host credential for the upstreams that name
 	// none (see Upstream.Credential); overrides may change it. Empty: such
 	// upstreams are sent to with the host's own ship.auth and ship.tls.
@@ -328,7 +330,8 @@ func clusterAgentsOf(a Agent) ClusterAgents {
 		Ship: ClusterShip{
 			Timeouts: s.Timeouts, Retry: s.Retry, ProbeInterval: s.ProbeInterval,
 			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches,
-			DrainTimeout: s.DrainTimeout,
+			DrainTimeout: s.DrainTimeout, RedeliverWindow: s.RedeliverWindow,
+			RedeliverMaxBytes: s.RedeliverMaxBytes,
 		},
 	}
 }
@@ -341,6 +344,7 @@ func (ca ClusterAgents) applyTo(a *Agent) {
 	s, d := ca.Ship, &a.Ship
 	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
 	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
+	d.RedeliverWindow, d.RedeliverMaxBytes = s.RedeliverWindow, s.RedeliverMaxBytes
 }
 
 // UpstreamNames returns the names of the upstreams, in document order.

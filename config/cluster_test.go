@@ -492,3 +492,34 @@ overrides:
 		t.Fatalf("ParseCluster = %v; want the unknown key of overrides[0]", err)
 	}
 }
+
+// agents.ship.redeliver_window and redeliver_max_bytes are cluster keys:
+// the cluster sets them, an override changes them, and 0 turns redelivery
+// off for the agents it matches.
+func TestAgentConfigRedeliverWindow(t *testing.T) {
+	c := clusterWithOverrides(t, `
+agents:
+  ship: {redeliver_window: 20s, redeliver_max_bytes: 4MiB}
+overrides:
+  - match: {nodes: [small]}
+    agents:
+      ship: {redeliver_window: 0s}
+`)
+	f := func(node string, window time.Duration, maxBytes ByteSize) {
+		t.Helper()
+		a, err := c.AgentConfig(node, nil, DefaultAgent())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Ship.RedeliverWindow.D() != window || a.Ship.RedeliverMaxBytes != maxBytes {
+			t.Fatalf("%s: ship.redeliver_window %s, redeliver_max_bytes %d; want %s and %d",
+				node, a.Ship.RedeliverWindow, a.Ship.RedeliverMaxBytes, window, maxBytes)
+		}
+	}
+	f("other", 20*time.Second, 4<<20)
+	f("small", 0, 4<<20)
+	if _, err := ParseCluster([]byte(twoUpstreams + "agents:\n  ship: {redeliver_window: 1h}\n")); err == nil ||
+		!strings.Contains(err.Error(), "agents.ship.redeliver_window") {
+		t.Fatalf("redeliver_window 1h: %v; want an error naming agents.ship.redeliver_window", err)
+	}
+}

@@ -112,6 +112,8 @@ type RelayForward struct {
 func DefaultRelay() Relay {
 	s := DefaultShip()
 	s.Strategy = StrategyOrdered
+	// Kept in the write-ahead log, on disk, not in memory.
+	s.RedeliverMaxBytes = 64 << 20
 	return Relay{
 		Listen: "0.0.0.0:9478",
 		Import: RelayImport{

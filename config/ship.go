@@ -35,6 +35,21 @@ type Ship struct {
 	// DrainTimeout bounds how long a graceful stop keeps sending queued
 	// batches. Default 10s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
+	// RedeliverWindow is how long the batches an upstream acknowledged
+	// are kept to be sent again should it become unreachable (connection
+	// refused or reset, a timeout, no answer) within that time:
+	// VictoriaMetrics acknowledges a body once it is parsed into memory
+	// and writes it to disk seconds later, so a crash loses what it took
+	// last. Such batches go to the next upstream before new data. An
+	// upstream that answers, even with an error, lost nothing. 0 turns
+	// redelivery off. 0 to 10m; default 10s.
+	RedeliverWindow Duration `yaml:"redeliver_window"`
+	// RedeliverMaxBytes bounds the body bytes kept for RedeliverWindow;
+	// past it the oldest are let go early, counted. The agent keeps them
+	// in memory, the relay (and an agent's spooled batches) in the
+	// write-ahead log or spool. 64KiB to 16GiB; default 8MiB for the
+	// agent, 64MiB for the relay.
+	RedeliverMaxBytes ByteSize `yaml:"redeliver_max_bytes"`
 	// Auth authenticates requests to the upstreams that Credentials does
 	// not name. Host-local: never taken from the cluster config. Default
 	// none.
@@ -119,6 +134,8 @@ func DefaultShip() Ship {
 		FailuresToUnhealthy: 2,
 		QueueBatches:        256,
 		DrainTimeout:        Duration(10 * time.Second),
+		RedeliverWindow:     Duration(10 * time.Second),
+		RedeliverMaxBytes:   8 << 20,
 	}
 }
 
@@ -158,6 +175,13 @@ func (s Ship) Validate(key string) error {
 	}
 	if s.QueueBatches < 1 {
 		return fmt.Errorf("%s.queue_batches: %d is not accepted; want 1 or more", key, s.QueueBatches)
+	}
+	if s.RedeliverWindow < 0 || s.RedeliverWindow > Duration(10*time.Minute) {
+		return fmt.Errorf("%s.redeliver_window: %s is not accepted; want 0 (off) to 10m, such as 10s", key, s.RedeliverWindow)
+	}
+	if s.RedeliverMaxBytes < 64<<10 || s.RedeliverMaxBytes > 16<<30 {
+		return fmt.Errorf("%s.redeliver_max_bytes: %s is not accepted; want 64KiB to 16GiB, such as 8MiB",
+			key, FormatBytes(int64(s.RedeliverMaxBytes)))
 	}
 	if err := validateAuthTLS(key+".auth", key+".tls", s.Auth, s.TLS); err != nil {
 		return err

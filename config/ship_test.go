@@ -38,6 +38,11 @@ func TestShipValidate(t *testing.T) {
 	f("drain", func(s *Ship) { s.DrainTimeout = 0 }, "ship.drain_timeout")
 	f("failures", func(s *Ship) { s.FailuresToUnhealthy = 0 }, "ship.failures_to_unhealthy")
 	f("queue", func(s *Ship) { s.QueueBatches = 0 }, "ship.queue_batches")
+	f("redeliver off", func(s *Ship) { s.RedeliverWindow = 0 }, "")
+	f("redeliver negative", func(s *Ship) { s.RedeliverWindow = -1 }, "ship.redeliver_window")
+	f("redeliver long", func(s *Ship) { s.RedeliverWindow = Duration(11 * time.Minute) }, "ship.redeliver_window")
+	f("redeliver bytes small", func(s *Ship) { s.RedeliverMaxBytes = 1 << 10 }, "ship.redeliver_max_bytes")
+	f("redeliver bytes large", func(s *Ship) { s.RedeliverMaxBytes = 17 << 30 }, "ship.redeliver_max_bytes")
 	f("basic", func(s *Ship) { s.Auth = ShipAuth{Username: "u", PasswordFile: "/p"} }, "")
 	f("bearer", func(s *Ship) { s.Auth = ShipAuth{BearerTokenFile: "/t"} }, "")
 	f("both auth", func(s *Ship) { s.Auth = ShipAuth{Username: "u", PasswordFile: "/p", BearerTokenFile: "/t"} },

@@ -2,7 +2,9 @@
 // (or vmagent, or curl) where hosts cannot write to VictoriaMetrics
 // directly, stores every accepted body in a write-ahead log on disk before
 // it answers, and forwards the log in order with the agent's shipper,
-// deleting a body only once an upstream took it.
+// deleting a body only once an upstream took it and ship.redeliver_window
+// passed since: an upstream that becomes unreachable within it gets the
+// bodies it took sent, from the log, to the next upstream.
 //
 // A relay is an agent without generators and with an import API: the
 // shipper's spool is the write-ahead log, and the shipper's health checks,

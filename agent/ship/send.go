@@ -32,6 +32,11 @@ type result struct {
 	outcome    outcome
 	err        error
 	retryAfter time.Duration // from Retry-After, capped at MaxBackoff
+	// unreachable marks a failure without an answer from the upstream
+	// (refused, reset, timed out, closed before a response) or with an
+	// empty 5xx (a proxy's for an upstream it cannot reach): the upstream
+	// may have lost what it acknowledged recently.
+	unreachable bool
 }
 
 // errSendTimeout is the cause of a request whose body was not written
@@ -88,7 +93,7 @@ func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
 			return result{outcome: aborted, err: ctx.Err()}
 		}
 		s.countRequest(ep, "error")
-		return result{outcome: failed, err: fmt.Errorf("ship to %s: %w", ep.label, requestError(err, reqCtx))}
+		return result{outcome: failed, unreachable: true, err: fmt.Errorf("ship to %s: %w", ep.label, requestError(err, reqCtx))}
 	}
 	ep.bytes.Add(len(b.Body))
 	s.sent.Add(uint64(len(b.Body)))
@@ -120,16 +125,19 @@ func (s *Shipper) classify(ep *endpoint, resp *http.Response, excerpt string) re
 		return result{outcome: delivered}
 	}
 	err := fmt.Errorf("ship to %s: HTTP %d: %s", ep.label, code, excerpt)
+	// An upstream that says why it failed is up; an empty 5xx comes from
+	// something in front of one that is not.
+	unreachable := code >= 500 && excerpt == ""
 	switch {
 	case code == http.StatusTooManyRequests:
 		return result{outcome: busy, err: err, retryAfter: s.retryAfter(resp.Header)}
 	case code == http.StatusServiceUnavailable:
-		return result{outcome: failed, err: err, retryAfter: s.retryAfter(resp.Header)}
+		return result{outcome: failed, err: err, retryAfter: s.retryAfter(resp.Header), unreachable: unreachable}
 	case code == http.StatusBadRequest, code == http.StatusRequestEntityTooLarge,
 		code == http.StatusUnsupportedMediaType, code == http.StatusUnprocessableEntity:
 		return result{outcome: rejected, err: err}
 	}
-	return result{outcome: failed, err: err}
+	return result{outcome: failed, err: err, unreachable: unreachable}
 }
 
 // retryAfter parses a Retry-After header, in seconds or as an HTTP date,
@@ -241,6 +249,7 @@ func (s *Shipper) probe(ctx context.Context, ep *endpoint) {
 	if err != nil {
 		s.countProbe(ep, "fail")
 		s.markFailure(ep, fmt.Errorf("probe %s: %w", ep.label, requestError(err, pctx)), true, 0)
+		s.crashed(ep)
 		return
 	}
 	drain(resp.Body)

@@ -44,6 +44,18 @@
 // procfleet_ship_replay_splits_total counts the refused requests split so.
 // The relay feeds its write-ahead log to a shipper this way without
 // calling Enqueue at all.
+//
+// # Redelivery
+//
+// With Config.RedeliverWindow above 0, what each upstream acknowledged
+// within the window (and Config.RedeliverMaxBytes) is kept: batches from
+// memory as they are, spooled records held in the spool and acknowledged
+// only once they leave the window. When that upstream becomes
+// unreachable (refused, reset, timed out, closed without an answer, an
+// empty 5xx), what it kept is sent again before anything else, to the
+// other upstreams first, and counted
+// (procfleet_ship_redelivered_batches_total); an upstream that answers,
+// even with an error, lost nothing. See redeliver.go.
 package ship
 
 import (
@@ -139,7 +151,15 @@ type Shipper struct {
 	next     int           // round robin position
 	healthCh chan struct{} // closed and replaced when health or the list changes
 
+	// win keeps what upstreams acknowledged for ship.redeliver_window;
+	// nil when that is 0.
+	win *window
+	// heldTo and ackedTo are the last spooled record held and
+	// acknowledged; the sender's alone.
+	heldTo, ackedTo uint64
+
 	retries     *metrics.Counter
+	redelivered *metrics.Counter
 	dropQueue   *metrics.Counter
 	dropReject  *metrics.Counter
 	dropDrain   *metrics.Counter
@@ -198,6 +218,9 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 	}
 	s.sender = sender{auth: a, client: newClient(rt)}
 	s.registerMetrics()
+	if cfg.RedeliverWindow > 0 {
+		s.win = newWindow(cfg.RedeliverWindow.D(), int64(cfg.RedeliverMaxBytes), s.set)
+	}
 	if err := s.SetUpstreamCredentials(cfg.Upstreams, cfg.Credentials); err != nil {
 		return nil, err
 	}
@@ -216,6 +239,7 @@ func (s *Shipper) closeIdle() {
 
 func (s *Shipper) registerMetrics() {
 	s.retries = s.set.NewCounter("procfleet_ship_retries_total")
+	s.redelivered = s.set.NewCounter("procfleet_ship_redelivered_batches_total")
 	s.dropQueue = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="queue_full"}`)
 	s.dropReject = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="rejected_4xx"}`)
 	s.dropDrain = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="drain_timeout"}`)
@@ -315,102 +339,36 @@ func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
 		return 0
 	}
 	for {
+		s.expire()
 		b := s.q.pop()
 		if b == nil {
+			if s.pending() && sendCtx.Err() == nil {
+				s.redeliverPending(sendCtx, false)
+				continue
+			}
 			if ctx.Err() != nil {
 				return 0
 			}
+			expiry, stop := s.expiryTimer()
 			select {
 			case <-s.q.ready:
+			case <-s.windowReady():
+			case <-expiry:
 			case <-ctx.Done():
 			}
+			stop()
 			continue
 		}
-		err := s.deliver(sendCtx, b, false)
+		ep, err := s.deliver(sendCtx, b, sendOpts{})
 		switch {
 		case errors.Is(err, errRefused):
 			s.refused(err)
 		case err != nil:
 			return 1
+		default:
+			s.keepBatch(ep, b)
 		}
 	}
-}
-
-// errGaveUp is deliver's answer when it may give up and every endpoint
-// failed the batch in one round, or none is healthy.
-var errGaveUp = errors.New("no upstream took the batch")
-
-// errRefused wraps deliver's answer when an upstream refused the body
-// (400, 413, 415, 422): sent again as it is, it would be refused again.
-var errRefused = errors.New("upstream refused the body")
-
-// deliver sends b until an endpoint takes or refuses it. It returns nil
-// when b was taken, an error wrapping errRefused when it was refused, ctx's
-// error when ctx ends first, and errGaveUp when giveUp is set and it would
-// otherwise wait for a backoff. The caller counts a refused batch.
-func (s *Shipper) deliver(ctx context.Context, b *Batch, giveUp bool) error {
-	var tried []*endpoint
-	round := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		p := s.pick(tried)
-		switch p.state {
-		case throttled:
-			sleep(ctx, p.wait, nil)
-			continue
-		case allTried, noneHealthy:
-			if giveUp {
-				return errGaveUp
-			}
-			sleep(ctx, s.backoff(round), p.wake) // wake is nil for allTried
-			round++
-			tried = tried[:0]
-			continue
-		}
-		r := s.attempt(ctx, p.ep, b)
-		if s.settle(p.ep, r, round) {
-			if r.outcome == rejected {
-				return fmt.Errorf("%w: %w", errRefused, r.err)
-			}
-			return nil
-		}
-		if r.outcome == aborted {
-			return r.err
-		}
-		s.retries.Inc()
-		switch {
-		case r.outcome == busy:
-			round++ // the next 429 without Retry-After waits longer
-		case r.retryAfter == 0:
-			tried = append(tried, p.ep)
-		}
-	}
-}
-
-// settle records the result of an attempt on ep and reports whether the
-// batch is done with (delivered or refused).
-func (s *Shipper) settle(ep *endpoint, r result, round int) bool {
-	switch r.outcome {
-	case delivered:
-		s.markSuccess(ep, "send")
-		return true
-	case rejected:
-		s.markRejected(ep, r.err)
-		return true
-	case busy:
-		d := r.retryAfter
-		if d == 0 {
-			d = s.backoff(round)
-		}
-		s.markFailure(ep, r.err, false, d)
-		s.warnThrottled(ep.label, "upstream is busy; retrying later", "err", r.err, "retry_in", d)
-	case failed:
-		s.markFailure(ep, r.err, true, r.retryAfter)
-		s.warnThrottled(ep.label, "send failed; retrying", "err", r.err)
-	}
-	return false
 }
 
 // refused counts a batch that an upstream refused, which is dropped, and

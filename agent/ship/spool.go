@@ -17,33 +17,22 @@ const spoolMaxRecords = 4096
 // queue is empty. After ctx is done it keeps delivering queued batches
 // until sendCtx ends (the drain deadline) and spools the rest.
 func (s *Shipper) spoolLoop(ctx, sendCtx context.Context) {
+	defer s.storePending()
 	round := 0 // replay rounds failed in a row, for the backoff
 	for {
+		s.expire()
 		if b := s.q.pop(); b != nil {
-			switch {
-			case sendCtx.Err() != nil:
-				s.store(b)
-			case s.spool.Len() > 0 && !s.anyHealthy():
-				s.store(b) // an outage: straight to disk, behind the backlog
-			default:
-				err := s.deliver(sendCtx, b, true)
-				switch {
-				case errors.Is(err, errRefused):
-					s.refused(err)
-				case err != nil:
-					s.store(b)
-				}
-			}
+			s.sendFresh(sendCtx, b)
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		changed := s.spool.Changed() // before Len, so that no append is missed
-		if s.spool.Len() > 0 {
+		if s.spool.Len() > 0 || s.pending() {
 			// Reading a backlog while no endpoint is healthy would only
 			// read it again after the backoff.
-			if s.anyHealthy() && s.replay(ctx) {
+			if s.anyHealthy() && s.redeliverPending(ctx, true) && (s.spool.Len() == 0 || s.replay(ctx)) {
 				round = 0
 				continue
 			}
@@ -61,10 +50,35 @@ func (s *Shipper) spoolLoop(ctx, sendCtx context.Context) {
 			round++
 			continue
 		}
+		expiry, stop := s.expiryTimer()
 		select {
 		case <-s.q.ready:
 		case <-changed:
+		case <-s.windowReady():
+		case <-expiry:
 		case <-ctx.Done():
+		}
+		stop()
+	}
+}
+
+// sendFresh sends a batch from the queue, giving it one round of
+// endpoints; one that no endpoint took goes to the spool.
+func (s *Shipper) sendFresh(sendCtx context.Context, b *Batch) {
+	switch {
+	case sendCtx.Err() != nil:
+		s.store(b)
+	case s.spool.Len() > 0 && !s.anyHealthy():
+		s.store(b) // an outage: straight to disk, behind the backlog
+	default:
+		ep, err := s.deliver(sendCtx, b, sendOpts{giveUp: true})
+		switch {
+		case errors.Is(err, errRefused):
+			s.refused(err)
+		case err != nil:
+			s.store(b)
+		default:
+			s.keepBatch(ep, b)
 		}
 	}
 }
@@ -88,19 +102,22 @@ func (s *Shipper) replay(ctx context.Context) bool {
 		// spool for good.
 		s.dropRecord.Inc()
 		s.warnThrottled("record", "cannot read a spooled batch; dropped it", "err", err, "seq", recs[0].Seq)
-		s.ack(recs[0].Seq)
+		s.doneSpooled(nil, []spooled{{seq: recs[0].Seq, rec: recs[0]}})
 		return true
 	}
-	return s.sendSpooled(ctx, parts) == nil
+	return s.sendSpooled(ctx, parts, nil) == nil
 }
 
-// spooled is a batch read back from the spool, with its sequence number.
+// spooled is a batch read back from the spool, with its sequence number
+// and record (whose data its body aliases).
 type spooled struct {
 	b   *Batch
 	seq uint64
+	rec spool.Record
 }
 
-// sendSpooled delivers parts in one request and acknowledges them. A
+// sendSpooled delivers parts in one request and acknowledges them (see
+// doneSpooled); avoid, when not nil, is the upstream that lost them. A
 // refused request of several records does not show which record the
 // upstream refused, or whether only their sum was too large: its halves
 // are sent again each on its own, down to single records, so that only a
@@ -108,11 +125,13 @@ type spooled struct {
 // delivered in order. It returns the error of a send that no upstream
 // took (deliver with giveUp): the records before it are acknowledged, it
 // and the rest stay in the spool.
-func (s *Shipper) sendSpooled(ctx context.Context, parts []spooled) error {
-	err := s.deliver(ctx, joinBatches(parts), true)
+func (s *Shipper) sendSpooled(ctx context.Context, parts []spooled, avoid *endpoint) error {
+	ep, err := s.deliver(ctx, joinBatches(parts), sendOpts{giveUp: true, avoid: avoid, again: avoid != nil})
 	switch {
 	case err == nil:
-		s.replayed.Add(len(parts))
+		if avoid == nil {
+			s.replayed.Add(len(parts))
+		}
 	case !errors.Is(err, errRefused):
 		return err
 	case len(parts) == 1:
@@ -122,12 +141,12 @@ func (s *Shipper) sendSpooled(ctx context.Context, parts []spooled) error {
 		s.logThrottled(slog.LevelInfo, "split", "upstream refused a merged replay request; sending its records again in halves",
 			"records", len(parts), "err", err)
 		mid := len(parts) / 2
-		if err := s.sendSpooled(ctx, parts[:mid]); err != nil {
+		if err := s.sendSpooled(ctx, parts[:mid], avoid); err != nil {
 			return err
 		}
-		return s.sendSpooled(ctx, parts[mid:])
+		return s.sendSpooled(ctx, parts[mid:], avoid)
 	}
-	s.ack(parts[len(parts)-1].seq)
+	s.doneSpooled(ep, parts)
 	return nil
 }
 
@@ -147,13 +166,13 @@ func parseRecords(recs []spool.Record) ([]spooled, error) {
 		return nil, err
 	}
 	parts := make([]spooled, 1, len(recs))
-	parts[0] = spooled{first, recs[0].Seq}
+	parts[0] = spooled{first, recs[0].Seq, recs[0]}
 	for _, r := range recs[1:] {
 		b, err := parseRecord(r.Data, r.Created)
 		if err != nil || b.Query != first.Query || b.Plain != first.Plain {
 			break
 		}
-		parts = append(parts, spooled{b, r.Seq})
+		parts = append(parts, spooled{b, r.Seq, r})
 	}
 	return parts, nil
 }

@@ -1,7 +1,9 @@
 package spool
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 	"time"
 )
 
@@ -51,22 +53,32 @@ func (l *Log) write(hdr *[headerSize]byte, pieces [][]byte, size int64) (*syncGr
 		l.syncErr = nil
 		return nil, err
 	}
-	l.mu.Lock()
-	if l.closed {
+	var s *segment
+	var off int64
+	var seq uint64
+	for retried := false; ; retried = true {
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			return nil, ErrClosed
+		}
+		l.rollbackLocked()
+		err := l.makeRoomLocked(size)
+		f := l.active
+		s, off, seq = l.segs[len(l.segs)-1], l.segs[len(l.segs)-1].size, l.wseq
 		l.mu.Unlock()
-		return nil, ErrClosed
-	}
-	l.rollbackLocked()
-	err := l.makeRoomLocked(size)
-	s, f := l.segs[len(l.segs)-1], l.active
-	off, seq := s.size, l.wseq
-	l.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-
-	if err := l.writePieces(f, off, hdr, pieces); err != nil {
+		if err != nil {
+			return nil, err
+		}
+		err = l.writePieces(f, off, hdr, pieces)
+		if err == nil {
+			break
+		}
 		_ = f.Truncate(off) // best effort; the next write goes to off anyway
+		// A full disk takes back the space of held records first.
+		if !retried && errors.Is(err, syscall.ENOSPC) && l.releaseHeld() {
+			continue
+		}
 		return nil, fmt.Errorf("cannot write spool segment %s: %w", s.path, err)
 	}
 
@@ -111,17 +123,20 @@ func (l *Log) makeRoomLocked(size int64) error {
 func (l *Log) reclaimLocked() error {
 	active := l.segs[len(l.segs)-1]
 	switch {
-	case len(l.segs) == 1 && active.size > 0 && l.headSeq >= active.first+active.n:
-		// Everything readable is acknowledged but the active segment is
-		// kept. Rotation makes records awaiting an fsync readable first, so
-		// that it deletes the segment only when they are none.
+	case len(l.segs) == 1 && active.size > 0 && l.readSeqLocked() >= active.first+active.n:
+		// Everything readable is acknowledged (or held) but the active
+		// segment is kept. Rotation makes records awaiting an fsync
+		// readable first, so that it deletes the segment only when they
+		// are none.
 		return l.rotateLocked()
+	case len(l.segs) > 1 && l.allHeldLocked(l.segs[0]):
+		return l.releaseSegmentLocked() // delivered: new records go first
 	case l.cfg.Full == Refuse:
 		return ErrFull
 	case len(l.segs) > 1:
 		s := l.segs[0]
 		if lost := int64(s.first + s.n - max(l.headSeq, s.first)); lost > 0 {
-			l.droppedFull.Add(int(lost))
+			l.droppedFull.Add(int(l.undeliveredIn(s))) // held ones were delivered
 			l.records -= lost
 			l.acked = max(l.acked, s.first+s.n-1)
 		}

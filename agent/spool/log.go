@@ -26,9 +26,10 @@ type segment struct {
 
 // Log is a spool directory opened for appending and reading. Its methods
 // are safe for concurrent use: the record writes of Append are serialised
-// among themselves (their fsyncs are shared, see Append), and Next, NextN
-// and Ack are meant for one reader at a time, since they share a single
-// position (the oldest unacknowledged record).
+// among themselves (their fsyncs are shared, see Append), and Next, NextN,
+// Hold, ReadFrom and Ack are meant for one reader at a time, since they
+// share its positions (the oldest record not held, the oldest not
+// acknowledged).
 type Log struct {
 	dir string
 	cfg Config
@@ -73,6 +74,9 @@ type Log struct {
 	bytes   int64
 	records int64
 	notify  chan struct{} // closed and replaced when records arrive or on Close
+
+	// rd is the oldest record not held, when past the head (see Hold).
+	rd Pos
 
 	acked        uint64 // every seq <= acked is delivered
 	ackPersisted uint64
@@ -125,20 +129,23 @@ func Open(dir string, cfg Config, set *metrics.Set) (*Log, error) {
 	set.NewGauge(`procfleet_spool_oldest_age_seconds`, func() float64 {
 		return l.OldestAge().Seconds()
 	})
+	set.NewGauge(`procfleet_spool_held_records`, func() float64 {
+		return float64(l.Held())
+	})
 	return l, nil
 }
 
 // Recovery returns what Open found on disk, for the caller to log.
 func (l *Log) Recovery() Recovery { return l.recovery }
 
-// Len returns the number of readable records not yet acknowledged (nor
-// dropped), the value of the procfleet_spool_records gauge. Records whose
-// Append still waits for its fsync are not counted. It does not block on
-// I/O and keeps working after Close.
+// Len returns the number of readable records not yet acknowledged, held
+// (see Hold) nor dropped, the value of the procfleet_spool_records gauge.
+// Records whose Append still waits for its fsync are not counted. It does
+// not block on I/O and keeps working after Close.
 func (l *Log) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return int(l.records)
+	return int(l.records - l.heldLocked())
 }
 
 // Changed returns a channel that is closed the next time a record becomes
@@ -257,13 +264,16 @@ func (l *Log) createSegment() error {
 	return nil
 }
 
-// OldestAge returns how long ago the oldest unacknowledged record was
-// created, or 0 when there is none.
+// OldestAge returns how long ago the oldest record neither acknowledged
+// nor held was created, or 0 when there is none.
 func (l *Log) OldestAge() time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return 0
+	}
+	if l.rd.seq > l.headSeq {
+		return l.oldestHeldAgeLocked()
 	}
 	if ok, err := l.headLocked(); !ok || err != nil {
 		return 0

@@ -26,7 +26,8 @@ func (l *Log) Next(ctx context.Context) (Record, error) {
 }
 
 // NextN is Next for a batch: it returns up to maxRecords consecutive
-// records starting at the oldest unacknowledged one, stopping before the
+// records starting at the oldest one neither acknowledged nor held (see
+// Hold), stopping before the
 // record that would take the total of their payloads over maxBytes, but
 // always at least one, however large. maxRecords below 1 counts as 1, and
 // maxBytes 0 or below sets no byte limit. It blocks, drops records over
@@ -106,12 +107,17 @@ func (l *Log) peekLocked(now time.Time, maxRecords, maxBytes int) ([]Record, err
 		if !expired(l.head, now, l.cfg.MaxAge) {
 			break
 		}
-		l.droppedAge.Inc()
+		if l.headSeq >= l.rd.seq { // a held record was delivered
+			l.droppedAge.Inc()
+		}
 		l.acked = max(l.acked, l.headSeq)
 		if err := l.advanceLocked(); err != nil {
 			return nil, err
 		}
 		l.records--
+	}
+	if l.rd.seq > l.headSeq {
+		return l.peekHeldLocked(now, maxRecords, maxBytes)
 	}
 	b := batch{
 		recs:       make([]Record, 0, min(max(maxRecords, 1), 64)),
@@ -190,7 +196,8 @@ func (b *batch) read(f *os.File, s *segment, seq uint64, off int64, first *heade
 		if _, err := f.ReadAt(data, off+headerSize); err != nil {
 			return fmt.Errorf("cannot read spool segment %s: %w", s.path, err)
 		}
-		b.recs = append(b.recs, Record{Seq: seq, Data: data, Created: time.UnixMilli(h.createdMs)})
+		b.recs = append(b.recs, Record{Seq: seq, Data: data, Created: time.UnixMilli(h.createdMs),
+			Pos: Pos{seq: seq, seg: s.first, off: off}})
 		b.bytes += n
 		off += headerSize + int64(n)
 	}

@@ -63,6 +63,14 @@
 // records are acknowledged; after a crash the records acknowledged since the
 // last persisted ack are delivered again. A record is deleted only after it
 // was acknowledged, dropped for age, or dropped by the DropOldest policy.
+//
+// A reader that may have to send a delivered record again for a while
+// holds it (Hold) rather than acknowledging it: reading goes on after it
+// and Len no longer counts it, yet it stays on disk, readable with
+// ReadFrom, until Ack deletes it, or until space runs out: at MaxBytes, or
+// on a full disk, segments whose records are all held are deleted before
+// a new record is refused. Holding is not persisted: after a restart held
+// records are delivered again.
 package spool
 
 import (
@@ -169,6 +177,7 @@ type Record struct {
 	Seq     uint64    // sequence number, increasing across the log's life
 	Data    []byte    // payload; owned by the caller
 	Created time.Time // creation time given to Append, millisecond precision
+	Pos     Pos       // where it lies, for Hold and ReadFrom
 }
 
 // Recovery is what Open found on disk.

@@ -32,6 +32,8 @@ type bench struct {
 	floor   *floor    // VictoriaMetrics' own freshness, see floor
 	started time.Time // when the agents were started; warm-up counts from here
 	pprofAt string    // the agent's --pprof-listen address
+	agentAt string    // the agent's --listen address (/metrics)
+	off     *offAgent // the agent without a redelivery window, with -window-cost
 	neAt    string    // node_exporter's address
 	vaAt    string    // vmagent's HTTP address
 }
@@ -53,8 +55,13 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ps := newProcs(dir, cancel)
+	b := &bench{o: o, dir: dir, bins: bins, ps: ps,
+		a: &side{label: "A", setup: "procfleet agent (default config)", instance: "bench-a"},
+		b: &side{label: "B", setup: "node_exporter (default collectors) scraped every 1s by vmagent", instance: "bench-b"},
+	}
 	defer func() {
 		ps.stopAll()
+		b.stopSink()
 		if err != nil && !errors.Is(err, context.Canceled) {
 			ps.printTails(os.Stderr)
 		}
@@ -64,10 +71,6 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 			logf("cannot remove %s: %v", dir, rerr)
 		}
 	}()
-	b := &bench{o: o, dir: dir, bins: bins, ps: ps,
-		a: &side{label: "A", setup: "procfleet agent (default config)", instance: "bench-a"},
-		b: &side{label: "B", setup: "node_exporter (default collectors) scraped every 1s by vmagent", instance: "bench-b"},
-	}
 	stopSleepers, err := topUp(o.hostProcs)
 	defer stopSleepers()
 	if err != nil {
@@ -189,6 +192,9 @@ scrape_configs:
 	}
 	b.a.agents = []*proc{ag}
 	b.b.agents = []*proc{ne, va}
+	if b.o.windowCost {
+		return b.startOffAgent()
+	}
 	return nil
 }
 
@@ -201,6 +207,12 @@ func (b *bench) waitReady(ctx context.Context) error {
 	}
 	if b.pprofAt, err = waitLogMatch(ctx, b.a.agents[0], agentPprof, time.Second); err != nil {
 		return err
+	}
+	b.agentAt = addr
+	if b.off != nil {
+		if b.off.addr, err = waitLogMatch(ctx, b.off.proc, agentStarted, 30*time.Second); err != nil {
+			return err
+		}
 	}
 	for _, c := range []struct{ what, addr, path string }{
 		{"the agent", addr, "/healthz"},

@@ -40,6 +40,8 @@ type options struct {
 	check     bool          // exit 1 when a target is missed
 	keep      bool          // keep the temp dir
 	hostProcs int           // processes the host is topped up to
+	// windowCost runs a second agent without the redelivery window
+	windowCost bool
 }
 
 func main() {
@@ -52,6 +54,7 @@ func main() {
 	flag.BoolVar(&o.flush, "flush-before-poll", false, "call /internal/force_flush before every freshness poll: takes VictoriaMetrics' own 2-4s search buffer out of freshness, leaving agent plus ingestion delay (costs VictoriaMetrics CPU, not the agents')")
 	flag.BoolVar(&o.check, "check", false, "exit 1 when side A misses a target")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (VictoriaMetrics data, configs, logs)")
+	flag.BoolVar(&o.windowCost, "window-cost", true, "also run side A's agent with ship.redeliver_window: 0, pushing to a sink in this program, and report what the window costs (redeliver_window in the JSON)")
 	flag.IntVar(&o.hostProcs, "host-procs", 300, "before the start, top the host up to this many processes with idle `sleep` children, so that A's per-process series come from a known population (a host with a few hundred processes); 0 leaves the host as it is")
 	flag.Parse()
 	if err := o.validate(); err != nil {

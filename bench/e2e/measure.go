@@ -37,6 +37,11 @@ type window struct {
 	sides      []*sideWindow
 	profile    string // path of the agent's CPU profile, if taken
 	floor      freshness
+	// The redelivery window's cost, with -window-cost: side A's gauges
+	// and the agent without a window.
+	held       *heldSampler
+	off        *offAgent
+	offRSSPeak int64
 }
 
 // measure waits out the warm-up, measures the window on both sides at once,
@@ -69,16 +74,26 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	if err := b.snapshot(ctx, w, false); err != nil {
 		return nil, err
 	}
-	rss := newRSSPeaks(pids(b.a.agents), pids(b.b.agents))
+	groups := [][]int{pids(b.a.agents), pids(b.b.agents)}
+	stopHeld, err := b.startWindowCost(ctx, w)
+	defer stopHeld()
+	if err != nil {
+		return nil, err
+	}
+	if w.off != nil {
+		groups = append(groups, []int{w.off.proc.pid()})
+	}
+	rss := newRSSPeaks(groups...)
 	rssCtx, stopRSS := context.WithCancel(ctx)
 	rssDone := make(chan struct{})
 	go func() { defer close(rssDone); rss.run(rssCtx, 250*time.Millisecond) }()
 	profDone := b.startProfile(ctx, w)
 
-	err := sleepUntil(ctx, w.start.Add(b.o.duration))
+	err = sleepUntil(ctx, w.start.Add(b.o.duration))
 	w.end = time.Now()
 	stopRSS()
 	<-rssDone
+	stopHeld()
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +102,12 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	}
 	for i, sw := range w.sides {
 		sw.rssPeak, sw.procPeak = rss.sumPeak[i], rss.procPeak
+	}
+	if w.off != nil {
+		w.offRSSPeak = rss.sumPeak[2]
+		if err := w.off.endWindow(); err != nil {
+			return nil, err
+		}
 	}
 	if err := b.finish(ctx, w, stopProbes, &probes); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"text/tabwriter"
 	"time"
 )
@@ -28,8 +29,10 @@ type Report struct {
 	Profile       string             `json:"profile,omitempty"`
 	// FreshnessMode says whether VictoriaMetrics' search buffer is in the
 	// freshness figures ("queryable") or taken out ("ingested").
-	FreshnessMode string   `json:"freshness_mode"`
-	Notes         []string `json:"notes"`
+	FreshnessMode string `json:"freshness_mode"`
+	// Redeliver is what side A's redelivery window costs (-window-cost).
+	Redeliver *RedeliverReport `json:"redeliver_window,omitempty"`
+	Notes     []string         `json:"notes"`
 }
 
 // SideReport is one side's figures over the window.
@@ -98,6 +101,8 @@ type Target struct {
 
 const rssLimit = 40 << 20
 
+const redeliverNote = "redeliver_window: held_* are side A's procfleet_ship_redeliver_window_bytes/_batches (compressed bodies kept to be sent again should an upstream crash) read from its /metrics every second of the window; off_* are a second agent, same configuration but ship.redeliver_window: 0, pushing to a sink in the harness, over the same window; *_delta are side A's agent less that one (the two differ by noise of a few percent as well)"
+
 var notes = []string{
 	"cpu_seconds: utime+stime from /proc/PID/stat of the agent processes (A: procfleet; B: node_exporter + vmagent) between window start and end, divided by clk_tck",
 	"rss_bytes: peak over the window of the sum of the agent processes' VmRSS, sampled every 250ms; vm_hwm_bytes: sum of their VmHWM (peak since process start, warm-up included) at the end",
@@ -135,6 +140,10 @@ func buildReport(o options, m Machine, v Versions, w *window) *Report {
 	if t, ok := r.Targets["freshness_p99_ms"]; ok {
 		t.FloorP99MS = r.Floor.FreshnessP99MS
 		r.Targets["freshness_p99_ms"] = t
+	}
+	r.Redeliver = redeliverReport(w, r.A, m.ClkTck)
+	if r.Redeliver != nil {
+		r.Notes = append(slices.Clip(r.Notes), redeliverNote)
 	}
 	r.AllTargetsMet = true
 	for _, t := range r.Targets {
@@ -274,6 +283,11 @@ func printTable(out io.Writer, r *Report) {
 	fmt.Fprintf(out, "\nfreshness: %s\n", r.FreshnessMode)
 	fmt.Fprintf(out, "VictoriaMetrics' own floor (samples imported straight, no agent): p50 %s ms, p99 %s ms, max %s ms (%d samples)\n",
 		num(r.Floor.FreshnessP50MS), num(r.Floor.FreshnessP99MS), num(r.Floor.FreshnessMaxMS), r.Floor.FreshnessSamples)
+	if d := r.Redeliver; d != nil {
+		fmt.Fprintf(out, "\nredelivery window (%gs): holds %s bytes in %.3g batches on average (peak %d bytes, %d batches); against an agent without it: CPU %+.3fs of %.3fs, RSS peak %+d bytes, VmHWM %+d bytes\n",
+			d.WindowS, num(d.HeldBytesMean), d.HeldBatchesMean, d.HeldBytesPeak, d.HeldBatchesPeak,
+			d.CPUSecondsDelta, d.OffCPUSeconds, d.RSSPeakDelta, d.VmHWMDelta)
+	}
 	if r.Profile != "" {
 		fmt.Fprintf(out, "\nagent CPU profile: go tool pprof -top -nodecount 25 %s\n", r.Profile)
 	}
