@@ -42,8 +42,8 @@ type Agent struct {
 	shipper *ship.Shipper
 	spool   *spool.Log // nil when spool.dir is empty; Run closes it
 	sched   *sched.Scheduler
-	self    *server // /metrics and /healthz; nil when listen is empty
-	pprof   *server // /debug/pprof/; nil when debug.pprof_listen is empty
+	self    *server      // /metrics and /healthz; nil when listen is empty
+	pprof   *server      // /debug/pprof/; nil when debug.pprof_listen is empty
 	preLn   net.Listener // handed over by UseListener
 	ready   chan struct{}
 	stopped chan struct{} // closed when Run stops taking config changes
