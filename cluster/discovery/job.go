@@ -53,9 +53,9 @@ type Status struct {
 type Job struct {
 	deps    Deps
 	name    string
-	wake    chan struct{}  // a plan is pending; capacity 1
-	updates chan Targets   // the latest set; capacity 1
-	notify  func()         // called after a set is delivered; set before Run
+	wake    chan struct{} // a plan is pending; capacity 1
+	updates chan Targets  // the latest set; capacity 1
+	notify  func()        // called after a set is delivered; set before Run
 	ran     sync.Once
 
 	mu      sync.Mutex

@@ -35,7 +35,9 @@ type limitedReader struct {
 	max int64
 }
 
-func limitReader(r io.Reader, max int64) *limitedReader { return &limitedReader{r: r, n: max, max: max} }
+func limitReader(r io.Reader, max int64) *limitedReader {
+	return &limitedReader{r: r, n: max, max: max}
+}
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
