@@ -40,8 +40,8 @@ type Config struct {
 	// at (modification time, size, inode); a changed file is read again at
 	// once, and every file each refresh_interval. Default 5s.
 	FilePoll time.Duration
-	// FetchTimeout bounds one HTTP SD fetch and one DNS resolution, and is
-	// capped at the source's refresh_interval. Default 20s.
+	// FetchTimeout bounds one HTTP SD fetch (body included) and one DNS
+	// resolution of a dns_sd_config's names. Default 20s.
 	FetchTimeout time.Duration
 }
 

@@ -48,7 +48,7 @@ type dnsAnswer struct {
 }
 
 func (s *dnsSource) refresh(ctx context.Context) ([]Group, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, min(s.c.FetchTimeout, s.interval()))
+	ctx, cancel := context.WithTimeout(ctx, s.c.FetchTimeout)
 	defer cancel()
 	answers := make([]dnsAnswer, len(s.cfg.Names))
 	var wg sync.WaitGroup

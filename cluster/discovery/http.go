@@ -58,9 +58,18 @@ func (s *httpSource) fetch(ctx context.Context) ([]Group, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, min(s.deps.Config.FetchTimeout, s.interval()))
+	timeout := s.deps.Config.FetchTimeout
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := s.client.Do(req.WithContext(ctx))
+	groups, err := s.do(req.WithContext(ctx))
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil, fmt.Errorf("not done within %v: %w", timeout, err)
+	}
+	return groups, err
+}
+
+func (s *httpSource) do(req *http.Request) ([]Group, error) {
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -120,12 +120,11 @@ func show(ls []labels.Labels) string {
 	return b.String()
 }
 
-// sourceStatus returns the status of the source called name.
-func sourceStatus(st Status, name string) SourceStatus {
-	for _, s := range st.Sources {
-		if s.Name == name {
-			return s
-		}
+// srcAt returns the status of the job's i-th source, the zero value
+// before the job started it.
+func srcAt(st Status, i int) SourceStatus {
+	if i < len(st.Sources) {
+		return st.Sources[i]
 	}
 	return SourceStatus{}
 }
