@@ -116,7 +116,7 @@ func TestHTTPSD(t *testing.T) {
 	}{
 		{500, "application/json", `[]`, "server returned HTTP status 500 Internal Server Error; want 200 OK"},
 		{200, "text/plain", `[]`, `unsupported content type "text/plain"`},
-		{200, "application/json; charset=utf-8", `[{"targets": [1]}]`, "group 0: targets[0]: the number 1"},
+		{200, "application/json; charset=utf-8", `[{"targets": [1]}]`, "group 0: targets[0]: a number"},
 		{200, "application/json", `<html>`, "invalid character '<'"},
 	} {
 		s.set(tc.status, tc.contentType, tc.body)

@@ -2,11 +2,8 @@ package discovery
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
 
@@ -56,208 +53,44 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Format is the format of a list of target groups.
+type Format int
+
+// Formats of ParseGroups.
+const (
+	// JSON is file_sd's .json files and http_sd's bodies.
+	JSON Format = iota
+	// YAML is file_sd's .yml and .yaml files.
+	YAML
+)
+
+// ParseGroups reads a list of target groups in Prometheus' file_sd format
+// from r as file_sd_configs and http_sd_configs read them: within the
+// bounds of c (bytes, targets, labels, YAML nodes), the groups without
+// targets left out, each group's labels completed with meta (the
+// __meta_filepath or __meta_url of the list). It is safe for concurrent
+// use.
+func ParseGroups(r io.Reader, f Format, meta labels.Label, c Config) ([]Group, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	lr := limitReader(r, c.MaxBytes)
+	if f == JSON {
+		return parseJSON(lr, meta, newBudget(c))
+	}
+	data, err := io.ReadAll(lr)
+	if err != nil {
+		return nil, err
+	}
+	return parseYAML(data, c.MaxYAMLNodes, meta, newBudget(c))
+}
+
 // groupLabels finishes a group's labels ls, which it may change: sorted,
 // the last of a repeated name winning, with the list's meta label (which
 // wins over a label of the same name, as in Prometheus).
 func groupLabels(ls []labels.Label, meta labels.Label) labels.Labels {
 	ls = append(ls, meta)
 	return labels.FromUnsorted(ls)
-}
-
-// parseJSON reads a JSON list of target groups from r as a stream: what it
-// holds at any time is the groups read so far, within b, and one token
-// (within the reader's byte limit). Groups without targets are left out.
-func parseJSON(r io.Reader, meta labels.Label, b *budget) ([]Group, error) {
-	p := &jsonParser{dec: json.NewDecoder(r), b: b, meta: meta}
-	gs, err := p.list()
-	if err != nil {
-		var tl errTooLarge
-		if errors.As(err, &tl) {
-			return nil, tl
-		}
-		return nil, fmt.Errorf("at byte %d: %w", p.dec.InputOffset(), err)
-	}
-	return gs, nil
-}
-
-type jsonParser struct {
-	dec   *json.Decoder
-	b     *budget
-	meta  labels.Label
-	addrs []string
-}
-
-func (p *jsonParser) list() ([]Group, error) {
-	tok, err := p.dec.Token()
-	switch {
-	case err == io.EOF:
-		return nil, errors.New("empty; want a JSON list of target groups such as [{\"targets\": [\"db-1:9187\"], \"labels\": {\"env\": \"prod\"}}]")
-	case err != nil:
-		return nil, err
-	case tok == nil:
-		return nil, p.end()
-	case tok != json.Delim('['):
-		return nil, fmt.Errorf("%s; want a JSON list of target groups such as [{\"targets\": [\"db-1:9187\"], \"labels\": {\"env\": \"prod\"}}]", describeToken(tok))
-	}
-	var gs []Group
-	for i := 0; p.dec.More(); i++ {
-		g, err := p.group()
-		if err != nil {
-			return nil, fmt.Errorf("group %d: %w", i, err)
-		}
-		if len(g.Targets) > 0 {
-			gs = append(gs, g)
-		}
-	}
-	if _, err := p.dec.Token(); err != nil { // ]
-		return nil, err
-	}
-	return gs, p.end()
-}
-
-// end checks that nothing but white space follows the list.
-func (p *jsonParser) end() error {
-	_, err := p.dec.Token()
-	switch err {
-	case io.EOF:
-		return nil
-	case nil:
-		return errors.New("data after the list of target groups")
-	}
-	return err
-}
-
-func (p *jsonParser) group() (Group, error) {
-	tok, err := p.dec.Token()
-	if err != nil {
-		return Group{}, err
-	}
-	if tok != json.Delim('{') {
-		return Group{}, fmt.Errorf("%s; want a target group such as {\"targets\": [\"db-1:9187\"], \"labels\": {\"env\": \"prod\"}}", describeToken(tok))
-	}
-	p.addrs = p.addrs[:0]
-	var lbls []labels.Label
-	for p.dec.More() {
-		key, err := p.dec.Token()
-		if err != nil {
-			return Group{}, err
-		}
-		// encoding/json, which Prometheus decodes with, matches field
-		// names regardless of case; a repeated field replaces the first.
-		switch k, _ := key.(string); {
-		case strings.EqualFold(k, "targets"):
-			err = p.targets()
-		case strings.EqualFold(k, "labels"):
-			lbls, err = p.labels()
-		default:
-			err = fmt.Errorf("unknown field %q; want targets and labels", k)
-		}
-		if err != nil {
-			return Group{}, err
-		}
-	}
-	if _, err := p.dec.Token(); err != nil { // }
-		return Group{}, err
-	}
-	if len(p.addrs) == 0 {
-		return Group{}, nil
-	}
-	if err := p.b.addTargets(len(p.addrs)); err != nil {
-		return Group{}, err
-	}
-	g := addressGroup(p.addrs, groupLabels(lbls, p.meta))
-	return g, p.b.addGroup(g)
-}
-
-// targets reads the targets list into p.addrs, stopping at the job's
-// limit.
-func (p *jsonParser) targets() error {
-	p.addrs = p.addrs[:0]
-	tok, err := p.dec.Token()
-	if err != nil || tok == nil {
-		return err
-	}
-	if tok != json.Delim('[') {
-		return fmt.Errorf("targets: %s; want a list of host:port strings", describeToken(tok))
-	}
-	for p.dec.More() {
-		tok, err := p.dec.Token()
-		if err != nil {
-			return err
-		}
-		s, ok := tok.(string)
-		if !ok && tok != nil {
-			return fmt.Errorf("targets[%d]: %s; want a host:port string", len(p.addrs), describeToken(tok))
-		}
-		if p.b.targets+len(p.addrs) >= p.b.maxTargets {
-			return p.b.addTargets(len(p.addrs) + 1)
-		}
-		p.addrs = append(p.addrs, s)
-	}
-	_, err = p.dec.Token() // ]
-	return err
-}
-
-// labels reads a group's labels, at most the labels a target may have
-// (a repeated name counting again).
-func (p *jsonParser) labels() ([]labels.Label, error) {
-	tok, err := p.dec.Token()
-	if err != nil || tok == nil {
-		return nil, err
-	}
-	if tok != json.Delim('{') {
-		return nil, fmt.Errorf("labels: %s; want an object of label names and string values", describeToken(tok))
-	}
-	var ls []labels.Label
-	for p.dec.More() {
-		key, err := p.dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		name, _ := key.(string)
-		if !labels.IsValidName(name) {
-			return nil, fmt.Errorf("labels: %q is not a label name; want [a-zA-Z_][a-zA-Z0-9_]*", name)
-		}
-		tok, err := p.dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		v, ok := tok.(string)
-		if !ok && tok != nil {
-			return nil, fmt.Errorf("labels.%s: %s; want a string", name, describeToken(tok))
-		}
-		ls = append(ls, labels.Label{Name: name, Value: v})
-		if err := p.b.checkGroupLabels(len(ls)); err != nil {
-			return nil, err
-		}
-	}
-	_, err = p.dec.Token() // }
-	return ls, err
-}
-
-// describeToken names a JSON token for a message, without quoting more
-// than a little of a string.
-func describeToken(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '[':
-			return "a list"
-		case '{':
-			return "an object"
-		}
-		return fmt.Sprintf("%q", string(t))
-	case string:
-		if len(t) > 40 {
-			t = t[:40] + "..."
-		}
-		return fmt.Sprintf("the string %q", t)
-	case nil:
-		return "null"
-	case bool:
-		return fmt.Sprintf("%t", t)
-	}
-	return fmt.Sprintf("the number %v", tok)
 }
 
 // yamlGroup is a target group as YAML writes it.

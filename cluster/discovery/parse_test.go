@@ -51,9 +51,10 @@ func TestParseJSON(t *testing.T) {
 	ok(`[{"labels": {"a": "1"}}, {"targets": ["x:1"], "labels": null}, {"targets": null}, {"targets": ["y:1"]}]`,
 		`{__meta_url="http://sd/"}: x:1`+"\n"+`{__meta_url="http://sd/"}: y:1`+"\n")
 	// encoding/json's ways, as Prometheus decodes: keys of any case, the
-	// last of a repeated key, a null string is empty.
+	// last of a repeated key, a null string is empty, but a null in a
+	// repeated "targets" leaves the earlier one's element.
 	ok(`[{"Targets": ["a:1"], "LABELS": {"a": "1"}, "labels": {"b": null}}]`, `{__meta_url="http://sd/", b=""}: a:1`+"\n")
-	ok(`[{"targets": ["a:1"], "targets": [null, "b:1"]}]`, `{__meta_url="http://sd/"}: `+" b:1\n")
+	ok(`[{"targets": ["a:1"], "targets": [null, "b:1", null]}]`, `{__meta_url="http://sd/"}: a:1 b:1 `+"\n")
 
 	bad := func(in, want string) {
 		t.Helper()
@@ -65,11 +66,11 @@ func TestParseJSON(t *testing.T) {
 	bad(``, "empty; want a JSON list")
 	bad(`{"targets": []}`, "an object; want a JSON list")
 	bad(`[null]`, "group 0: null; want a target group")
-	bad(`[{"targets": ["a:1"]}, {"targets": [1]}]`, "group 1: targets[0]: the number 1; want a host:port string")
+	bad(`[{"targets": ["a:1"]}, {"targets": [1]}]`, "group 1: targets[0]: a number; want a host:port string")
 	bad(`[{"targets": "a:1"}]`, `targets: the string "a:1"; want a list`)
 	bad(`[{"target": ["a:1"]}]`, `unknown field "target"`)
 	bad(`[{"labels": {"a.b": "1"}}]`, `"a.b" is not a label name`)
-	bad(`[{"labels": {"a": 1}}]`, "labels.a: the number 1; want a string")
+	bad(`[{"labels": {"a": 1}}]`, "labels.a: a number; want a string")
 	bad(`[{"labels": {"a": {"b": "c"}}}]`, "labels.a: an object; want a string")
 	bad(`[] []`, "data after the list")
 	bad(`[{"targets": ["a:1"]}`, "at byte")
