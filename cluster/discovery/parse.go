@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 
-	"go.yaml.in/yaml/v3"
+	yaml "go.yaml.in/yaml/v2"
 
 	"github.com/procfleet/procfleet/prom/labels"
 )
@@ -93,7 +93,10 @@ func groupLabels(ls []labels.Label, meta labels.Label) labels.Labels {
 	return labels.FromUnsorted(ls)
 }
 
-// yamlGroup is a target group as YAML writes it.
+// yamlGroup is a target group as YAML writes it. It is decoded with
+// go.yaml.in/yaml/v2's UnmarshalStrict, as Prometheus' file_sd does, so
+// that a file means the same to both (v3 differs: it leaves a null out of
+// a list, takes a lone "!" for null).
 type yamlGroup struct {
 	Targets []string          `yaml:"targets"`
 	Labels  map[string]string `yaml:"labels"`
@@ -106,9 +109,7 @@ func parseYAML(data []byte, maxNodes int, meta labels.Label, b *budget) ([]Group
 		return nil, fmt.Errorf("up to %d YAML nodes, more than %d (the limit of a YAML file); write long lists as JSON (.json), which is read as a stream", n, maxNodes)
 	}
 	var ygs []*yamlGroup
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&ygs); err != nil && err != io.EOF {
+	if err := yaml.UnmarshalStrict(data, &ygs); err != nil {
 		return nil, err
 	}
 	var gs []Group
@@ -143,9 +144,9 @@ func parseYAML(data []byte, maxNodes int, meta labels.Label, b *budget) ([]Group
 	return gs, nil
 }
 
-// yamlNodes returns a bound on the nodes a YAML parser (go.yaml.in/yaml/v3,
-// libyaml's scanner) makes of data, counted from the indicators that
-// introduce them: each node but the root is an item of a sequence, or a
+// yamlNodes returns a bound on the nodes a YAML parser makes of data (the
+// Go ports of libyaml, go.yaml.in/yaml/v2 and v3, whose scanners agree on
+// the indicators), counted from the indicators that introduce them: each node but the root is an item of a sequence, or a
 // key or value of a mapping, and so follows a block entry "- " (one item),
 // a value or key indicator (a key and its value), a '[', '{' or ',' (an
 // item, or a key and its value). Indicators inside quoted strings and

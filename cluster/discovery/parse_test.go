@@ -104,7 +104,7 @@ func TestParseYAML(t *testing.T) {
 	bad("- targets: [a:1]\n-\n", "group 1: empty")
 	bad("- labels: {a.b: c}\n", `"a.b" is not a label name`)
 	bad("targets: [a:1]\n", "cannot unmarshal")
-	bad("- targets: [a:1]\n  targets: [b:1]\n", "already defined")
+	bad("- targets: [a:1]\n  targets: [b:1]\n", "field targets already set")
 }
 
 // hostile is a reader of a JSON list that would never end: prefix, then

@@ -58,6 +58,12 @@ type resolver struct {
 	own, base labels.Labels // merge buffers
 	out       labels.Labels // the builder's result, copied out
 	delMeta   func(labels.Label)
+	// inOrder: a labelmap rule visits the labels in the order they were
+	// set, which decides which of two labels mapped to one name wins; the
+	// labels are then set one by one in Prometheus' order (jobOrder)
+	// rather than given as a sorted base.
+	inOrder  bool
+	jobOrder []labels.Label
 }
 
 func newResolver(job *config.ScrapeConfig) (*resolver, error) {
@@ -65,7 +71,10 @@ func newResolver(job *config.ScrapeConfig) (*resolver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job %s: relabel_configs: %w", job.JobName, err)
 	}
-	r := &resolver{jobLabels: jobLabels(job), rules: rules, b: labels.NewBuilder(nil)}
+	r := &resolver{jobLabels: jobLabels(job), rules: rules, b: labels.NewBuilder(nil), jobOrder: jobLabelsInOrder(job)}
+	for _, c := range job.RelabelConfigs {
+		r.inOrder = r.inOrder || strings.EqualFold(c.Action, config.RelabelLabelMap)
+	}
 	r.delMeta = func(l labels.Label) {
 		if strings.HasPrefix(l.Name, metaPrefix) {
 			r.b.Del(l.Name)
@@ -94,13 +103,59 @@ func jobLabels(job *config.ScrapeConfig) labels.Labels {
 	return labels.FromUnsorted(ls).WithoutEmpty()
 }
 
+// jobLabelsInOrder returns the job-level labels in the order Prometheus
+// sets them: job, __scrape_interval__, __scrape_timeout__,
+// __metrics_path__, __scheme__, then the params (in Go's map order there;
+// by name here).
+func jobLabelsInOrder(job *config.ScrapeConfig) []labels.Label {
+	out := []labels.Label{
+		{Name: labelJob, Value: job.JobName},
+		{Name: labelInterval, Value: job.ScrapeInterval.String()},
+		{Name: labelTimeout, Value: job.ScrapeTimeout.String()},
+		{Name: labelMetricsPath, Value: job.MetricsPath},
+		{Name: labelScheme, Value: job.Scheme},
+	}
+	for _, l := range jobLabels(job) {
+		if strings.HasPrefix(l.Name, labelParamPrefix) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// reset gives the builder target t of a group with labels gl: t's labels,
+// gl's that t does not have, the job's that neither has (with a value).
+func (r *resolver) reset(t, gl labels.Labels) {
+	if !r.inOrder {
+		r.own = merge(r.own[:0], t, gl)
+		r.base = merge(r.base[:0], r.own, r.jobLabels)
+		r.b.Reset(r.base)
+		return
+	}
+	// As Prometheus' PopulateDiscoveredLabels: Set in this order (Go maps
+	// give the target's and the group's labels in any order; by name
+	// here), an empty value deleting.
+	r.b.Reset(nil)
+	for _, l := range t {
+		r.b.Set(l.Name, l.Value)
+	}
+	for _, l := range gl {
+		if !t.Has(l.Name) {
+			r.b.Set(l.Name, l.Value)
+		}
+	}
+	for _, l := range r.jobOrder {
+		if r.b.Get(l.Name) == "" {
+			r.b.Set(l.Name, l.Value)
+		}
+	}
+}
+
 // group appends the resolved label sets of g's targets to dst.
 func (r *resolver) group(g Group, dst []labels.Labels, st *ResolveStats) []labels.Labels {
 	for _, t := range g.Targets {
 		st.Discovered++
-		r.own = merge(r.own[:0], t, g.Labels)
-		r.base = merge(r.base[:0], r.own, r.jobLabels)
-		r.b.Reset(r.base)
+		r.reset(t, g.Labels)
 		if !r.rules.Process(r.b) {
 			st.Dropped++
 			continue
