@@ -19,10 +19,15 @@ import (
 var groupMeta = labels.Label{Name: "__meta_url", Value: "http://sd/"}
 
 // legacyNames makes Prometheus validate label names as procfleet does
-// (metric_name_validation_scheme: legacy) for the test.
+// (metric_name_validation_scheme: legacy) for the test: LabelName's
+// decoding reads this variable, Prometheus' escape hatch for the legacy
+// scheme.
 func legacyNames(t testing.TB) {
-	old := model.NameValidationScheme //nolint:staticcheck // the scheme Prometheus' decoding reads
+	//lint:ignore SA1019 the variable LabelName.UnmarshalJSON and UnmarshalYAML read
+	old := model.NameValidationScheme
+	//lint:ignore SA1019 as above
 	model.NameValidationScheme = model.LegacyValidation
+	//lint:ignore SA1019 as above
 	t.Cleanup(func() { model.NameValidationScheme = old })
 }
 
@@ -52,10 +57,9 @@ func promGroups(in string, f pfdiscovery.Format) (string, error) {
 		for k, v := range tg.Labels {
 			ls = append(ls, fmt.Sprintf("%s=%q", k, v))
 		}
-		if tg.Labels[model.LabelName(groupMeta.Name)] == "" || true {
-			ls = slices.DeleteFunc(ls, func(s string) bool { return strings.HasPrefix(s, groupMeta.Name+"=") })
-			ls = append(ls, fmt.Sprintf("%s=%q", groupMeta.Name, groupMeta.Value))
-		}
+		// Prometheus sets the meta label over one of the same name.
+		ls = slices.DeleteFunc(ls, func(s string) bool { return strings.HasPrefix(s, groupMeta.Name+"=") })
+		ls = append(ls, fmt.Sprintf("%s=%q", groupMeta.Name, groupMeta.Value))
 		slices.Sort(ls)
 		b.WriteString(strings.Join(ls, " ") + ":")
 		for _, t := range tg.Targets {
