@@ -21,8 +21,13 @@ type Targets struct {
 	// Prometheus' labels.Compare orders them, each once. They are shared:
 	// read them, never change them.
 	Labels []labels.Labels
+	// Incomplete names the sources that have not had a refresh without
+	// error yet, in config order: their targets are missing from Labels,
+	// or some of them. A member that took discovery over from another
+	// should not replace the set published before with an incomplete one.
+	Incomplete []string
 	// Version counts the job's sets, from 1; a set is delivered only when
-	// it differs from the last one.
+	// its Labels or Incomplete differ from the last one's.
 	Version uint64
 }
 
@@ -299,6 +304,10 @@ func (l *loop) handle(u sourceUpdate) {
 			log.Info("discovery source recovered", "targets", st.Targets)
 		}
 	}
+	if u.err == nil && !u.rs.succeeded {
+		u.rs.succeeded = true
+		l.dirty = true
+	}
 	if u.changed || !u.rs.reported {
 		u.rs.groups = u.groups
 		u.rs.reported = true
@@ -341,18 +350,23 @@ func (l *loop) publish() {
 		st.add(rs.stats)
 	}
 	all := make([]labels.Labels, 0, n)
+	var incomplete []string
 	for _, rs := range l.live {
 		all = append(all, rs.resolved...)
+		if !rs.succeeded {
+			incomplete = append(incomplete, rs.status().Name)
+		}
 	}
 	all = sortUnique(all)
 	j := l.j
 	j.mu.Lock()
 	j.stats, j.updated = st, time.Now()
-	if j.current.Version > 0 && slices.EqualFunc(all, j.current.Labels, labels.Labels.Equal) {
+	if j.current.Version > 0 && slices.Equal(incomplete, j.current.Incomplete) &&
+		slices.EqualFunc(all, j.current.Labels, labels.Labels.Equal) {
 		j.mu.Unlock()
 		return
 	}
-	j.current = Targets{Job: j.name, Labels: all, Version: j.current.Version + 1}
+	j.current = Targets{Job: j.name, Labels: all, Incomplete: incomplete, Version: j.current.Version + 1}
 	t := j.current
 	j.mu.Unlock()
 	select { // latest only: replace a set not yet received

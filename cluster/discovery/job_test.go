@@ -34,6 +34,29 @@ func TestJobFailingSourceKeepsLast(t *testing.T) {
 	}
 }
 
+// A source that has never refreshed without error is named in the set's
+// Incomplete, until it does.
+func TestJobIncomplete(t *testing.T) {
+	s := startSD(t, "down", false)
+	s.set(503, "text/plain", "down")
+	j := runJob(t, fmt.Sprintf("- job_name: inc\n  static_configs: [{targets: [\"s:1\"]}]\n  http_sd_configs: [{url: %q, refresh_interval: 50ms}]\n", s.URL), Deps{})
+	ts := waitSet(t, j, "the first set", func(Targets) bool { return true })
+	if strings.Join(ts.Incomplete, " ") != "http_sd_configs[0]" || strings.Join(addresses(ts.Labels), " ") != "s:1" {
+		t.Fatalf("first set: %v, incomplete %v", addresses(ts.Labels), ts.Incomplete)
+	}
+	s.set(200, "application/json", "[]") // up, and empty: complete without a target more
+	ts = waitSet(t, j, "a complete set", func(ts Targets) bool { return len(ts.Incomplete) == 0 })
+	if ts.Version != 2 || strings.Join(addresses(ts.Labels), " ") != "s:1" {
+		t.Fatalf("complete set: version %d, %v", ts.Version, addresses(ts.Labels))
+	}
+	// Failing again later keeps the set complete, with the last targets.
+	s.set(503, "text/plain", "down")
+	waitStatus(t, j, "the failure", func(st Status) bool { return srcAt(st, 1).LastError != "" })
+	if cur, _ := j.Current(); cur.Version != 2 || len(cur.Incomplete) != 0 {
+		t.Fatalf("after a later failure: %+v", cur)
+	}
+}
+
 // The first set waits for every source's first refresh, so that a slow
 // source does not publish a set without its targets first.
 func TestJobFirstSetHasEverySource(t *testing.T) {

@@ -59,7 +59,8 @@ type runSource struct {
 	groups   []Group
 	resolved []labels.Labels // what the job's settings made of groups
 	stats    ResolveStats
-	reported bool // its first refresh reached the job
+	reported  bool // its first refresh reached the job
+	succeeded bool // a refresh of it had no error
 
 	mu sync.Mutex // guards st
 	st SourceStatus
