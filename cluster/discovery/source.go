@@ -56,9 +56,9 @@ type runSource struct {
 	done   chan struct{}      // closed when its goroutine returned
 
 	// Owned by the job's loop.
-	groups   []Group
-	resolved []labels.Labels // what the job's settings made of groups
-	stats    ResolveStats
+	groups    []Group
+	resolved  []labels.Labels // what the job's settings made of groups
+	stats     ResolveStats
 	reported  bool // its first refresh reached the job
 	succeeded bool // a refresh of it had no error
 
