@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // A failing source keeps its last targets while the job's other sources
@@ -170,9 +169,12 @@ func TestJobUpdatesLatestOnly(t *testing.T) {
 	if ts.Version != 4 || addresses(ts.Labels)[0] != "v:4" {
 		t.Fatalf("read %d (%v); want the latest, 4", ts.Version, addresses(ts.Labels))
 	}
+	// The file source polls on; after more polls, nothing new is waiting.
+	n := srcAt(j.Status(), 0).Refreshes
+	waitStatus(t, j, "more polls", func(st Status) bool { return srcAt(st, 0).Refreshes >= n+3 })
 	select {
 	case ts := <-j.Updates():
 		t.Fatalf("a second set, version %d, was waiting", ts.Version)
-	case <-time.After(100 * time.Millisecond): // nothing changed since: the file stays the same
+	default:
 	}
 }
