@@ -205,6 +205,11 @@ type jsonLexer struct {
 
 const maxInterned = 4096
 
+// maxString bounds a string of a JSON list (a target, a label name or
+// value): the buffer that reads one grows by doubling, so a 64 MiB string
+// would hold about three times that.
+const maxString = 1 << 20
+
 func (l *jsonLexer) read() (byte, error) {
 	c, err := l.r.ReadByte()
 	if err == nil {
@@ -391,6 +396,9 @@ func (l *jsonLexer) string(intern bool) (string, error) {
 			}
 		default:
 			l.sb = append(l.sb, c)
+		}
+		if len(l.sb) > maxString {
+			return "", fmt.Errorf("a string longer than %d bytes", maxString)
 		}
 	}
 }

@@ -191,7 +191,8 @@ func TestParseHostileBounded(t *testing.T) {
 			"more than 100000 targets", 64 << 20, 8},
 		{"deep nesting", &hostile{prefix: []byte(`[`), item: []byte(`[`)}, c.MaxBytes, "a list; want a target group", 4 << 20, 1},
 		{"deep in labels", &hostile{prefix: []byte(`[{"labels": {"a": `), item: []byte(`[`)}, c.MaxBytes, "labels.a: a list; want a string", 4 << 20, 1},
-		{"huge string", &hostile{prefix: []byte(`[{"targets": ["`), item: []byte(`aaaaaaaaaaaaaaaa`)}, 8 << 20, "larger than 8388608 bytes", 48 << 20, 9},
+		{"huge string", &hostile{prefix: []byte(`[{"targets": ["`), item: []byte(`aaaaaaaaaaaaaaaa`)}, c.MaxBytes, "a string longer than 1048576 bytes", 8 << 20, 2},
+		{"endless white space", &hostile{prefix: []byte(`[`), item: []byte(`                `)}, 8 << 20, "larger than 8388608 bytes", 4 << 20, 9},
 		{"repeated labels", &hostile{prefix: []byte(`[{"labels": {`), item: []byte(`"a":"1","b":"2",`)}, c.MaxBytes, "more than 1000 labels", 4 << 20, 1},
 		{"many distinct labels", &hostile{prefix: []byte(`[{"labels": {"a":"1"`), item: nil}, c.MaxBytes, "more than 1000 labels", 4 << 20, 1},
 	}
