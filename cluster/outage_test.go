@@ -63,6 +63,17 @@ func TestMembersRideOutEtcdOutages(t *testing.T) {
 	rev2 := set("20MiB/s", rev)
 	waitUntil(t, "members at a revision written with one etcd member down", atRev(rev2))
 	ec.Restart(t, 0)
+	// Both members hold a lease before etcd goes: one whose first
+	// registration failed would stay connecting, with no lease to lose.
+	for _, tm := range tms {
+		waitUntil(t, tm.m.cfg.Node+" to be registered", func() bool {
+			tm.m.mu.Lock()
+			sess := tm.m.sess
+			tm.m.mu.Unlock()
+			info, _ := sess.Info()
+			return info.Phase == session.Registered
+		})
+	}
 
 	// All of etcd down for longer than the members' lease TTL (2s): the
 	// members lose their leases, and keep the settings they had.
