@@ -78,24 +78,6 @@ func splitHostPort(s string) (string, int, error) {
 	return host, port, nil
 }
 
-func parseLabels(s string) (map[string]string, error) {
-	out := map[string]string{}
-	if s == "" {
-		return out, nil
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--labels %q: want k=v pairs separated by commas", s)
-		}
-		if err := config.ValidateLabel(k, v); err != nil {
-			return nil, fmt.Errorf("--labels: %w", err)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
 // member builds this process's cluster member from the flags. Its node name
 // is --node, else fallback, else the host name in lower case; local gives
 // the host-local settings (and its Hostname defaults to the node name).
@@ -112,7 +94,7 @@ func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local co
 		}
 		node = strings.ToLower(h)
 	}
-	labels, err := parseLabels(mf.labels)
+	labels, err := config.ParseLabels(mf.labels)
 	if err != nil {
 		return nil, "", usageError{err}
 	}

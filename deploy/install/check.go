@@ -13,7 +13,6 @@ import (
 	"unicode"
 
 	"github.com/procfleet/procfleet/cluster/keys"
-	"github.com/procfleet/procfleet/config"
 )
 
 // parseEtcdURLs checks the --etcd value: http or https URLs with a host
@@ -54,26 +53,6 @@ func checkListen(kind Kind, s string) error {
 		return fmt.Errorf("--listen %q: ports below 1024 need CAP_NET_BIND_SERVICE, which %s.service does not grant; want 1024 to 65535", s, serviceName(kind))
 	}
 	return nil
-}
-
-// parseLabels parses the --labels value, k=v pairs separated by commas,
-// with the rules of config labels.
-func parseLabels(s string) (map[string]string, error) {
-	out := map[string]string{}
-	if s == "" {
-		return out, nil
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--labels %q: want k=v pairs separated by commas", s)
-		}
-		if err := config.ValidateLabel(k, v); err != nil {
-			return nil, fmt.Errorf("--labels: %w", err)
-		}
-		out[k] = v
-	}
-	return out, nil
 }
 
 // joinLabels returns labels as k=v pairs sorted by key, comma-separated.

@@ -147,7 +147,7 @@ func (c Config) validateClustered() error {
 			return fmt.Errorf("--node: %w", err)
 		}
 	}
-	if _, err := parseLabels(c.Labels); err != nil {
+	if _, err := config.ParseLabels(c.Labels); err != nil {
 		return err
 	}
 	return c.EtcdAuth.validate()

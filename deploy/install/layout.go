@@ -83,7 +83,7 @@ func newSpec(c Config) installSpec {
 	}
 	s.etcd, _ = parseEtcdURLs(c.Etcd)
 	s.cluster, s.node = c.Cluster, c.Node
-	labels, _ := parseLabels(c.Labels)
+	labels, _ := config.ParseLabels(c.Labels)
 	s.labels = joinLabels(labels)
 	return s
 }
