@@ -78,11 +78,9 @@ func splitHostPort(s string) (string, int, error) {
 	return host, port, nil
 }
 
-// member builds this process's cluster member from the flags. Its node name
-// is --node, else fallback, else the host name in lower case; local gives
-// the host-local settings (and its Hostname defaults to the node name).
-// stateDir, when set, is where the member keeps its saved state.
-func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, stateDir string, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
+// nodeName returns the member's node name: --node, else fallback, else
+// the host name in lower case.
+func (mf *memberFlags) nodeName(fallback string) (string, error) {
 	node := mf.node
 	if node == "" {
 		node = fallback
@@ -90,9 +88,21 @@ func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local co
 	if node == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return nil, "", fmt.Errorf("cannot get host name, set --node: %w", err)
+			return "", fmt.Errorf("cannot get host name, set --node: %w", err)
 		}
 		node = strings.ToLower(h)
+	}
+	return node, nil
+}
+
+// member builds this process's cluster member from the flags. Its node name
+// is --node, else fallback, else the host name in lower case; local gives
+// the host-local settings (and its Hostname defaults to the node name).
+// stateDir, when set, is where the member keeps its saved state.
+func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, stateDir string, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
+	node, err := mf.nodeName(fallback)
+	if err != nil {
+		return nil, "", err
 	}
 	labels, err := config.ParseLabels(mf.labels)
 	if err != nil {

@@ -103,6 +103,8 @@ agents:
 	if got := r.BudgetBytesPerSecond; got < want-1 || got > want+int64(direct)+1 {
 		t.Fatalf("relay budget = %d; want about %d (%d of 4 agents through it)", got, want, len(viaRelay))
 	}
+	// The relay's own metrics are labelled with its node name.
+	waitRelayInstance(t, vm, "r1")
 	for _, n := range viaRelay {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
