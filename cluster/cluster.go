@@ -173,7 +173,7 @@ func (m *Member) Updates() <-chan Update { return m.updates }
 // cannot listen on its address. It returns after every goroutine it
 // started exited.
 func (m *Member) Run(ctx context.Context) error {
-	saved := m.loadSaved()
+	saved, statusEvery := m.loadSaved()
 	g, stopGossip, err := m.startGossip(ctx)
 	defer stopGossip()
 	if err != nil {
@@ -193,7 +193,7 @@ func (m *Member) Run(ctx context.Context) error {
 	}
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
 		Address: addr, Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
-	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base))
+	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base), session.WithStatusInterval(statusEvery))
 	if err != nil {
 		return err
 	}
