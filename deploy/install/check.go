@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
 )
 
@@ -90,13 +91,22 @@ func (a EtcdAuth) validate() error {
 		if f.path == "" {
 			continue
 		}
-		if !filepath.IsAbs(f.path) || strings.ContainsFunc(f.path, unicode.IsControl) {
-			return fmt.Errorf("%s %q: want an absolute path", f.flag, f.path)
+		if err := checkServiceFile(f.flag, f.path); err != nil {
+			return err
 		}
-		for _, hidden := range []string{"/home", "/root", "/run/user"} {
-			if f.path == hidden || strings.HasPrefix(f.path, hidden+"/") {
-				return fmt.Errorf("%s %q: the unit's ProtectHome=yes hides %s from the service; put the file under /etc/procfleet", f.flag, f.path, hidden)
-			}
+	}
+	return nil
+}
+
+// checkServiceFile checks the path of a file that the service reads, given
+// with flag: absolute, and not where the unit hides it.
+func checkServiceFile(flag, path string) error {
+	if !filepath.IsAbs(path) || strings.ContainsFunc(path, unicode.IsControl) {
+		return fmt.Errorf("%s %q: want an absolute path", flag, path)
+	}
+	for _, hidden := range []string{"/home", "/root", "/run/user"} {
+		if path == hidden || strings.HasPrefix(path, hidden+"/") {
+			return fmt.Errorf("%s %q: the unit's ProtectHome=yes hides %s from the service; put the file under /etc/procfleet", flag, path, hidden)
 		}
 	}
 	return nil
@@ -104,7 +114,9 @@ func (a EtcdAuth) validate() error {
 
 // checkHost checks what of c depends on the host, for an install on this
 // host (no Root): the host name that the service will take for its node
-// name when Node is empty, and that the etcd auth files exist. c is valid.
+// name when Node is empty, that the etcd auth files exist, and that the
+// gossip key file is one the service takes (it exists, holds keys, and
+// is not open to every user). c is valid.
 func (c Config) checkHost(env Env) error {
 	if c.Root != "" || c.Etcd == "" {
 		return nil // the target's host name and files are not known here
@@ -124,6 +136,13 @@ func (c Config) checkHost(env Env) error {
 		}
 		if _, err := os.Stat(f.path); err != nil {
 			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+	}
+	if c.GossipKeyFile != "" {
+		// The service's own check, so that it cannot refuse at start a
+		// file that install took.
+		if _, err := gossip.LoadKeyFile(c.GossipKeyFile); err != nil {
+			return fmt.Errorf("--gossip-key-file: %w", err)
 		}
 	}
 	return nil
