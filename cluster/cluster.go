@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/etcdclient"
 	"github.com/procfleet/procfleet/cluster/gossip"
@@ -71,6 +73,12 @@ type Config struct {
 	// answers a start on settings that are about to change (some apply
 	// only at the next start). Default 2s.
 	StateWait time.Duration
+	// Metrics receives the member's procfleet_cluster_* gauges (config
+	// revision applied, budget, registered members by kind, gossip
+	// running, saved state) and the running gossip's procfleet_gossip_*
+	// series, for the agent's or relay's /metrics. One member per set.
+	// Default: a private set (see Member.Metrics).
+	Metrics *metrics.Set
 }
 
 // Update is what the member hands the agent or relay after each change.
@@ -105,10 +113,11 @@ type Member struct {
 
 	mu         sync.Mutex
 	sess       *session.Session
-	evals      uint64 // the loop's evaluations of the gossip; tests wait on it
-	gotConfig  bool   // etcd gave a config the member could parse
-	gotLive    bool   // etcd gave the members
-	saveErr    string // the last failure to save the state; only the loop touches it
+	evals      uint64            // the loop's evaluations of the gossip; tests wait on it
+	gotConfig  bool              // etcd gave a config the member could parse
+	gotLive    bool              // etcd gave the members
+	live       map[keys.Kind]int // registered members by kind, for the metrics
+	saveErr    string            // the last failure to save the state; only the loop touches it
 	status     Status
 	configErr  string            // the newest config could not be applied
 	computeErr string            // the settings could not be computed
@@ -160,8 +169,15 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	m := &Member{cfg: cfg, local: local, log: log.With("component", "cluster"), base: log, space: space, updates: make(chan Update, 1),
 		status: Status{Node: cfg.Node, Kind: string(cfg.Kind)}}
 	m.gossip = newGossipRunner(cfg.Gossip, cfg.GossipRetry, m.log, log)
+	if m.cfg.Metrics == nil {
+		m.cfg.Metrics = metrics.NewSet()
+	}
+	m.registerMetrics(m.cfg.Metrics)
 	return m, nil
 }
+
+// Metrics returns the set the member reports to (Config.Metrics).
+func (m *Member) Metrics() *metrics.Set { return m.cfg.Metrics }
 
 // Updates delivers the member's settings each time they change, latest
 // only: an update not yet taken is replaced by a newer one.

@@ -77,6 +77,7 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			m.mu.Lock()
 			m.gotLive = true
 			m.mu.Unlock()
+			m.countLive(set)
 			m.join(g, set)
 		}
 		m.evaluate(ls, g)

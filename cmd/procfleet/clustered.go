@@ -248,7 +248,7 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 		closeWait()
 		return err
 	}
-	a, err := agent.New(first.Agent, logger)
+	a, err := agent.New(first.Agent, logger, agent.WithMetricsSet("cluster", m.Metrics()))
 	if err != nil {
 		closeWait()
 		return fmt.Errorf("config revision %d: %w", first.Revision, err)

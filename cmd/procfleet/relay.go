@@ -156,6 +156,7 @@ func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef
 	if err != nil {
 		return err
 	}
+	r.AddMetricsSet(m.Metrics())
 	rctx, stopRelay := context.WithCancel(ctx)
 	defer stopRelay()
 	errc := make(chan error, 1)
