@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,11 @@ type Config struct {
 	Kind keys.Kind
 	// Labels are registered with the member; config overrides select on them.
 	Labels map[string]string
-	// Address is where the member can be reached (its self HTTP server).
+	// Address is where the member's HTTP server listens (host:port: an
+	// agent's /metrics and /healthz, a relay's import API), registered in
+	// its member key as http, for procfleet status. An unspecified host
+	// (0.0.0.0, ::, none) is registered as the host of the gossip's
+	// address, which other members reach. Default "": none.
 	Address string
 	// Version is the procfleet version the member runs.
 	Version string
@@ -176,6 +181,14 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	return m, nil
 }
 
+// SetAddress replaces Config.Address, for a process that knows its HTTP
+// address only once it listens. It must be called before Run.
+func (m *Member) SetAddress(addr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg.Address = addr
+}
+
 // Metrics returns the set the member reports to (Config.Metrics).
 func (m *Member) Metrics() *metrics.Set { return m.cfg.Metrics }
 
@@ -208,7 +221,7 @@ func (m *Member) Run(ctx context.Context) error {
 		addr = g.Addr()
 	}
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
-		Address: addr, Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
+		Address: addr, HTTP: httpAddress(m.address(), addr), Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
 	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base), session.WithStatusInterval(statusEvery))
 	if err != nil {
 		return err
@@ -259,6 +272,30 @@ func (m *Member) startGossip(ctx context.Context) (*gossip.Gossip, func(), error
 		once.Do(cancel)
 		return nil, stop, err
 	}
+}
+
+func (m *Member) address() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.Address
+}
+
+// httpAddress is the HTTP address listen as others reach it: an
+// unspecified host is replaced by the host of gossipAddr, the gossip's
+// address, when known.
+func httpAddress(listen, gossipAddr string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || gossipAddr == "" {
+		return listen
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return listen
+	}
+	ghost, _, err := net.SplitHostPort(gossipAddr)
+	if err != nil {
+		return listen
+	}
+	return net.JoinHostPort(ghost, port)
 }
 
 func validateCluster(data []byte) error {

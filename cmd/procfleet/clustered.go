@@ -96,8 +96,9 @@ func (mf *memberFlags) nodeName(fallback string) (string, error) {
 }
 
 // member builds this process's cluster member from the flags. Its node name
-// is --node, else fallback, else the host name in lower case; local gives
-// the host-local settings (and its Hostname defaults to the node name).
+// is --node, else fallback, else the host name in lower case; address is
+// its HTTP server's, registered for procfleet status; local gives the
+// host-local settings (and its Hostname defaults to the node name).
 // stateDir, when set, is where the member keeps its saved state.
 func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, stateDir string, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
 	node, err := mf.nodeName(fallback)
@@ -223,12 +224,19 @@ func waitFirst(ctx context.Context, m *cluster.Member, run memberRun, logger *sl
 // state saved under the spool directory when etcd cannot be reached) it
 // answers /healthz, and /readyz with the reason.
 func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
-	m, node, err := mf.member(keys.Agent, "", local.Listen, local, local.Spool.Dir, ef, logger)
+	ln, err := listenFirst(local.Listen)
 	if err != nil {
 		return err
 	}
-	ln, err := listenFirst(local.Listen)
+	httpAddr := ""
+	if ln != nil {
+		httpAddr = ln.Addr().String() // with the port picked for :0
+	}
+	m, node, err := mf.member(keys.Agent, "", httpAddr, local, local.Spool.Dir, ef, logger)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	var ws *waitServer

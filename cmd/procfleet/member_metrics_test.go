@@ -16,7 +16,8 @@ import (
 // TestClusteredAgentMetrics checks that a clustered agent's /metrics has
 // its member's series: the gossip's (procfleet_gossip_members counts both
 // agents) and the member's own (config revision applied, registered
-// members, budget, gossip running).
+// members, budget, gossip running). The agents' /metrics are found where
+// procfleet status says they listen (http), a port picked for :0 included.
 func TestClusteredAgentMetrics(t *testing.T) {
 	etcd := etcdtest.StartEtcd(t)
 	vm := testenv.StartVM(t) // an upstream that answers, so that no one votes it down
@@ -36,15 +37,32 @@ upstreams:
 		t.Fatalf("status: exit %d: %s%s", code, out, stderr)
 	}
 	fixture, _ := filepath.Abs(filepath.Join("..", "..", "testdata", "fixtures", "proc"))
-	addrs := map[string]string{}
-	for _, n := range []string{"m1", "m2"} {
-		addrs[n] = testenv.FreeAddr(t)
+	// m2 takes a free port: procfleet status says which (http).
+	listen := map[string]string{"m1": testenv.FreeAddr(t), "m2": "127.0.0.1:0"}
+	for n, addr := range listen {
 		cmd := exec.Command(binary, "agent", ep, cl, "--node", n, "--hostname", n, "--lease-ttl", "2s",
-			"--procfs-root", fixture, "--listen", addrs[n], "--gossip-listen", "127.0.0.1:0", "--log-level", "warn")
+			"--procfs-root", fixture, "--listen", addr, "--gossip-listen", "127.0.0.1:0", "--log-level", "warn")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	}
+	addrs := map[string]string{}
+	testenv.Eventually(t, 40*time.Second, 200*time.Millisecond, "both agents in procfleet status", func() error {
+		out, stderr, code := run(t, "status", ep, cl, "-o", "json")
+		if code != 0 || json.Unmarshal([]byte(out), &s) != nil {
+			return fmt.Errorf("status: exit %d: %s%s", code, out, stderr)
+		}
+		for _, a := range s.Agents {
+			addrs[a.Node] = a.HTTP
+		}
+		if len(addrs) != 2 {
+			return fmt.Errorf("agents %+v", s.Agents)
+		}
+		return nil
+	})
+	if addrs["m1"] != listen["m1"] || !strings.HasPrefix(addrs["m2"], "127.0.0.1:") || strings.HasSuffix(addrs["m2"], ":0") {
+		t.Fatalf("status http: %v; want m1 at %s and m2 at the port it took", addrs, listen["m1"])
 	}
 	want := map[string]float64{
 		"procfleet_gossip_members":                  2,

@@ -166,6 +166,7 @@ func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef
 	case err := <-errc:
 		return relayListenError(cfg.Listen, err)
 	}
+	m.SetAddress(r.Addr()) // with the port picked for :0
 	run := runMember(ctx, m)
 	defer run.stop()
 	report := time.NewTicker(2 * time.Second)

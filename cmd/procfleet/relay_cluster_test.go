@@ -81,6 +81,9 @@ agents:
 		time.Sleep(500 * time.Millisecond)
 	}
 	r := s.Relays[0]
+	if r.HTTP != relayAddr {
+		t.Errorf("relay http = %q; want %s, its --listen", r.HTTP, relayAddr)
+	}
 	if len(r.Upstreams) != 1 || r.Upstreams[0] != "vm" {
 		t.Fatalf("relay upstreams = %v; want only vm (never a relay)", r.Upstreams)
 	}
