@@ -55,7 +55,7 @@ type Agent struct {
 // be built). logger is the process's base logger, without a component
 // attribute: the agent and each of its parts add their own, so that every
 // record carries one.
-func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
+func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -76,6 +76,13 @@ func New(cfg config.Agent, logger *slog.Logger) (*Agent, error) {
 		ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
 	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler", "spool"} {
 		a.sets[c] = metrics.NewSet()
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := a.addSets(o); err != nil {
+		return nil, err
 	}
 	// The agent's own CPU and memory come from the real procfs even when the
 	// generators read a fixture tree.

@@ -21,9 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/etcdclient"
@@ -44,7 +47,11 @@ type Config struct {
 	Kind keys.Kind
 	// Labels are registered with the member; config overrides select on them.
 	Labels map[string]string
-	// Address is where the member can be reached (its self HTTP server).
+	// Address is where the member's HTTP server listens (host:port: an
+	// agent's /metrics and /healthz, a relay's import API), registered in
+	// its member key as http, for procfleet status. An unspecified host
+	// (0.0.0.0, ::, none) is registered as the host of the gossip's
+	// address, which other members reach. Default "": none.
 	Address string
 	// Version is the procfleet version the member runs.
 	Version string
@@ -71,6 +78,12 @@ type Config struct {
 	// answers a start on settings that are about to change (some apply
 	// only at the next start). Default 2s.
 	StateWait time.Duration
+	// Metrics receives the member's procfleet_cluster_* gauges (config
+	// revision applied, budget, registered members by kind, gossip
+	// running, saved state) and the running gossip's procfleet_gossip_*
+	// series, for the agent's or relay's /metrics. One member per set.
+	// Default: a private set (see Member.Metrics).
+	Metrics *metrics.Set
 }
 
 // Update is what the member hands the agent or relay after each change.
@@ -105,10 +118,11 @@ type Member struct {
 
 	mu         sync.Mutex
 	sess       *session.Session
-	evals      uint64 // the loop's evaluations of the gossip; tests wait on it
-	gotConfig  bool   // etcd gave a config the member could parse
-	gotLive    bool   // etcd gave the members
-	saveErr    string // the last failure to save the state; only the loop touches it
+	evals      uint64            // the loop's evaluations of the gossip; tests wait on it
+	gotConfig  bool              // etcd gave a config the member could parse
+	gotLive    bool              // etcd gave the members
+	live       map[keys.Kind]int // registered members by kind, for the metrics
+	saveErr    string            // the last failure to save the state; only the loop touches it
 	status     Status
 	configErr  string            // the newest config could not be applied
 	computeErr string            // the settings could not be computed
@@ -160,8 +174,23 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	m := &Member{cfg: cfg, local: local, log: log.With("component", "cluster"), base: log, space: space, updates: make(chan Update, 1),
 		status: Status{Node: cfg.Node, Kind: string(cfg.Kind)}}
 	m.gossip = newGossipRunner(cfg.Gossip, cfg.GossipRetry, m.log, log)
+	if m.cfg.Metrics == nil {
+		m.cfg.Metrics = metrics.NewSet()
+	}
+	m.registerMetrics(m.cfg.Metrics)
 	return m, nil
 }
+
+// SetAddress replaces Config.Address, for a process that knows its HTTP
+// address only once it listens. It must be called before Run.
+func (m *Member) SetAddress(addr string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg.Address = addr
+}
+
+// Metrics returns the set the member reports to (Config.Metrics).
+func (m *Member) Metrics() *metrics.Set { return m.cfg.Metrics }
 
 // Updates delivers the member's settings each time they change, latest
 // only: an update not yet taken is replaced by a newer one.
@@ -173,7 +202,7 @@ func (m *Member) Updates() <-chan Update { return m.updates }
 // cannot listen on its address. It returns after every goroutine it
 // started exited.
 func (m *Member) Run(ctx context.Context) error {
-	saved := m.loadSaved()
+	saved, statusEvery := m.loadSaved()
 	g, stopGossip, err := m.startGossip(ctx)
 	defer stopGossip()
 	if err != nil {
@@ -192,8 +221,8 @@ func (m *Member) Run(ctx context.Context) error {
 		addr = g.Addr()
 	}
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
-		Address: addr, Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
-	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base))
+		Address: addr, HTTP: httpAddress(m.address(), addr), Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
+	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base), session.WithStatusInterval(statusEvery))
 	if err != nil {
 		return err
 	}
@@ -243,6 +272,30 @@ func (m *Member) startGossip(ctx context.Context) (*gossip.Gossip, func(), error
 		once.Do(cancel)
 		return nil, stop, err
 	}
+}
+
+func (m *Member) address() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cfg.Address
+}
+
+// httpAddress is the HTTP address listen as others reach it: an
+// unspecified host is replaced by the host of gossipAddr, the gossip's
+// address, when known.
+func httpAddress(listen, gossipAddr string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || gossipAddr == "" {
+		return listen
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return listen
+	}
+	ghost, _, err := net.SplitHostPort(gossipAddr)
+	if err != nil {
+		return listen
+	}
+	return net.JoinHostPort(ghost, port)
 }
 
 func validateCluster(data []byte) error {

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/procfleet/procfleet/cluster/gossip"
 )
 
@@ -39,6 +41,16 @@ func (r *gossipRunner) current() (*gossip.Gossip, string) {
 	return r.cur, r.why
 }
 
+// metrics returns the running gossip's metrics, nil when none runs.
+func (r *gossipRunner) metrics() *metrics.Set {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == nil {
+		return nil
+	}
+	return r.cur.Metrics()
+}
+
 // Swaps is signalled (coalesced) each time the running gossip changes.
 func (r *gossipRunner) Swaps() <-chan struct{} { return r.swaps }
 
@@ -46,7 +58,9 @@ func (r *gossipRunner) Swaps() <-chan struct{} { return r.swaps }
 // returns; it returns once the gossip listens, or with Run's error.
 // done receives Run's result.
 func (r *gossipRunner) start() (g *gossip.Gossip, stop context.CancelFunc, done <-chan error, err error) {
-	g, err = gossip.New(r.cfg, gossip.Deps{Logger: r.base})
+	// A gossip registers its series in the set it is given, once: each
+	// start gets a set of its own, written while it runs.
+	g, err = gossip.New(r.cfg, gossip.Deps{Logger: r.base, Metrics: metrics.NewSet()})
 	if err != nil {
 		return nil, nil, nil, err
 	}

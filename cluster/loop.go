@@ -77,6 +77,7 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			m.mu.Lock()
 			m.gotLive = true
 			m.mu.Unlock()
+			m.countLive(set)
 			m.join(g, set)
 		}
 		m.evaluate(ls, g)
@@ -127,6 +128,7 @@ func (m *Member) evaluate(ls *loopState, g *gossip.Gossip) {
 	if err != nil {
 		return
 	}
+	m.applyStatusInterval(ls.cluster.Status.Interval.D())
 	if ls.onSaved {
 		ls.onSaved = false
 		m.log.Info("etcd answered: the settings now come from it, no longer from the saved state", "revision", ls.rev)
@@ -186,25 +188,28 @@ func (m *Member) save(ls *loopState, u Update) {
 }
 
 // loadSaved reads the state file, if any, into the settings to hand out
-// when etcd gives none at start; nil when there are none.
-func (m *Member) loadSaved() *Update {
+// when etcd gives none at start, nil when there are none, and the status
+// interval to start with: the saved revision's, else the default.
+func (m *Member) loadSaved() (*Update, time.Duration) {
+	every := config.DefaultCluster().Status.Interval.D()
 	if m.cfg.StateFile == "" {
-		return nil
+		return nil, every
 	}
 	st, err := loadState(m.cfg.StateFile, m.cfg)
 	if errors.Is(err, errNoSavedState) {
 		m.log.Info("no saved cluster state yet; a start without etcd waits for it", "file", m.cfg.StateFile)
-		return nil
+		return nil, every
 	}
 	if err == nil {
 		var u Update
-		if u, err = m.savedUpdate(st); err == nil {
+		var c config.Cluster
+		if u, c, err = m.savedUpdate(st); err == nil {
 			m.log.Info("saved cluster state found", "file", m.cfg.StateFile, "revision", st.Revision, "saved", st.Saved)
-			return &u
+			return &u, c.Status.Interval.D()
 		}
 	}
 	m.log.Warn("cannot use the saved cluster state; a start without etcd waits for it", "err", err)
-	return nil
+	return nil, every
 }
 
 // compute runs the ring for the live agents and relays (this member
@@ -327,6 +332,17 @@ func (m *Member) publish(u Update) {
 	default:
 	}
 	m.updates <- u
+}
+
+// applyStatusInterval has the session write the status at most every d,
+// status.interval of the config revision the member applies.
+func (m *Member) applyStatusInterval(d time.Duration) {
+	m.mu.Lock()
+	sess := m.sess
+	m.mu.Unlock()
+	if sess != nil {
+		sess.SetStatusInterval(d)
+	}
 }
 
 // setError records err (nil clears it) in one of the member's error slots,

@@ -110,14 +110,14 @@ func loadState(path string, cfg Config) (savedState, error) {
 // savedUpdate rebuilds the member's settings from a saved state: the
 // effective settings from the saved document and today's local settings,
 // the upstreams and budget as saved.
-func (m *Member) savedUpdate(st savedState) (Update, error) {
+func (m *Member) savedUpdate(st savedState) (Update, config.Cluster, error) {
 	c, err := config.ParseCluster([]byte(st.Config))
 	if err != nil {
-		return Update{}, fmt.Errorf("saved config revision %d: %w", st.Revision, err)
+		return Update{}, c, fmt.Errorf("saved config revision %d: %w", st.Revision, err)
 	}
 	agentCfg, err := c.AgentConfig(m.cfg.Node, m.cfg.Labels, m.local)
 	if err != nil {
-		return Update{}, fmt.Errorf("saved config revision %d: %w", st.Revision, err)
+		return Update{}, c, fmt.Errorf("saved config revision %d: %w", st.Revision, err)
 	}
 	a := ring.Assignment{Node: m.cfg.Node, Budget: st.Budget}
 	names, urls := map[string]string{}, map[string]string{}
@@ -133,12 +133,12 @@ func (m *Member) savedUpdate(st savedState) (Update, error) {
 		}
 	}
 	if len(a.Upstreams) == 0 {
-		return Update{}, fmt.Errorf("saved config revision %d: no upstream of the saved assignment %v is in the document", st.Revision, st.Upstreams)
+		return Update{}, c, fmt.Errorf("saved config revision %d: no upstream of the saved assignment %v is in the document", st.Revision, st.Upstreams)
 	}
 	agentCfg.Ship.Strategy = config.StrategyOrdered
 	agentCfg.Limit.BytesPerSecond = config.ByteRate(a.Budget)
 	m.mu.Lock()
 	m.names = names
 	m.mu.Unlock()
-	return Update{Revision: st.Revision, Agent: agentCfg, Assignment: a}, nil
+	return Update{Revision: st.Revision, Agent: agentCfg, Assignment: a}, c, nil
 }

@@ -387,6 +387,11 @@ func TestGossipStopsLater(t *testing.T) {
 	waitUntil(t, "a failed restart of a1's gossip", func() bool {
 		return strings.Contains(a1.status().Gossip, "address already in use")
 	})
+	var page strings.Builder
+	a1.m.Metrics().WritePrometheus(&page)
+	if p := page.String(); strings.Contains(p, "procfleet_gossip_") || !strings.Contains(p, "\nprocfleet_cluster_gossip_running 0\n") {
+		t.Errorf("a1's metrics without gossip:\n%s", p)
+	}
 	if u, _ := a1.last(); u.Assignment.Budget != before.Assignment.Budget || !slices.Equal(u.Assignment.Upstreams, before.Assignment.Upstreams) {
 		t.Errorf("a1 without gossip: %+v; want %+v, a2 still counted", u.Assignment, before.Assignment)
 	}
@@ -405,4 +410,12 @@ func TestGossipStopsLater(t *testing.T) {
 		g, _ := a1.m.gossip.current()
 		return g != nil && len(g.Members()) == 2 && a1.status().Gossip == ""
 	}, 30*time.Second)
+	// The member's metrics show the new gossip's series (each start
+	// counts in a set of its own: two in one would clash).
+	waitUntil(t, "a1's metrics with the new gossip", func() bool {
+		var b strings.Builder
+		a1.m.Metrics().WritePrometheus(&b)
+		page := b.String()
+		return strings.Contains(page, "\nprocfleet_gossip_members 2\n") && strings.Contains(page, "\nprocfleet_cluster_gossip_running 1\n")
+	})
 }

@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,9 @@ type Relay struct {
 
 	logMu sync.Mutex
 	logAt map[string]time.Time
+
+	extraMu sync.Mutex
+	extra   []*metrics.Set // AddMetricsSet's
 }
 
 // New checks cfg and builds a relay. It opens nothing: the log is
@@ -176,11 +180,28 @@ func (r *Relay) WAL() *spool.Log {
 	return r.wal
 }
 
-// WritePrometheus writes every self-metric of the relay.
+// WritePrometheus writes every self-metric of the relay, those of the
+// sets added with AddMetricsSet last.
 func (r *Relay) WritePrometheus(w io.Writer) {
 	r.set.WritePrometheus(w)
 	r.walSet.WritePrometheus(w)
 	r.shipSet.WritePrometheus(w)
+	r.extraMu.Lock()
+	extra := r.extra
+	r.extraMu.Unlock()
+	for _, s := range extra {
+		s.WritePrometheus(w)
+	}
+}
+
+// AddMetricsSet adds set to the relay's self-metrics: /metrics and the
+// series the relay stores for itself write it after the relay's own (a
+// cluster member's, say). The relay only reads set. Safe to call at any
+// time, also while Run runs.
+func (r *Relay) AddMetricsSet(set *metrics.Set) {
+	r.extraMu.Lock()
+	defer r.extraMu.Unlock()
+	r.extra = append(slices.Clip(r.extra), set)
 }
 
 // Run serves imports and forwards the log until ctx is done. It listens

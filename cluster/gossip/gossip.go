@@ -69,6 +69,7 @@ type Gossip struct {
 	subs    map[chan struct{}]struct{}
 	changes <-chan struct{}
 
+	set          *metrics.Set // Deps.Metrics
 	stateUpdates *metrics.Counter
 	joins        *metrics.Counter
 	joinErrors   *metrics.Counter
@@ -123,6 +124,7 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 	}
 	g.changes, _ = g.Subscribe()
 	set := deps.Metrics
+	g.set = set
 	set.NewGauge("procfleet_gossip_members", func() float64 { return float64(g.numLive.Load()) })
 	g.stateUpdates = set.NewCounter("procfleet_gossip_state_updates_total")
 	g.joins = set.NewCounter("procfleet_gossip_joins_total")
@@ -130,6 +132,10 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 	g.badMessages = set.NewCounter("procfleet_gossip_bad_messages_total")
 	return g, nil
 }
+
+// Metrics returns the set the gossip counts its procfleet_gossip_*
+// series in (Deps.Metrics, or its private one).
+func (g *Gossip) Metrics() *metrics.Set { return g.set }
 
 // Run starts the memberlist on the configured address, closes Ready, and
 // runs until ctx is done. Then it leaves the cluster, waiting at most

@@ -13,6 +13,11 @@ import (
 type Member struct {
 	// Address is where the member's gossip listens (host:port).
 	Address string `json:"address"`
+	// HTTP is where the member's HTTP server listens (host:port: an
+	// agent's /metrics, a relay's import API); empty when it has none, or
+	// runs a version that did not register it. Readers that do not know
+	// the field ignore it.
+	HTTP string `json:"http,omitempty"`
 	// Version is the procfleet version the member runs.
 	Version string `json:"version"`
 	// Labels are the member's labels, which config overrides can select.

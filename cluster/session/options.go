@@ -37,7 +37,8 @@ func WithTTL(ttl time.Duration) Option {
 }
 
 // WithStatusInterval sets the least time between two status writes made by
-// SetStatus. Default 10s. WriteStatus is not limited.
+// SetStatus. Default 10s. WriteStatus is not limited; SetStatusInterval
+// changes it while the session runs.
 func WithStatusInterval(d time.Duration) Option {
 	return func(o *options) { o.statusInterval = d }
 }

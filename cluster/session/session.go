@@ -53,7 +53,7 @@ type Session struct {
 	// lostWarned is when a failed registration was last logged at warn.
 	lostWarned atomic.Int64
 
-	mu      sync.Mutex // guards info, changed and status
+	mu      sync.Mutex // guards info, changed, status and opts.statusInterval
 	info    Info
 	changed chan struct{}
 	status  statusState
@@ -62,6 +62,7 @@ type Session struct {
 	// status write with an old lease cannot land after a re-registration.
 	writeMu sync.Mutex
 	kick    chan struct{} // SetStatus wakes Run; capacity 1
+	retime  chan struct{} // SetStatusInterval wakes Run; capacity 1
 }
 
 // New prepares the registration of node, a member of cluster described by
@@ -108,6 +109,7 @@ func New(cli *clientv3.Client, cluster, node string, m Member, opts ...Option) (
 		info:      Info{Phase: Connecting, Since: time.Now()},
 		changed:   make(chan struct{}),
 		kick:      make(chan struct{}, 1),
+		retime:    make(chan struct{}, 1),
 	}, nil
 }
 
@@ -229,7 +231,9 @@ func (s *Session) hold(ctx context.Context, lease clientv3.LeaseID, alive <-chan
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	armed := false
+	// armed: the timer holds back the next write, for the rate limit or,
+	// with backoff, after a failed write.
+	armed, backoff := false, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,8 +245,14 @@ func (s *Session) hold(ctx context.Context, lease clientv3.LeaseID, alive <-chan
 			s.renewed.Store(time.Now().UnixNano())
 			continue
 		case <-s.kick:
+		case <-s.retime:
+			if armed && !backoff {
+				// The wait was for the old interval: measure it again.
+				timer.Stop()
+				armed = false
+			}
 		case <-timer.C:
-			armed = false
+			armed, backoff = false, false
 		}
 		if armed {
 			continue
@@ -258,7 +268,7 @@ func (s *Session) hold(ctx context.Context, lease clientv3.LeaseID, alive <-chan
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("cannot write status; will retry", "err", err)
 			timer.Reset(s.opts.retryMax)
-			armed = true
+			armed, backoff = true, true
 		}
 	}
 }

@@ -16,6 +16,7 @@ const testTTL = 2 * time.Second
 
 var testMember = Member{
 	Address: "127.0.0.1:7946",
+	HTTP:    "127.0.0.1:9477",
 	Version: "v0.0.0-test",
 	Labels:  map[string]string{"rack": "r1"},
 	Kind:    keys.Agent,
@@ -120,7 +121,7 @@ func checkRegistered(t *testing.T, cli *clientv3.Client, s *Session, lease clien
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Address != testMember.Address || m.Version != testMember.Version || m.Labels["rack"] != "r1" ||
+	if m.Address != testMember.Address || m.HTTP != testMember.HTTP || m.Version != testMember.Version || m.Labels["rack"] != "r1" ||
 		m.Kind != keys.Agent || m.StartTime.IsZero() {
 		t.Fatalf("member = %+v", m)
 	}

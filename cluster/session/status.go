@@ -32,6 +32,27 @@ func (s *Session) SetStatus(data []byte) {
 	}
 }
 
+// SetStatusInterval changes the least time between two status writes
+// made by SetStatus (WithStatusInterval) from now on: a status held back
+// by the old interval is written once the new one has passed since the
+// last write, sooner when the new interval is shorter. d must not be
+// negative. It never blocks.
+func (s *Session) SetStatusInterval(d time.Duration) {
+	s.mu.Lock()
+	changed := d != s.opts.statusInterval && d >= 0
+	if changed {
+		s.opts.statusInterval = d
+	}
+	s.mu.Unlock()
+	if !changed {
+		return
+	}
+	select {
+	case s.retime <- struct{}{}:
+	default:
+	}
+}
+
 // WriteStatus records data as the member's status like SetStatus, and
 // writes it now, whatever the status interval, unless it is already in
 // etcd. It returns ErrNotRegistered when the session holds no lease; the

@@ -89,3 +89,28 @@ func TestStatusRateLimit(t *testing.T) {
 		t.Fatalf("status key %v not bound to lease %x", resp.Kvs, info.Lease)
 	}
 }
+
+// TestStatusIntervalChange checks that a shorter interval set while a
+// status is held back by the longer one lets it out at once.
+func TestStatusIntervalChange(t *testing.T) {
+	t.Parallel()
+	e := etcdtest.StartEtcd(t)
+	cli := e.Client(t)
+	ns := newSession(t, cli, "web-1", WithStatusInterval(time.Hour))
+	writes := statusWrites(t, cli, ns.StatusKey())
+	s := run(t, ns)
+	await(t, s.Session, 5*time.Second, "registered", registered(1))
+	s.SetStatus([]byte("a")) // the first write: nothing held it back
+	expectWrite(t, writes, "a", 2*time.Second)
+	s.SetStatus([]byte("b")) // held back for an hour...
+	// Time for Run to arm its timer for the hour: were the interval set
+	// first, the test would prove nothing (it cannot fail because of it).
+	time.Sleep(300 * time.Millisecond)
+	s.SetStatusInterval(100 * time.Millisecond)
+	expectWrite(t, writes, "b", 3*time.Second) // ...until the interval is 100ms
+	s.SetStatusInterval(time.Hour)
+	s.SetStatus([]byte("c"))
+	time.Sleep(300 * time.Millisecond)
+	s.SetStatusInterval(100 * time.Millisecond)
+	expectWrite(t, writes, "c", 3*time.Second)
+}

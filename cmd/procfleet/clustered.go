@@ -78,29 +78,9 @@ func splitHostPort(s string) (string, int, error) {
 	return host, port, nil
 }
 
-func parseLabels(s string) (map[string]string, error) {
-	out := map[string]string{}
-	if s == "" {
-		return out, nil
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--labels %q: want k=v pairs separated by commas", s)
-		}
-		if err := config.ValidateLabel(k, v); err != nil {
-			return nil, fmt.Errorf("--labels: %w", err)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
-// member builds this process's cluster member from the flags. Its node name
-// is --node, else fallback, else the host name in lower case; local gives
-// the host-local settings (and its Hostname defaults to the node name).
-// stateDir, when set, is where the member keeps its saved state.
-func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, stateDir string, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
+// nodeName returns the member's node name: --node, else fallback, else
+// the host name in lower case.
+func (mf *memberFlags) nodeName(fallback string) (string, error) {
 	node := mf.node
 	if node == "" {
 		node = fallback
@@ -108,11 +88,24 @@ func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local co
 	if node == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return nil, "", fmt.Errorf("cannot get host name, set --node: %w", err)
+			return "", fmt.Errorf("cannot get host name, set --node: %w", err)
 		}
 		node = strings.ToLower(h)
 	}
-	labels, err := parseLabels(mf.labels)
+	return node, nil
+}
+
+// member builds this process's cluster member from the flags. Its node name
+// is --node, else fallback, else the host name in lower case; address is
+// its HTTP server's, registered for procfleet status; local gives the
+// host-local settings (and its Hostname defaults to the node name).
+// stateDir, when set, is where the member keeps its saved state.
+func (mf *memberFlags) member(kind keys.Kind, fallback, address string, local config.Agent, stateDir string, ef etcdFlags, logger *slog.Logger) (*cluster.Member, string, error) {
+	node, err := mf.nodeName(fallback)
+	if err != nil {
+		return nil, "", err
+	}
+	labels, err := config.ParseLabels(mf.labels)
 	if err != nil {
 		return nil, "", usageError{err}
 	}
@@ -231,12 +224,19 @@ func waitFirst(ctx context.Context, m *cluster.Member, run memberRun, logger *sl
 // state saved under the spool directory when etcd cannot be reached) it
 // answers /healthz, and /readyz with the reason.
 func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
-	m, node, err := mf.member(keys.Agent, "", local.Listen, local, local.Spool.Dir, ef, logger)
+	ln, err := listenFirst(local.Listen)
 	if err != nil {
 		return err
 	}
-	ln, err := listenFirst(local.Listen)
+	httpAddr := ""
+	if ln != nil {
+		httpAddr = ln.Addr().String() // with the port picked for :0
+	}
+	m, node, err := mf.member(keys.Agent, "", httpAddr, local, local.Spool.Dir, ef, logger)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return err
 	}
 	var ws *waitServer
@@ -256,7 +256,7 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 		closeWait()
 		return err
 	}
-	a, err := agent.New(first.Agent, logger)
+	a, err := agent.New(first.Agent, logger, agent.WithMetricsSet("cluster", m.Metrics()))
 	if err != nil {
 		closeWait()
 		return fmt.Errorf("config revision %d: %w", first.Revision, err)

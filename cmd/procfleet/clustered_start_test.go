@@ -299,6 +299,12 @@ func TestClusteredAgentStartsWithoutEtcd(t *testing.T) {
 		t.Errorf("the log does not say the agent runs on its saved state:\n%s", agent.log())
 	}
 
+	// The revision saved before the new one is written: read after, it
+	// may already be the new one, which the agent saves as it applies it.
+	var saved struct{ Revision int64 }
+	if data, err := os.ReadFile(state); err != nil || json.Unmarshal(data, &saved) != nil {
+		t.Fatalf("saved state: %v", err)
+	}
 	etcd.Restart(t)
 	writeFile(t, cfgFile, doc("300ms"))
 	testenv.Eventually(t, 30*time.Second, 200*time.Millisecond, "the config written after etcd returned", func() error {
@@ -308,10 +314,6 @@ func TestClusteredAgentStartsWithoutEtcd(t *testing.T) {
 		}
 		return nil
 	})
-	var saved struct{ Revision int64 }
-	if data, err := os.ReadFile(state); err != nil || json.Unmarshal(data, &saved) != nil {
-		t.Fatalf("saved state: %v", err)
-	}
 	testenv.Eventually(t, 40*time.Second, 500*time.Millisecond, "the agent registered at the new revision", func() error {
 		out, stderr, code := run(t, "status", ep, cl, "-o", "json")
 		if code != 0 {

@@ -14,7 +14,7 @@ func newInstallCmd() *cobra.Command {
 		Short: "Install the agent or the relay as a systemd service on this host",
 		Long: `install copies this binary to /usr/local/bin/procfleet and writes
 /etc/procfleet/KIND.yaml (the host-local settings), /etc/procfleet/KIND.env
-(etcd, cluster, node, labels) and /etc/systemd/system/procfleet-KIND.service,
+(etcd, cluster, node, labels, gossip key file) and /etc/systemd/system/procfleet-KIND.service,
 and creates /var/lib/procfleet. Where systemd runs, it then creates the
 procfleet system user if missing and enables and starts the service. Files
 are compared first: a run with the same flags changes nothing, and a new
@@ -30,7 +30,7 @@ func newInstallKindCmd(kind install.Kind) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   string(kind),
 		Short: "Install the " + string(kind) + " as " + install.ServiceName(kind) + ".service",
-		Long: `Clustered: --etcd URLS --cluster NAME [--node NAME] [--labels k=v,...].
+		Long: `Clustered: --etcd URLS --cluster NAME [--node NAME] [--labels k=v,...] [--gossip-key-file FILE].
 Standalone: --upstream URL (repeatable). See "procfleet install --help".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -60,6 +60,7 @@ func registerInstallFlags(cmd *cobra.Command, cfg *install.Config) {
 	fl.StringVar(&cfg.EtcdAuth.Key, "etcd-key", "", "PEM client key `FILE` for etcd")
 	fl.StringVar(&cfg.EtcdAuth.User, "etcd-user", "", "etcd user `NAME` (with --etcd-password-file)")
 	fl.StringVar(&cfg.EtcdAuth.PasswordFile, "etcd-password-file", "", "`FILE` holding the etcd user's password")
+	fl.StringVar(&cfg.GossipKeyFile, "gossip-key-file", "", "host-local `FILE` with the gossip's encryption keys, readable by the procfleet user and not by every user (written as PROCFLEET_GOSSIP_KEY_FILE; see procfleet agent --help)")
 	fl.StringVar(&cfg.Root, "root", "", "write the whole install under `DIR` and leave systemd and users alone")
 	fl.BoolVar(&cfg.DryRun, "dry-run", false, "print what would be done and change nothing")
 }

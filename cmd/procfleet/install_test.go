@@ -16,7 +16,8 @@ func TestInstallRealBinary(t *testing.T) {
 	ca := filepath.Join(dir, "ca.pem")
 	stdout, stderr, code := run(t, "install", "agent", "--root", root, "--etcd", "http://10.0.0.1:2379", "--cluster", "prod", "--node", "web-1",
 		"--labels", "zone=b,rack=a", "--listen", "127.0.0.1:19477", "--etcd-ca", ca, "--etcd-cert", "/etc/procfleet/etcd.pem",
-		"--etcd-key", "/etc/procfleet/etcd-key.pem", "--etcd-user", "agent", "--etcd-password-file", "/etc/procfleet/etcd-password")
+		"--etcd-key", "/etc/procfleet/etcd-key.pem", "--etcd-user", "agent", "--etcd-password-file", "/etc/procfleet/etcd-password",
+		"--gossip-key-file", "/etc/procfleet/gossip.key")
 	if code != 0 {
 		t.Fatalf("install agent: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -32,7 +33,8 @@ func TestInstallRealBinary(t *testing.T) {
 	for _, l := range []string{`PROCFLEET_ETCD="http://10.0.0.1:2379"`, `PROCFLEET_CLUSTER="prod"`, `PROCFLEET_NODE="web-1"`,
 		`PROCFLEET_LABELS="rack=a,zone=b"`, `PROCFLEET_ETCD_CA="` + ca + `"`, `PROCFLEET_ETCD_CERT="/etc/procfleet/etcd.pem"`,
 		`PROCFLEET_ETCD_KEY="/etc/procfleet/etcd-key.pem"`, `PROCFLEET_ETCD_USER="agent"`,
-		`PROCFLEET_ETCD_PASSWORD_FILE="/etc/procfleet/etcd-password"`, `listen: "127.0.0.1:19477"`} {
+		`PROCFLEET_ETCD_PASSWORD_FILE="/etc/procfleet/etcd-password"`, `PROCFLEET_GOSSIP_KEY_FILE="/etc/procfleet/gossip.key"`,
+		`listen: "127.0.0.1:19477"`} {
 		if !strings.Contains(files, "\n"+l+"\n") {
 			t.Errorf("install agent: no line %s in:\n%s", l, files)
 		}

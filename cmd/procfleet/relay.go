@@ -95,6 +95,9 @@ and takes its upstreams and bandwidth budget from the ring.`,
 			if err != nil {
 				return err
 			}
+			if err := relayNode(&cfg, mf, clustered); err != nil {
+				return err
+			}
 			logger := newLogger(cfg.Log)
 			r, err := relay.New(cfg, logger)
 			if err != nil {
@@ -110,6 +113,31 @@ and takes its upstreams and bandwidth budget from the ring.`,
 	ef.register(cmd, "")
 	mf.register(cmd)
 	return cmd
+}
+
+// relayNode sets the relay's node name, the instance label of the
+// metrics it stores for itself: --node over the file's node, and for a
+// clustered relay without either its member's node name (the host name in
+// lower case), so that its metrics and its registration name one node.
+func relayNode(cfg *config.Relay, mf memberFlags, clustered bool) error {
+	if mf.node != "" {
+		if err := config.ValidateNodeName(mf.node); err != nil {
+			return usageError{fmt.Errorf("--node: %w", err)}
+		}
+		cfg.Node = mf.node
+	}
+	if !clustered {
+		return nil
+	}
+	node, err := mf.nodeName(cfg.Node)
+	if err != nil {
+		return err
+	}
+	if err := keys.ValidateNode(node); err != nil {
+		return usageError{fmt.Errorf("--node: %w", err)}
+	}
+	cfg.Node = node
+	return nil
 }
 
 // runClusteredRelay runs r as a member of a cluster: its upstreams and
@@ -128,6 +156,7 @@ func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef
 	if err != nil {
 		return err
 	}
+	r.AddMetricsSet(m.Metrics())
 	rctx, stopRelay := context.WithCancel(ctx)
 	defer stopRelay()
 	errc := make(chan error, 1)
@@ -137,6 +166,7 @@ func runClusteredRelay(ctx context.Context, r *relay.Relay, cfg config.Relay, ef
 	case err := <-errc:
 		return relayListenError(cfg.Listen, err)
 	}
+	m.SetAddress(r.Addr()) // with the port picked for :0
 	run := runMember(ctx, m)
 	defer run.stop()
 	report := time.NewTicker(2 * time.Second)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,9 @@ agents:
 		time.Sleep(500 * time.Millisecond)
 	}
 	r := s.Relays[0]
+	if r.HTTP != relayAddr {
+		t.Errorf("relay http = %q; want %s, its --listen", r.HTTP, relayAddr)
+	}
 	if len(r.Upstreams) != 1 || r.Upstreams[0] != "vm" {
 		t.Fatalf("relay upstreams = %v; want only vm (never a relay)", r.Upstreams)
 	}
@@ -103,6 +107,22 @@ agents:
 	if got := r.BudgetBytesPerSecond; got < want-1 || got > want+int64(direct)+1 {
 		t.Fatalf("relay budget = %d; want about %d (%d of 4 agents through it)", got, want, len(viaRelay))
 	}
+	// The relay's /metrics has its member's series.
+	testenv.Eventually(t, 20*time.Second, 200*time.Millisecond, "the relay's member metrics", func() error {
+		page, err := testenv.Scrape("http://" + relayAddr + "/metrics")
+		if err != nil {
+			return err
+		}
+		for name, v := range map[string]float64{"procfleet_gossip_members": 5, `procfleet_cluster_members{kind="agent"}`: 4,
+			`procfleet_cluster_members{kind="relay"}`: 1, "procfleet_cluster_config_revision": float64(s.ConfigRevision)} {
+			if got, ok := testenv.SumMetric(page, name); !ok || got != v {
+				return fmt.Errorf("%s = %v (listed: %v); want %v", name, got, ok, v)
+			}
+		}
+		return nil
+	})
+	// The relay's own metrics are labelled with its node name.
+	waitRelayInstance(t, vm, "r1")
 	for _, n := range viaRelay {
 		deadline := time.Now().Add(20 * time.Second)
 		for {

@@ -29,7 +29,8 @@ type clusterStatus struct {
 
 type agentStatus struct {
 	Node                 string   `json:"node"`
-	Address              string   `json:"address"`
+	Address              string   `json:"address"` // the gossip's
+	HTTP                 string   `json:"http"`    // the HTTP server's (/metrics); "" when none is known
 	Version              string   `json:"version"`
 	ConfigRevision       int64    `json:"config_revision"`
 	Upstreams            []string `json:"upstreams"`
@@ -124,11 +125,14 @@ func readStatus(cmd *cobra.Command, cli *clientv3.Client, clusterName string, cu
 		if !ok {
 			continue
 		}
-		var m struct{ Address, Version string }
+		var m struct {
+			Address, Version string
+			HTTP             string `json:"http"`
+		}
 		_ = json.Unmarshal(kv.Value, &m)
 		s := byNode[node]
 		st := agentStatus{
-			Node: node, Address: m.Address, Version: m.Version, ConfigRevision: s.ConfigRevision,
+			Node: node, Address: m.Address, HTTP: m.HTTP, Version: m.Version, ConfigRevision: s.ConfigRevision,
 			Upstreams: orEmpty(s.Upstreams), BudgetBytesPerSecond: s.BudgetBytesPerSecond,
 			QueueBatches: s.QueueBatches, LastError: s.LastError, Gossip: s.Gossip, SavedState: s.SavedState,
 		}

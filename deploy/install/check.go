@@ -12,8 +12,8 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
-	"github.com/procfleet/procfleet/config"
 )
 
 // parseEtcdURLs checks the --etcd value: http or https URLs with a host
@@ -56,26 +56,6 @@ func checkListen(kind Kind, s string) error {
 	return nil
 }
 
-// parseLabels parses the --labels value, k=v pairs separated by commas,
-// with the rules of config labels.
-func parseLabels(s string) (map[string]string, error) {
-	out := map[string]string{}
-	if s == "" {
-		return out, nil
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, fmt.Errorf("--labels %q: want k=v pairs separated by commas", s)
-		}
-		if err := config.ValidateLabel(k, v); err != nil {
-			return nil, fmt.Errorf("--labels: %w", err)
-		}
-		out[k] = v
-	}
-	return out, nil
-}
-
 // joinLabels returns labels as k=v pairs sorted by key, comma-separated.
 func joinLabels(labels map[string]string) string {
 	ks := make([]string, 0, len(labels))
@@ -111,13 +91,22 @@ func (a EtcdAuth) validate() error {
 		if f.path == "" {
 			continue
 		}
-		if !filepath.IsAbs(f.path) || strings.ContainsFunc(f.path, unicode.IsControl) {
-			return fmt.Errorf("%s %q: want an absolute path", f.flag, f.path)
+		if err := checkServiceFile(f.flag, f.path); err != nil {
+			return err
 		}
-		for _, hidden := range []string{"/home", "/root", "/run/user"} {
-			if f.path == hidden || strings.HasPrefix(f.path, hidden+"/") {
-				return fmt.Errorf("%s %q: the unit's ProtectHome=yes hides %s from the service; put the file under /etc/procfleet", f.flag, f.path, hidden)
-			}
+	}
+	return nil
+}
+
+// checkServiceFile checks the path of a file that the service reads, given
+// with flag: absolute, and not where the unit hides it.
+func checkServiceFile(flag, path string) error {
+	if !filepath.IsAbs(path) || strings.ContainsFunc(path, unicode.IsControl) {
+		return fmt.Errorf("%s %q: want an absolute path", flag, path)
+	}
+	for _, hidden := range []string{"/home", "/root", "/run/user"} {
+		if path == hidden || strings.HasPrefix(path, hidden+"/") {
+			return fmt.Errorf("%s %q: the unit's ProtectHome=yes hides %s from the service; put the file under /etc/procfleet", flag, path, hidden)
 		}
 	}
 	return nil
@@ -125,7 +114,9 @@ func (a EtcdAuth) validate() error {
 
 // checkHost checks what of c depends on the host, for an install on this
 // host (no Root): the host name that the service will take for its node
-// name when Node is empty, and that the etcd auth files exist. c is valid.
+// name when Node is empty, that the etcd auth files exist, and that the
+// gossip key file is one the service takes (it exists, holds keys, and
+// is not open to every user). c is valid.
 func (c Config) checkHost(env Env) error {
 	if c.Root != "" || c.Etcd == "" {
 		return nil // the target's host name and files are not known here
@@ -145,6 +136,13 @@ func (c Config) checkHost(env Env) error {
 		}
 		if _, err := os.Stat(f.path); err != nil {
 			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+	}
+	if c.GossipKeyFile != "" {
+		// The service's own check, so that it cannot refuse at start a
+		// file that install took.
+		if _, err := gossip.LoadKeyFile(c.GossipKeyFile); err != nil {
+			return fmt.Errorf("--gossip-key-file: %w", err)
 		}
 	}
 	return nil

@@ -44,6 +44,9 @@ func TestInstallRejectsBadInput(t *testing.T) {
 		{"--upstream", Config{Upstreams: []string{"vm:8428"}}},
 		{"--upstream", Config{Upstreams: []string{"http://user:pw@vm:8428/api/v1/import/prometheus"}}},
 		{"--node", Config{Upstreams: vm, Node: "web-1"}},
+		{"--gossip-key-file", Config{Upstreams: vm, GossipKeyFile: "/etc/procfleet/gossip.key"}},
+		{"--gossip-key-file", cl(Config{GossipKeyFile: "gossip.key"})},
+		{"--gossip-key-file", cl(Config{GossipKeyFile: "/home/ops/gossip.key"})},
 		{`kind "bogus"`, Config{Kind: "bogus", Upstreams: vm}},
 	} {
 		c := tc.cfg
@@ -140,6 +143,67 @@ func TestInstallEtcdAuth(t *testing.T) {
 	h.EtcdAuth.CA = filepath.Join(dir, "missing.pem")
 	if err := h.checkHost(env); err == nil || !strings.Contains(err.Error(), "--etcd-ca") {
 		t.Errorf("missing --etcd-ca: %v", err)
+	}
+}
+
+func TestInstallGossipKeyFile(t *testing.T) {
+	root, dir := t.TempDir(), t.TempDir()
+	env := testEnv(t, writeExe(t, "binary\n"))
+	c := clustered(Relay, root)
+	c.GossipKeyFile = "/etc/procfleet/gossip.key" // not on this host: under a Root it is not looked at
+	mustInstall(t, env, c)
+	got, err := os.ReadFile(filepath.Join(root, "etc/procfleet/relay.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := `PROCFLEET_GOSSIP_KEY_FILE="/etc/procfleet/gossip.key"`; !strings.Contains(string(got), "\n"+l+"\n") {
+		t.Errorf("relay.env lacks %s:\n%s", l, got)
+	}
+	// The unit reads the env file as sh would.
+	out, err := newShell(t, `. "$1" && printf '%s' "$PROCFLEET_GOSSIP_KEY_FILE"`, filepath.Join(root, "etc/procfleet/relay.env"))
+	if err != nil || out != "/etc/procfleet/gossip.key" {
+		t.Errorf("sh reads PROCFLEET_GOSSIP_KEY_FILE %q (%v)", out, err)
+	}
+	// Without the flag the variable is not written: the env file would
+	// override a drop-in's Environment=PROCFLEET_GOSSIP_KEY_FILE.
+	c.GossipKeyFile = ""
+	mustInstall(t, env, c)
+	if got, _ := os.ReadFile(filepath.Join(root, "etc/procfleet/relay.env")); strings.Contains(string(got), "PROCFLEET_GOSSIP_KEY_FILE") {
+		t.Errorf("relay.env names PROCFLEET_GOSSIP_KEY_FILE without --gossip-key-file:\n%s", got)
+	}
+
+	// For this host (no Root), the file must be one the relay takes.
+	key := filepath.Join(dir, "gossip.key")
+	h := clustered(Relay, "")
+	h.Node, h.GossipKeyFile = "relay-1", key
+	for _, tc := range []struct {
+		content string
+		mode    os.FileMode
+		want    string // in the error; "" for none
+	}{
+		{"", 0, "no such file"},
+		{"MDEyMzQ1Njc4OWFiY2RlZg==\n", 0o640, ""},
+		{"MDEyMzQ1Njc4OWFiY2RlZg==\n", 0o600, ""},
+		{"MDEyMzQ1Njc4OWFiY2RlZg==\n", 0o644, "mode 0644, open to every user"},
+		{"MDEyMzQ1Njc4OWFiY2RlZg==\n", 0o642, "mode 0642, open to every user"},
+		{"not a key\n", 0o600, "line 1: not base64"},
+	} {
+		os.Remove(key)
+		if tc.mode != 0 {
+			if err := os.WriteFile(key, []byte(tc.content), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(key, tc.mode); err != nil { // past the umask
+				t.Fatal(err)
+			}
+		}
+		err := h.checkHost(env)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("key file %04o %q: %v", tc.mode, tc.content, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "--gossip-key-file: ")):
+			t.Errorf("key file %04o %q: %v; want an error of --gossip-key-file with %q", tc.mode, tc.content, err, tc.want)
+		}
 	}
 }
 

@@ -46,6 +46,15 @@ type Config struct {
 	// EtcdAuth names the files and user of etcd's TLS and password
 	// authentication. Default none.
 	EtcdAuth EtcdAuth
+	// GossipKeyFile is the host-local file of the gossip's encryption
+	// keys (--gossip-key-file), written to the env file as
+	// PROCFLEET_GOSSIP_KEY_FILE; with Etcd only. An absolute path that the
+	// unit lets the service read and, when installing on this host, a key
+	// file the service would take: it exists, holds keys and is not open
+	// to every user. Default "": nothing written, so that a drop-in that
+	// sets PROCFLEET_GOSSIP_KEY_FILE still applies (the env file would
+	// override it).
+	GossipKeyFile string
 	// Root, when set, is the directory under which the whole install is
 	// written, leaving systemd and users alone. Default "": this host.
 	Root string
@@ -79,8 +88,9 @@ func defaultListen(kind Kind) string {
 }
 
 // Validate checks c without looking at the host: Install checks in
-// addition that the host name is a node name when Node is empty, and that
-// the EtcdAuth files exist, when it installs on this host. Every error
+// addition that the host name is a node name when Node is empty, that the
+// EtcdAuth files exist and that GossipKeyFile is a key file the service
+// takes, when it installs on this host. Every error
 // names its flag.
 func (c Config) Validate() error {
 	if err := c.Kind.validate(); err != nil {
@@ -109,6 +119,7 @@ func (c Config) validateStandalone() error {
 		{"--cluster", c.Cluster}, {"--node", c.Node}, {"--labels", c.Labels},
 		{"--etcd-ca", a.CA}, {"--etcd-cert", a.Cert}, {"--etcd-key", a.Key},
 		{"--etcd-user", a.User}, {"--etcd-password-file", a.PasswordFile},
+		{"--gossip-key-file", c.GossipKeyFile},
 	} {
 		if v.value != "" {
 			return fmt.Errorf("%s: only with --etcd", v.flag)
@@ -147,8 +158,13 @@ func (c Config) validateClustered() error {
 			return fmt.Errorf("--node: %w", err)
 		}
 	}
-	if _, err := parseLabels(c.Labels); err != nil {
+	if _, err := config.ParseLabels(c.Labels); err != nil {
 		return err
+	}
+	if c.GossipKeyFile != "" {
+		if err := checkServiceFile("--gossip-key-file", c.GossipKeyFile); err != nil {
+			return err
+		}
 	}
 	return c.EtcdAuth.validate()
 }

@@ -72,6 +72,7 @@ type installSpec struct {
 	listen    string
 	upstreams []string // standalone only
 	etcdAuth  EtcdAuth
+	gossipKey string // the gossip key file; empty: none written
 }
 
 // newSpec returns the installSpec of c, which is valid.
@@ -82,8 +83,8 @@ func newSpec(c Config) installSpec {
 		return s
 	}
 	s.etcd, _ = parseEtcdURLs(c.Etcd)
-	s.cluster, s.node = c.Cluster, c.Node
-	labels, _ := parseLabels(c.Labels)
+	s.cluster, s.node, s.gossipKey = c.Cluster, c.Node, c.GossipKeyFile
+	labels, _ := config.ParseLabels(c.Labels)
 	s.labels = joinLabels(labels)
 	return s
 }
@@ -127,7 +128,8 @@ func (s installSpec) envFile() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# procfleet %s: cluster membership and etcd access, read by %s.service.\n", s.kind, serviceName(s.kind))
 	fmt.Fprintf(&b, "# Written by \"procfleet install %s\"; running it again rewrites this file.\n", s.kind)
-	vars := []struct{ comment, name, value string }{
+	type envVar struct{ comment, name, value string }
+	vars := []envVar{
 		{"etcd client URLs, comma-separated; empty runs standalone, with the\n# upstreams of " + configPath(s.kind) + ".",
 			"PROCFLEET_ETCD", strings.Join(s.etcd, ",")},
 		{"Cluster name: its keys are under /procfleet/NAME/.", "PROCFLEET_CLUSTER", s.cluster},
@@ -139,6 +141,12 @@ func (s installSpec) envFile() []byte {
 		{"", "PROCFLEET_ETCD_KEY", s.etcdAuth.Key},
 		{"", "PROCFLEET_ETCD_USER", s.etcdAuth.User},
 		{"", "PROCFLEET_ETCD_PASSWORD_FILE", s.etcdAuth.PasswordFile},
+	}
+	if s.gossipKey != "" {
+		// Only when given: this file overrides the Environment= of a
+		// drop-in, which may set it instead.
+		vars = append(vars, envVar{"Gossip encryption keys (--gossip-key-file): a file readable by the procfleet\n# user and not by every user, such as root:procfleet 0640.",
+			"PROCFLEET_GOSSIP_KEY_FILE", s.gossipKey})
 	}
 	for _, v := range vars {
 		if v.comment != "" {
