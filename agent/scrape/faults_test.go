@@ -166,7 +166,7 @@ func TestScrapeBoundedReads(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			const limit = 1 << 20
 			hs := startManager(t, Config{MaxBodyBytes: limit, MaxSamples: 1000}, Deps{})
-			tg := target(t, testJob("j", 300*time.Millisecond), serve(t, h))
+			tg := target(t, testJob("j", time.Second), serve(t, h))
 			hs.m.Apply([]Target{tg})
 			waitFor(t, "two scrapes", 30*time.Second, func() bool { return hs.metric("procfleet_scrape_scrapes_total") >= 2 })
 			scrapes := hs.metric("procfleet_scrape_scrapes_total")
