@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,6 +24,12 @@ const (
 	ScrapeTimeoutLabel  = "__scrape_timeout__"
 	ParamLabelPrefix    = "__param_"
 	MetaLabelPrefix     = "__meta_"
+	// Prometheus' native histogram settings, which procfleet sets to
+	// false, as Prometheus' defaults, so that rules over every label
+	// (labelmap, hashmod of joined names) see what they see in Prometheus.
+	convertNHCBLabel      = "__convert_classic_histograms_to_nhcb__"
+	alwaysClassicLabel    = "__always_scrape_classic_histograms__"
+	nativeHistogramsLabel = "__scrape_native_histograms__"
 	JobLabel            = "job"
 	InstanceLabel       = "instance"
 )
@@ -91,8 +98,10 @@ func Phase(targetKey string, interval time.Duration) time.Duration {
 // DiscoveredLabels returns the labels of a discovered target before
 // relabel_configs, as Prometheus' PopulateDiscoveredLabels makes them:
 // the target's labels, with job, __scrape_interval__,
-// __scrape_timeout__, __metrics_path__, __scheme__ and one __param_<name>
-// per parameter of the job (its first value) added where not set.
+// __scrape_timeout__, __metrics_path__, __scheme__, Prometheus' three
+// native histogram settings (false: procfleet takes classic histograms
+// only) and one __param_<name> per parameter of the job (its first value)
+// added where not set.
 // Discovery applies the job's relabel_configs to the result, then
 // TargetFromLabels makes the Target.
 func DiscoveredLabels(job *config.ScrapeConfig, target labels.Labels) labels.Labels {
@@ -107,6 +116,9 @@ func DiscoveredLabels(job *config.ScrapeConfig, target labels.Labels) labels.Lab
 	set(ScrapeTimeoutLabel, job.ScrapeTimeout.String())
 	set(MetricsPathLabel, job.MetricsPath)
 	set(SchemeLabel, job.Scheme)
+	set(convertNHCBLabel, "false")
+	set(alwaysClassicLabel, "false")
+	set(nativeHistogramsLabel, "false")
 	for name, vs := range job.Params {
 		if len(vs) > 0 {
 			set(ParamLabelPrefix+name, vs[0])
@@ -148,17 +160,27 @@ func TargetFromLabels(job *config.ScrapeConfig, lset labels.Labels) (Target, err
 		return Target{}, fmt.Errorf("scrape timeout cannot be greater than scrape interval (%q > %q)",
 			lset.Get(ScrapeTimeoutLabel), lset.Get(ScrapeIntervalLabel))
 	}
+	for _, name := range []string{convertNHCBLabel, alwaysClassicLabel, nativeHistogramsLabel} {
+		if v := lset.Get(name); v != "" {
+			if _, err := strconv.ParseBool(v); err != nil {
+				return Target{}, fmt.Errorf("error parsing %s: %w", name, err)
+			}
+		}
+	}
 	if t.Scheme != "http" && t.Scheme != "https" {
 		return Target{}, fmt.Errorf("scheme %q is not accepted; want http or https", t.Scheme)
 	}
 	t.Params = targetParams(job.Params, lset)
 	b := labels.NewBuilder(nil)
 	for _, l := range lset {
-		if l.Value == "" || strings.HasPrefix(l.Name, "__") {
+		if l.Value == "" || strings.HasPrefix(l.Name, MetaLabelPrefix) {
 			continue
 		}
 		if !utf8.ValidString(l.Value) {
 			return Target{}, fmt.Errorf("invalid label value for %q: %q", l.Name, l.Value)
+		}
+		if strings.HasPrefix(l.Name, "__") {
+			continue
 		}
 		if !labels.IsValidName(l.Name) {
 			return Target{}, fmt.Errorf("invalid label name %q", l.Name)
