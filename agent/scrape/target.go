@@ -30,8 +30,8 @@ const (
 	convertNHCBLabel      = "__convert_classic_histograms_to_nhcb__"
 	alwaysClassicLabel    = "__always_scrape_classic_histograms__"
 	nativeHistogramsLabel = "__scrape_native_histograms__"
-	JobLabel            = "job"
-	InstanceLabel       = "instance"
+	JobLabel              = "job"
+	InstanceLabel         = "instance"
 )
 
 // Target is one target to scrape: its job's settings, where to scrape it
