@@ -60,8 +60,10 @@ type ScrapeStats struct {
 	// PostRelabel counts those metric relabeling kept, duplicates
 	// included (scrape_samples_post_metric_relabeling).
 	PostRelabel int
-	// SeriesAdded counts the series written that the last successful
-	// Parse did not write (scrape_series_added).
+	// SeriesAdded counts the series written that were not known from
+	// the last scrapes (scrape_series_added): those of the last
+	// successful one, and those written before a later one failed, as
+	// Prometheus' scrape cache holds them.
 	SeriesAdded int
 	// Written counts the lines written.
 	Written int
@@ -78,12 +80,13 @@ type ScrapeStats struct {
 // series); buffers are pooled across parsers while a Parse runs. A
 // ScrapeParser is not safe for concurrent use.
 type ScrapeParser struct {
-	opt     ScrapeOptions
-	lim     Limits
-	tgt     []targetLabel // opt.Target, escaped
-	tgtBits uint64        // nameBit of each target label's name
-	seed    maphash.Seed
-	prev    seriesSet // series of the last successful Parse
+	opt      ScrapeOptions
+	lim      Limits
+	tgt      []targetLabel // opt.Target, escaped
+	tgtBits  uint64        // nameBit of each target label's name
+	seed     maphash.Seed
+	prev     seriesSet // series known from the last scrapes, as Prometheus' scrape cache holds them
+	okSeries int       // series of the last successful Parse
 }
 
 // targetLabel is a target label, with its text as spliced into a line.
@@ -148,18 +151,36 @@ func (p *ScrapeParser) Parse(r io.Reader, stamp int64, dst []byte) ([]byte, Scra
 	s.begin(p, stamp, len(dst))
 	out, err := s.run(r, dst)
 	st := s.st
+	var re *ReadError
+	switch {
+	case errors.As(err, &re):
+		// Prometheus reads the whole body before it parses: nothing of
+		// this one was counted or cached.
+		return dst, ScrapeStats{Bytes: st.Bytes}, err
+	case err == nil && st.PostRelabel-st.Duplicates > p.opt.SampleLimit && p.opt.SampleLimit > 0:
+		err = fmt.Errorf("%w (%d samples after metric relabeling, limit %d)", ErrSampleLimit, st.PostRelabel-st.Duplicates, p.opt.SampleLimit)
+	}
 	if err != nil {
-		var re *ReadError
-		if errors.As(err, &re) {
-			st = ScrapeStats{Bytes: st.Bytes}
-		}
+		p.keepFailed(&s.cur)
 		return dst, st, err
 	}
-	if st.PostRelabel-st.Duplicates > p.opt.SampleLimit && p.opt.SampleLimit > 0 {
-		return dst, st, fmt.Errorf("%w (%d samples after metric relabeling, limit %d)", ErrSampleLimit, st.PostRelabel-st.Duplicates, p.opt.SampleLimit)
-	}
 	p.prev.copyFrom(&s.cur)
+	p.okSeries = s.cur.n
 	return out, st, nil
+}
+
+// keepFailed adds the series a failed scrape appended to the series known,
+// as Prometheus' scrape cache keeps them, unless they grew past twice the
+// last successful scrape's and 1000, where Prometheus flushes its cache.
+func (p *ScrapeParser) keepFailed(cur *seriesSet) {
+	for _, h := range cur.slots {
+		if h != 0 {
+			p.prev.insert(h)
+		}
+	}
+	if p.prev.n > 2*p.okSeries+1000 {
+		p.prev.copyFrom(cur)
+	}
 }
 
 // ReportSeries are the values of the series a scrape adds about itself.

@@ -16,7 +16,6 @@ const (
 	reasonMetaName      = "expected a metric name after HELP or TYPE"
 	reasonMetaType      = "invalid metric type (want counter, gauge, histogram, summary or untyped, after one blank)"
 	reasonHelpUTF8      = "invalid UTF-8 in HELP text"
-	reasonNameLabel     = "label __name__ in braces (the metric name is given before them, or quoted first in them)"
 	reasonScrapedEscape = "invalid escape at the end of a label value"
 )
 
@@ -44,6 +43,7 @@ type rawSample struct {
 	brace       int // offset of '{' after a name that is not quoted, -1 if none
 	close       int // offset of the '}', -1 if none
 	value       span
+	blanks      bool // blanks before the metric name, which Prometheus takes into it
 	ts          int64
 	hasTS       bool
 }
@@ -110,6 +110,7 @@ func (s *scrapeState) sample(l []byte, i int) (pos int, reason string) {
 	smp.name = span{-1, -1}
 	smp.nameQuoted, smp.nameEscapes = false, escNone
 	smp.brace, smp.close = -1, -1
+	smp.blanks = i > 0 && l[i] != '{'
 	k := i
 	switch {
 	case l[i] == '{':
@@ -122,9 +123,6 @@ func (s *scrapeState) sample(l []byte, i int) (pos int, reason string) {
 		}
 		k = end
 	case nameStart[l[i]]:
-		if i > 0 {
-			return i, reasonLeadingBlank
-		}
 		j := i + 1
 		for j < len(l) && nameChar[l[j]] {
 			j++

@@ -41,7 +41,8 @@ type scrapeState struct {
 	b         *labels.Builder
 	ls        labels.Labels // the slow path's labels, reused
 	out       labels.Labels
-	scratch   []byte // unescaped values of the slow path
+	scratch   []byte   // unescaped values of the slow path
+	dups      []string // names the current line gives twice
 }
 
 func newScrapeState() *scrapeState {

@@ -33,8 +33,8 @@ var scrapeCases = []scrapeCase{
 		stats: &ScrapeStats{Scraped: 2, PostRelabel: 2, SeriesAdded: 2, Written: 2}},
 	{name: "no target labels", target: labels.Labels{}, body: "a 1\nb{x=\"1\"} 2\n",
 		out: "a 1 NOW\nb{x=\"1\"} 2 NOW\n"},
-	{name: "blanks and commas as Prometheus takes them", body: "a { x = \"1\"  y=\"2\", } 3 \t\n",
-		out: "a{x=\"1\",y=\"2\",instance=\"h:1\",job=\"j\"} 3 NOW\n"},
+	{name: "blanks and commas as Prometheus takes them", body: "a { x = \"1\"  y=\"2\", } 3 \t\nb{x=\"1\" y=\"2\"} 4\n",
+		out: "a{x=\"1\",y=\"2\",instance=\"h:1\",job=\"j\"} 3 NOW\nb{x=\"1\",y=\"2\",instance=\"h:1\",job=\"j\"} 4 NOW\n"},
 	{name: "exported_ on a clash", body: "a{instance=\"x\",job=\"y\",exported_job=\"z\"} 1\n",
 		out: "a{exported_exported_job=\"y\",exported_instance=\"x\",exported_job=\"z\",instance=\"h:1\",job=\"j\"} 1 NOW\n"},
 	{name: "empty scraped value gives way", body: "a{job=\"\"} 1\n",
@@ -87,7 +87,9 @@ var scrapeCases = []scrapeCase{
 		rules: []config.RelabelConfig{rule(config.RelabelReplace, "__name__", ".*", "__name__", "a-b")}, err: "invalid metric name"},
 
 	{name: "sample_limit", body: "a 1\nb 2\nc 3\nc 4\n", opt: func(o *ScrapeOptions) { o.SampleLimit = 2 }, err: "sample limit exceeded",
-		stats: &ScrapeStats{Scraped: 4, PostRelabel: 4, SeriesAdded: 2, Written: 2, Duplicates: 1}},
+		// The first c is over the limit, so not cached: the second is no
+		// duplicate (as in Prometheus).
+		stats: &ScrapeStats{Scraped: 4, PostRelabel: 4, SeriesAdded: 2, Written: 2}},
 	{name: "sample_limit counts after relabeling", body: "a 1\nb 2\nc 3\n", opt: func(o *ScrapeOptions) { o.SampleLimit = 2 },
 		rules: []config.RelabelConfig{rule(config.RelabelDrop, "__name__", "b", "", "")},
 		out:   "a{instance=\"h:1\",job=\"j\"} 1 NOW\nc{instance=\"h:1\",job=\"j\"} 3 NOW\n"},
@@ -101,7 +103,12 @@ var scrapeCases = []scrapeCase{
 	{name: "garbage", body: "a 1\nthis is not a sample\n", err: "line 2, column 6: invalid value"},
 	{name: "invalid UTF-8", body: "a{x=\"\xff\"} 1\n", err: "invalid UTF-8"},
 	{name: "duplicate label", body: "a{x=\"1\",x=\"2\"} 1\n", err: "duplicate label name"},
-	{name: "__name__ in braces", body: "a{__name__=\"b\"} 1\n", err: "label __name__ in braces"},
+	{name: "__name__ in braces", body: "a{__name__=\"b\"} 1\n", err: "duplicate label name __name__"},
+	{name: "a name twice that a target label replaces once", body: "a{job=\"x\",job=\"y\"} 1\n", err: "duplicate label name job"},
+	{name: "a name twice that a rule deletes", body: "a{x=\"1\",x=\"2\"} 1\n",
+		rules: []config.RelabelConfig{rule(config.RelabelLabelDrop, "", "x", "", "")}, out: "a{instance=\"h:1\",job=\"j\"} 1 NOW\n"},
+	{name: "a name twice out of bounds", body: "a{x=\"1\",x=\"2\"} 1 1800000000000\nb 1\n", out: "b{instance=\"h:1\",job=\"j\"} 1 NOW\n"},
+	{name: "a name twice that no label replaces", body: "a{job=\"x\",job=\"y\"} 1\n", opt: honorLabels, err: "duplicate label name job"},
 	{name: "no name", body: "{x=\"1\"} 1\n", err: "metric name not set"},
 	{name: "blank before name", body: " a 1\n", err: "blanks before the metric name"},
 	{name: "CRLF", body: "a 1\r\n", err: "invalid value"},
@@ -208,7 +215,9 @@ func TestScrapeParse(t *testing.T) {
 }
 
 // TestScrapeSeriesAdded checks scrape_series_added over scrapes: series
-// new since the last successful scrape, a failed one not counting.
+// not known from the last scrapes, as Prometheus' scrape cache knows them
+// (those of the last successful scrape, and those a failed one appended
+// before it failed).
 func TestScrapeSeriesAdded(t *testing.T) {
 	p := scrapeCase{name: "added"}.parser(t)
 	steps := []struct {
@@ -220,7 +229,8 @@ func TestScrapeSeriesAdded(t *testing.T) {
 		{"a 1\nb 1\n", 0, false},
 		{"a 1\nc 1\n", 1, false},
 		{"a 1\nd 1\nbad\n", 1, true},
-		{"a 1\nc 1\nd 1\n", 1, false},
+		{"a 1\nc 1\nd 1\ne 1\n", 1, false},
+		{"a 1\nb 1\n", 1, false},
 	}
 	for i, s := range steps {
 		_, st, err := p.Parse(strings.NewReader(s.body), testStamp, nil)

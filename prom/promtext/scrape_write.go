@@ -30,6 +30,9 @@ func (s *scrapeState) emit(l []byte, dst []byte) ([]byte, error) {
 	s.st.Scraped++
 	smp := &s.smp
 	p := s.p
+	if smp.blanks {
+		return dst, s.lineError(s.lineNo, l, 0, reasonLeadingBlank)
+	}
 	if p.opt.Rules != nil || smp.nameQuoted {
 		return s.emitBuilt(l, dst)
 	}
@@ -45,13 +48,12 @@ func (s *scrapeState) emit(l []byte, dst []byte) ([]byte, error) {
 		}
 		name := l[lb.name.lo:lb.name.hi]
 		bit := nameBit(name)
-		if seen&bit != 0 && duplicateName(l, smp.labels[:i], name) {
-			return dst, s.lineError(s.lineNo, l, lb.name.lo, reasonDuplicateLabel)
+		if seen&bit != 0 && duplicateName(l, smp.labels[:i], name) || string(name) == "__name__" {
+			// A name given twice: the series is refused unless merging
+			// the target's labels or relabeling replaces it.
+			return s.emitBuilt(l, dst)
 		}
 		seen |= bit
-		if string(name) == "__name__" {
-			return dst, s.lineError(s.lineNo, l, lb.name.lo, reasonNameLabel)
-		}
 		empty := lb.value.lo == lb.value.hi
 		if !empty {
 			n++
@@ -66,8 +68,8 @@ func (s *scrapeState) emit(l []byte, dst []byte) ([]byte, error) {
 				}
 			}
 		}
-		canon = canon && !empty && lb.escapes <= escPlain && lb.value.lo == lb.name.hi+2 &&
-			lb.name.lo == l1(i == 0, smp.brace+1, smp.labels[max(i-1, 0)].value.hi+2) && !s.normalizes(name)
+		canon = canon && !empty && lb.escapes <= escPlain && lb.value.lo == lb.name.hi+2 && !s.normalizes(name) &&
+			(i == 0 && lb.name.lo == smp.brace+1 || i > 0 && lb.name.lo == smp.labels[i-1].value.hi+2 && l[lb.name.lo-1] == ',')
 	}
 	canon = canon && len(smp.labels) > 0 && smp.labels[len(smp.labels)-1].value.hi+1 == smp.close
 	n += len(p.tgt) - bits.OnesCount64(shadowed)
@@ -80,9 +82,9 @@ func (s *scrapeState) emit(l []byte, dst []byte) ([]byte, error) {
 	if err := s.checkLengths(l); err != nil {
 		return dst, err
 	}
-	ts, ok := s.account(l)
+	ts, ok, err := s.account(l, "")
 	if !ok {
-		return dst, nil
+		return dst, err
 	}
 	start := len(dst)
 	sep := byte('{')
@@ -115,14 +117,6 @@ func (s *scrapeState) emit(l []byte, dst []byte) ([]byte, error) {
 		dst = append(dst, '}')
 	}
 	return s.endLine(l, dst, start, ts)
-}
-
-// l1 is a conditional expression.
-func l1(c bool, a, b int) int {
-	if c {
-		return a
-	}
-	return b
 }
 
 // nameBit is a bit of a small hash of a label name, for the quick tests of
@@ -187,34 +181,50 @@ func (s *scrapeState) checkCount(l []byte, n int) error {
 
 // account counts the sample, which metric relabeling kept, and returns
 // its timestamp, or false when it is not written: a duplicate, a
-// timestamp out of bounds, or a sample over the sample limit.
-func (s *scrapeState) account(l []byte) (int64, bool) {
+// timestamp out of bounds, or a sample over the sample limit. It keeps
+// the series sets as Prometheus' scrape cache: a series of the last
+// scrapes is marked seen when it is met, a new one only once appended.
+// refused, when not "", is why Prometheus' head would refuse the sample
+// (a label name given twice): the scrape then fails, unless the sample
+// never reaches the head (a duplicate, over the limit, out of bounds).
+func (s *scrapeState) account(l []byte, refused string) (int64, bool, error) {
 	smp := &s.smp
-	s.st.PostRelabel++
 	ts, own := s.stamp, false
 	if smp.hasTS && s.p.opt.HonorTimestamps {
 		ts, own = smp.ts, true
 	}
 	h := maphash.Bytes(s.p.seed, l[smp.series.lo:smp.series.hi])
-	first := s.cur.insert(h)
-	if !first && !own {
-		s.st.Duplicates++
-		return 0, false
+	seen := s.cur.has(h)
+	cached := seen || s.p.prev.has(h)
+	if !seen && cached {
+		s.cur.insert(h)
 	}
-	if lim := s.p.opt.SampleLimit; lim > 0 && s.st.PostRelabel-s.st.Duplicates > lim {
+	if seen && !own {
+		s.st.PostRelabel++
+		s.st.Duplicates++
+		return 0, false, nil
+	}
+	if lim := s.p.opt.SampleLimit; lim > 0 && s.st.PostRelabel+1-s.st.Duplicates > lim {
 		s.over = true
 	}
 	if s.over {
-		return 0, false
+		s.st.PostRelabel++
+		return 0, false, nil
 	}
 	if own && (ts > s.maxTS || ts < minTimestamp) {
+		s.st.PostRelabel++
 		s.st.OutOfBounds++
-		return 0, false
+		return 0, false, nil
 	}
-	if first && !s.p.prev.has(h) {
+	if refused != "" {
+		return 0, false, s.lineError(s.lineNo, l, 0, refused)
+	}
+	s.st.PostRelabel++
+	if !cached {
+		s.cur.insert(h)
 		s.st.SeriesAdded++
 	}
-	return ts, true
+	return ts, true, nil
 }
 
 // endLine writes the value and timestamp of the line begun at start.
@@ -330,9 +340,10 @@ func (s *scrapeState) emitBuilt(l []byte, dst []byte) ([]byte, error) {
 	}
 	s.ls = ls
 	sortLabels(ls)
+	s.dups = s.dups[:0]
 	for i := 1; i < len(ls); i++ {
 		if ls[i].Name == ls[i-1].Name {
-			return dst, s.lineError(s.lineNo, l, 0, reasonDuplicateLabel+" "+ls[i].Name)
+			s.dups = append(s.dups, ls[i].Name)
 		}
 	}
 	s.b.Reset(ls)
@@ -348,9 +359,24 @@ func (s *scrapeState) emitBuilt(l []byte, dst []byte) ([]byte, error) {
 	if err := s.checkBuilt(l, out); err != nil {
 		return dst, err
 	}
-	ts, ok := s.account(l)
+	for _, lb := range ls {
+		// A second metric name left in the set is checked too.
+		if lb.Name == "__name__" && !validMetricName(lb.Value) && slices.Contains(s.dups, "__name__") && !s.b.Deleted("__name__") {
+			return dst, s.lineError(s.lineNo, l, 0, fmt.Sprintf(reasonInvalidName, lb.Value))
+		}
+	}
+	refused := ""
+	for _, n := range s.dups {
+		// A name given twice stays twice in Prometheus unless a rule
+		// deleted it (setting it replaces one of them): its head refuses
+		// the sample, and the scrape fails.
+		if !s.b.Deleted(n) {
+			refused = reasonDuplicateLabel + " " + n
+		}
+	}
+	ts, ok, err := s.account(l, refused)
 	if !ok {
-		return dst, nil
+		return dst, err
 	}
 	start := len(dst)
 	dst = append(dst, out.Get("__name__")...)
@@ -410,7 +436,7 @@ func (s *scrapeState) str(raw []byte, esc uint8) string {
 }
 
 func sortLabels(ls labels.Labels) {
-	slices.SortFunc(ls, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(ls, func(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) })
 }
 
 func validUTF8(s string) bool { return utf8.ValidString(s) }
