@@ -89,6 +89,8 @@ var fixedBodyCases = []bodyCase{
 	{body: "a{x=\"1\"} 1\nb{x=\"2\"} 2\nc 3\n", honorTimestamps: true, rules: ruleSets[0], static: map[string]string{"zone": "eu"}},
 	{body: "a-1 1700000000000\n", honorTimestamps: true},
 	{body: "a 1 5\n", honorTimestamps: true},
+	{body: "a{x=\"\\é\"} 1\n", honorTimestamps: true},
+	{body: "a{x=\"\\\x86\"} 1\n", honorTimestamps: true},
 	{body: "a{job=\"x\",job=\"y\"} 1\n", honorTimestamps: true},
 	{body: "a{job=\"x\",job=\"y\"} 1\n", honorTimestamps: true, honorLabels: true},
 	{body: "a{x=\"x\",x=\"y\"} 1\n", honorTimestamps: true, rules: ruleSets[2]},

@@ -85,8 +85,10 @@ type ScrapeParser struct {
 	tgt      []targetLabel // opt.Target, escaped
 	tgtBits  uint64        // nameBit of each target label's name
 	seed     maphash.Seed
-	prev     seriesSet // series known from the last scrapes, as Prometheus' scrape cache holds them
-	okSeries int       // series of the last successful Parse
+	prev     seriesSet              // series known from the last scrapes, as Prometheus' scrape cache holds them
+	okSeries int                    // series of the last successful Parse
+	built    map[uint64]builtSeries // label sets built, by hash of the series text
+	iter     uint64                 // Parses begun
 }
 
 // targetLabel is a target label, with its text as spliced into a line.
@@ -148,6 +150,7 @@ var scrapeStatePool = sync.Pool{New: func() any { return newScrapeState() }}
 func (p *ScrapeParser) Parse(r io.Reader, stamp int64, dst []byte) ([]byte, ScrapeStats, error) {
 	s := scrapeStatePool.Get().(*scrapeState)
 	defer s.release()
+	p.iter++
 	s.begin(p, stamp, len(dst))
 	out, err := s.run(r, dst)
 	st := s.st
@@ -162,10 +165,12 @@ func (p *ScrapeParser) Parse(r io.Reader, stamp int64, dst []byte) ([]byte, Scra
 	}
 	if err != nil {
 		p.keepFailed(&s.cur)
+		p.sweepBuilt(false)
 		return dst, st, err
 	}
 	p.prev.copyFrom(&s.cur)
 	p.okSeries = s.cur.n
+	p.sweepBuilt(true)
 	return out, st, nil
 }
 

@@ -267,9 +267,21 @@ func quoted(l []byte, i int) (end int, esc uint8, ok bool) {
 			if j+1 == len(l) {
 				return 0, esc, false
 			}
-			if c := l[j+1]; c == '\\' || c == '"' || c == 'n' {
+			switch c := l[j+1]; {
+			case c == '\\' || c == '"' || c == 'n':
 				esc = max(esc, escPlain)
-			} else {
+			case c == 0:
+				return 0, esc, false // see below
+			case c >= utf8.RuneSelf:
+				// A backslash before a multi-byte character: the whole
+				// character is escaped, and must be valid UTF-8.
+				r, size := utf8.DecodeRune(l[j+1:])
+				if r == utf8.RuneError && size == 1 {
+					return invalidUTF8(l, j+1)
+				}
+				esc = max(esc, escLiteral)
+				j += size - 1
+			default:
 				esc = max(esc, escLiteral)
 			}
 			j += 2
@@ -280,17 +292,23 @@ func quoted(l []byte, i int) (end int, esc uint8, ok bool) {
 		default:
 			r, size := utf8.DecodeRune(l[j:])
 			if r == utf8.RuneError && size == 1 {
-				for j < len(l) && l[j] != '"' {
-					j++
-				}
-				if j == len(l) {
-					return 0, esc, false
-				}
-				return j + 1, escInvalid, true
+				return invalidUTF8(l, j)
 			}
 			j += size
 		}
 	}
+}
+
+// invalidUTF8 ends a quoted string that holds invalid UTF-8 at l[j]: at
+// the next quote, reported as escInvalid, or not closed.
+func invalidUTF8(l []byte, j int) (end int, esc uint8, ok bool) {
+	for j < len(l) && l[j] != '"' {
+		j++
+	}
+	if j == len(l) {
+		return 0, escInvalid, false
+	}
+	return j + 1, escInvalid, true
 }
 
 // validValue reports whether v is a sample value Prometheus' text parser

@@ -43,6 +43,7 @@ type scrapeState struct {
 	out       labels.Labels
 	scratch   []byte   // unescaped values of the slow path
 	dups      []string // names the current line gives twice
+	h         uint64   // hash of the current line's series text
 }
 
 func newScrapeState() *scrapeState {

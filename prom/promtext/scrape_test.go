@@ -283,3 +283,29 @@ func TestScrapeTargetChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestScrapeBuiltCache checks that a series relabeled in one scrape is
+// written alike from the cache in the next ones, as long as what decides
+// its labels (the TYPE in force) is the same, and that series no longer
+// met are forgotten.
+func TestScrapeBuiltCache(t *testing.T) {
+	p := scrapeCase{name: "cache", rules: []config.RelabelConfig{
+		rule(config.RelabelDrop, "__name__", "gone", "", ""),
+		rule(config.RelabelReplace, "le", "(.+)", "bound", "$1"),
+	}}.parser(t)
+	steps := []struct{ body, out string }{
+		{"# TYPE h histogram\nh_bucket{le=\"1\"} 1\ngone 1\n", "h_bucket{bound=\"1.0\",instance=\"h:1\",job=\"j\",le=\"1.0\"} 1 NOW\n"},
+		{"# TYPE h histogram\nh_bucket{le=\"1\"} 2\ngone 1\n", "h_bucket{bound=\"1.0\",instance=\"h:1\",job=\"j\",le=\"1.0\"} 2 NOW\n"},
+		{"h_bucket{le=\"1\"} 3\n", "h_bucket{bound=\"1\",instance=\"h:1\",job=\"j\",le=\"1\"} 3 NOW\n"},
+		{"other 1\n", "other{instance=\"h:1\",job=\"j\"} 1 NOW\n"},
+	}
+	for i, s := range steps {
+		out, _, err := p.Parse(strings.NewReader(s.body), testStamp, nil)
+		if got := strings.ReplaceAll(string(out), fmt.Sprint(testStamp), "NOW"); err != nil || got != s.out {
+			t.Fatalf("scrape %d: %q, %v; want %q", i, got, err, s.out)
+		}
+	}
+	if len(p.built) != 1 {
+		t.Fatalf("%d series cached after a scrape of one", len(p.built))
+	}
+}

@@ -30,6 +30,7 @@ func (s *scrapeState) emit(l []byte, dst []byte) ([]byte, error) {
 	s.st.Scraped++
 	smp := &s.smp
 	p := s.p
+	s.h = maphash.Bytes(p.seed, l[smp.series.lo:smp.series.hi])
 	if smp.blanks {
 		return dst, s.lineError(s.lineNo, l, 0, reasonLeadingBlank)
 	}
@@ -193,7 +194,7 @@ func (s *scrapeState) account(l []byte, refused string) (int64, bool, error) {
 	if smp.hasTS && s.p.opt.HonorTimestamps {
 		ts, own = smp.ts, true
 	}
-	h := maphash.Bytes(s.p.seed, l[smp.series.lo:smp.series.hi])
+	h := s.h
 	seen := s.cur.has(h)
 	cached := seen || s.p.prev.has(h)
 	if !seen && cached {
@@ -320,6 +321,32 @@ func appendUnescaped(dst, raw []byte) []byte {
 func (s *scrapeState) emitBuilt(l []byte, dst []byte) ([]byte, error) {
 	smp := &s.smp
 	p := s.p
+	raw := l[smp.series.lo:smp.series.hi]
+	if e, ok := p.built[s.h]; ok && e.raw == string(raw) && e.mtype == s.mtype {
+		// Seen in an earlier scrape: relabeled and checked then.
+		e.iter = p.iter
+		p.built[s.h] = e
+		if e.dropped {
+			return dst, nil
+		}
+		ts, ok, err := s.account(l, "")
+		if !ok {
+			return dst, err
+		}
+		start := len(dst)
+		dst = append(dst, e.prefix...)
+		return s.endLine(l, dst, start, ts)
+	}
+	dst, err := s.build(l, dst)
+	return dst, err
+}
+
+// build relabels and checks the sample's label set, writes it and keeps
+// the outcome for the next scrapes.
+func (s *scrapeState) build(l []byte, dst []byte) ([]byte, error) {
+	smp := &s.smp
+	p := s.p
+	raw := l[smp.series.lo:smp.series.hi]
 	s.scratch = s.scratch[:0]
 	ls := append(s.ls[:0], labels.Label{Name: "__name__", Value: s.str(l[smp.name.lo:smp.name.hi], smp.nameEscapes)})
 	for i := range smp.labels {
@@ -349,11 +376,13 @@ func (s *scrapeState) emitBuilt(l []byte, dst []byte) ([]byte, error) {
 	s.b.Reset(ls)
 	relabel.MergeTarget(s.b, p.opt.Target, p.opt.HonorLabels)
 	if p.opt.Rules != nil && !p.opt.Rules.Process(s.b) {
+		p.keepBuilt(s.h, raw, s.mtype, "", true)
 		return dst, nil
 	}
 	out := s.b.Labels(s.out)
 	s.out = out
 	if len(out) == 0 {
+		p.keepBuilt(s.h, raw, s.mtype, "", true)
 		return dst, nil
 	}
 	if err := s.checkBuilt(l, out); err != nil {
@@ -392,7 +421,44 @@ func (s *scrapeState) emitBuilt(l []byte, dst []byte) ([]byte, error) {
 	if sep == ',' {
 		dst = append(dst, '}')
 	}
+	if refused == "" {
+		p.keepBuilt(s.h, raw, s.mtype, string(dst[start:]), false)
+	}
 	return s.endLine(l, dst, start, ts)
+}
+
+// builtSeries is what a series' label set became, for the next scrapes:
+// Prometheus' scrape cache keeps the same, so that a series is relabeled
+// once, not at every scrape.
+type builtSeries struct {
+	raw     string // the series as written in the body
+	prefix  string // as written out, up to the value
+	mtype   uint8  // the TYPE in force, which normalizes le and quantile
+	dropped bool   // dropped by metric relabeling
+	iter    uint64 // the last Parse that met it
+}
+
+// keepBuilt records the outcome of building the series raw.
+func (p *ScrapeParser) keepBuilt(h uint64, raw []byte, mtype uint8, prefix string, dropped bool) {
+	if p.built == nil {
+		p.built = map[uint64]builtSeries{}
+	}
+	p.built[h] = builtSeries{raw: string(raw), prefix: prefix, mtype: mtype, dropped: dropped, iter: p.iter}
+}
+
+// sweepBuilt forgets the series the last Parse did not meet, after a
+// successful one, or all of them when failed scrapes made them many.
+func (p *ScrapeParser) sweepBuilt(ok bool) {
+	switch {
+	case ok:
+		for h, e := range p.built {
+			if e.iter != p.iter {
+				delete(p.built, h)
+			}
+		}
+	case len(p.built) > 2*p.okSeries+1000:
+		clear(p.built)
+	}
 }
 
 // checkBuilt checks a built label set as Prometheus' scrape loop does, and
