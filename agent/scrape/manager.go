@@ -36,7 +36,6 @@ type Manager struct {
 	dropped   map[string]*metrics.Counter
 	failures  map[string]*metrics.Counter
 	durations *metrics.FloatCounter
-	delivered *metrics.Counter
 }
 
 // New returns a Manager with no target.
@@ -59,7 +58,6 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	m.samples = set.NewCounter(`procfleet_scrape_samples_total`)
 	m.bytes = set.NewCounter(`procfleet_scrape_body_bytes_total`)
 	m.durations = set.NewFloatCounter(`procfleet_scrape_duration_seconds_total`)
-	m.delivered = set.NewCounter(`procfleet_scrape_lines_total`)
 	m.dropped = map[string]*metrics.Counter{
 		"duplicate":     set.NewCounter(`procfleet_scrape_samples_dropped_total{reason="duplicate"}`),
 		"out_of_bounds": set.NewCounter(`procfleet_scrape_samples_dropped_total{reason="out_of_bounds"}`),
