@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -144,4 +147,64 @@ func TestAgentDedicatedScraper(t *testing.T) {
 	if s := vm.Export(t, `{instance="scraper-host"}`); len(s) != 0 {
 		t.Fatalf("a dedicated scraper wrote %v", s[0].Metric)
 	}
+}
+
+// TestAgentScansNotDelayedByScrapes runs a generator every 200 ms next to
+// targets that hang, answer endlessly (parsed up to a 32 MB limit) or
+// gzip-bomb: the generator runs at every one of its instants meanwhile,
+// without an overrun.
+func TestAgentScansNotDelayedByScrapes(t *testing.T) {
+	vm := testenv.StartVM(t)
+	cfg := fixtureConfig(t, vm.ImportURL, "busy-host")
+	g := &cfg.Generators
+	for _, p := range []*config.Generator{&g.Stat, &g.Meminfo, &g.Vmstat, &g.Netdev, &g.Netstat,
+		&g.Diskstats, &g.Sockstat, &g.Filefd, &g.Pressure, &g.Interrupts, &g.Softirqs, &g.Self} {
+		p.Enabled = false
+	}
+	g.Process.Enabled = false
+	g.Loadavg.Interval = config.Duration(200 * time.Millisecond)
+	a, _ := runAgent(t, cfg)
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	t.Cleanup(hang.Close)
+	flood := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		line := []byte("flood_total{i=\"0123456789\"} 1\n")
+		block := bytes.Repeat(line, 2048)
+		for r.Context().Err() == nil {
+			if _, err := w.Write(block); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(flood.Close)
+	floodJob := scrapeJob("flood")
+	floodJob.BodySizeLimit = 32_000_000
+	a.SetTargets([]scrape.Target{
+		scrapeTarget(t, scrapeJob("hang"), hang.URL+"/metrics"),
+		scrapeTarget(t, floodJob, flood.URL+"/metrics"),
+	})
+	runs := func() float64 {
+		v, _ := testenv.SumMetric(httpGet(t, "http://"+a.Addr()+"/metrics"), `procfleet_generator_runs_total{generator="loadavg"}`)
+		return v
+	}
+	failures := func() float64 {
+		v, _ := testenv.SumMetric(httpGet(t, "http://"+a.Addr()+"/metrics"), "procfleet_scrape_failures_total")
+		return v
+	}
+	start, t0 := runs(), time.Now()
+	deadline := time.Now().Add(40 * time.Second)
+	for failures() < 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the faulty targets failed %v times in 40 s", failures())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	elapsed := time.Since(t0)
+	got := runs() - start
+	body := httpGet(t, "http://"+a.Addr()+"/metrics")
+	overruns, _ := testenv.SumMetric(body, `procfleet_scheduler_overruns_total{generator="loadavg"}`)
+	if want := float64(elapsed/(200*time.Millisecond)) - 2; got < want || overruns != 0 {
+		t.Fatalf("loadavg ran %v times in %s (want %v or more), %v overruns, while the scraper failed %v scrapes",
+			got, elapsed, want, overruns, failures())
+	}
+	t.Logf("loadavg ran %v times in %s while the scraper failed %v scrapes", got, elapsed, failures())
 }
