@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procfleet/procfleet/internal/etcdtest"
 	"github.com/procfleet/procfleet/internal/testenv"
 )
 
@@ -128,5 +129,21 @@ func TestScrapeTimestampsAgree(t *testing.T) {
 	}
 	if shared < 4 {
 		t.Fatalf("the managers share %d of their first 5 stamps: %v", shared, stamps)
+	}
+}
+
+// TestScrapeEtcd scrapes a real etcd's own /metrics.
+func TestScrapeEtcd(t *testing.T) {
+	e := etcdtest.StartEtcd(t)
+	h := startManager(t, DefaultConfig(), Deps{})
+	tg := target(t, testJob("etcd", 500*time.Millisecond), e.Endpoints[0]+"/metrics")
+	h.m.Apply([]Target{tg})
+	waitFor(t, "a scrape", 20*time.Second, func() bool { return len(h.sink.reports(t, "up", tg.Address)) >= 1 })
+	if up := h.sink.reports(t, "up", tg.Address)[0]; up.Value != 1 {
+		st, _ := h.state(tg.Address)
+		t.Fatalf("up = %v: %s", up.Value, st.LastError)
+	}
+	if l := h.sink.reports(t, "etcd_server_has_leader", tg.Address); len(l) == 0 || l[0].Value != 1 || l[0].Labels["job"] != "etcd" {
+		t.Fatalf("etcd_server_has_leader = %+v", l)
 	}
 }
