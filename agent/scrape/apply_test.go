@@ -51,6 +51,17 @@ func TestApply(t *testing.T) {
 	if len(h.m.Targets()) != 3 {
 		t.Fatalf("Targets() = %d; want 3", len(h.m.Targets()))
 	}
+	lc := h.loop(c.Key())
+	c2 := c
+	c2.Interval = 2 * interval
+	h.m.Apply([]Target{a, b2, c2})
+	waitFor(t, "c restarted with its new interval", 20*time.Second, func() bool {
+		l := h.loop(c.Key())
+		return l != nil && l != lc && l.t.Interval == 2*interval
+	})
+	if h.loop(a.Key()) != la {
+		t.Fatal("a's loop restarted although nothing of it changed")
+	}
 
 	h.m.Apply([]Target{a})
 	waitFor(t, "b and c gone", 20*time.Second, func() bool { return len(h.m.Targets()) == 1 })

@@ -122,12 +122,16 @@ func (m *Manager) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	next := make(map[string]Target, len(want))
 	for _, t := range want {
+		if t.Job == nil {
+			m.deps.Logger.Warn("a target without a job is not scraped", "target", t.Address)
+			continue
+		}
 		next[t.Key()] = t
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for key, l := range m.loops {
-		if t, ok := next[key]; !ok || !sameSettings(l.t.Job, t.Job) {
+		if t, ok := next[key]; !ok || !sameSettings(l.t.Job, t.Job) || l.t.Interval != t.Interval || l.t.Timeout != t.Timeout {
 			close(l.stop)
 			delete(m.loops, key)
 		}
