@@ -105,7 +105,7 @@ func TestScrapeTimestampsAgree(t *testing.T) {
 		w.Write([]byte("a 1\n"))
 	}))
 	t.Cleanup(srv.Close)
-	job := testJob("j", 200*time.Millisecond)
+	job := testJob("j", 500*time.Millisecond)
 	var hs [2]*harness
 	for i := range hs {
 		hs[i] = startManager(t, DefaultConfig(), Deps{})
