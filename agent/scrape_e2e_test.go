@@ -208,3 +208,54 @@ func TestAgentScansNotDelayedByScrapes(t *testing.T) {
 	}
 	t.Logf("loadavg ran %v times in %s while the scraper failed %v scrapes", got, elapsed, failures())
 }
+
+// TestAgentSpoolsScrapes stops VictoriaMetrics while the agent scrapes:
+// the scrapes of the outage are spooled and delivered when it is back,
+// with their targets' labels and their instants.
+func TestAgentSpoolsScrapes(t *testing.T) {
+	vm := testenv.StartVM(t)
+	root := testenv.RepoRoot(t)
+	ne := testenv.StartNodeExporter(t, filepath.Join(root, "testdata", "fixtures", "proc"),
+		filepath.Join(root, "testdata", "fixtures", "sys"), []string{"loadavg"})
+	cfg := fixtureConfig(t, vm.ImportURL, "spool-host")
+	cfg.Spool.Dir = t.TempDir()
+	cfg.Ship.ProbeInterval = config.Duration(500 * time.Millisecond)
+	a, _ := runAgent(t, cfg)
+	tg := scrapeTarget(t, scrapeJob("node"), ne.URL)
+	a.SetTargets([]scrape.Target{tg})
+	sel := `up{job="node",instance="` + tg.Address + `"}`
+	waitSeries(t, vm, sel, 1)
+
+	vm.Kill()
+	down := time.Now()
+	scraped := func() float64 {
+		v, _ := testenv.SumMetric(httpGet(t, "http://"+a.Addr()+"/metrics"), "procfleet_scrape_scrapes_total")
+		return v
+	}
+	before := scraped()
+	waitFor(t, 30*time.Second, "four scrapes during the outage", func() bool { return scraped() >= before+4 })
+	up := time.Now()
+	vm.Restart(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		vm.Flush(t)
+		n := 0
+		if s, err := vm.TryExport(sel); err == nil && len(s) == 1 {
+			for _, ts := range s[0].Timestamps {
+				if ts > down.UnixMilli() && ts < up.UnixMilli() {
+					n++
+				}
+			}
+		}
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d samples of %s from the outage arrived", n, sel)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if s := vm.Export(t, `{__name__=~"up|node_load1",job="procfleet",instance="spool-host",zone=""}`); len(s) != 1 || s[0].Metric["__name__"] != "node_load1" {
+		t.Fatalf("after the spool, the agent's instance and job hold %d series (want only its own node_load1)", len(s))
+	}
+}
