@@ -83,7 +83,7 @@ func TestScrapeFaults(t *testing.T) {
 		err   string
 	}{
 		{name: "hang", h: func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, err: "context deadline exceeded"},
-		{name: "5xx", h: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 503) }, err: "server returned HTTP status 503 Service Unavailable"},
+		{name: "5xx", h: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusServiceUnavailable) }, err: "server returned HTTP status 503 Service Unavailable"},
 		{name: "garbage", h: text("ok 1\n<html>not metrics</html>\n"), err: "line 2, column 1"},
 		{name: "invalid UTF-8", h: text("a{x=\"\xc3\x28\"} 1\n"), err: "invalid UTF-8"},
 		{name: "labelmap to an invalid name", h: text("a{x_1=\"v\"} 1\n"), err: `invalid label name "1"`,
