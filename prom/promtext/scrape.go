@@ -154,9 +154,8 @@ func (p *ScrapeParser) Parse(r io.Reader, stamp int64, dst []byte) ([]byte, Scra
 	s.begin(p, stamp, len(dst))
 	out, err := s.run(r, dst)
 	st := s.st
-	var re *ReadError
 	switch {
-	case errors.As(err, &re):
+	case err != nil && isReadError(err):
 		// Prometheus reads the whole body before it parses: nothing of
 		// this one was counted or cached.
 		return dst, ScrapeStats{Bytes: st.Bytes}, err
@@ -172,6 +171,12 @@ func (p *ScrapeParser) Parse(r io.Reader, stamp int64, dst []byte) ([]byte, Scra
 	p.okSeries = s.cur.n
 	p.sweepBuilt(true)
 	return out, st, nil
+}
+
+// isReadError reports whether err is or wraps a *ReadError.
+func isReadError(err error) bool {
+	var re *ReadError
+	return errors.As(err, &re)
 }
 
 // keepFailed adds the series a failed scrape appended to the series known,
