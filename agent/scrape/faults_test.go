@@ -218,3 +218,22 @@ func (s jobSettings) job(name string, interval time.Duration) *config.ScrapeConf
 	}
 	return j
 }
+
+// TestScrapeTargetOverLimits gives a target more labels than
+// VictoriaMetrics takes: it is not scraped, and its up 0 carries its job
+// and instance.
+func TestScrapeTargetOverLimits(t *testing.T) {
+	var extra []string
+	for i := range 40 {
+		extra = append(extra, fmt.Sprintf("l%02d", i), "v")
+	}
+	h := startManager(t, DefaultConfig(), Deps{})
+	tg := target(t, testJob("wide", 300*time.Millisecond), serve(t, text("a 1\n")), extra...)
+	h.m.Apply([]Target{tg})
+	waitFor(t, "a report", 20*time.Second, func() bool { return len(h.sink.reports(t, "up", tg.Address)) >= 1 })
+	up := h.sink.reports(t, "up", tg.Address)[0]
+	st, _ := h.state(tg.Address)
+	if up.Value != 0 || up.Labels["job"] != "wide" || len(up.Labels) != 2 || !strings.Contains(st.LastError, "leave no room") {
+		t.Fatalf("up %+v, error %q", up, st.LastError)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/procfleet/procfleet/prom/labels"
 	"github.com/procfleet/procfleet/prom/promtext"
 	"github.com/procfleet/procfleet/prom/relabel"
 )
@@ -135,6 +136,11 @@ func (l *loop) parser0() *promtext.ScrapeParser {
 		return l.parser
 	}
 	p, err := promtext.NewScrapeParser(promtext.ScrapeOptions{Target: l.t.Labels})
+	if err != nil {
+		// Labels VictoriaMetrics would not take: job and instance only.
+		p, err = promtext.NewScrapeParser(promtext.ScrapeOptions{Target: labels.FromStrings(
+			JobLabel, l.t.Labels.Get(JobLabel), InstanceLabel, l.t.Labels.Get(InstanceLabel)).WithoutEmpty()})
+	}
 	if err != nil {
 		p, _ = promtext.NewScrapeParser(promtext.ScrapeOptions{})
 	}
