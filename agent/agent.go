@@ -1,7 +1,10 @@
 // Package agent wires the host agent together: generators on the scheduler
 // write lines into pooled buffers, the compressor batches and gzips them,
 // and the shipper sends the batches upstream within the bandwidth limit.
-// It also serves the agent's own HTTP endpoints.
+// The scraper (agent/scrape) writes the samples of the targets it is given
+// (SetTargets) the same way, into batches of their own, which carry the
+// targets' job and instance instead of the agent's. It also serves the
+// agent's own HTTP endpoints.
 package agent
 
 import (
@@ -24,6 +27,7 @@ import (
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/agent/limit"
 	"github.com/procfleet/procfleet/agent/sched"
+	"github.com/procfleet/procfleet/agent/scrape"
 	"github.com/procfleet/procfleet/agent/selfmon"
 	"github.com/procfleet/procfleet/agent/ship"
 	"github.com/procfleet/procfleet/agent/spool"
@@ -42,12 +46,17 @@ type Agent struct {
 	shipper *ship.Shipper
 	spool   *spool.Log // nil when spool.dir is empty; Run closes it
 	sched   *sched.Scheduler
-	self    *server      // /metrics and /healthz; nil when listen is empty
-	pprof   *server      // /debug/pprof/; nil when debug.pprof_listen is empty
-	preLn   net.Listener // handed over by UseListener
-	ready   chan struct{}
-	stopped chan struct{} // closed when Run stops taking config changes
-	applyCh chan applyRequest
+	// The scraper writes into a pool and a compressor of its own: its
+	// batches go without the agent's instance and job (Batch.OwnLabels),
+	// and a large scrape never waits for the generators' buffers.
+	scraper    *scrape.Manager
+	scrapeComp *compress.Compressor
+	self       *server      // /metrics and /healthz; nil when listen is empty
+	pprof      *server      // /debug/pprof/; nil when debug.pprof_listen is empty
+	preLn      net.Listener // handed over by UseListener
+	ready      chan struct{}
+	stopped    chan struct{} // closed when Run stops taking config changes
+	applyCh    chan applyRequest
 }
 
 // New builds an agent from a validated configuration. It returns an error
@@ -74,7 +83,7 @@ func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) 
 	}
 	a := &Agent{cfg: cfg, log: logger.With("component", "agent"), base: logger, sets: map[string]*metrics.Set{},
 		ready: make(chan struct{}), stopped: make(chan struct{}), applyCh: make(chan applyRequest)}
-	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler", "spool"} {
+	for _, c := range []string{"process", "generator", "compress", "ship", "limit", "scheduler", "spool", "scrape"} {
 		a.sets[c] = metrics.NewSet()
 	}
 	var o options
@@ -122,7 +131,36 @@ func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) 
 		a.closeSpool()
 		return nil, err
 	}
+	if err := a.newScraper(cfg, logger); err != nil {
+		a.closeSpool()
+		return nil, err
+	}
 	return a, nil
+}
+
+// scrapeBuffers bounds the scraper's 64 KiB buffers not yet compressed.
+const scrapeBuffers = 16
+
+// newScraper builds the scraper, its buffers and its compressor. The
+// compressor's metrics go to a set of their own, not exported: their
+// names are the generators' compressor's.
+func (a *Agent) newScraper(cfg config.Agent, logger *slog.Logger) error {
+	pool := emit.NewPool(scrapeBuffers)
+	var err error
+	a.scrapeComp, err = compress.New(cfg.Compress, pool, a.enqueueScraped, metrics.NewSet())
+	if err != nil {
+		return err
+	}
+	source := "credentials: in the agent's config"
+	if cfg.ConfigFile != "" {
+		source = "credentials: in " + cfg.ConfigFile
+	}
+	a.scraper, err = scrape.New(scrape.DefaultConfig(), scrape.Deps{
+		Pool: pool, Sink: a.scrapeComp,
+		Credentials: cfg.Credentials, CredentialSource: source,
+		Logger: logger, Metrics: a.sets["scrape"],
+	})
+	return err
 }
 
 // closeSpool closes the spool, if any, and returns the error.
@@ -153,6 +191,23 @@ func (a *Agent) newScheduler(cfg config.Agent) (*sched.Scheduler, error) {
 func (a *Agent) enqueue(b compress.Batch) {
 	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Samples: b.Samples, Created: b.Created})
 }
+
+func (a *Agent) enqueueScraped(b compress.Batch) {
+	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Samples: b.Samples, Created: b.Created, OwnLabels: true})
+}
+
+// SetTargets makes targets the scrape targets of the agent: new ones
+// start at their next instant, removed ones stop after their scrape in
+// flight, and those whose job's scrape settings changed restart (see
+// scrape.Manager.Apply). It does not block, and is safe for concurrent
+// use before and during Run. An agent with every generator disabled and
+// targets set is a dedicated scraper. The host's credentials that jobs
+// name are those of the config given to New: a change applies at the next
+// start.
+func (a *Agent) SetTargets(targets []scrape.Target) { a.scraper.Apply(targets) }
+
+// Targets returns the state of every target the agent scrapes.
+func (a *Agent) Targets() []scrape.TargetState { return a.scraper.Targets() }
 
 // Shipper returns the agent's shipper, for run-time changes of upstreams.
 func (a *Agent) Shipper() *ship.Shipper { return a.shipper }
@@ -192,13 +247,25 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer close(compDone)
 		_ = a.comp.Run(compCtx)
 	}()
+	scrapeCompDone := make(chan struct{})
+	go func() {
+		defer close(scrapeCompDone)
+		_ = a.scrapeComp.Run(compCtx)
+	}()
+	scraperDone := make(chan struct{})
+	go func() {
+		defer close(scraperDone)
+		_ = a.scraper.Run(ctx)
+	}()
 	a.log.Info("agent started", "hostname", a.cfg.Hostname, "upstreams", a.cfg.Ship.Upstreams, "listen", a.Addr(), "pprof", a.PprofAddr())
 	close(a.ready)
 	err := a.runScheduler(ctx)
 	close(a.stopped)
+	<-scraperDone // its scrapes in flight are cancelled with ctx
 	a.log.Info("agent stopping: flushing batches")
 	stopComp()
 	<-compDone
+	<-scrapeCompDone
 	stopShip()
 	wg.Wait()
 	spoolErr := a.closeSpool()

@@ -76,6 +76,13 @@ func runAgent(t *testing.T, cfg config.Agent) (*Agent, func() error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, startAgent(t, a)
+}
+
+// startAgent runs a and returns a function that stops it and returns
+// Run's error; the test's cleanup stops it too.
+func startAgent(t *testing.T, a *Agent) func() error {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(ctx) }()
@@ -90,7 +97,7 @@ func runAgent(t *testing.T, cfg config.Agent) (*Agent, func() error) {
 			t.Error(err)
 		}
 	})
-	return a, stop
+	return stop
 }
 
 // TestAgentToVictoriaMetrics runs the agent against the real VictoriaMetrics

@@ -100,6 +100,9 @@ func (a *Agent) apply(cfg config.Agent) (*sched.Scheduler, error) {
 		if err := a.comp.SetConfig(cfg.Compress); err != nil {
 			return nil, err
 		}
+		if err := a.scrapeComp.SetConfig(cfg.Compress); err != nil {
+			return nil, err
+		}
 	}
 	if len(cfg.Ship.Upstreams) > 0 && (!reflect.DeepEqual(old.Ship.Upstreams, cfg.Ship.Upstreams) ||
 		!reflect.DeepEqual(old.Ship.Credentials, cfg.Ship.Credentials)) {

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/procfleet/procfleet/relay/promtext"
+	"github.com/procfleet/procfleet/prom/promtext"
 )
 
 // FuzzImport sends hostile requests through the import handler: whatever

@@ -11,7 +11,7 @@ import (
 
 	"github.com/procfleet/procfleet/agent/ship"
 	"github.com/procfleet/procfleet/agent/spool"
-	"github.com/procfleet/procfleet/relay/promtext"
+	"github.com/procfleet/procfleet/prom/promtext"
 )
 
 // ImportPath is the import route, as VictoriaMetrics names it.

@@ -44,6 +44,7 @@ type endpoint struct {
 	raw    string                    // as configured; identity across SetUpstreams, with cred
 	label  string                    // no userinfo, no query
 	target string                    // raw plus Deps.Query
+	bare   string                    // raw, for batches with OwnLabels
 	health string                    // scheme://[userinfo@]host/health
 	cred   config.UpstreamCredential // zero when none is named
 	// sender sends to the endpoint: its credential's header and client,
@@ -96,6 +97,7 @@ func parseEndpoint(raw string, extra url.Values) (*endpoint, error) {
 		raw:    raw,
 		label:  lu.String(),
 		target: tu.String(),
+		bare:   (&url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}).String(),
 		health: hu.String(),
 		reqs:   make(map[string]*metrics.Counter),
 	}

@@ -10,7 +10,8 @@ import (
 // Spool records hold one batch each:
 //
 //	byte 0    format version (1)
-//	byte 1    flags: bit 0 set for a plain (not gzip) body
+//	byte 1    flags: bit 0 set for a plain (not gzip) body, bit 1 for a
+//	          body whose lines carry their own labels (Batch.OwnLabels)
 //	uvarint   samples
 //	uvarint   length of the query, then the query (URL-encoded arguments)
 //	rest      the body
@@ -19,6 +20,7 @@ import (
 const (
 	recordVersion = 1
 	flagPlain     = 1 << 0
+	flagOwnLabels = 1 << 1
 )
 
 // errRecord marks a spool record this version cannot read.
@@ -31,15 +33,18 @@ const maxRecordHeader = 2 + 2*binary.MaxVarintLen64
 // shipper spools batches with it; other packages store batches with
 // Chunked.Store, which writes the same format.
 func appendRecord(dst []byte, b *Batch) []byte {
-	dst = appendRecordHeader(dst, b.Samples, b.Query, b.Plain)
+	dst = appendRecordHeader(dst, b.Samples, b.Query, b.Plain, b.OwnLabels)
 	return append(dst, b.Body...)
 }
 
 // appendRecordHeader appends everything of a record before its body.
-func appendRecordHeader(dst []byte, samples int, query string, plain bool) []byte {
+func appendRecordHeader(dst []byte, samples int, query string, plain, ownLabels bool) []byte {
 	var flags byte
 	if plain {
 		flags |= flagPlain
+	}
+	if ownLabels {
+		flags |= flagOwnLabels
 	}
 	dst = append(dst, recordVersion, flags)
 	dst = binary.AppendUvarint(dst, uint64(max(samples, 0)))
@@ -56,7 +61,7 @@ func parseRecord(data []byte, created time.Time) (*Batch, error) {
 	if data[0] != recordVersion {
 		return nil, fmt.Errorf("%w: format version %d, want %d", errRecord, data[0], recordVersion)
 	}
-	b := &Batch{Plain: data[1]&flagPlain != 0, Created: created}
+	b := &Batch{Plain: data[1]&flagPlain != 0, OwnLabels: data[1]&flagOwnLabels != 0, Created: created}
 	rest := data[2:]
 	samples, n := binary.Uvarint(rest)
 	if n <= 0 || samples > 1<<40 {

@@ -66,6 +66,9 @@ func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
 	reqCtx = httptrace.WithClientTrace(reqCtx, w.trace())
 
 	target := ep.target
+	if b.OwnLabels {
+		target = ep.bare
+	}
 	if b.Query != "" {
 		sep := "?"
 		if strings.Contains(target, "?") {

@@ -90,6 +90,11 @@ type Batch struct {
 	Query string
 	// Plain marks a body that is not compressed.
 	Plain bool
+	// OwnLabels marks a body whose lines carry their own instance and job
+	// labels (a scraper's: the targets'). Deps.Query is not added to its
+	// requests, since VictoriaMetrics' extra_label would override those
+	// labels; the upstream's own query and Query are.
+	OwnLabels bool
 }
 
 // Deps are the shipper's collaborators.

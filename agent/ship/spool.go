@@ -156,10 +156,10 @@ func (s *Shipper) ack(seq uint64) {
 	}
 }
 
-// parseRecords decodes the leading records that share query and encoding,
-// so that they can be sent together. It returns an error only when the
-// first record cannot be read; a later one that cannot be read ends the
-// run, to be met first by the next call.
+// parseRecords decodes the leading records that share query, encoding and
+// OwnLabels, so that they can be sent together. It returns an error only
+// when the first record cannot be read; a later one that cannot be read
+// ends the run, to be met first by the next call.
 func parseRecords(recs []spool.Record) ([]spooled, error) {
 	first, err := parseRecord(recs[0].Data, recs[0].Created)
 	if err != nil {
@@ -169,7 +169,7 @@ func parseRecords(recs []spool.Record) ([]spooled, error) {
 	parts[0] = spooled{first, recs[0].Seq, recs[0]}
 	for _, r := range recs[1:] {
 		b, err := parseRecord(r.Data, r.Created)
-		if err != nil || b.Query != first.Query || b.Plain != first.Plain {
+		if err != nil || b.Query != first.Query || b.Plain != first.Plain || b.OwnLabels != first.OwnLabels {
 			break
 		}
 		parts = append(parts, spooled{b, r.Seq, r})
@@ -189,7 +189,7 @@ func joinBatches(parts []spooled) *Batch {
 	for _, p := range parts {
 		size += len(p.b.Body) + 1
 	}
-	out := &Batch{Created: first.Created, Query: first.Query, Plain: first.Plain,
+	out := &Batch{Created: first.Created, Query: first.Query, Plain: first.Plain, OwnLabels: first.OwnLabels,
 		Body: make([]byte, 0, size)}
 	for _, p := range parts {
 		b := p.b

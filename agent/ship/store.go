@@ -39,7 +39,7 @@ func (b *Chunked) Store(l *spool.Log, created time.Time) error {
 		return fmt.Errorf("%w: a body of %d bytes with a query of %d", spool.ErrTooLarge, n, len(b.Query))
 	}
 	pieces := make([][]byte, 1, 1+len(b.Chunks))
-	pieces[0] = appendRecordHeader(make([]byte, 0, maxRecordHeader+len(b.Query)), b.Samples, b.Query, b.Plain)
+	pieces[0] = appendRecordHeader(make([]byte, 0, maxRecordHeader+len(b.Query)), b.Samples, b.Query, b.Plain, false)
 	pieces = append(pieces, b.Chunks...)
 	return l.AppendVec(pieces, created)
 }

@@ -67,6 +67,12 @@ func (b *Builder) Get(n string) string {
 	return b.base.Get(n)
 }
 
+// Deleted reports whether label n was deleted since Reset (or was in the
+// base with an empty value), whether or not it was set again since: as in
+// Prometheus' Builder, a base label of that name, or several, is then
+// left out of Labels.
+func (b *Builder) Deleted(n string) bool { return slices.Contains(b.del, n) }
+
 // Set sets label n to v; v == "" deletes n.
 func (b *Builder) Set(n, v string) {
 	if v == "" {

@@ -1,4 +1,9 @@
-// Package promtext checks bodies of VictoriaMetrics' Prometheus text import
+// Package promtext reads the Prometheus text exposition format: Check
+// checks bodies of VictoriaMetrics' Prometheus text import for the relay,
+// and a ScrapeParser turns a scraped target's body into import lines for
+// the agent's scraper (see Scraping below).
+//
+// Check checks bodies of VictoriaMetrics' Prometheus text import
 // (POST /api/v1/import/prometheus) before a relay accepts them. It only
 // reads: a body that passes is forwarded byte for byte as it came, and one
 // that fails is refused with the line, column and reason of its first fault.
@@ -72,6 +77,46 @@
 // depends on its retention and clock, not on the body. Nor does it refuse
 // NaN values, which the format allows and VictoriaMetrics (v1.151) does
 // not store.
+//
+// # Scraping
+//
+// A ScrapeParser reads what one target answered to a scrape (Prometheus
+// text format 0.0.4) and writes its samples, with the target's labels, as
+// lines that VictoriaMetrics' import and Check take. It follows
+// Prometheus' scrape loop (v3, with the legacy name validation that
+// procfleet uses everywhere):
+//
+//   - the grammar is that of Prometheus' text parser (model/textparse):
+//     blanks, commas, quoted names ({"name", "label"="v"}), escapes, HELP
+//     and TYPE lines, a value that strconv.ParseFloat takes (but for 'p'
+//     and '_'), a timestamp of decimal digits, a NUL byte at the start of
+//     a line ending the body. As in Prometheus, blanks before a metric
+//     name (taken into the name) and a "\r" before the newline (taken
+//     into the value) fail the scrape. le of a histogram and quantile of
+//     a summary are rewritten as Prometheus does ("1" becomes "1.0");
+//   - the target's labels are merged as honor_labels says and
+//     metric_relabel_configs are applied, with Prometheus' semantics
+//     (prom/relabel); a series dropped by them is not written;
+//   - a sample without a timestamp, or every sample with honor_timestamps
+//     false, is stamped with the scrape's time;
+//   - a series whose text was seen before in the same body is a
+//     duplicate: without a timestamp it is dropped (the first one stays),
+//     as Prometheus drops it, and counted;
+//   - a sample stamped more than 10 minutes after the scrape is dropped,
+//     as Prometheus' head drops it, and so is one stamped before
+//     2^31 ms (1970-01-25), which VictoriaMetrics would take for seconds;
+//   - sample_limit, label_limit, invalid names and values, and any
+//     fault of the text fail the scrape: nothing of it is written.
+//
+// The common case, no metric_relabel_configs and no clash of a scraped
+// label with a target label, builds nothing per sample: the line's name
+// and labels are copied, the target's labels (escaped once) spliced in.
+//
+// Deliberately stricter than Prometheus, so that every line written is
+// one VictoriaMetrics stores as Prometheus would: a NUL byte in a label
+// value, a newline inside quotes, and series over VictoriaMetrics' limits
+// (Limits: labels per series, name and value lengths, line length) fail
+// the scrape instead of being stored differently.
 package promtext
 
 import (

@@ -8,7 +8,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/procfleet/procfleet/relay/promtext"
+	"github.com/procfleet/procfleet/prom/promtext"
 )
 
 func ExampleCheck() {
