@@ -47,8 +47,10 @@ func TestScrapeRequest(t *testing.T) {
 	}
 	h := startManager(t, DefaultConfig(), Deps{Credentials: creds, CredentialSource: "credentials: in the test"})
 	job := func(name string, auth config.ScrapeAuth) *config.ScrapeConfig {
-		j := testJob(name, time.Second)
-		j.ScrapeTimeout = config.PromDuration(800 * time.Millisecond)
+		// A TLS handshake under -race on a loaded machine can take a
+		// second or more: the timeout must not be what fails a scrape.
+		j := testJob(name, 4*time.Second)
+		j.ScrapeTimeout = config.PromDuration(3 * time.Second)
 		j.ScrapeAuth = auth
 		return j
 	}
@@ -77,7 +79,7 @@ func TestScrapeRequest(t *testing.T) {
 	defer mu.Unlock()
 	r := seen["none"]
 	if r == nil || r.Method != "GET" || r.URL.Path != "/m" || r.Header.Get("Accept") != acceptHeader ||
-		r.Header.Get("Accept-Encoding") != "gzip" || r.Header.Get(timeoutHeader) != "0.8" ||
+		r.Header.Get("Accept-Encoding") != "gzip" || r.Header.Get(timeoutHeader) != "3" ||
 		r.Header.Get("User-Agent") != userAgent || r.Header.Get("Authorization") != "" {
 		t.Fatalf("request %+v", r)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,24 +31,28 @@ func text(body string) http.HandlerFunc {
 	}
 }
 
-// endless writes distinct series until the client goes away, 64 KiB a
-// write.
+// endless writes series until the client goes away, 4 MiB a write.
 func endless(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	b := make([]byte, 0, 64<<10+64)
-	for i := int64(0); r.Context().Err() == nil; {
-		b = b[:0]
-		for len(b) < 64<<10 {
-			b = append(b, `series_total{i="`...)
-			b = strconv.AppendInt(b, i, 10)
-			b = append(b, "\"} 1\n"...)
-			i++
-		}
-		if _, err := w.Write(b); err != nil {
+	// The first 4 MiB, distinct series made once, reach any limit a test
+	// sets at once even on a loaded machine; then the same again, forever.
+	head := endlessHead()
+	for r.Context().Err() == nil {
+		if _, err := w.Write(head); err != nil {
 			return
 		}
 	}
 }
+
+var endlessHead = sync.OnceValue(func() []byte {
+	b := make([]byte, 0, 4<<20+64)
+	for i := int64(0); len(b) < 4<<20; i++ {
+		b = append(b, `series_total{i="`...)
+		b = strconv.AppendInt(b, i, 10)
+		b = append(b, "\"} 1\n"...)
+	}
+	return b
+})
 
 // gzipBomb returns n newlines (blank lines, which parse) gzip-compressed:
 // a few tens of KiB that inflate to n bytes.

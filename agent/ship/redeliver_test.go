@@ -81,7 +81,9 @@ func status(code int, body string) func(int, http.ResponseWriter, *http.Request)
 func redeliverConfig(a, b *upstream) config.Ship {
 	cfg := testConfig(a.URL(), b.URL())
 	cfg.Strategy = config.StrategyOrdered
-	cfg.Timeouts.Response = config.Duration(300 * time.Millisecond)
+	// Long enough that an answer is never taken for a crash on a loaded
+	// machine (-race, parallel packages); the stalled cases wait it out.
+	cfg.Timeouts.Response = config.Duration(2 * time.Second)
 	return cfg
 }
 
