@@ -183,24 +183,29 @@ func TestScrapeBoundedReads(t *testing.T) {
 	}
 }
 
-// TestScrapeDuplicates checks Prometheus' handling of duplicate series:
-// the first sample stays, the others are dropped and counted, the scrape
-// succeeds, and the target's state warns about them.
+// TestScrapeDuplicates: a body that gives a series twice without a
+// timestamp fails the scrape (up 0, the error names the line) and writes
+// nothing but the report. Prometheus keeps the first sample; procfleet
+// shows the broken exporter instead (ScrapeOptions.FailOnDuplicates).
 func TestScrapeDuplicates(t *testing.T) {
 	h := startManager(t, DefaultConfig(), Deps{})
 	tg := target(t, testJob("j", 300*time.Millisecond), serve(t, text("a 1\na 2\nb 3\n")))
 	h.m.Apply([]Target{tg})
 	waitFor(t, "a scrape", 20*time.Second, func() bool { return len(h.sink.reports(t, "up", tg.Address)) >= 1 })
-	if a := h.sink.reports(t, "a", tg.Address); len(a) < 1 || a[0].Value != 1 || h.sink.reports(t, "up", tg.Address)[0].Value != 1 {
-		t.Fatalf("a = %+v; want the first sample, value 1, up 1", a)
+	if up := h.sink.reports(t, "up", tg.Address); up[0].Value != 0 {
+		t.Fatalf("up = %v; want 0", up[0].Value)
 	}
 	st, _ := h.state(tg.Address)
-	if st.Health != HealthUp || !strings.Contains(st.LastWarning, "1 duplicate") ||
-		h.metric(`procfleet_scrape_samples_dropped_total{reason="duplicate"}`) < 1 {
-		t.Fatalf("state %+v", st)
+	if st.Health != HealthDown || !strings.Contains(st.LastError, "duplicate series: line 2 ") {
+		t.Fatalf("state %+v; want down with the duplicate's line", st)
 	}
-	if n := h.sink.reports(t, "scrape_samples_post_metric_relabeling", tg.Address); n[0].Value != 3 {
-		t.Fatalf("scrape_samples_post_metric_relabeling = %v; want 3, duplicates counted as Prometheus does", n[0].Value)
+	for _, name := range []string{"a", "b"} {
+		if got := h.sink.reports(t, name, tg.Address); len(got) != 0 {
+			t.Fatalf("%s written by a failed scrape: %+v", name, got)
+		}
+	}
+	if h.metric(`procfleet_scrape_samples_dropped_total{reason="duplicate"}`) < 1 {
+		t.Fatal("the duplicate is not counted")
 	}
 }
 

@@ -60,6 +60,7 @@ func (l *loop) prepare() error {
 	p, err := promtext.NewScrapeParser(promtext.ScrapeOptions{
 		Target: l.t.Labels, HonorLabels: job.HonorLabels, HonorTimestamps: job.HonorTimestamps,
 		Rules: rules, SampleLimit: sampleLimit, LabelLimit: job.LabelLimit,
+		FailOnDuplicates: true,
 	})
 	if err != nil {
 		return fail(reasonConfig, err)

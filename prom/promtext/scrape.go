@@ -24,6 +24,10 @@ const minTimestamp = 1 << 31
 // the sample_limit after metric relabeling.
 var ErrSampleLimit = errors.New("sample limit exceeded")
 
+// ErrDuplicateSeries is returned, wrapped, when FailOnDuplicates is set and
+// a body gives a series twice.
+var ErrDuplicateSeries = errors.New("duplicate series")
+
 // ReadError wraps an error of the body's reader (a timeout, a connection
 // cut, a body over its limit), as opposed to a fault of the text. After
 // one, Prometheus reports a scrape with no sample; ScrapeStats count none.
@@ -46,6 +50,11 @@ type ScrapeOptions struct {
 	// SampleLimit and LabelLimit are the job's sample_limit and
 	// label_limit; 0 for no limit.
 	SampleLimit, LabelLimit int
+	// FailOnDuplicates fails a scrape whose body gives a series twice
+	// without timestamps (ErrDuplicateSeries): Prometheus keeps the first
+	// sample and drops the others; procfleet's scraper reports the target
+	// as down instead, so that a broken exporter is seen. Default false.
+	FailOnDuplicates bool
 	// Limits bound the lines written: MaxLineBytes, MaxLabels,
 	// MaxLabelNameBytes and MaxLabelValueBytes apply (MaxBytes does not:
 	// the caller bounds the body). The zero value means DefaultLimits.
@@ -67,8 +76,9 @@ type ScrapeStats struct {
 	SeriesAdded int
 	// Written counts the lines written.
 	Written int
-	// Duplicates counts the samples dropped as duplicates.
-	Duplicates int
+	// Duplicates counts the samples dropped as duplicates, and
+	// FirstDuplicateLine is the line of the first (0 when none).
+	Duplicates, FirstDuplicateLine int
 	// OutOfBounds counts the samples dropped for their timestamp.
 	OutOfBounds int
 	// Bytes counts the body's bytes read.
@@ -161,6 +171,8 @@ func (p *ScrapeParser) Parse(r io.Reader, stamp int64, dst []byte) ([]byte, Scra
 		return dst, ScrapeStats{Bytes: st.Bytes}, err
 	case err == nil && st.PostRelabel-st.Duplicates > p.opt.SampleLimit && p.opt.SampleLimit > 0:
 		err = fmt.Errorf("%w (%d samples after metric relabeling, limit %d)", ErrSampleLimit, st.PostRelabel-st.Duplicates, p.opt.SampleLimit)
+	case err == nil && p.opt.FailOnDuplicates && st.Duplicates > 0:
+		err = fmt.Errorf("%w: line %d gives a series already given, without a timestamp (%d such samples in the body)", ErrDuplicateSeries, st.FirstDuplicateLine, st.Duplicates)
 	}
 	if err != nil {
 		p.keepFailed(&s.cur)

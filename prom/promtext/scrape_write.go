@@ -203,6 +203,9 @@ func (s *scrapeState) account(l []byte, refused string) (int64, bool, error) {
 	if seen && !own {
 		s.st.PostRelabel++
 		s.st.Duplicates++
+		if s.st.FirstDuplicateLine == 0 {
+			s.st.FirstDuplicateLine = s.lineNo
+		}
 		return 0, false, nil
 	}
 	if lim := s.p.opt.SampleLimit; lim > 0 && s.st.PostRelabel+1-s.st.Duplicates > lim {
