@@ -79,7 +79,7 @@ func bootstrapDoc(file string, upstreams []string, capacity string) ([]byte, err
 		}
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read cluster config: %w", err)
+			return nil, usageError{fmt.Errorf("cannot read cluster config: %w", err)}
 		}
 		if _, err := config.ParseCluster(data); err != nil {
 			return nil, usageError{fmt.Errorf("%s: %w", file, err)}

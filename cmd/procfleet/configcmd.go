@@ -200,7 +200,7 @@ func readInput(cmd *cobra.Command, file string) ([]byte, error) {
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read config: %w", err)
+		return nil, usageError{fmt.Errorf("cannot read config: %w", err)}
 	}
 	return data, nil
 }
