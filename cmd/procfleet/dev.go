@@ -81,6 +81,8 @@ Press Ctrl-C to stop.
 	_ = f.Set("gossip-listen", devGossipListen)
 	f.Lookup("gossip-listen").DefValue = devGossipListen
 	f.Lookup("gossip-listen").Changed = false
+	// The cluster gives dev's agent its upstream: the dev VictoriaMetrics.
+	_ = f.MarkHidden("upstream")
 	f.StringVar(&vmBin, "victoria-metrics", "bin/victoria-metrics", "VictoriaMetrics single-node binary (make run builds the pinned one)")
 	f.StringVar(&vmAddr, "vm-listen", "127.0.0.1:8428", "address VictoriaMetrics listens on")
 	f.StringVar(&etcdAddr, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")

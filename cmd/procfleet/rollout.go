@@ -66,6 +66,9 @@ func (r *rollout) progress() progress {
 
 func (p progress) String() string {
 	total := p.applied + len(p.pending) + len(p.refused)
+	if total == 0 {
+		return "no live member to apply it (none is registered)"
+	}
 	s := fmt.Sprintf("applied by %d/%d members", p.applied, total)
 	if len(p.pending) > 0 {
 		s += "; pending: " + listed(p.pending)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procfleet/procfleet/cluster"
+	"github.com/procfleet/procfleet/cluster/keys"
 	"github.com/procfleet/procfleet/internal/etcdtest"
 )
 
@@ -212,4 +214,38 @@ func TestConfigHistoryAndDiff(t *testing.T) {
 	if out := mustRun("config", "validate", "-f", filepath.Join(dir, "3.yaml"), ep, cl); !strings.Contains(out, "against cluster \"hist\" at config revision "+r4+": agents.generators.process.threads: false→true; ring.fallbacks: 0→1; upstreams: +vm-c") {
 		t.Errorf("validate against the cluster:\n%s", out)
 	}
+}
+
+// TestRolloutProgress checks how a rollout counts members from their
+// status keys: applied at the revision or a later one, refused when it
+// rejected the revision (or a later one) while on an older one, pending
+// otherwise (no status yet included), and how the line says so.
+func TestRolloutProgress(t *testing.T) {
+	space, _ := keys.New("c")
+	f := func(statuses map[string]string, want string) {
+		t.Helper()
+		r := &rollout{space: space, rev: 10, live: map[string]bool{}, status: map[string]cluster.Status{}}
+		for node, st := range statuses {
+			key, _ := space.Member(keys.Agent, node)
+			r.take(key, []byte{})
+			if st != "" {
+				skey, _ := space.Status(node)
+				r.take(skey, []byte(st))
+			}
+		}
+		if got := r.progress().String(); got != want {
+			t.Errorf("progress of %v = %q, want %q", statuses, got, want)
+		}
+	}
+	f(nil, "no live member to apply it (none is registered)")
+	f(map[string]string{"a1": `{"config_revision": 10}`, "a2": `{"config_revision": 11}`, "a3": `{"config_revision": 9}`},
+		"applied by 2/3 members; pending: a3")
+	f(map[string]string{"a1": `{"config_revision": 9, "rejected_revision": 10}`, "a2": `{"config_revision": 9, "rejected_revision": 11}`,
+		"a3": `{"config_revision": 9, "rejected_revision": 8}`, "a4": ""},
+		"applied by 0/4 members; pending: a3, a4; refused: a1, a2")
+	many := map[string]string{}
+	for i := range 12 {
+		many[fmt.Sprintf("n%02d", i)] = ""
+	}
+	f(many, "applied by 0/12 members; pending: n00, n01, n02, n03, n04, n05, n06, n07, n08, n09 and 2 more")
 }
