@@ -41,7 +41,21 @@ $(BIN)/.benchstat-$(BENCHSTAT_VERSION):
 tools: $(BIN)/.victoria-metrics-$(VM_VERSION) $(BIN)/.node_exporter-$(NE_VERSION)
 
 # The main job: VictoriaMetrics on 127.0.0.1:8428 and an agent for this host.
-run: build tools
+# It builds what it runs, procfleet and VictoriaMetrics, not node_exporter
+# (the tests' oracle), and says so first: with empty Go caches the first
+# run downloads and compiles for about RUN_FIRST_TIME (measured in
+# README.md), later ones take seconds.
+RUN_FIRST_TIME := 7 minutes on 2 busy cores
+.PHONY: run-say
+run-say:
+	@if [ -f $(BIN)/.victoria-metrics-$(VM_VERSION) ]; then \
+	  echo "make run: building bin/procfleet (seconds once the Go build cache is warm)"; \
+	else \
+	  echo "make run: building bin/procfleet, then VictoriaMetrics $(VM_VERSION) into bin/ with go install;"; \
+	  echo "  the first time, with empty Go caches, this downloads and compiles for about $(RUN_FIRST_TIME);"; \
+	  echo "  go prints nothing while it compiles. Later runs reuse bin/ and take seconds."; \
+	fi
+run: run-say build $(BIN)/.victoria-metrics-$(VM_VERSION)
 	$(BIN)/procfleet dev --victoria-metrics $(BIN)/victoria-metrics
 
 # The second step is internal/promoracle, a nested test-only module that

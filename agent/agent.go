@@ -57,6 +57,7 @@ type Agent struct {
 	ready      chan struct{}
 	stopped    chan struct{} // closed when Run stops taking config changes
 	applyCh    chan applyRequest
+	cluster    *ClusterInfo // for the index page; nil when standalone
 }
 
 // New builds an agent from a validated configuration. It returns an error
@@ -93,6 +94,7 @@ func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) 
 	if err := a.addSets(o); err != nil {
 		return nil, err
 	}
+	a.cluster = o.cluster
 	// The agent's own CPU and memory come from the real procfs even when the
 	// generators read a fixture tree.
 	selfmon.RegisterProcess(a.sets["process"], "/proc")
@@ -287,6 +289,7 @@ func (a *Agent) handler() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", a.serveReady)
+	mux.HandleFunc("GET /{$}", a.serveIndex) // only /: other paths are 404
 	return mux
 }
 

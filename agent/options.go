@@ -10,7 +10,8 @@ import (
 type Option func(*options)
 
 type options struct {
-	sets map[string]*metrics.Set // extra metric sets by name
+	sets    map[string]*metrics.Set // extra metric sets by name
+	cluster *ClusterInfo            // for the index page; nil: standalone
 }
 
 // WithMetricsSet adds set, named name, to the agent's self-metrics: its

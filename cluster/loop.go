@@ -93,6 +93,7 @@ func (m *Member) takeConfig(ls *loopState, u configstore.Update) bool {
 	}
 	c, err := config.ParseCluster(u.Data)
 	if err != nil {
+		m.reject(u.Revision)
 		m.setError(&m.configErr, fmt.Errorf("config revision %d not applied, keeping revision %d: %w", u.Revision, ls.rev, err))
 		return false
 	}
@@ -124,6 +125,9 @@ func (m *Member) evaluate(ls *loopState, g *gossip.Gossip) {
 		return
 	}
 	up, err := m.compute(*ls.cluster, ls.rev, ls.view.withoutGone(ls.live), ls.view.down)
+	if err != nil {
+		m.reject(ls.rev)
+	}
 	m.setError(&m.computeErr, err)
 	if err != nil {
 		return
@@ -319,14 +323,25 @@ func fnv32(s string) uint32 {
 	return h
 }
 
+// publish hands u out. The status shows a new revision within the
+// member's jitter, not at the next rate-limited write, so that an
+// operator following a rollout sees it applied.
 func (m *Member) publish(u Update) {
 	m.published.Store(true)
 	m.mu.Lock()
+	newRevision := m.status.ConfigRevision != u.Revision
 	m.status.ConfigRevision = u.Revision
 	m.status.Upstreams = u.Assignment.Upstreams
 	m.status.BudgetBytesPerSecond = u.Assignment.Budget
+	if u.Revision >= m.status.RejectedRevision {
+		m.status.RejectedRevision = 0
+	}
 	m.mu.Unlock()
-	m.writeStatus()
+	if newRevision {
+		m.writeStatusSoon()
+	} else {
+		m.writeStatus()
+	}
 	select {
 	case <-m.updates:
 	default:
@@ -345,8 +360,16 @@ func (m *Member) applyStatusInterval(d time.Duration) {
 	}
 }
 
+// reject records that the member could not apply config revision rev.
+func (m *Member) reject(rev int64) {
+	m.mu.Lock()
+	m.status.RejectedRevision = max(m.status.RejectedRevision, rev)
+	m.mu.Unlock()
+}
+
 // setError records err (nil clears it) in one of the member's error slots,
-// configErr or computeErr; the status reports the first set.
+// configErr or computeErr; the status reports the first set. A change is
+// written within the member's jitter: it tells whether a revision applied.
 func (m *Member) setError(slot *string, err error) {
 	msg := ""
 	if err != nil {
@@ -360,6 +383,6 @@ func (m *Member) setError(slot *string, err error) {
 		if err != nil {
 			m.log.Warn("cluster settings not applied", "err", err)
 		}
-		m.writeStatus()
+		m.writeStatusSoon()
 	}
 }

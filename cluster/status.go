@@ -32,8 +32,12 @@ type Status struct {
 	SavedState string `json:"saved_state,omitempty"`
 	// Down are the upstreams the votes of registered members hold down,
 	// as this member counts them.
-	Down    []string  `json:"down,omitempty"`
-	Updated time.Time `json:"updated"`
+	Down []string `json:"down,omitempty"`
+	// RejectedRevision is the newest config revision the member could not
+	// apply (LastError says why), while it runs on an older one; 0 when it
+	// applied the newest it saw. procfleet config set --wait reads it.
+	RejectedRevision int64     `json:"rejected_revision,omitempty"`
+	Updated          time.Time `json:"updated"`
 }
 
 // EndpointHealth is one upstream as the member's shipper sees it.
@@ -88,9 +92,28 @@ func endpointLabel(raw string) string {
 	return u.String()
 }
 
+// maxStatusJitter bounds how long after a change that readers wait for
+// (a config revision applied or refused) a member writes its status: each
+// member waits a part of it fixed by its node name, so that a fleet
+// applying a revision at once does not write to etcd in the same
+// millisecond.
+const maxStatusJitter = 500 * time.Millisecond
+
+// statusJitter is node's part of maxStatusJitter.
+func statusJitter(node string) time.Duration {
+	return time.Duration(fnv32(node)%uint32(maxStatusJitter/time.Millisecond)) * time.Millisecond
+}
+
 // writeStatus hands the current status to the session, which writes it
-// rate-limited and bound to the member's lease.
-func (m *Member) writeStatus() {
+// rate-limited (status.interval) and bound to the member's lease.
+func (m *Member) writeStatus() { m.sendStatus(false) }
+
+// writeStatusSoon hands the current status to the session to be written
+// within the member's jitter, whatever the rate limit: for the changes an
+// operator waits for, a config revision applied or refused.
+func (m *Member) writeStatusSoon() { m.sendStatus(true) }
+
+func (m *Member) sendStatus(soon bool) {
 	m.mu.Lock()
 	st := m.status
 	st.LastError = m.configErr
@@ -108,6 +131,10 @@ func (m *Member) writeStatus() {
 	}
 	data, err := json.Marshal(st)
 	if err != nil {
+		return
+	}
+	if soon {
+		sess.SetStatusWithin(data, statusJitter(m.cfg.Node))
 		return
 	}
 	sess.SetStatus(data)

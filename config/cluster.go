@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"time"
@@ -62,7 +63,8 @@ type Upstream struct {
 // on upstreams.
 type Ring struct {
 	// Fallbacks is how many upstreams follow the first in each agent's
-	// order: 0 to one less than the number of upstreams. Default 1.
+	// order: 0 to one less than the number of upstreams. Default 1, or 0
+	// for a document with one upstream (ParseCluster).
 	Fallbacks int `yaml:"fallbacks"`
 	// Partitions is the number of slots agents hash into; slots, not agents,
 	// are spread over the upstreams. More spread agents more evenly and cost
@@ -175,15 +177,31 @@ func DefaultCluster() Cluster {
 	}
 }
 
+// fallbacksUnset stands for a ring.fallbacks the document does not set,
+// while it is decoded: no document sets it, being far out of range.
+const fallbacksUnset = math.MinInt32
+
+// DefaultFallbacks is ring.fallbacks' default for a document with
+// upstreams upstreams: 1, or 0 when there is only one, so that the default
+// fits every document it can default.
+func DefaultFallbacks(upstreams int) int {
+	return min(1, max(upstreams-1, 0))
+}
+
 // ParseCluster decodes a cluster document over the defaults and validates
-// it. Unknown keys are errors, inside overrides too.
+// it. Unknown keys are errors, inside overrides too. A document that does
+// not set ring.fallbacks gets DefaultFallbacks of its upstreams.
 func ParseCluster(data []byte) (Cluster, error) {
 	if err := checkHostLocal(data); err != nil {
 		return Cluster{}, err
 	}
 	c := DefaultCluster()
+	c.Ring.Fallbacks = fallbacksUnset
 	if err := decodeStrictRef(data, &c, clusterRef); err != nil {
 		return Cluster{}, err
+	}
+	if c.Ring.Fallbacks == fallbacksUnset {
+		c.Ring.Fallbacks = DefaultFallbacks(len(c.Upstreams))
 	}
 	if len(c.Overrides) == 0 {
 		c.Overrides = nil // "overrides: []" is the default, not a different document

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -94,7 +95,7 @@ func TestParseClusterErrors(t *testing.T) {
 		`upstreams: all 2 have relay: true, which leaves relays nowhere to forward; want at least one that is not a relay`)
 	f("upstreams:\n"+a+"  - {name: r, url: http://r/x, capacity: 1MiB/s, relay: yes please}\n", `line 3: cannot unmarshal`)
 	f("upstreams:\n"+a+b+"ring: {fallbacks: 2}\n", `ring.fallbacks: 2 is not accepted; want 0 to 1 (one less than the 2 upstreams)`)
-	f("upstreams:\n"+a, `ring.fallbacks: 1 is not accepted; want 0 to 0`) // the default needs two upstreams
+	f("upstreams:\n"+a+"ring: {fallbacks: 1}\n", `ring.fallbacks: 1 is not accepted; want 0 to 0`)
 	f("upstreams:\n"+a+b+"ring: {fallbacks: -1}\n", `ring.fallbacks: -1`)
 	f("upstreams:\n"+a+b+"ring: {partitions: 1}\n", `ring.partitions: 1 is not accepted; want 2 (the number of upstreams) to 1048576`)
 	f("upstreams:\n"+a+b+"ring: {replicas: 0}\n", `ring.replicas: 0 is not accepted; want 2 to 1000`)
@@ -521,5 +522,48 @@ overrides:
 	if _, err := ParseCluster([]byte(twoUpstreams + "agents:\n  ship: {redeliver_window: 1h}\n")); err == nil ||
 		!strings.Contains(err.Error(), "agents.ship.redeliver_window") {
 		t.Fatalf("redeliver_window 1h: %v; want an error naming agents.ship.redeliver_window", err)
+	}
+}
+
+// TestRingFallbacksDefaultFitsTheDocument checks that a document without
+// ring.fallbacks is accepted whatever its number of upstreams: the
+// default is 1, or 0 with a single upstream (before, a document with one
+// upstream and no ring section was refused: "ring.fallbacks: 1 is not
+// accepted; want 0 to 0"). A value the document sets is kept and checked.
+func TestRingFallbacksDefaultFitsTheDocument(t *testing.T) {
+	up := func(i int) string {
+		return fmt.Sprintf("  - {name: vm-%d, url: \"http://10.0.0.%d:8428/api/v1/import/prometheus\", capacity: 1MiB/s}\n", i, i)
+	}
+	f := func(upstreams int, ring string, want int) {
+		t.Helper()
+		doc := "upstreams:\n"
+		for i := range upstreams {
+			doc += up(i + 1)
+		}
+		doc += ring
+		c := mustParseCluster(t, doc)
+		if c.Ring.Fallbacks != want {
+			t.Errorf("%d upstreams, %q: ring.fallbacks = %d, want %d", upstreams, ring, c.Ring.Fallbacks, want)
+		}
+		// What MarshalCluster writes reads back the same.
+		out, err := MarshalCluster(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back := mustParseCluster(t, string(out)); back.Ring != c.Ring {
+			t.Errorf("%d upstreams, %q: round trip ring %+v, want %+v", upstreams, ring, back.Ring, c.Ring)
+		}
+	}
+	f(1, "", 0)
+	f(1, "ring: {partitions: 7}\n", 0)
+	f(1, "ring: {fallbacks: 0}\n", 0)
+	f(2, "", 1)
+	f(3, "ring: {load_factor: 2}\n", 1)
+	f(3, "ring: {fallbacks: 2}\n", 2)
+	f(3, "ring: {fallbacks: 0}\n", 0)
+	for n, want := range map[int]int{0: 0, 1: 0, 2: 1, 100: 1} {
+		if got := DefaultFallbacks(n); got != want {
+			t.Errorf("DefaultFallbacks(%d) = %d, want %d", n, got, want)
+		}
 	}
 }

@@ -10,16 +10,17 @@ import (
 )
 
 // archiveOps returns the operations that copy the config at revision
-// expect to the history and drop the copies beyond the limit; ErrConflict
-// when the config is no longer at expect.
+// expect, and its record, to the history and drop the copies beyond the
+// limit; ErrConflict when the config is no longer at expect.
 func (s *Store) archiveOps(ctx context.Context, expect int64) ([]clientv3.Op, error) {
-	cur, err := s.cli.Get(ctx, s.key)
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.key), clientv3.OpGet(s.metaKey)).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", s.key, err)
 	}
+	cur := resp.Responses[0].GetResponseRange().GetKvs()
 	var rev int64
-	if len(cur.Kvs) > 0 {
-		rev = cur.Kvs[0].ModRevision
+	if len(cur) > 0 {
+		rev = cur[0].ModRevision
 	}
 	if rev != expect {
 		return nil, conflict(expect, rev)
@@ -40,13 +41,20 @@ func (s *Store) archiveOps(ctx context.Context, expect int64) ([]clientv3.Op, er
 	var ops []clientv3.Op
 	keep := s.opts.historyLimit - 1
 	if int(hist.Count) > keep {
-		cutoff := newKey
+		cutoff, cutRev := newKey, expect
 		if keep > 0 {
 			cutoff = string(hist.Kvs[keep-1].Key)
+			cutRev, _ = s.space.ParseConfigHistory(cutoff)
 		}
-		ops = append(ops, clientv3.OpDelete(prefix, clientv3.WithRange(cutoff)))
+		// The records go with their versions: those below the same
+		// revision are dropped too.
+		ops = append(ops, clientv3.OpDelete(prefix, clientv3.WithRange(cutoff)),
+			clientv3.OpDelete(s.space.ConfigMetaHistory(), clientv3.WithRange(s.space.ConfigMetaHistoryRev(cutRev))))
 	}
-	ops = append(ops, clientv3.OpPut(newKey, string(cur.Kvs[0].Value)))
+	ops = append(ops, clientv3.OpPut(newKey, string(cur[0].Value)))
+	if meta := currentMeta(resp.Responses[1].GetResponseRange().GetKvs(), expect); meta != nil {
+		ops = append(ops, clientv3.OpPut(s.space.ConfigMetaHistoryRev(expect), string(meta.Value)))
+	}
 	return ops, nil
 }
 
@@ -59,20 +67,29 @@ func (s *Store) History(ctx context.Context) ([]Version, error) {
 		clientv3.OpGet(s.key),
 		clientv3.OpGet(s.space.ConfigHistory(), clientv3.WithPrefix(),
 			clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)),
+		clientv3.OpGet(s.metaKey),
+		clientv3.OpGet(s.space.ConfigMetaHistory(), clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the history of %s: %w", s.key, err)
 	}
+	metas := map[int64]*Meta{}
+	for _, kv := range resp.Responses[3].GetResponseRange().GetKvs() {
+		if rev, ok := s.space.ParseConfigMetaHistory(string(kv.Key)); ok {
+			metas[rev] = decodeMeta(kv)
+		}
+	}
 	var vs []Version
 	for _, kv := range resp.Responses[0].GetResponseRange().GetKvs() {
-		vs = append(vs, Version{Data: kv.Value, Revision: kv.ModRevision})
+		meta := currentMeta(resp.Responses[2].GetResponseRange().GetKvs(), kv.ModRevision)
+		vs = append(vs, Version{Data: kv.Value, Revision: kv.ModRevision, Meta: decodeMeta(meta)})
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().GetKvs() {
 		rev, ok := s.space.ParseConfigHistory(string(kv.Key))
 		if !ok {
 			continue // not ours; leave it alone
 		}
-		vs = append(vs, Version{Data: kv.Value, Revision: rev})
+		vs = append(vs, Version{Data: kv.Value, Revision: rev, Meta: metas[rev]})
 	}
 	return vs, nil
 }
@@ -88,15 +105,22 @@ func (s *Store) Revision(ctx context.Context, rev int64) (Version, error) {
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.key),
 		clientv3.OpGet(s.space.ConfigHistoryRev(rev)),
+		clientv3.OpGet(s.metaKey),
+		clientv3.OpGet(s.space.ConfigMetaHistoryRev(rev)),
 	).Commit()
 	if err != nil {
 		return Version{}, fmt.Errorf("cannot read revision %d of %s: %w", rev, s.key, err)
 	}
 	if cur := resp.Responses[0].GetResponseRange().GetKvs(); len(cur) > 0 && cur[0].ModRevision == rev {
-		return Version{Data: cur[0].Value, Revision: rev}, nil
+		meta := currentMeta(resp.Responses[2].GetResponseRange().GetKvs(), rev)
+		return Version{Data: cur[0].Value, Revision: rev, Meta: decodeMeta(meta)}, nil
 	}
 	if kept := resp.Responses[1].GetResponseRange().GetKvs(); len(kept) > 0 {
-		return Version{Data: kept[0].Value, Revision: rev}, nil
+		var meta *Meta
+		if kvs := resp.Responses[3].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			meta = decodeMeta(kvs[0])
+		}
+		return Version{Data: kept[0].Value, Revision: rev, Meta: meta}, nil
 	}
 	old, err := s.cli.Get(ctx, s.key, clientv3.WithRev(rev))
 	switch {
@@ -113,11 +137,12 @@ func (s *Store) Revision(ctx context.Context, rev int64) (Version, error) {
 // Rollback writes the version that had revision rev back as a new
 // revision, if the config is still at expectRevision. The old version is
 // validated again: the rules may have changed since. It returns the new
-// revision, ErrNoRevision, ErrInvalid or ErrConflict.
-func (s *Store) Rollback(ctx context.Context, rev, expectRevision int64) (int64, error) {
+// revision, ErrNoRevision, ErrInvalid or ErrConflict. opts say how the
+// write is recorded.
+func (s *Store) Rollback(ctx context.Context, rev, expectRevision int64, opts ...WriteOption) (int64, error) {
 	v, err := s.Revision(ctx, rev)
 	if err != nil {
 		return 0, err
 	}
-	return s.Set(ctx, v.Data, expectRevision)
+	return s.set(ctx, v.Data, expectRevision, s.meta(fmt.Sprintf("rollback to revision %d", rev), opts))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/procfleet/procfleet/internal/etcdtest"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -150,5 +151,100 @@ func TestHistoryLimit(t *testing.T) {
 		if kept.Count != int64(limit) {
 			t.Errorf("limit %d: %d history keys in etcd", limit, kept.Count)
 		}
+		// The records of the versions go with them.
+		metas, err := cli.Get(ctx, fmt.Sprintf("/procfleet/limit%d/config-meta-history/", limit), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if metas.Count != int64(limit) {
+			t.Errorf("limit %d: %d records of history keys in etcd, want %d", limit, metas.Count, limit)
+		}
+		for i, v := range h {
+			if v.Meta == nil || v.Meta.Time.IsZero() {
+				t.Errorf("limit %d: History[%d] has no record: %+v", limit, i, v.Meta)
+			}
+		}
+	}
+}
+
+// TestHistoryRecordsWriters checks that each write records who made it,
+// when and how, and that the record stays with its version in the history
+// and in Revision; a version written around the store (etcdctl) has none,
+// and does not inherit the record of the version before it.
+func TestHistoryRecordsWriters(t *testing.T) {
+	t.Parallel()
+	e := etcdtest.StartEtcd(t)
+	cli := e.Client(t)
+	ctx := testCtx(t)
+	alice := Author{User: "alice", Host: "ops-1"}
+	s := newStore(t, cli, WithAuthor(alice))
+	bob := newStore(t, cli, WithAuthor(Author{User: "bob", Host: "ops-2", EtcdUser: "admin"}))
+
+	before := time.Now().Add(-time.Second)
+	r1, err := s.Bootstrap(ctx, []byte("ok 1"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := bob.Set(ctx, []byte("ok 2"), r1, WithNote("config edit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// r3 is replaced around the store, so it is not kept; r4, written
+	// around it, has no record.
+	r3 := mustSet(t, s, "ok 3", r2)
+	put, err := cli.Put(ctx, s.Key(), "ok etcdctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r4 := put.Header.Revision
+	r5, err := s.Rollback(ctx, r1, r4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r3 >= r4 {
+		t.Fatal("revisions out of order")
+	}
+
+	h, err := s.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want struct {
+		rev          int64
+		writer, note string
+	}
+	wants := []want{{r5, "alice@ops-1", fmt.Sprintf("rollback to revision %d", r1)}, {r4, "", ""}, {r2, "admin", "config edit"}, {r1, "alice@ops-1", "bootstrap"}}
+	if len(h) != len(wants) {
+		t.Fatalf("History has %d versions, want %d", len(h), len(wants))
+	}
+	for i, w := range wants {
+		v := h[i]
+		if v.Revision != w.rev {
+			t.Fatalf("History[%d] at %d, want %d", i, v.Revision, w.rev)
+		}
+		if w.writer == "" {
+			if v.Meta != nil {
+				t.Errorf("revision %d, written by etcdctl, has a record: %+v", v.Revision, *v.Meta)
+			}
+			continue
+		}
+		if v.Meta == nil {
+			t.Fatalf("revision %d has no record", v.Revision)
+		}
+		if v.Meta.Writer() != w.writer || v.Meta.Note != w.note || v.Meta.Time.Before(before) || v.Meta.Time.After(time.Now()) {
+			t.Errorf("revision %d: writer %q, note %q, time %s; want %q, %q, just now", v.Revision, v.Meta.Writer(), v.Meta.Note, v.Meta.Time, w.writer, w.note)
+		}
+	}
+	for _, w := range wants {
+		v, err := s.Revision(ctx, w.rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := v.Meta; (got == nil) != (w.writer == "") || got != nil && got.Note != w.note {
+			t.Errorf("Revision(%d).Meta = %+v; want note %q", w.rev, got, w.note)
+		}
+	}
+	if v, _ := s.Get(ctx); v.Meta == nil || v.Meta.Note != wants[0].note {
+		t.Errorf("Get().Meta = %+v; want the rollback's", v.Meta)
 	}
 }

@@ -13,6 +13,7 @@ type options struct {
 	retryMin     time.Duration
 	retryMax     time.Duration
 	logger       *slog.Logger
+	author       Author
 }
 
 func defaultOptions() options {
@@ -36,6 +37,12 @@ func WithHistoryLimit(n int) Option {
 // and 2s.
 func WithRetry(least, most time.Duration) Option {
 	return func(o *options) { o.retryMin, o.retryMax = least, most }
+}
+
+// WithAuthor sets who the store's writes are recorded as written by (see
+// Meta). Default: nobody; the time and note are recorded still.
+func WithAuthor(a Author) Option {
+	return func(o *options) { o.author = a }
 }
 
 // WithLogger sets the logger. Default: discard. Watch logs when it loses

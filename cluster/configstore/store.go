@@ -9,7 +9,9 @@
 //
 // History: each write also copies the version it replaces, in the same
 // transaction, to /procfleet/<cluster>/config-history/<its revision>, and
-// drops the copies beyond the history limit. etcd's own MVCC history is
+// drops the copies beyond the history limit. Each write records who wrote
+// it, when and how (Meta) at config-meta, in the same transaction, and
+// the record moves to config-meta-history/<revision> with its version. etcd's own MVCC history is
 // not enough: it is gone after a compaction, which every production etcd
 // runs, and walking it back costs one request per version. The copies are
 // exact (the transaction checks the replaced revision) and survive
@@ -23,6 +25,7 @@ package configstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -58,6 +61,10 @@ type Version struct {
 	// Revision is the config key's ModRevision when this version was
 	// written: the config's version number.
 	Revision int64
+	// Meta is who wrote the version, when and how; nil when that was not
+	// recorded (a version written by another tool, such as etcdctl, or by
+	// an older procfleet). Watch leaves it nil.
+	Meta *Meta
 }
 
 // Store reads and writes one cluster's config.
@@ -65,6 +72,7 @@ type Store struct {
 	cli      *clientv3.Client
 	space    keys.Space
 	key      string
+	metaKey  string
 	validate ValidateFunc
 	opts     options
 }
@@ -96,7 +104,7 @@ func New(cli *clientv3.Client, cluster string, validate ValidateFunc, opts ...Op
 		return nil, errors.New("configstore: nil logger")
 	}
 	o.logger = o.logger.With("component", "configstore", "key", space.Config())
-	return &Store{cli: cli, space: space, key: space.Config(), validate: validate, opts: o}, nil
+	return &Store{cli: cli, space: space, key: space.Config(), metaKey: space.ConfigMeta(), validate: validate, opts: o}, nil
 }
 
 // Key returns the config's etcd key.
@@ -104,43 +112,50 @@ func (s *Store) Key() string { return s.key }
 
 // Get returns the current config, or ErrNotFound.
 func (s *Store) Get(ctx context.Context) (Version, error) {
-	resp, err := s.cli.Get(ctx, s.key)
+	resp, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.key), clientv3.OpGet(s.metaKey)).Commit()
 	if err != nil {
 		return Version{}, fmt.Errorf("cannot read %s: %w", s.key, err)
 	}
-	if len(resp.Kvs) == 0 {
+	kvs := resp.Responses[0].GetResponseRange().GetKvs()
+	if len(kvs) == 0 {
 		return Version{}, fmt.Errorf("%w (%s is absent; run `procfleet cluster bootstrap`)", ErrNotFound, s.key)
 	}
-	kv := resp.Kvs[0]
-	return Version{Data: kv.Value, Revision: kv.ModRevision}, nil
+	kv := kvs[0]
+	meta := currentMeta(resp.Responses[1].GetResponseRange().GetKvs(), kv.ModRevision)
+	return Version{Data: kv.Value, Revision: kv.ModRevision, Meta: decodeMeta(meta)}, nil
 }
 
 // Set validates data and writes it if the config is still at
 // expectRevision (0: if there is no config yet). It returns the new
 // revision, ErrInvalid when validation fails, or ErrConflict when the
-// config is at another revision.
-func (s *Store) Set(ctx context.Context, data []byte, expectRevision int64) (int64, error) {
+// config is at another revision. opts say how the write is recorded.
+func (s *Store) Set(ctx context.Context, data []byte, expectRevision int64, opts ...WriteOption) (int64, error) {
+	return s.set(ctx, data, expectRevision, s.meta("", opts))
+}
+
+func (s *Store) set(ctx context.Context, data []byte, expectRevision int64, meta Meta) (int64, error) {
 	if expectRevision < 0 {
 		return 0, fmt.Errorf("configstore: negative expected revision %d", expectRevision)
 	}
 	if err := s.check(data); err != nil {
 		return 0, err
 	}
-	return s.write(ctx, data, expectRevision)
+	return s.write(ctx, data, expectRevision, meta)
 }
 
 // Bootstrap validates data and creates the config with it. When a config
 // exists it returns ErrExists, unless force: then it replaces the config
 // (which stays in the history) and returns ErrConflict if another write
-// came in between.
-func (s *Store) Bootstrap(ctx context.Context, data []byte, force bool) (int64, error) {
+// came in between. opts say how the write is recorded.
+func (s *Store) Bootstrap(ctx context.Context, data []byte, force bool, opts ...WriteOption) (int64, error) {
 	if err := s.check(data); err != nil {
 		return 0, err
 	}
+	meta := s.meta("bootstrap", opts)
 	cur, err := s.Get(ctx)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		rev, err := s.write(ctx, data, 0)
+		rev, err := s.write(ctx, data, 0, meta)
 		if errors.Is(err, ErrConflict) {
 			return 0, fmt.Errorf("%w: created concurrently by another writer", ErrExists)
 		}
@@ -150,7 +165,7 @@ func (s *Store) Bootstrap(ctx context.Context, data []byte, force bool) (int64, 
 	case !force:
 		return 0, fmt.Errorf("%w at revision %d; force to overwrite it", ErrExists, cur.Revision)
 	}
-	return s.write(ctx, data, cur.Revision)
+	return s.write(ctx, data, cur.Revision, meta)
 }
 
 func (s *Store) check(data []byte) error {
@@ -160,9 +175,14 @@ func (s *Store) check(data []byte) error {
 	return nil
 }
 
-// write writes data if the config's ModRevision is expect, copying the
-// version it replaces to the history in the same transaction.
-func (s *Store) write(ctx context.Context, data []byte, expect int64) (int64, error) {
+// write writes data, and meta beside it, if the config's ModRevision is
+// expect, copying the version it replaces to the history in the same
+// transaction.
+func (s *Store) write(ctx context.Context, data []byte, expect int64, meta Meta) (int64, error) {
+	metaJSON, err := json.Marshal(meta)
+	if err != nil {
+		return 0, fmt.Errorf("configstore: cannot encode the write's record: %w", err)
+	}
 	var ops []clientv3.Op
 	if expect > 0 {
 		archive, err := s.archiveOps(ctx, expect)
@@ -171,7 +191,7 @@ func (s *Store) write(ctx context.Context, data []byte, expect int64) (int64, er
 		}
 		ops = archive
 	}
-	ops = append(ops, clientv3.OpPut(s.key, string(data)))
+	ops = append(ops, clientv3.OpPut(s.key, string(data)), clientv3.OpPut(s.metaKey, string(metaJSON)))
 	resp, err := s.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(s.key), "=", expect)).
 		Then(ops...).

@@ -156,8 +156,10 @@ func TestValidateRejectsAndWritesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "ok 1" || resp.Kvs[0].ModRevision != r1 {
-		t.Fatalf("etcd holds %v, want only the valid config at %d", resp.Kvs, r1)
+	// The config and, from the same transaction, its record.
+	if len(resp.Kvs) != 2 || string(resp.Kvs[0].Value) != "ok 1" || resp.Kvs[0].ModRevision != r1 ||
+		string(resp.Kvs[1].Key) != s.space.ConfigMeta() || resp.Kvs[1].ModRevision != r1 {
+		t.Fatalf("etcd holds %v, want only the valid config at %d and its record", resp.Kvs, r1)
 	}
 	if resp.Header.Revision != r1 {
 		t.Fatalf("etcd revision %d after rejected writes, want %d: something was written", resp.Header.Revision, r1)

@@ -3,6 +3,8 @@
 //
 //	config                    the cluster configuration document
 //	config-history/<rev>      earlier versions of config, by the revision they had
+//	config-meta               who wrote config, when and how (written with it)
+//	config-meta-history/<rev> config-meta of the versions in config-history
 //	members/agents/<node>     an agent's registration, bound to its lease
 //	members/relays/<node>     a relay's registration, bound to its lease
 //	status/<node>             a member's status, bound to its lease
@@ -77,6 +79,32 @@ func (s Space) ConfigHistoryRev(rev int64) string {
 // ParseConfigHistory returns the revision named by a ConfigHistoryRev key.
 func (s Space) ParseConfigHistory(key string) (int64, bool) {
 	rest, ok := strings.CutPrefix(key, s.ConfigHistory())
+	if !ok {
+		return 0, false
+	}
+	rev, err := strconv.ParseInt(rest, 10, 64)
+	return rev, err == nil && rev > 0
+}
+
+// ConfigMeta returns the key of the config's metadata (who wrote it, when),
+// written in the same transaction as the config, so that its ModRevision
+// is the config's revision.
+func (s Space) ConfigMeta() string { return s.Prefix() + "config-meta" }
+
+// ConfigMetaHistory returns the prefix of the metadata of the earlier
+// versions of the config.
+func (s Space) ConfigMetaHistory() string { return s.Prefix() + "config-meta-history/" }
+
+// ConfigMetaHistoryRev returns the key of the metadata of the config
+// version that had revision rev, zero-padded as ConfigHistoryRev.
+func (s Space) ConfigMetaHistoryRev(rev int64) string {
+	return fmt.Sprintf("%s%020d", s.ConfigMetaHistory(), rev)
+}
+
+// ParseConfigMetaHistory returns the revision named by a
+// ConfigMetaHistoryRev key.
+func (s Space) ParseConfigMetaHistory(key string) (int64, bool) {
+	rest, ok := strings.CutPrefix(key, s.ConfigMetaHistory())
 	if !ok {
 		return 0, false
 	}

@@ -58,6 +58,8 @@ func TestSpace(t *testing.T) {
 	eq(s.Prefix(), "/procfleet/prod/")
 	eq(s.Config(), "/procfleet/prod/config")
 	eq(s.ConfigHistoryRev(42), "/procfleet/prod/config-history/00000000000000000042")
+	eq(s.ConfigMeta(), "/procfleet/prod/config-meta")
+	eq(s.ConfigMetaHistoryRev(42), "/procfleet/prod/config-meta-history/00000000000000000042")
 	eq(s.MembersOf(Relay), "/procfleet/prod/members/relays/")
 	m, err := s.Member(Agent, "web-1")
 	if err != nil {
@@ -91,6 +93,12 @@ func TestSpace(t *testing.T) {
 	}
 	if rev, ok := s.ParseConfigHistory(s.ConfigHistoryRev(7)); !ok || rev != 7 {
 		t.Errorf("ParseConfigHistory = %d, %v", rev, ok)
+	}
+	if rev, ok := s.ParseConfigMetaHistory(s.ConfigMetaHistoryRev(7)); !ok || rev != 7 {
+		t.Errorf("ParseConfigMetaHistory = %d, %v", rev, ok)
+	}
+	if _, ok := s.ParseConfigMetaHistory(s.ConfigHistoryRev(7)); ok {
+		t.Error("ParseConfigMetaHistory took a config-history key")
 	}
 	if a, b := s.ConfigHistoryRev(9), s.ConfigHistoryRev(10); a >= b {
 		t.Errorf("history keys do not sort by revision: %q >= %q", a, b)

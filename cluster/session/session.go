@@ -245,6 +245,12 @@ func (s *Session) hold(ctx context.Context, lease clientv3.LeaseID, alive <-chan
 			s.renewed.Store(time.Now().UnixNano())
 			continue
 		case <-s.kick:
+			if armed && !backoff {
+				// A status may be due sooner than the wait armed for
+				// the interval (SetStatusWithin): measure it again.
+				timer.Stop()
+				armed = false
+			}
 		case <-s.retime:
 			if armed && !backoff {
 				// The wait was for the old interval: measure it again.

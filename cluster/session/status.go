@@ -16,6 +16,10 @@ type statusState struct {
 	written   uint64 // seq of the last value written
 	lastData  []byte // the last value written
 	lastWrite time.Time
+	// due is when a status set by SetStatusWithin must be written, the
+	// interval notwithstanding; zero when none waits. dueSeq is its seq.
+	due    time.Time
+	dueSeq uint64
 }
 
 // SetStatus records data as the member's status. Run writes it, bound to
@@ -26,6 +30,28 @@ type statusState struct {
 // data and never blocks.
 func (s *Session) SetStatus(data []byte) {
 	s.setStatus(data)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// SetStatusWithin records data as the member's status like SetStatus, and
+// has Run write it within d, whatever the status interval: for a change
+// that readers wait for (a config revision applied or refused), while
+// frequent changes (counters) stay on the interval. A status set later,
+// before the write, is written in its place, as soon; a status still due
+// sooner keeps its time. The write counts for the interval like any
+// other. d must not be negative. SetStatusWithin copies data and never
+// blocks.
+func (s *Session) SetStatusWithin(data []byte, d time.Duration) {
+	s.mu.Lock()
+	s.setStatusLocked(data)
+	if due := time.Now().Add(max(d, 0)); s.status.due.IsZero() || due.Before(s.status.due) {
+		s.status.due = due
+	}
+	s.status.dueSeq = s.status.seq
+	s.mu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -74,6 +100,11 @@ func (s *Session) WriteStatus(ctx context.Context, data []byte) error {
 func (s *Session) setStatus(data []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.setStatusLocked(data)
+}
+
+// setStatusLocked records data as the latest status; the caller holds mu.
+func (s *Session) setStatusLocked(data []byte) {
 	s.status.data = bytes.Clone(data)
 	if s.status.data == nil {
 		s.status.data = []byte{}
@@ -89,14 +120,19 @@ func (s *Session) pendingStatus() ([]byte, uint64) {
 }
 
 // statusDelay returns how long the rate limit still holds back a pending
-// status; 0 when it can be written now or nothing is pending.
+// status (less when it is due sooner, see SetStatusWithin); 0 when it can
+// be written now or nothing is pending.
 func (s *Session) statusDelay() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status.seq == s.status.written {
 		return 0
 	}
-	return max(0, time.Until(s.status.lastWrite.Add(s.opts.statusInterval)))
+	at := s.status.lastWrite.Add(s.opts.statusInterval)
+	if !s.status.due.IsZero() && s.status.due.Before(at) {
+		at = s.status.due
+	}
+	return max(0, time.Until(at))
 }
 
 // statusWritten records that the status numbered seq reached etcd.
@@ -106,6 +142,15 @@ func (s *Session) statusWritten(seq uint64, data []byte) {
 	s.status.written = max(s.status.written, seq)
 	s.status.lastData = data
 	s.status.lastWrite = time.Now()
+	s.clearDueLocked()
+}
+
+// clearDueLocked forgets the due time once the status it was set for, or
+// a later one, is in etcd; the caller holds mu.
+func (s *Session) clearDueLocked() {
+	if s.status.written >= s.status.dueSeq {
+		s.status.due = time.Time{}
+	}
 }
 
 // writeStatus writes the pending status bound to lease.
@@ -123,6 +168,7 @@ func (s *Session) writeStatusLocked(ctx context.Context, lease clientv3.LeaseID)
 	unchanged := seq == s.status.written || s.status.lastData != nil && bytes.Equal(data, s.status.lastData)
 	if unchanged {
 		s.status.written = seq
+		s.clearDueLocked()
 	}
 	s.mu.Unlock()
 	if unchanged {

@@ -114,3 +114,41 @@ func TestStatusIntervalChange(t *testing.T) {
 	s.SetStatusInterval(100 * time.Millisecond)
 	expectWrite(t, writes, "c", 3*time.Second)
 }
+
+// TestStatusWithin checks that a status set by SetStatusWithin is written
+// within its time though the interval (an hour) holds other statuses
+// back, that a status set later in between is written in its place, and
+// that the write counts for the interval: a status set after it is held
+// again, which the next SetStatusWithin shows, its write being the only
+// one between.
+func TestStatusWithin(t *testing.T) {
+	t.Parallel()
+	e := etcdtest.StartEtcd(t)
+	cli := e.Client(t)
+	ns := newSession(t, cli, "web-1", WithStatusInterval(time.Hour))
+	writes := statusWrites(t, cli, ns.StatusKey())
+	s := run(t, ns)
+	await(t, s.Session, 5*time.Second, "registered", registered(1))
+	s.SetStatus([]byte("a")) // the first write: nothing held it back
+	expectWrite(t, writes, "a", 2*time.Second)
+
+	s.SetStatus([]byte("b")) // held back for an hour
+	// Time for Run to arm its timer for the hour, so that the status due
+	// must re-arm it.
+	time.Sleep(300 * time.Millisecond)
+	const within = 300 * time.Millisecond
+	begin := time.Now()
+	s.SetStatusWithin([]byte("c"), within)
+	s.SetStatus([]byte("d")) // later, before the write: written in c's place
+	expectWrite(t, writes, "d", 5*time.Second)
+	if d := time.Since(begin); d < within-50*time.Millisecond {
+		t.Errorf("the status due within %s was written after %s; want it to wait for its time (jitter)", within, d)
+	}
+
+	s.SetStatus([]byte("e")) // held back by the hour again
+	s.SetStatusWithin([]byte("f"), 0)
+	expectWrite(t, writes, "f", 5*time.Second)
+	s.SetStatus([]byte("g"))
+	s.SetStatusWithin([]byte("h"), 100*time.Millisecond)
+	expectWrite(t, writes, "h", 5*time.Second) // g was never written alone
+}

@@ -48,7 +48,7 @@ func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
 	if af.cfgFile != "" {
 		var err error
 		if cfg, err = config.LoadAgentFile(af.cfgFile); err != nil {
-			return cfg, err
+			return cfg, usageError{err}
 		}
 	}
 	f := cmd.Flags()

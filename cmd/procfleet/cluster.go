@@ -79,7 +79,7 @@ func bootstrapDoc(file string, upstreams []string, capacity string) ([]byte, err
 		}
 		data, err := os.ReadFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read cluster config: %w", err)
+			return nil, usageError{fmt.Errorf("cannot read cluster config: %w", err)}
 		}
 		if _, err := config.ParseCluster(data); err != nil {
 			return nil, usageError{fmt.Errorf("%s: %w", file, err)}
@@ -99,9 +99,7 @@ func bootstrapDoc(file string, upstreams []string, capacity string) ([]byte, err
 			Name: fmt.Sprintf("up-%d", i+1), URL: u, Capacity: config.ByteRate(capBytes),
 		})
 	}
-	if len(upstreams) == 1 {
-		c.Ring.Fallbacks = 0
-	}
+	c.Ring.Fallbacks = config.DefaultFallbacks(len(upstreams))
 	if err := c.Validate(); err != nil {
 		return nil, usageError{err}
 	}

@@ -222,8 +222,10 @@ func waitFirst(ctx context.Context, m *cluster.Member, run memberRun, logger *sl
 // listen address and the gossip first, and fails before registering when
 // either is taken. Until the first settings arrive (from etcd, or from the
 // state saved under the spool directory when etcd cannot be reached) it
-// answers /healthz, and /readyz with the reason.
-func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger) error {
+// answers /healthz, and /readyz with the reason. opts go to the agent
+// after the ones runClustered gives it (a later WithCluster, with the
+// cluster page's URL, wins).
+func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memberFlags, logger *slog.Logger, opts ...agent.Option) error {
 	ln, err := listenFirst(local.Listen)
 	if err != nil {
 		return err
@@ -256,7 +258,9 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 		closeWait()
 		return err
 	}
-	a, err := agent.New(first.Agent, logger, agent.WithMetricsSet("cluster", m.Metrics()))
+	opts = append([]agent.Option{agent.WithMetricsSet("cluster", m.Metrics()),
+		agent.WithCluster(agent.ClusterInfo{Cluster: ef.cluster, Node: node})}, opts...)
+	a, err := agent.New(first.Agent, logger, opts...)
 	if err != nil {
 		closeWait()
 		return fmt.Errorf("config revision %d: %w", first.Revision, err)

@@ -62,7 +62,7 @@ func TestClusterConfigCommands(t *testing.T) {
 	failRun("changed since it was read", "config", "set", ep, cl, "-f", two, "--expect-revision", m[2])
 
 	hist := mustRun("config", "history", ep, cl)
-	if !strings.Contains(hist, "vm-a,vm-b") || !strings.Contains(hist, "up-1") {
+	if !strings.Contains(hist, m[1]+" ") || !strings.Contains(hist, "upstreams: +vm-a, +vm-b, -up-1") || !strings.Contains(hist, "bootstrap") {
 		t.Fatalf("history lacks the two versions:\n%s", hist)
 	}
 	mustRun("config", "rollback", ep, cl, m[2])

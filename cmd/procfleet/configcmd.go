@@ -29,7 +29,7 @@ is a compare-and-swap on the revision that was read, so that two editors never
 overwrite each other silently.`,
 	}
 	cmd.AddCommand(newConfigGetCmd(), newConfigSetCmd(), newConfigValidateCmd(),
-		newConfigHistoryCmd(), newConfigRollbackCmd(), newConfigEditCmd())
+		newConfigHistoryCmd(), newConfigDiffCmd(), newConfigRollbackCmd(), newConfigEditCmd())
 	return cmd
 }
 
@@ -50,9 +50,9 @@ func newConfigGetCmd() *cobra.Command {
 					v, err = st.Get(ctx)
 				}
 				if err != nil {
-					return err
+					return storeError(err)
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "# cluster %q, config revision %d\n", ef.cluster, v.Revision)
+				fmt.Fprintf(cmd.ErrOrStderr(), "# cluster %q, config revision %d%s\n", ef.cluster, v.Revision, strings.ReplaceAll(metaNote(v.Meta), "\t", ", written "))
 				_, err = cmd.OutOrStdout().Write(v.Data)
 				return err
 			})
@@ -67,10 +67,16 @@ func newConfigSetCmd() *cobra.Command {
 	var ef etcdFlags
 	var file string
 	var expect int64
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "set -f FILE",
 		Short: "Replace the cluster config with FILE (- for stdin), validated, compare-and-swap",
-		Args:  cobra.NoArgs,
+		Long: `set validates FILE and writes it as the cluster config, as a compare-and-swap
+on the revision read just before (or --expect-revision). With --wait it then
+follows the rollout: it prints how many live members applied the new revision
+as that changes, and exits 0 once every one has, or 1 naming the members that
+refused it (with their error) or had not applied it within the timeout.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			data, err := readCluster(cmd, file)
 			if err != nil {
@@ -84,75 +90,74 @@ func newConfigSetCmd() *cobra.Command {
 					}
 					expect = cur.Revision
 				}
-				rev, err := st.Set(ctx, data, expect)
+				rev, err := st.Set(ctx, data, expect, configstore.WithNote("config set"))
 				if errors.Is(err, configstore.ErrConflict) {
 					return fmt.Errorf("%w; read it again (procfleet config get) and retry", err)
 				}
 				if err != nil {
-					return err
+					return storeError(err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "config revision %d written (was %d)\n", rev, expect)
-				return nil
+				return followRollout(cmd, cli, ef, rev, wait)
 			})
 		},
 	}
 	ef.register(cmd, localEtcd)
 	cmd.Flags().StringVarP(&file, "file", "f", "", "config file to write; - reads stdin")
 	cmd.Flags().Int64Var(&expect, "expect-revision", 0, "write only if the config is at this revision (default: the one read just before)")
+	addWaitFlag(cmd, &wait)
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }
 
+// followRollout waits for the rollout of rev when --wait was given. It
+// runs on the command's context, not on the bound of one etcd request.
+func followRollout(cmd *cobra.Command, cli *clientv3.Client, ef etcdFlags, rev int64, wait time.Duration) error {
+	if wait <= 0 {
+		return nil
+	}
+	return waitRollout(cmd.Context(), cmd.OutOrStdout(), cli, ef.cluster, rev, wait)
+}
+
 func newConfigValidateCmd() *cobra.Command {
+	var ef etcdFlags
 	var file string
 	cmd := &cobra.Command{
 		Use:   "validate -f FILE",
 		Short: "Check a cluster config file without writing it",
-		Args:  cobra.NoArgs,
+		Long: `validate checks FILE as config set would, without etcd. Given --etcd or
+--cluster on the command line, it also reads that cluster's current config and
+says what FILE would change (the environment variables alone do not make it
+talk to etcd, so that scripts can validate anywhere).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := readCluster(cmd, file); err != nil {
+			data, err := readCluster(cmd, file)
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: valid\n", file)
-			return nil
-		},
-	}
-	cmd.Flags().StringVarP(&file, "file", "f", "", "config file to check; - reads stdin")
-	_ = cmd.MarkFlagRequired("file")
-	return cmd
-}
-
-func newConfigHistoryCmd() *cobra.Command {
-	var ef etcdFlags
-	cmd := &cobra.Command{
-		Use:   "history",
-		Short: "List the config's revisions, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("etcd") && !cmd.Flags().Changed("cluster") {
+				return nil
+			}
 			return ef.withStore(cmd, func(ctx context.Context, st *configstore.Store, cli *clientv3.Client) error {
-				versions, err := st.History(ctx)
+				cur, err := st.Get(ctx)
 				if err != nil {
 					return err
 				}
-				w := cmd.OutOrStdout()
-				fmt.Fprintf(w, "%-10s %-8s %s\n", "REVISION", "BYTES", "UPSTREAMS")
-				for _, v := range versions {
-					summary := "(invalid document)"
-					if c, err := config.ParseCluster(v.Data); err == nil {
-						summary = strings.Join(c.UpstreamNames(), ",")
-					}
-					fmt.Fprintf(w, "%-10d %-8d %s\n", v.Revision, len(v.Data), summary)
-				}
+				fmt.Fprintf(cmd.OutOrStdout(), "against cluster %q at config revision %d: %s\n", ef.cluster, cur.Revision, changeSummary(cur.Data, data))
 				return nil
 			})
 		},
 	}
 	ef.register(cmd, localEtcd)
+	cmd.Flags().StringVarP(&file, "file", "f", "", "config file to check; - reads stdin")
+	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }
 
 func newConfigRollbackCmd() *cobra.Command {
 	var ef etcdFlags
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "rollback REV",
 		Short: "Write revision REV of the config back as the newest revision",
@@ -169,14 +174,15 @@ func newConfigRollbackCmd() *cobra.Command {
 				}
 				newRev, err := st.Rollback(ctx, rev, cur.Revision)
 				if err != nil {
-					return err
+					return storeError(err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "config revision %d written with the content of revision %d (was %d)\n", newRev, rev, cur.Revision)
-				return nil
+				return followRollout(cmd, cli, ef, newRev, wait)
 			})
 		},
 	}
 	ef.register(cmd, localEtcd)
+	addWaitFlag(cmd, &wait)
 	return cmd
 }
 
@@ -200,7 +206,7 @@ func readInput(cmd *cobra.Command, file string) ([]byte, error) {
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read config: %w", err)
+		return nil, usageError{fmt.Errorf("cannot read config: %w", err)}
 	}
 	return data, nil
 }

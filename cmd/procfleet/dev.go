@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,9 +38,6 @@ Try procfleet status and procfleet config edit against it meanwhile.`,
 			if !cmd.Flags().Changed("spool-dir") && cfg.Spool.Dir == "" {
 				cfg.Spool.Dir = filepath.Join(dataDir, "spool")
 			}
-			if !cmd.Flags().Changed("gossip-listen") {
-				mf.gossipListen = "127.0.0.1:0" // one host: no need to be reachable
-			}
 			ctx := cmd.Context()
 			e, err := startEmbeddedEtcd(etcdAddr, filepath.Join(dataDir, "etcd"))
 			if err != nil {
@@ -66,24 +64,58 @@ Try procfleet status and procfleet config edit against it meanwhile.`,
 				return err
 			}
 			fmt.Printf(`procfleet dev is starting.
-  etcd:                 http://%[1]s  (cluster %[4]q: procfleet status --etcd http://%[1]s --cluster %[4]s)
+  etcd:                 http://%[1]s  (cluster %[4]q: %[6]s status --etcd http://%[1]s --cluster %[4]s)
   VictoriaMetrics UI:   http://%[2]s/vmui  (try: node_load1, rate(node_cpu_seconds_total[1m]), proc_pid_info)
   agent self-metrics:   http://%[3]s/metrics  (profiles: add --pprof-listen 127.0.0.1:6060)
   data and logs:        %[5]s
 Press Ctrl-C to stop.
-`, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir)
+`, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir, selfCommand())
 			return runClustered(ctx, cfg, ef, mf, newLogger(cfg.Log))
 		},
 	}
 	af.register(cmd)
 	mf.register(cmd)
 	f := cmd.Flags()
+	// One host: the gossip need not be reachable from others, nor take
+	// the port a clustered agent on this host would.
+	_ = f.Set("gossip-listen", devGossipListen)
+	f.Lookup("gossip-listen").DefValue = devGossipListen
+	f.Lookup("gossip-listen").Changed = false
+	// The cluster gives dev's agent its upstream: the dev VictoriaMetrics.
+	_ = f.MarkHidden("upstream")
 	f.StringVar(&vmBin, "victoria-metrics", "bin/victoria-metrics", "VictoriaMetrics single-node binary (make run builds the pinned one)")
 	f.StringVar(&vmAddr, "vm-listen", "127.0.0.1:8428", "address VictoriaMetrics listens on")
 	f.StringVar(&etcdAddr, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
 	f.StringVar(&clusterName, "cluster", "dev", "cluster name")
 	f.StringVar(&dataDir, "data-dir", "tmp/dev", "where dev keeps etcd and VictoriaMetrics data and logs")
 	return cmd
+}
+
+// devGossipListen is dev's --gossip-listen default.
+const devGossipListen = "127.0.0.1:0"
+
+// selfCommand is how to run this binary again from the current directory,
+// for the commands dev suggests: "procfleet" when that is what the PATH
+// finds, else its path, relative when under the current directory (as
+// bin/procfleet in a checkout).
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "procfleet"
+	}
+	if onPath, err := exec.LookPath("procfleet"); err == nil {
+		if a, err := filepath.EvalSymlinks(onPath); err == nil {
+			if b, err := filepath.EvalSymlinks(exe); err == nil && a == b {
+				return "procfleet"
+			}
+		}
+	}
+	if wd, err := os.Getwd(); err == nil {
+		if rel, err := filepath.Rel(wd, exe); err == nil && !strings.HasPrefix(rel, "..") {
+			return rel
+		}
+	}
+	return exe
 }
 
 type vmProcess struct {

@@ -57,4 +57,8 @@ func TestDev(t *testing.T) {
 	if !strings.Contains(out.String(), "VictoriaMetrics UI:") {
 		t.Fatalf("dev did not say where to look:\n%s", out.String())
 	}
+	// The binary is not on the PATH: the banner names it by its path.
+	if !strings.Contains(out.String(), binary+" status --etcd http://"+etcdAddr+" --cluster dev") {
+		t.Fatalf("dev's banner does not say how to run status with this binary (%s):\n%s", binary, out.String())
+	}
 }

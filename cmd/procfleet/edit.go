@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,6 +27,7 @@ const maxEdits = 10
 
 func newConfigEditCmd() *cobra.Command {
 	var ef etcdFlags
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "edit",
 		Short: "Edit the cluster config in $EDITOR: validated, diffed, compare-and-swap",
@@ -55,18 +57,19 @@ compare-and-swap on the revision that was read.`,
 			w.Write(lineDiff(cur.Data, edited))
 			ctx, cancel = withTimeout(cmd.Context(), etcdTimeout)
 			defer cancel()
-			rev, err := st.Set(ctx, edited, cur.Revision)
+			rev, err := st.Set(ctx, edited, cur.Revision, configstore.WithNote("config edit"))
 			if errors.Is(err, configstore.ErrConflict) {
 				return fmt.Errorf("%w: someone else changed it while you edited; your version is not written, run edit again", err)
 			}
 			if err != nil {
-				return err
+				return storeError(err)
 			}
 			fmt.Fprintf(w, "config revision %d written (was %d)\n", rev, cur.Revision)
-			return nil
+			return followRollout(cmd, cli, ef, rev, wait)
 		},
 	}
 	ef.register(cmd, localEtcd)
+	addWaitFlag(cmd, &wait)
 	return cmd
 }
 
@@ -148,68 +151,4 @@ func stdinOf(cmd *cobra.Command) io.Reader {
 		return cmd.InOrStdin()
 	}
 	return os.Stdin
-}
-
-// lineDiff returns a unified-style diff of a and b, whole lines, with the
-// changed lines marked - and + and unchanged ones as context.
-func lineDiff(a, b []byte) []byte {
-	x := strings.SplitAfter(string(a), "\n")
-	y := strings.SplitAfter(string(b), "\n")
-	// lcs[i][j] is the length of the longest common subsequence of x[i:], y[j:].
-	lcs := make([][]int, len(x)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(y)+1)
-	}
-	for i := len(x) - 1; i >= 0; i-- {
-		for j := len(y) - 1; j >= 0; j-- {
-			if x[i] == y[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	var lines []string
-	i, j := 0, 0
-	for i < len(x) || j < len(y) {
-		switch {
-		case i < len(x) && j < len(y) && x[i] == y[j]:
-			lines = append(lines, " "+x[i])
-			i, j = i+1, j+1
-		case j < len(y) && (i == len(x) || lcs[i][j+1] >= lcs[i+1][j]):
-			lines = append(lines, "+"+y[j])
-			j++
-		default:
-			lines = append(lines, "-"+x[i])
-			i++
-		}
-	}
-	return withContext(lines, 3)
-}
-
-// withContext keeps the changed lines and ctx unchanged lines around each,
-// and marks what it leaves out with "@@".
-func withContext(lines []string, ctx int) []byte {
-	keep := make([]bool, len(lines))
-	for k, l := range lines {
-		if l[0] != ' ' {
-			for d := max(0, k-ctx); d <= min(len(lines)-1, k+ctx); d++ {
-				keep[d] = true
-			}
-		}
-	}
-	var out bytes.Buffer
-	skipped := false
-	for k, l := range lines {
-		if !keep[k] {
-			skipped = true
-			continue
-		}
-		if skipped {
-			out.WriteString("@@\n")
-			skipped = false
-		}
-		out.WriteString(strings.TrimSuffix(l, "\n") + "\n")
-	}
-	return out.Bytes()
 }

@@ -139,7 +139,7 @@ func (ef *etcdFlags) store() (*configstore.Store, *clientv3.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := configstore.New(cli, ef.cluster, validateCluster)
+	st, err := configstore.New(cli, ef.cluster, validateCluster, configstore.WithAuthor(ef.author()))
 	if err != nil {
 		cli.Close()
 		return nil, nil, usageError{err}

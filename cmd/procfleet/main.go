@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -21,18 +20,10 @@ func main() {
 	err := newRoot().ExecuteContext(ctx)
 	stop()
 	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintln(os.Stderr, "procfleet:", err)
-			os.Exit(2)
-		}
 		fmt.Fprintln(os.Stderr, "procfleet:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
-
-// usageError marks errors in how the command was called (exit code 2).
-type usageError struct{ error }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
@@ -43,5 +34,6 @@ func newRoot() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newScanCmd(), newAgentCmd(), newRelayCmd(), newDevCmd(), newClusterCmd(), newConfigCmd(), newStatusCmd(), newInstallCmd(), newUninstallCmd())
+	markUsage(root) // last: it covers every command added above
 	return root
 }

@@ -56,8 +56,8 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, stderr, code := run(t, "agent", "--config", p)
-		if code != 2 && code != 1 {
-			t.Fatalf("bad config %q: exit %d, want non-zero", doc, code)
+		if code != 2 {
+			t.Fatalf("bad config %q: exit %d, want 2", doc, code)
 		}
 		if !strings.Contains(stderr, want) {
 			t.Fatalf("bad config %q: stderr %q lacks %q", doc, stderr, want)
@@ -67,7 +67,7 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 	f("shipp: {}\n", "line 1: unknown key shipp")
 	f("job: procfleet\n", "ship.upstreams: empty")
 	_, stderr, code := run(t, "agent", "--config", filepath.Join(dir, "missing.yaml"))
-	if code == 0 || !strings.Contains(stderr, "missing.yaml") {
+	if code != 2 || !strings.Contains(stderr, "missing.yaml") {
 		t.Fatalf("missing config file: exit %d, stderr %q", code, stderr)
 	}
 }

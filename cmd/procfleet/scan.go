@@ -28,7 +28,7 @@ and report the error on stderr; the exit code is 0 unless nothing could run.`,
 			if cfgFile != "" {
 				var err error
 				if cfg, err = config.LoadAgentFile(cfgFile); err != nil {
-					return err
+					return usageError{err}
 				}
 			}
 			f := cmd.Flags()

@@ -190,7 +190,7 @@ func orEmpty(s []string) []string {
 }
 
 func printStatus(w io.Writer, s clusterStatus) {
-	fmt.Fprintf(w, "cluster %s, config revision %d, %d agents, %d relays\n\n", s.Cluster, s.ConfigRevision, len(s.Agents), len(s.Relays))
+	fmt.Fprintf(w, "cluster %s, config revision %d, %s, %s\n\n", s.Cluster, s.ConfigRevision, plural(len(s.Agents), "agent"), plural(len(s.Relays), "relay"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "UPSTREAM\tHEALTHY\tAGENTS\tRELAYS\tBUDGETS\tCAPACITY\tURL")
 	for _, u := range s.Upstreams {
@@ -220,6 +220,14 @@ func printMembers(w io.Writer, kind string, ms []agentStatus) {
 			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, notes)
 	}
 	tw.Flush()
+}
+
+// plural is "1 agent", "2 agents", "0 agents".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // gossipNote is what the table says of a member whose gossip does not run.
