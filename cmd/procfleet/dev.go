@@ -19,7 +19,7 @@ import (
 func newDevCmd() *cobra.Command {
 	var af agentFlags
 	var mf memberFlags
-	var vmBin, vmAddr, etcdAddr, dataDir, clusterName string
+	var vmBin, vmAddr, etcdAddr, dataDir, clusterName, uiAddr string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole system on this host: etcd, VictoriaMetrics, a cluster and an agent",
@@ -65,14 +65,25 @@ Try procfleet status and procfleet config edit against it meanwhile.`,
 			if err != nil && !errors.Is(err, configstore.ErrExists) {
 				return err
 			}
+			logger := newLogger(cfg.Log)
+			uiURL := "off (--ui-listen)"
+			if uiAddr != "" {
+				url, stopUI, err := startDevUI(ctx, ef, uiAddr, !cmd.Flags().Changed("ui-listen"), logger)
+				if err != nil {
+					return err
+				}
+				defer stopUI()
+				uiURL = url
+			}
 			fmt.Printf(`procfleet dev is starting.
+  cluster page:         %[6]s
   etcd:                 http://%[1]s  (cluster %[4]q: procfleet status --etcd http://%[1]s --cluster %[4]s)
   VictoriaMetrics UI:   http://%[2]s/vmui  (try: node_load1, rate(node_cpu_seconds_total[1m]), proc_pid_info)
   agent self-metrics:   http://%[3]s/metrics  (profiles: add --pprof-listen 127.0.0.1:6060)
   data and logs:        %[5]s
 Press Ctrl-C to stop.
-`, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir)
-			return runClustered(ctx, cfg, ef, mf, newLogger(cfg.Log))
+`, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir, uiURL)
+			return runClustered(ctx, cfg, ef, mf, logger)
 		},
 	}
 	af.register(cmd)
@@ -83,6 +94,7 @@ Press Ctrl-C to stop.
 	f.StringVar(&etcdAddr, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
 	f.StringVar(&clusterName, "cluster", "dev", "cluster name")
 	f.StringVar(&dataDir, "data-dir", "tmp/dev", "where dev keeps etcd and VictoriaMetrics data and logs")
+	f.StringVar(&uiAddr, "ui-listen", "127.0.0.1:9480", "address of the cluster page (procfleet ui); empty for none")
 	return cmd
 }
 

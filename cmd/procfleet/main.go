@@ -42,6 +42,6 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newScanCmd(), newAgentCmd(), newRelayCmd(), newDevCmd(), newClusterCmd(), newConfigCmd(), newStatusCmd(), newInstallCmd(), newUninstallCmd())
+	root.AddCommand(newScanCmd(), newAgentCmd(), newRelayCmd(), newDevCmd(), newClusterCmd(), newConfigCmd(), newStatusCmd(), newUICmd(), newInstallCmd(), newUninstallCmd())
 	return root
 }
