@@ -5,6 +5,10 @@
   const CHIPS_MAX = 400; // beyond this a group shows a count instead
   const LIST_MAX = 8; // names in a line of text before "and N more"
 
+  const LEGEND = `<div class="legend"><span><span class="chip ok"></span>on the current revision</span>` +
+    `<span><span class="chip old"></span>pending</span><span><span class="chip err"></span>problem</span>` +
+    `<span><span class="chip none"></span>no status yet</span><span><span class="chip relay"></span>relay</span></div>`;
+
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) =>
     ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
@@ -67,12 +71,16 @@
     return lines.concat(notes(m)).join("\n");
   }
 
-  const open = new Set(); // groups whose member list is open
+  const AUTO_OPEN_MAX = 12; // a cluster this small shows its lists open
+  const open = new Set(); // groups whose member list was opened
+  const closed = new Set(); // or closed
   const scroll = new Map(); // and how far it was scrolled
+  let small = false; // the cluster has at most AUTO_OPEN_MAX members
+  const isOpen = (g) => open.has(g) || (small && !closed.has(g));
   document.addEventListener("toggle", (e) => {
     const g = e.target.dataset && e.target.dataset.group;
-    if (g === undefined) return;
-    if (e.target.open) open.add(g); else open.delete(g);
+    if (g === undefined || e.target.open === isOpen(g)) return;
+    if (e.target.open) { open.add(g); closed.delete(g); } else { open.delete(g); closed.add(g); }
   }, true);
 
   function chips(group, rev, now) {
@@ -102,7 +110,7 @@
         `<td>${m.reported ? ago(m.updated, now) : "–"}</td>` +
         `<td class="error" title="${esc(n.join("\n"))}">${esc(n.join("; "))}</td></tr>`;
     }).join("");
-    return `<details data-group="${esc(key)}"${open.has(key) ? " open" : ""}><summary>list ${plural(group.length, "member")}</summary>` +
+    return `<details data-group="${esc(key)}"${isOpen(key) ? " open" : ""}><summary>list ${plural(group.length, "member")}</summary>` +
       `<div class="list" data-group="${esc(key)}"><table><colgroup><col data-w="22%"><col data-w="9%"><col data-w="13%"><col data-w="7%">` +
       (withTargets ? `<col data-w="8%">` : "") + `<col data-w="13%"><col data-w="10%"><col></colgroup>` +
       `<tr><th>member</th><th class="num">rev</th><th class="num">budget</th><th class="num">queue</th>` +
@@ -125,7 +133,8 @@
         title = why.join("; ");
       }
       const kind = u.relay ? "relay" + (u.served_by ? " " + u.served_by.join(", ") : "") : "VictoriaMetrics";
-      return `<article class="box upstream${u.healthy && !u.down_votes ? "" : " down"}" data-name="${esc(u.name)}" data-agents="${agents}" data-relays="${group.length - agents}">` +
+      return `<article class="box upstream${u.healthy && !u.down_votes ? "" : " down"}" data-name="${esc(u.name)}" data-agents="${agents}" data-relays="${group.length - agents}"` +
+        ` data-budget="${u.budget_bytes_per_second}" data-capacity="${u.capacity_bytes_per_second}">` +
         `<header><h2 title="${esc(u.name)}">${esc(u.name)}</h2><span class="kind">${esc(kind)}</span><span title="${esc(title)}">${health}</span></header>` +
         `<div class="url" title="${esc(u.url)}">${esc(u.url)}</div>` +
         `<div class="bar" title="${pct.toFixed(0)}% of the capacity given out as budgets"><div class="fill${pct > 100.5 ? " over" : ""}" data-w="${Math.min(100, pct)}%"></div></div>` +
@@ -164,8 +173,8 @@
       if (refused.length) text += `; errors: ` + esc(names(refused, (m) => `${m.node}: ${m.last_error}`));
     }
     el.innerHTML = `<div class="line"><h2>Rollout</h2>${bar}<div class="text" title="${esc(pending.map((m) => m.node).join(" "))}">${text}</div></div>` +
-      `<div class="revs">${revs.map(([r, n]) => `revision ${r}: ${n}`).join(" · ")}${none ? ` · no status yet: ${none}` : ""}` +
-      `${v.config_error ? " · " + esc(v.config_error) : ""}</div>`;
+      `<div class="under"><div class="revs">${revs.map(([r, n]) => `revision ${r}: ${n}`).join(" · ")}${none ? ` · no status yet: ${none}` : ""}` +
+      `${v.config_error ? " · " + esc(v.config_error) : ""}</div>${LEGEND}</div>`;
   }
 
   function renderProblems(v, members) {
@@ -202,6 +211,7 @@
     const now = Date.parse(p.now);
     const members = v.agents.concat(v.relays);
     const withTargets = members.some((m) => m.targets != null);
+    small = members.length <= AUTO_OPEN_MAX;
     const groups = new Map();
     for (const m of members) {
       if (!m.upstreams.length) continue;
