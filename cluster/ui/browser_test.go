@@ -155,8 +155,8 @@ func (b *browser) screenshot(name string) {
 
 // layoutJS finds what sticks out of the 1280x800 window or out of its
 // box: the page is wider than the window, an element reaches past the
-// window's right edge, a member chip lies outside its card. It returns
-// one line per fault.
+// window's right edge, a member chip lies outside its card or is squeezed
+// too small to see. It returns one line per fault.
 const layoutJS = `(() => {
   const out = [];
   const W = window.innerWidth;
@@ -171,6 +171,7 @@ const layoutJS = `(() => {
     const box = c.closest(".upstream").getBoundingClientRect();
     const r = c.getBoundingClientRect();
     if (r.right > box.right || r.bottom > box.bottom || r.left < box.left) out.push("chip " + c.dataset.node + " outside its card");
+    else if (r.width < 8 || r.height < 8) out.push("chip " + c.dataset.node + " squeezed to " + r.width.toFixed(1) + "x" + r.height.toFixed(1) + "px");
   }
   return out.slice(0, 20).join("\n");
 })()`

@@ -241,14 +241,14 @@ func TestPageThreeHundredAgents(t *testing.T) {
 	}
 	const doc = `upstreams:
   - {name: vm-east, url: "http://10.1.0.1:8428/api/v1/import/prometheus", capacity: 40MiB/s}
-  - {name: vm-west, url: "http://10.1.0.2:8428/api/v1/import/prometheus", capacity: 40MiB/s}
+  - {name: vm-west, url: "http://victoria-metrics-west.storage.internal.example.net:8428/api/v1/import/prometheus?extra_label=dc%3Dwest&extra_label=tier%3Dhot", capacity: 40MiB/s}
   - {name: relay-north, url: "http://relay-1:8480/api/v1/import/prometheus", capacity: 10MiB/s, relay: true}
 `
 	old := put(space.Config(), doc)
 	cur := put(space.Config(), doc+"status: {interval: 5s}\n")
 	names := []string{"vm-east", "vm-west", "relay-north"}
 	capacity := []int64{40 << 20, 40 << 20, 10 << 20} // about 100 members each
-	urls := map[string]string{"vm-east": "http://10.1.0.1:8428/api/v1/import/prometheus", "vm-west": "http://10.1.0.2:8428/api/v1/import/prometheus",
+	urls := map[string]string{"vm-east": "http://10.1.0.1:8428/api/v1/import/prometheus", "vm-west": "http://victoria-metrics-west.storage.internal.example.net:8428/api/v1/import/prometheus?extra_label=dc%3Dwest&extra_label=tier%3Dhot",
 		"relay-north": "http://relay-1:8480/api/v1/import/prometheus"}
 	want := map[string][]string{}
 	onCurrent := 0
