@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +31,14 @@ const twoUpstreams = `upstreams:
 // port until the test ends, and returns its base URL.
 func startServer(t *testing.T, endpoints []string, cluster string) string {
 	t.Helper()
+	url, _ := startStoppable(t, endpoints, cluster)
+	return url
+}
+
+// startStoppable is startServer that also returns a function that stops
+// the server and fails the test unless Serve returns nil within 10 s.
+func startStoppable(t *testing.T, endpoints []string, cluster string) (string, func()) {
+	t.Helper()
 	cli := etcdtest.NewEtcdClient(t, endpoints)
 	cfg := DefaultConfig()
 	cfg.Cluster = cluster
@@ -44,21 +53,26 @@ func startServer(t *testing.T, endpoints []string, cluster string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("Serve did not return within 10s of its context's end")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("Serve did not return within 10s of its context's end")
-		}
-	})
-	return "http://" + ln.Addr().String()
+		})
+	}
+	t.Cleanup(stop)
+	return "http://" + ln.Addr().String(), stop
 }
 
-// events reads the views of an event stream.
+// events reads the views of an event stream; the channel is closed when
+// the stream ends.
 func events(t *testing.T, url string) (<-chan page, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,6 +88,7 @@ func events(t *testing.T, url string) (<-chan page, func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer close(out)
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(nil, 16<<20)
@@ -101,7 +116,10 @@ func next(t *testing.T, ch <-chan page, what string, timeout time.Duration, cond
 	deadline := time.After(timeout)
 	for {
 		select {
-		case p := <-ch:
+		case p, ok := <-ch:
+			if !ok {
+				t.Fatalf("the event stream ended before a view with %s", what)
+			}
 			if cond(p) {
 				return p
 			}
@@ -123,7 +141,7 @@ func TestEventsFollowEtcd(t *testing.T) {
 	if _, err := cli.Put(ctx, space.Config(), twoUpstreams); err != nil {
 		t.Fatal(err)
 	}
-	url := startServer(t, etcd.Endpoints, "web")
+	url, stopServer := startStoppable(t, etcd.Endpoints, "web")
 	ch, stop := events(t, url)
 	defer stop()
 	first := next(t, ch, "the config", 10*time.Second, func(p page) bool { return len(p.View.Upstreams) == 2 })
@@ -143,6 +161,30 @@ func TestEventsFollowEtcd(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &p); err != nil || ctype != "application/json" || len(p.View.Agents) != 1 {
 		t.Fatalf("/api/view (%s, %v): %s", ctype, err, body)
 	}
+
+	// The server stops with the stream open, and ends it at once (not
+	// after the 5 s it gives requests to finish).
+	stopping := time.Now()
+	stopServer()
+	if d := time.Since(stopping); d > 3*time.Second {
+		t.Errorf("the server took %v to stop with an event stream open", d.Round(time.Millisecond))
+	}
+	select {
+	case <-drained(ch):
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event stream stayed open after the server stopped")
+	}
+}
+
+// drained is closed once ch is.
+func drained(ch <-chan page) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		for range ch {
+		}
+		close(done)
+	}()
+	return done
 }
 
 func get(t *testing.T, url string) (string, string) {

@@ -165,7 +165,7 @@
     if (!members.length) {
       text = `config revision <b>${rev}</b>; no members registered`;
     } else if (!pending.length) {
-      text = `config revision <b>${rev}</b> applied by all ${plural(members.length, "member")}`;
+      text = `config revision <b>${rev}</b> applied by ` + (members.length === 1 ? "its one member" : `all ${members.length} members`);
     } else {
       const refused = pending.filter((m) => m.reported && m.last_error);
       text = `config revision <b>${rev}</b> applied by ${on.length}/${members.length} members; pending: ` +
