@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -19,9 +20,9 @@ type WatcherConfig struct {
 	// status key; a config change makes every member write its status)
 	// becomes one view. Default 200ms.
 	Interval time.Duration
-	// Probe is how often the watcher checks that etcd still answers while
-	// its watches are quiet (a watch waits through an outage without a
-	// word). Default 5s.
+	// Probe is how often the watcher checks that etcd answers: a watch,
+	// and the set-up of one, waits through an outage without a word.
+	// Default 5s.
 	Probe time.Duration
 }
 
@@ -64,13 +65,30 @@ func NewWatcher(cfg WatcherConfig, cli *clientv3.Client, space keys.Space, log *
 
 // Run reads the cluster and follows its keys until ctx ends, publishing a
 // view after the read and after each change, at most one per interval.
-// publish is called on Run's goroutine, one call at a time; it must not
+// publish is called from Run's goroutines, one call at a time; it must not
 // block, and it may keep the view (Run never changes a view it published).
-// While etcd cannot be read, Run publishes the last view with Error set
-// and tries again, waiting 1s, then up to 10s. Run returns ctx's error
-// once ctx ends.
+// While etcd cannot be read (a read fails, or a probe every cfg.Probe),
+// Run publishes the last view with Error set, and reads again, waiting 1s,
+// then up to 10s. Run returns ctx's error once ctx ends and every
+// goroutine it started has returned.
 func (w *Watcher) Run(ctx context.Context, publish func(Cluster)) error {
-	var last Cluster
+	pub := &publisher{publish: publish, last: Cluster{Name: w.space.Cluster()}}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// The probe runs on its own: a watch that is being set up while etcd
+	// is down waits for it, and the page must say so meanwhile.
+	wg.Go(func() {
+		t := time.NewTicker(w.cfg.Probe)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				pub.health(w.probe(ctx))
+			}
+		}
+	})
 	wait := time.Second
 	failing := false
 	for ctx.Err() == nil {
@@ -83,8 +101,7 @@ func (w *Watcher) Run(ctx context.Context, publish func(Cluster)) error {
 				w.log.Warn("cannot read the cluster from etcd; retrying", "err", err)
 			}
 			failing = true
-			last.Name, last.Error = w.space.Cluster(), fmt.Sprintf("cannot read etcd: %v", err)
-			publish(last)
+			pub.health(fmt.Sprintf("cannot read etcd: %v", err))
 			sleep(ctx, wait)
 			wait = min(2*wait, 10*time.Second)
 			continue
@@ -93,9 +110,9 @@ func (w *Watcher) Run(ctx context.Context, publish func(Cluster)) error {
 			w.log.Info("reading the cluster from etcd again")
 		}
 		failing, wait = false, time.Second
-		last = Build(w.space.Cluster(), st)
-		publish(last)
-		err = w.follow(ctx, st, func(v Cluster) { last = v; publish(v) })
+		pub.health("")
+		pub.view(Build(w.space.Cluster(), st))
+		err = w.follow(ctx, st, pub.view)
 		if ctx.Err() == nil {
 			w.log.Debug("cluster watch ended; reading again", "err", err)
 			sleep(ctx, 200*time.Millisecond)
@@ -104,10 +121,41 @@ func (w *Watcher) Run(ctx context.Context, publish func(Cluster)) error {
 	return ctx.Err()
 }
 
+// publisher hands views to the publish func of Run, one call at a time,
+// with Error set while etcd does not answer.
+type publisher struct {
+	mu      sync.Mutex
+	publish func(Cluster)
+	last    Cluster // without Error
+	why     string  // why etcd does not answer; "" while it does
+}
+
+// view publishes a new view.
+func (p *publisher) view(v Cluster) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.last = v
+	v.Error = p.why
+	p.publish(v)
+}
+
+// health publishes the last view again when etcd's state changed.
+func (p *publisher) health(why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if why == p.why {
+		return
+	}
+	p.why = why
+	v := p.last
+	v.Error = why
+	p.publish(v)
+}
+
 // read reads the config, member and status keys in one transaction, so at
 // one revision.
 func (w *Watcher) read(ctx context.Context) (*State, error) {
-	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	resp, err := w.cli.Txn(rctx).Then(
 		clientv3.OpGet(w.space.Config()),
@@ -140,10 +188,6 @@ func (w *Watcher) follow(ctx context.Context, st *State, publish func(Cluster)) 
 	pending := time.NewTimer(time.Hour)
 	pending.Stop()
 	armed := false
-	probe := time.NewTicker(w.cfg.Probe)
-	defer probe.Stop()
-	unreachable := ""
-	view := func() Cluster { v := Build(w.space.Cluster(), st); v.Error = unreachable; return v }
 	apply := func(wr clientv3.WatchResponse, open bool) error {
 		switch {
 		case !open:
@@ -176,12 +220,7 @@ func (w *Watcher) follow(ctx context.Context, st *State, publish func(Cluster)) 
 			err = apply(wr, ok)
 		case <-pending.C:
 			armed = false
-			publish(view())
-		case <-probe.C:
-			if why := w.probe(ctx); why != unreachable {
-				unreachable = why
-				publish(view())
-			}
+			publish(Build(w.space.Cluster(), st))
 		}
 		if err != nil {
 			return err

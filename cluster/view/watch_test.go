@@ -3,6 +3,7 @@ package view
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -32,13 +33,13 @@ func (vs *views) publish(v Cluster) {
 	}
 }
 
-// wait returns the first view published from now on that satisfies cond,
-// and how long after the call it came.
+// wait returns the first view that satisfies cond, from the latest one
+// published (the state now) on, and how long after the call it came.
 func (vs *views) wait(t *testing.T, what string, timeout time.Duration, cond func(Cluster) bool) (Cluster, time.Duration) {
 	t.Helper()
 	start := time.Now()
 	vs.mu.Lock()
-	from := len(vs.all)
+	from := max(0, len(vs.all)-1)
 	vs.mu.Unlock()
 	deadline := time.After(timeout)
 	for {
@@ -54,7 +55,13 @@ func (vs *views) wait(t *testing.T, what string, timeout time.Duration, cond fun
 		select {
 		case <-vs.seen:
 		case <-deadline:
-			t.Fatalf("no view with %s within %v", what, timeout)
+			vs.mu.Lock()
+			var errs []string
+			for _, v := range vs.all {
+				errs = append(errs, fmt.Sprintf("%q/%d", v.Error, len(v.Upstreams)))
+			}
+			vs.mu.Unlock()
+			t.Fatalf("no view with %s within %v; views (error/upstreams): %v", what, timeout, errs)
 		}
 	}
 }
@@ -152,7 +159,7 @@ func TestWatcherOutage(t *testing.T) {
 	vs.wait(t, "the config", 10*time.Second, func(v Cluster) bool { return len(v.Upstreams) == 3 })
 
 	etcd.Stop()
-	v, _ := vs.wait(t, "an error", 15*time.Second, func(v Cluster) bool { return v.Error != "" })
+	v, _ := vs.wait(t, "an error", 30*time.Second, func(v Cluster) bool { return v.Error != "" })
 	if len(v.Upstreams) != 3 {
 		t.Fatalf("the view during the outage lost the upstreams: %+v", v)
 	}
