@@ -18,24 +18,29 @@ build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/procfleet ./cmd/procfleet
 
 # Stamp files carry the version so that bumping a pin rebuilds the binary.
+# A build from the Go module proxy is tried twice (10 s apart) before it
+# fails: a transient proxy error must not fail a whole CI run.
+retry = $(1) || { echo "$(2) failed; trying once more in 10s" >&2; sleep 10; $(1); }
+goinstall = $(call retry,GOBIN=$(BIN) $(GO) install $(1),go install $(1))
+
 $(BIN)/.victoria-metrics-$(VM_VERSION):
-	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VM_VERSION)
+	$(call goinstall,github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VM_VERSION))
 	touch $@
 
 $(BIN)/.vmagent-$(VM_VERSION):
-	GOBIN=$(BIN) $(GO) install github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@$(VM_VERSION)
+	$(call goinstall,github.com/VictoriaMetrics/VictoriaMetrics/app/vmagent@$(VM_VERSION))
 	touch $@
 
 $(BIN)/.node_exporter-$(NE_VERSION):
-	GOBIN=$(BIN) $(GO) install github.com/prometheus/node_exporter@$(NE_VERSION)
+	$(call goinstall,github.com/prometheus/node_exporter@$(NE_VERSION))
 	touch $@
 
 $(BIN)/.staticcheck-$(STATICCHECK_VERSION):
-	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	$(call goinstall,honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION))
 	touch $@
 
 $(BIN)/.benchstat-$(BENCHSTAT_VERSION):
-	GOBIN=$(BIN) $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION)
+	$(call goinstall,golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION))
 	touch $@
 
 tools: $(BIN)/.victoria-metrics-$(VM_VERSION) $(BIN)/.node_exporter-$(NE_VERSION)
@@ -119,40 +124,78 @@ image:
 	docker build --pull=false -f deploy/Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):dev build/image
 
 # The demo cluster of deploy/compose (three etcd, two VictoriaMetrics, a
-# relay, three agents), from images built here: nothing is pulled.
+# relay, three agents), from images built here: nothing is pulled. The
+# compose project is $COMPOSE_PROJECT_NAME when set, else procfleet-
+# and 8 hex digits of a hash of this checkout's path, so that two
+# checkouts on one machine each start, test and tear down their own
+# cluster: `down` removes only this project's containers, network and
+# volumes.
 COMPOSE ?= docker-compose
 COMPOSE_FILE := deploy/compose/docker-compose.yml
+COMPOSE_PROJECT_NAME ?= procfleet-$(shell printf '%s' '$(CURDIR)' | sha256sum | cut -c1-8)
+export COMPOSE_PROJECT_NAME
+compose = $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT_NAME)
 .PHONY: compose-images up down
 compose-images: image
 	rm -rf build/compose
 	mkdir -p build/compose/etcd build/compose/victoria-metrics
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o build/compose/etcd/etcd go.etcd.io/etcd/server/v3
-	CGO_ENABLED=0 GOBIN=$(CURDIR)/build/compose/victoria-metrics $(GO) install -trimpath -ldflags "-s -w" github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VM_VERSION)
+	$(call retry,CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o build/compose/etcd/etcd go.etcd.io/etcd/server/v3,building etcd)
+	$(call retry,CGO_ENABLED=0 GOBIN=$(CURDIR)/build/compose/victoria-metrics $(GO) install -trimpath -ldflags "-s -w" github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$(VM_VERSION),building VictoriaMetrics)
 	docker build --pull=false -f deploy/compose/Dockerfile.etcd -t procfleet-etcd:dev build/compose/etcd
 	docker build --pull=false -f deploy/compose/Dockerfile.victoria-metrics -t procfleet-victoria-metrics:dev build/compose/victoria-metrics
 
-up: compose-images
-	$(COMPOSE) -f $(COMPOSE_FILE) -p procfleet up -d
+# Published on 127.0.0.1:12379 (etcd1), :18428 and :18429 (vm1, vm2);
+# PROCFLEET_ETCD_PORT, PROCFLEET_VM1_PORT and PROCFLEET_VM2_PORT move them.
+up: compose-images compose-tool
+	$(compose) up -d
 
-down:
-	$(COMPOSE) -f $(COMPOSE_FILE) -p procfleet down -v
+down: compose-tool
+	$(compose) down -v
 
-# End-to-end tests against the demo cluster (e2e/, build tag e2e): starts it,
-# breaks parts of it, and stops it again, also when a test fails.
+# need installs Debian's package $(2) when the command $(1) is missing:
+# as root with apt-get (reading the package lists again when the package
+# is not in them, as on a fresh machine); as another user it says what to
+# install.
+need = command -v $(1) >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" != 0 ]; then echo "$(1) not found: install Debian's package $(2) (apt-get install $(2)), or run make as root" >&2; exit 1; fi; \
+	echo "$(1) not found: apt-get install -y $(2)"; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $(2) || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(2); }; }
+
+.PHONY: compose-tool
+compose-tool:
+	@docker info >/dev/null 2>&1 || { echo "no Docker engine answers (docker info failed); the demo cluster needs one" >&2; exit 1; }
+	@if [ "$(COMPOSE)" = docker-compose ]; then $(call need,docker-compose,docker-compose); fi
+
+# End-to-end tests against the demo cluster (e2e/, build tag e2e). What
+# starts nothing comes first (the systemd image, the compose images); then
+# the cluster is started on ports Docker picks, so that it never collides
+# with another checkout's or with `make up`'s, tested, and torn down
+# whatever failed, `up` included: the trap removes the systemd test's
+# container and runs `down`, both named after this checkout's project.
 .PHONY: e2e
-e2e: up systemd-image
-	status=0; $(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e || status=$$?; \
-	$(MAKE) down; exit $$status
+e2e: systemd-image compose-images compose-tool
+	@echo "e2e: compose project $(COMPOSE_PROJECT_NAME)"; \
+	teardown() { status=$$?; trap - EXIT; \
+	  echo "e2e: tearing down compose project $(COMPOSE_PROJECT_NAME)"; \
+	  docker rm -f $(COMPOSE_PROJECT_NAME)-e2e-systemd >/dev/null 2>&1 || true; \
+	  $(compose) down -v --remove-orphans || status=1; \
+	  exit $$status; }; \
+	trap teardown EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	PROCFLEET_ETCD_PORT= PROCFLEET_VM1_PORT= PROCFLEET_VM2_PORT= $(compose) up -d && \
+	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e
 
 # A Debian root with systemd as PID 1, imported as $(SYSTEMD_IMAGE), in
 # which e2e/systemd_test.go runs `procfleet install` under a real systemd.
-# debootstrap (Debian's package; run as root) builds it from
-# $(DEBIAN_MIRROR), about 240 MB in a minute or two; the stamp, named after
-# the suite and the packages, skips that while the image is still there.
+# debootstrap (Debian's package, installed when missing; run as root)
+# builds it, about 240 MB in a minute or two, from DEBIAN_MIRROR: by
+# default the Debian archive this machine's own apt sources name
+# (e2e/debian-mirror.sh), so that no mirror host is written in here. The
+# stamp, named after the suite and the packages, skips that while the
+# image is still there.
 SYSTEMD_IMAGE    ?= procfleet-systemd:dev
 SYSTEMD_SUITE    ?= bookworm
 SYSTEMD_PACKAGES := systemd,systemd-sysv,dbus
-DEBIAN_MIRROR    ?= http://deb.debian.org/debian
+DEBIAN_MIRROR    ?= $(shell sh e2e/debian-mirror.sh $(SYSTEMD_SUITE))
 comma            := ,
 SYSTEMD_STAMP    := build/systemd/.image-$(SYSTEMD_SUITE)-$(subst $(comma),-,$(SYSTEMD_PACKAGES))
 .PHONY: systemd-image
@@ -160,8 +203,15 @@ systemd-image:
 	@if [ -f $(SYSTEMD_STAMP) ] && docker image inspect $(SYSTEMD_IMAGE) >/dev/null 2>&1; then \
 	  echo "$(SYSTEMD_IMAGE): up to date ($(SYSTEMD_STAMP))"; exit 0; \
 	fi; \
+	$(call need,debootstrap,debootstrap); \
+	mirror='$(DEBIAN_MIRROR)'; \
+	if [ -z "$$mirror" ]; then \
+	  echo "no Debian archive serving $(SYSTEMD_SUITE) in this machine's apt sources; set DEBIAN_MIRROR=URL" >&2; exit 1; \
+	fi; \
+	echo "$(SYSTEMD_IMAGE): debootstrap $(SYSTEMD_SUITE) from $$mirror (about 240 MB, a minute or two)"; \
 	set -ex; rm -rf build/systemd; mkdir -p build/systemd; \
-	debootstrap --variant=minbase --include=$(SYSTEMD_PACKAGES) $(SYSTEMD_SUITE) build/systemd/rootfs $(DEBIAN_MIRROR); \
+	trap 'rm -rf build/systemd/rootfs' EXIT; \
+	debootstrap --variant=minbase --include=$(SYSTEMD_PACKAGES) $(SYSTEMD_SUITE) build/systemd/rootfs "$$mirror"; \
 	tar -C build/systemd/rootfs -c . | docker import \
 	  -c 'CMD ["/lib/systemd/systemd"]' - $(SYSTEMD_IMAGE); \
-	rm -rf build/systemd/rootfs; touch $(SYSTEMD_STAMP)
+	touch $(SYSTEMD_STAMP)

@@ -95,6 +95,11 @@ func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) 
 		return nil, err
 	}
 	a.cluster = o.cluster
+	if a.cluster != nil && o.clusterPage != "" {
+		c := *a.cluster
+		c.Page = o.clusterPage
+		a.cluster = &c
+	}
 	// The agent's own CPU and memory come from the real procfs even when the
 	// generators read a fixture tree.
 	selfmon.RegisterProcess(a.sets["process"], "/proc")

@@ -24,6 +24,13 @@ func WithCluster(c ClusterInfo) Option {
 	return func(o *options) { o.cluster = &c }
 }
 
+// WithClusterPage gives the URL of the cluster's page (procfleet ui) for
+// the index page of a clustered agent, whatever WithCluster says of it;
+// "" changes nothing.
+func WithClusterPage(url string) Option {
+	return func(o *options) { o.clusterPage = url }
+}
+
 // indexPage is the agent's / : what it is and where to look, without a
 // script or anything from elsewhere.
 var indexPage = template.Must(template.New("index").Parse(`<!DOCTYPE html>

@@ -10,8 +10,9 @@ import (
 type Option func(*options)
 
 type options struct {
-	sets    map[string]*metrics.Set // extra metric sets by name
-	cluster *ClusterInfo            // for the index page; nil: standalone
+	sets        map[string]*metrics.Set // extra metric sets by name
+	cluster     *ClusterInfo            // for the index page; nil: standalone
+	clusterPage string                  // WithClusterPage's URL, over cluster.Page
 }
 
 // WithMetricsSet adds set, named name, to the agent's self-metrics: its

@@ -98,7 +98,13 @@ func testVMStopped(t *testing.T) {
 	docker(t, "stop", container("vm1"))
 	t.Cleanup(func() {
 		docker(t, "start", container("vm1"))
-		if _, err := eventually(time.Minute, func() error { _, err := get(vmURLs["vm1"] + "/health"); return err }); err != nil {
+		if _, err := eventually(time.Minute, func() error {
+			base, err := vmURL("vm1")
+			if err == nil {
+				_, err = get(base + "/health")
+			}
+			return err
+		}); err != nil {
 			t.Errorf("vm1 not healthy after start: %v", err)
 		}
 	})

@@ -5,11 +5,13 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -18,18 +20,50 @@ import (
 	"time"
 )
 
-const (
-	project   = "procfleet"
-	network   = project + "_fleet"
-	etcdURL   = "http://127.0.0.1:12379"
-	clusterID = "demo"
+const clusterID = "demo"
+
+// project is the compose project of the cluster under test:
+// $COMPOSE_PROJECT_NAME, which the Makefile names after the checkout.
+// Every container the tests touch is one of its own.
+var (
+	project = cmp.Or(os.Getenv("COMPOSE_PROJECT_NAME"), "procfleet")
+	network = project + "_fleet"
 )
 
-// vmURLs maps an upstream name of deploy/compose/cluster.yaml to the
-// VictoriaMetrics address published on the host.
-var vmURLs = map[string]string{
-	"vm1": "http://127.0.0.1:18428",
-	"vm2": "http://127.0.0.1:18429",
+// vmNames are the upstreams of deploy/compose/cluster.yaml that are
+// VictoriaMetrics, and the compose services that run them.
+var vmNames = []string{"vm1", "vm2"}
+
+// published returns the host address (127.0.0.1:PORT) where Docker
+// publishes port of service's container. make e2e lets Docker pick the
+// ports, and a container that is stopped and started again may get
+// another, so it is asked each time.
+func published(service string, port int) (string, error) {
+	out, err := run(20*time.Second, "docker", "port", container(service), fmt.Sprintf("%d/tcp", port))
+	if err != nil {
+		return "", err
+	}
+	for _, addr := range strings.Fields(out) {
+		for _, host := range []string{"127.0.0.1:", "0.0.0.0:"} {
+			if p, ok := strings.CutPrefix(addr, host); ok {
+				return "127.0.0.1:" + p, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s publishes no IPv4 address for %d/tcp: %q", container(service), port, out)
+}
+
+// etcdURL is the client URL of etcd1, the etcd member published on the
+// host.
+func etcdURL() (string, error) {
+	addr, err := published("etcd1", 2379)
+	return "http://" + addr, err
+}
+
+// vmURL is the base URL of the VictoriaMetrics of the upstream name.
+func vmURL(name string) (string, error) {
+	addr, err := published(name, 8428)
+	return "http://" + addr, err
 }
 
 var agents = []string{"agent1", "agent2", "agent3"}
@@ -108,7 +142,11 @@ type memberStatus struct {
 }
 
 func getStatus() (clusterStatus, error) {
-	out, err := run(20*time.Second, procfleetBin, "status", "--etcd", etcdURL, "--cluster", clusterID, "-o", "json")
+	etcd, err := etcdURL()
+	if err != nil {
+		return clusterStatus{}, err
+	}
+	out, err := run(20*time.Second, procfleetBin, "status", "--etcd", etcd, "--cluster", clusterID, "-o", "json")
 	if err != nil {
 		return clusterStatus{}, err
 	}
@@ -140,7 +178,7 @@ func (s clusterStatus) landing(node string) (string, error) {
 			return "", fmt.Errorf("%s has no upstreams", node)
 		}
 		p := m.Upstreams[0]
-		if _, ok := vmURLs[p]; ok {
+		if slices.Contains(vmNames, p) {
 			return p, nil
 		}
 		node = p
@@ -178,7 +216,11 @@ func (s clusterStatus) complete() error {
 func samples(match string, start, end time.Time) ([]time.Time, map[string]int, error) {
 	var ts []time.Time
 	per := map[string]int{}
-	for name, base := range vmURLs {
+	for _, name := range vmNames {
+		base, err := vmURL(name)
+		if err != nil {
+			continue // a stopped VictoriaMetrics publishes no port
+		}
 		q := url.Values{"match[]": {match}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix() + 1)}}
 		lines, err := get(base + "/api/v1/export?" + q.Encode())
 		if err != nil {
@@ -208,7 +250,11 @@ func samples(match string, start, end time.Time) ([]time.Time, map[string]int, e
 // [start, end], the larger of the two VictoriaMetrics' answers.
 func maxValue(query string, start, end time.Time) (float64, error) {
 	best, found := 0.0, false
-	for _, base := range vmURLs {
+	for _, name := range vmNames {
+		base, err := vmURL(name)
+		if err != nil {
+			continue
+		}
 		q := url.Values{"query": {fmt.Sprintf("sum(max_over_time(%s[%ds]))", query, int(end.Sub(start).Seconds())+1)}, "time": {fmt.Sprint(end.Unix())}}
 		body, err := get(base + "/api/v1/query?" + q.Encode())
 		if err != nil {

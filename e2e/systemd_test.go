@@ -15,11 +15,10 @@ import (
 
 const (
 	// systemdImage is `make systemd-image`: Debian with systemd as PID 1.
-	systemdImage     = "procfleet-systemd:dev"
-	systemdContainer = "procfleet-e2e-systemd"
-	systemdNode      = "systemd-host"
-	agentService     = "procfleet-agent"
-	relayService     = "procfleet-relay"
+	systemdImage = "procfleet-systemd:dev"
+	systemdNode  = "systemd-host"
+	agentService = "procfleet-agent"
+	relayService = "procfleet-relay"
 	// upgradeVersion is the version of the binary the upgrade installs.
 	upgradeVersion = "e2e-upgrade"
 	// capsAgent is the CapEff the agent's unit grants: CAP_DAC_READ_SEARCH
@@ -37,6 +36,11 @@ const (
 // raises it to 2.3, RestrictNamespaces= to 2.8, SystemCallFilter= to 3.6.
 // A deliberate relaxation raises the bound in the same change.
 var maxExposure = map[string]float64{agentService: 2.2, relayService: 1.5}
+
+// systemdContainer is named after the compose project (the Makefile's
+// teardown removes it by that name), so that a left-over one removed at
+// the start is this checkout's own.
+var systemdContainer = project + "-e2e-systemd"
 
 // agentInstall is the install command line of the agent, after the binary.
 var agentInstall = []string{"install", "agent", "--etcd", "http://etcd1:2379", "--cluster", clusterID, "--node", systemdNode}

@@ -14,13 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/procfleet/procfleet/agent"
 	"github.com/procfleet/procfleet/cluster/configstore"
 )
 
 func newDevCmd() *cobra.Command {
 	var af agentFlags
 	var mf memberFlags
-	var vmBin, vmAddr, etcdAddr, dataDir, clusterName string
+	var vmBin, vmAddr, etcdAddr, dataDir, clusterName, uiAddr string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole system on this host: etcd, VictoriaMetrics, a cluster and an agent",
@@ -63,14 +64,25 @@ Try procfleet status and procfleet config edit against it meanwhile.`,
 			if err != nil && !errors.Is(err, configstore.ErrExists) {
 				return err
 			}
+			logger := newLogger(cfg.Log)
+			uiURL, uiPage := "off (--ui-listen)", ""
+			if uiAddr != "" {
+				url, stopUI, err := startDevUI(ctx, ef, uiAddr, !cmd.Flags().Changed("ui-listen"), logger)
+				if err != nil {
+					return err
+				}
+				defer stopUI()
+				uiURL, uiPage = url, url
+			}
 			fmt.Printf(`procfleet dev is starting.
+  cluster page:         %[7]s
   etcd:                 http://%[1]s  (cluster %[4]q: %[6]s status --etcd http://%[1]s --cluster %[4]s)
   VictoriaMetrics UI:   http://%[2]s/vmui  (try: node_load1, rate(node_cpu_seconds_total[1m]), proc_pid_info)
   agent self-metrics:   http://%[3]s/metrics  (profiles: add --pprof-listen 127.0.0.1:6060)
   data and logs:        %[5]s
 Press Ctrl-C to stop.
-`, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir, selfCommand())
-			return runClustered(ctx, cfg, ef, mf, newLogger(cfg.Log))
+`, etcdAddr, vmAddr, cfg.Listen, clusterName, dataDir, selfCommand(), uiURL)
+			return runClustered(ctx, cfg, ef, mf, logger, agent.WithClusterPage(uiPage))
 		},
 	}
 	af.register(cmd)
@@ -88,6 +100,7 @@ Press Ctrl-C to stop.
 	f.StringVar(&etcdAddr, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")
 	f.StringVar(&clusterName, "cluster", "dev", "cluster name")
 	f.StringVar(&dataDir, "data-dir", "tmp/dev", "where dev keeps etcd and VictoriaMetrics data and logs")
+	f.StringVar(&uiAddr, "ui-listen", "127.0.0.1:9480", "address of the cluster page (procfleet ui); empty for none")
 	return cmd
 }
 

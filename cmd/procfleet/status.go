@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/procfleet/procfleet/cluster"
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/cluster/view"
 	"github.com/procfleet/procfleet/config"
 )
 
@@ -104,89 +103,31 @@ func readStatus(cmd *cobra.Command, cli *clientv3.Client, clusterName string, cu
 	}
 	ctx, cancel := withTimeout(cmd.Context(), etcdTimeout)
 	defer cancel()
-	members, err := cli.Get(ctx, space.Members(), clientv3.WithPrefix())
+	v, err := view.Read(ctx, cli, space, cur.Revision, c)
 	if err != nil {
-		return clusterStatus{}, fmt.Errorf("cannot list members: %w", err)
+		return clusterStatus{}, err
 	}
-	statuses, err := cli.Get(ctx, space.StatusPrefix(), clientv3.WithPrefix())
-	if err != nil {
-		return clusterStatus{}, fmt.Errorf("cannot list status keys: %w", err)
-	}
-	byNode := map[string]cluster.Status{}
-	for _, kv := range statuses.Kvs {
-		var s cluster.Status
-		if node, ok := space.ParseStatus(string(kv.Key)); ok && json.Unmarshal(kv.Value, &s) == nil {
-			byNode[node] = s
-		}
-	}
-	out := clusterStatus{Cluster: clusterName, ConfigRevision: cur.Revision, Agents: []agentStatus{}, Relays: []agentStatus{}}
-	for _, kv := range members.Kvs {
-		kind, node, ok := space.ParseMember(string(kv.Key))
-		if !ok {
-			continue
-		}
-		var m struct {
-			Address, Version string
-			HTTP             string `json:"http"`
-		}
-		_ = json.Unmarshal(kv.Value, &m)
-		s := byNode[node]
-		st := agentStatus{
-			Node: node, Address: m.Address, HTTP: m.HTTP, Version: m.Version, ConfigRevision: s.ConfigRevision,
-			Upstreams: orEmpty(s.Upstreams), BudgetBytesPerSecond: s.BudgetBytesPerSecond,
-			QueueBatches: s.QueueBatches, LastError: s.LastError, Gossip: s.Gossip, SavedState: s.SavedState,
-		}
-		if kind == keys.Relay {
-			out.Relays = append(out.Relays, st)
-		} else {
-			out.Agents = append(out.Agents, st)
-		}
-	}
-	byName := func(a, b agentStatus) int { return strings.Compare(a.Node, b.Node) }
-	slices.SortFunc(out.Agents, byName)
-	slices.SortFunc(out.Relays, byName)
-	all := slices.Concat(out.Agents, out.Relays)
-	for _, e := range c.Endpoints() {
-		u := upstreamStatus{Name: e.Name, URL: e.URL, CapacityBytesPerSecond: e.Capacity}
-		bad, reports := 0, 0
-		for i, a := range all {
-			if len(a.Upstreams) > 0 && a.Upstreams[0] == e.Name {
-				if i < len(out.Agents) {
-					u.Agents++
-				} else {
-					u.Relays++
-				}
-				u.BudgetBytesPerSecond += a.BudgetBytesPerSecond
-			}
-			for _, h := range byNode[a.Node].Endpoints {
-				if h.Recent && sameEndpoint(h.URL, e.URL) {
-					reports++
-					if !h.Healthy {
-						bad++
-					}
-				}
-			}
-		}
-		u.Healthy = reports == 0 || 2*bad <= reports
-		out.Upstreams = append(out.Upstreams, u)
+	out := clusterStatus{Cluster: clusterName, ConfigRevision: cur.Revision, Agents: membersStatus(v.Agents), Relays: membersStatus(v.Relays)}
+	for _, u := range v.Upstreams {
+		out.Upstreams = append(out.Upstreams, upstreamStatus{
+			Name: u.Name, URL: u.URL, CapacityBytesPerSecond: u.CapacityBytesPerSecond, Agents: u.Agents, Relays: u.Relays,
+			BudgetBytesPerSecond: u.BudgetBytesPerSecond, Healthy: u.Healthy,
+		})
 	}
 	return out, nil
 }
 
-// sameEndpoint compares an endpoint as the shipper labels it (no userinfo,
-// no query) with a config URL.
-func sameEndpoint(label, url string) bool {
-	if i := strings.IndexByte(url, '?'); i >= 0 {
-		url = url[:i]
+// membersStatus is the part of the members' view that status shows.
+func membersStatus(ms []view.Member) []agentStatus {
+	out := make([]agentStatus, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, agentStatus{
+			Node: m.Node, Address: m.Address, HTTP: m.HTTP, Version: m.Version, ConfigRevision: m.ConfigRevision,
+			Upstreams: m.Upstreams, BudgetBytesPerSecond: m.BudgetBytesPerSecond,
+			QueueBatches: m.QueueBatches, LastError: m.LastError, Gossip: m.Gossip, SavedState: m.SavedState,
+		})
 	}
-	return label == url || strings.HasSuffix(url, strings.TrimPrefix(strings.TrimPrefix(label, "http://"), "https://"))
-}
-
-func orEmpty(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+	return out
 }
 
 func printStatus(w io.Writer, s clusterStatus) {
