@@ -112,6 +112,8 @@ type RelayForward struct {
 func DefaultRelay() Relay {
 	s := DefaultShip()
 	s.Strategy = StrategyOrdered
+	// Its requests merge spooled bodies up to BatchBytes.
+	s.Timeouts.Response = Duration(30 * time.Second)
 	// Kept in the write-ahead log, on disk, not in memory.
 	s.RedeliverMaxBytes = 64 << 20
 	return Relay{

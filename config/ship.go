@@ -77,7 +77,10 @@ type ShipTimeouts struct {
 	// Send bounds writing the request body. Default 30s.
 	Send Duration `yaml:"send"`
 	// Response bounds waiting for the response headers after the body was
-	// sent. Default 30s.
+	// sent. Default 10s for agents (a one-second batch is answered in
+	// milliseconds; a stalled upstream must give way to the next one, and
+	// to the spool, well within a minute), 30s for relays (their requests
+	// merge up to import.batch_bytes).
 	Response Duration `yaml:"response"`
 }
 
@@ -124,7 +127,7 @@ func DefaultShip() Ship {
 		Timeouts: ShipTimeouts{
 			Connect:  Duration(5 * time.Second),
 			Send:     Duration(30 * time.Second),
-			Response: Duration(30 * time.Second),
+			Response: Duration(10 * time.Second),
 		},
 		Retry: ShipRetry{
 			MinBackoff: Duration(250 * time.Millisecond),

@@ -216,6 +216,11 @@ func TestRedeliverWindowBounds(t *testing.T) {
 			s.Enqueue(bigBatch(t, i, 30<<10))
 		}
 		waitFor(t, "a took 3 batches", 5*time.Second, func() bool { return len(a.received()) == 3 })
+		// a counts a batch before it answers, and the shipper keeps it
+		// once it has the answer: wait for the third to be kept.
+		waitFor(t, "one batch evicted (three of 30KiB over 64KiB)", 5*time.Second, func() bool {
+			return metricValue(t, set, "procfleet_ship_redeliver_evicted_batches_total") >= 1
+		})
 		if got := metricValue(t, set, "procfleet_ship_redeliver_evicted_batches_total"); got != 1 {
 			t.Fatalf("evicted = %v; want 1 (three of 30KiB over 64KiB)", got)
 		}
