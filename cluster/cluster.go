@@ -78,6 +78,14 @@ type Config struct {
 	// answers a start on settings that are about to change (some apply
 	// only at the next start). Default 2s.
 	StateWait time.Duration
+	// RecomputeEvery bounds how often changes of membership and of the
+	// gossip's view make the member recompute its settings (the ring):
+	// the first change after a quiet spell is taken at once, those that
+	// follow within RecomputeEvery together at its end, so that a rolling
+	// restart of a large fleet costs each member a few recomputes a
+	// second, not one per event. Config changes are taken at once.
+	// Default 250ms.
+	RecomputeEvery time.Duration
 	// Metrics receives the member's procfleet_cluster_* gauges (config
 	// revision applied, budget, registered members by kind, gossip
 	// running, saved state) and the running gossip's procfleet_gossip_*
@@ -119,6 +127,7 @@ type Member struct {
 	mu         sync.Mutex
 	sess       *session.Session
 	evals      uint64            // the loop's evaluations of the gossip; tests wait on it
+	evalTime   time.Duration     // spent in them, for the churn benchmark
 	gotConfig  bool              // etcd gave a config the member could parse
 	gotLive    bool              // etcd gave the members
 	live       map[keys.Kind]int // registered members by kind, for the metrics
@@ -156,6 +165,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	}
 	if cfg.StateWait <= 0 {
 		cfg.StateWait = 2 * time.Second
+	}
+	if cfg.RecomputeEvery <= 0 {
+		cfg.RecomputeEvery = 250 * time.Millisecond
 	}
 	if cfg.Gossip.BindAddr == "" {
 		cfg.Gossip = gossip.DefaultConfig()

@@ -43,6 +43,8 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 	// fresh join: look again every refresh even when nothing is signalled.
 	refresh := time.NewTicker(5 * time.Second)
 	defer refresh.Stop()
+	co := newCoalescer(m.cfg.RecomputeEvery)
+	defer co.stop()
 	for {
 		var changes <-chan struct{}
 		if g != nil {
@@ -55,6 +57,11 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			g, _ = m.gossip.current()
 			ls.view.reset()
 		case <-changes:
+			if !co.now(time.Now()) {
+				continue
+			}
+		case <-co.due():
+			co.fired()
 		case <-refresh.C:
 			m.join(g, ls.live)
 		case <-savedC:
@@ -79,8 +86,16 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			m.mu.Unlock()
 			m.countLive(set)
 			m.join(g, set)
+			if !co.now(time.Now()) {
+				continue
+			}
 		}
+		start := time.Now()
+		co.evaluated(start)
 		m.evaluate(ls, g)
+		m.mu.Lock()
+		m.evalTime += time.Since(start)
+		m.mu.Unlock()
 	}
 }
 
