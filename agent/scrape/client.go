@@ -1,17 +1,14 @@
 package scrape
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/internal/credfile"
 )
 
 // client is how a job's targets are requested: the HTTP client with the
@@ -21,8 +18,8 @@ import (
 type client struct {
 	http  *http.Client
 	creds config.ScrapeCredentials
-	pass  *secretFile // basic auth password, nil without
-	token *secretFile // bearer token, nil without
+	pass  *credfile.Secret // basic auth password, nil without
+	token *credfile.Secret // bearer token, nil without
 }
 
 // clients builds and keeps clients by credentials. Safe for concurrent use.
@@ -64,19 +61,19 @@ func (c *clients) closeIdle() {
 func newClient(creds config.ScrapeCredentials, rt http.RoundTripper) (*client, error) {
 	cl := &client{creds: creds}
 	if creds.PasswordFile != "" {
-		cl.pass = &secretFile{path: creds.PasswordFile}
-		if _, err := cl.pass.get(); err != nil {
+		cl.pass = credfile.NewSecret(creds.PasswordFile)
+		if _, err := cl.pass.Get(); err != nil {
 			return nil, fmt.Errorf("basic_auth: %w", err)
 		}
 	}
 	if creds.TokenFile != "" {
-		cl.token = &secretFile{path: creds.TokenFile}
-		if _, err := cl.token.get(); err != nil {
+		cl.token = credfile.NewSecret(creds.TokenFile)
+		if _, err := cl.token.Get(); err != nil {
 			return nil, fmt.Errorf("authorization: %w", err)
 		}
 	}
 	if rt == nil {
-		tc, err := tlsConfig(creds.TLS)
+		tc, err := credfile.TLS(creds.TLS, "")
 		if err != nil {
 			return nil, fmt.Errorf("tls_config: %w", err)
 		}
@@ -101,74 +98,13 @@ func newClient(creds config.ScrapeCredentials, rt http.RoundTripper) (*client, e
 func (c *client) authorize(req *http.Request) error {
 	switch {
 	case c.token != nil:
-		tok, err := c.token.get()
+		tok, err := c.token.Get()
 		req.Header.Set("Authorization", c.creds.AuthType+" "+tok)
 		return err
 	case c.pass != nil:
-		pw, err := c.pass.get()
+		pw, err := c.pass.Get()
 		req.SetBasicAuth(c.creds.Username, pw)
 		return err
 	}
 	return nil
-}
-
-// tlsConfig builds the TLS settings of a credential.
-func tlsConfig(c config.ShipTLS) (*tls.Config, error) {
-	t := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, // #nosec G402 -- the host's own opt-in
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cannot use ca_file %s: no PEM certificate in it", c.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot load cert_file/key_file: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
-}
-
-// secretFile is a password or token read from a file, read again when the
-// file's modification time or size changes, so that a rotated secret
-// applies without a restart. Safe for concurrent use.
-type secretFile struct {
-	path string
-
-	mu    sync.Mutex
-	mod   time.Time
-	size  int64
-	value string
-}
-
-// get returns the current secret; when the file cannot be read any more,
-// the last value read and the error.
-func (f *secretFile) get() (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st, err := os.Stat(f.path)
-	if err != nil {
-		return f.value, fmt.Errorf("cannot stat %s: %w", f.path, err)
-	}
-	if st.ModTime().Equal(f.mod) && st.Size() == f.size && f.value != "" {
-		return f.value, nil
-	}
-	b, err := os.ReadFile(f.path)
-	if err != nil {
-		return f.value, fmt.Errorf("cannot read %s: %w", f.path, err)
-	}
-	f.value = strings.TrimRight(string(b), "\r\n")
-	f.mod, f.size = st.ModTime(), st.Size()
-	return f.value, nil
 }

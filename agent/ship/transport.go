@@ -1,17 +1,13 @@
 package ship
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/internal/credfile"
 )
 
 // newTransport builds an HTTP transport with the TLS settings c (key, such
@@ -20,7 +16,7 @@ import (
 // per request (see attempt). HTTP/2 is not forced: VictoriaMetrics and
 // vmagent speak HTTP/1.1, and HTTP/1.1 keeps the timeouts above exact.
 func newTransport(to config.ShipTimeouts, c config.ShipTLS, key string) (*http.Transport, error) {
-	tlsCfg, err := newTLSConfig(c, key)
+	tlsCfg, err := credfile.TLS(c, key)
 	if err != nil {
 		return nil, err
 	}
@@ -47,71 +43,11 @@ func newClient(rt http.RoundTripper) *http.Client {
 	}
 }
 
-func newTLSConfig(c config.ShipTLS, key string) (*tls.Config, error) {
-	t := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, // #nosec G402 -- explicit opt-in
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read %s.ca_file: %w", key, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cannot use %s.ca_file %s: no PEM certificate in it", key, c.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot load %s.cert_file/key_file: %w", key, err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
-}
-
-// secretFile is a credential read from a file and read again when the
-// file's modification time or size changes, so that rotated tokens apply
-// without a restart. Safe for concurrent use.
-type secretFile struct {
-	path string
-
-	mu    sync.Mutex
-	mod   time.Time
-	size  int64
-	value string
-}
-
-// get returns the current secret. When the file cannot be read any more it
-// returns the last value read together with the error.
-func (f *secretFile) get() (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st, err := os.Stat(f.path)
-	if err != nil {
-		return f.value, fmt.Errorf("cannot stat %s: %w", f.path, err)
-	}
-	if st.ModTime().Equal(f.mod) && st.Size() == f.size && f.value != "" {
-		return f.value, nil
-	}
-	b, err := os.ReadFile(f.path)
-	if err != nil {
-		return f.value, fmt.Errorf("cannot read %s: %w", f.path, err)
-	}
-	f.value = strings.TrimRight(string(b), "\r\n")
-	f.mod, f.size = st.ModTime(), st.Size()
-	return f.value, nil
-}
-
 // auth sets the Authorization header of requests.
 type auth struct {
 	username string
-	password *secretFile
-	bearer   *secretFile
+	password *credfile.Secret
+	bearer   *credfile.Secret
 }
 
 // newAuth reads the credential files once so that a missing file fails New
@@ -120,14 +56,14 @@ type auth struct {
 func newAuth(c config.ShipAuth, key string) (*auth, error) {
 	a := &auth{username: c.Username}
 	if c.PasswordFile != "" {
-		a.password = &secretFile{path: c.PasswordFile}
-		if _, err := a.password.get(); err != nil {
+		a.password = credfile.NewSecret(c.PasswordFile)
+		if _, err := a.password.Get(); err != nil {
 			return nil, fmt.Errorf("cannot use %s.password_file: %w", key, err)
 		}
 	}
 	if c.BearerTokenFile != "" {
-		a.bearer = &secretFile{path: c.BearerTokenFile}
-		if _, err := a.bearer.get(); err != nil {
+		a.bearer = credfile.NewSecret(c.BearerTokenFile)
+		if _, err := a.bearer.Get(); err != nil {
 			return nil, fmt.Errorf("cannot use %s.bearer_token_file: %w", key, err)
 		}
 	}
@@ -139,11 +75,11 @@ func newAuth(c config.ShipAuth, key string) (*auth, error) {
 func (a *auth) apply(req *http.Request) error {
 	switch {
 	case a.bearer != nil:
-		tok, err := a.bearer.get()
+		tok, err := a.bearer.Get()
 		req.Header.Set("Authorization", "Bearer "+tok)
 		return err
 	case a.password != nil:
-		pw, err := a.password.get()
+		pw, err := a.password.Get()
 		req.SetBasicAuth(a.username, pw)
 		return err
 	}

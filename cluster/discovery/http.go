@@ -2,8 +2,6 @@ package discovery
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/internal/credfile"
 	"github.com/procfleet/procfleet/prom/labels"
 )
 
@@ -153,7 +152,7 @@ func (s *httpSource) ensureClient(sc config.ScrapeCredentials) error {
 	}
 	rt := s.deps.Transport
 	if rt == nil {
-		tc, err := tlsConfig(sc.TLS)
+		tc, err := credfile.TLS(sc.TLS, "")
 		if err != nil {
 			return err
 		}
@@ -184,32 +183,4 @@ func (s *httpSource) close() {
 	if s.client != nil {
 		s.client.CloseIdleConnections()
 	}
-}
-
-// tlsConfig builds the TLS settings of a host credential's tls.
-func tlsConfig(c config.ShipTLS) (*tls.Config, error) {
-	t := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, // #nosec G402 -- the host's own explicit setting
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot read tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("cannot use tls ca_file %s: no PEM certificate in it", c.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("cannot load tls cert_file/key_file: %w", err)
-		}
-		t.Certificates = []tls.Certificate{cert}
-	}
-	return t, nil
 }
