@@ -47,7 +47,7 @@ func TestTLSErrorsNameTheKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		c        config.ShipTLS
+		c         config.ShipTLS
 		key, want string
 	}{
 		{config.ShipTLS{CAFile: filepath.Join(dir, "missing")}, "ship.tls", "cannot read ship.tls.ca_file"},
