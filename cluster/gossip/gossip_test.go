@@ -142,13 +142,19 @@ func TestRejoin(t *testing.T) {
 	// Killed, then back once declared dead.
 	back.kill(t)
 	waitMembers(t, 8*time.Second, rest, names(rest))
+	restarted := time.Now().Truncate(time.Millisecond)
 	again := startNode(t, testConfig("n2"), nodes[1].g.Addr())
 	all = append(slices.Clone(rest), again)
 	took = waitMembers(t, 3*time.Second, all, names(all))
 	t.Logf("rejoined after a crash in %v", took)
-	if st := nodes[0].g.States()["n2"]; st.BytesPerSecond != 0 {
-		t.Errorf("n0 sees the restarted n2 as %+v; want its new state, not the crashed one's", st)
-	}
+	// Its first state may still be on its way when the membership has
+	// converged: wait for it to replace the crashed one's.
+	waitFor(t, 3*time.Second, func() bool {
+		st, ok := nodes[0].g.States()["n2"]
+		return ok && st.BytesPerSecond == 0 && !st.Updated.Before(restarted)
+	}, func() string {
+		return fmt.Sprintf("n0 sees the restarted n2 as %+v; want its new state, not the crashed one's", nodes[0].g.States()["n2"])
+	})
 
 	// Killed and back at once, before the others noticed: its new
 	// address conflicts with the old one, still alive to them, and is
