@@ -36,7 +36,7 @@ func TestDecode(t *testing.T) {
 		{labels: [][2]string{{"__name__", "up"}, {"job", "node"}, {"instance", "a:9100"}},
 			samples: []tSample{{1, ms}, {0, ms + 15000}}},
 		{labels: [][2]string{{"job", "x"}, {"__name__", "temp_celsius"}, {"empty", ""}, {"path", "C:\\t \"q\"\nz"}},
-			samples: []tSample{{21.5, ms}, {math.Inf(1), ms + 1}, {math.Inf(-1), ms + 2}, {math.NaN(), ms + 3}, {math.Copysign(0, -1), ms + 4}, {1e300, ms + 5}, {5e-324, ms + 6}, {-12, ms + 7}},
+			samples:   []tSample{{21.5, ms}, {math.Inf(1), ms + 1}, {math.Inf(-1), ms + 2}, {math.NaN(), ms + 3}, {math.Copysign(0, -1), ms + 4}, {1e300, ms + 5}, {5e-324, ms + 6}, {-12, ms + 7}},
 			exemplars: 2},
 		{labels: [][2]string{{"__name__", "only_histograms"}}, histograms: 3},
 		{labels: [][2]string{{"__name__", "bare"}}, samples: []tSample{{123456789012345, -(1 << 40)}}},
