@@ -162,6 +162,15 @@ func NewDecoder(lim promtext.Limits) (*Decoder, error) {
 	return &Decoder{lim: lim}, nil
 }
 
+// SetLimits sets the limits of the next requests.
+func (d *Decoder) SetLimits(lim promtext.Limits) error {
+	if err := lim.Validate(); err != nil {
+		return err
+	}
+	d.lim = lim
+	return nil
+}
+
 // Decode decodes msg, a decompressed request of remote write version 1 or
 // 2, and hands its lines to emit in pieces of about 64KiB, each ending in
 // a newline. emit must not keep its argument; an error from it ends
