@@ -226,19 +226,26 @@ func (d *Decoder) buildPrefix() {
 // appendEscaped appends v with the escapes of the text format: \\, \" and
 // \n.
 func appendEscaped(dst, v []byte) []byte {
-	for {
-		i := bytes.IndexAny(v, "\\\"\n")
-		if i < 0 {
-			return append(dst, v...)
+	for i, c := range v {
+		if c == '\\' || c == '"' || c == '\n' {
+			return appendEscapedFrom(append(dst, v[:i]...), v[i:])
 		}
-		dst = append(dst, v[:i]...)
-		c := v[i]
-		if c == '\n' {
-			c = 'n'
-		}
-		dst = append(dst, '\\', c)
-		v = v[i+1:]
 	}
+	return append(dst, v...)
+}
+
+func appendEscapedFrom(dst, v []byte) []byte {
+	for _, c := range v {
+		switch c {
+		case '\\', '"':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 // The timestamps VictoriaMetrics' import takes for seconds, not

@@ -1,6 +1,7 @@
 package remotewrite
 
 import (
+	"encoding/binary"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -34,6 +35,12 @@ func (d *Decoder) off(b []byte) int { return cap(d.msg) - cap(b) }
 // length-delimited field, its contents. n is the length of the whole
 // field. A field of another wire type than want (0 for any) is an error.
 func (d *Decoder) field(b []byte, what string, want protowire.Type) (num protowire.Number, typ protowire.Type, val []byte, n int, err error) {
+	// The common case first: a length-delimited field of a small number
+	// and shorter than 128 bytes, a byte of tag and one of length.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == byte(protowire.BytesType) && b[1] < 0x80 && int(b[1]) <= len(b)-2 && (want == 0 || want == protowire.BytesType) {
+		k := 2 + int(b[1])
+		return protowire.Number(b[0] >> 3), protowire.BytesType, b[2:k:k], k, nil
+	}
 	num, typ, k := protowire.ConsumeTag(b)
 	if k < 0 {
 		return 0, 0, nil, 0, d.fail(d.off(b), "%s: cannot read a field tag: %v", what, protowire.ParseError(k))
@@ -161,6 +168,12 @@ func (d *Decoder) labelV1(b []byte) (label, error) {
 // both versions) and writes its line.
 func (d *Decoder) sample(b []byte, k int) error {
 	start := d.off(b)
+	// The common case first: value, then timestamp, nothing else.
+	if len(b) >= 11 && b[0] == 0x09 && b[9] == 0x10 {
+		if x, n := protowire.ConsumeVarint(b[10:]); n == len(b)-10 {
+			return d.writeSample(start, k, math.Float64frombits(binary.LittleEndian.Uint64(b[1:9])), int64(x))
+		}
+	}
 	var v float64
 	var ts int64
 	for len(b) > 0 {
