@@ -64,6 +64,11 @@ func TestVmagentThroughRelay(t *testing.T) {
 	if n := r.metric(t, `procfleet_relay_rejected_total{reason="bad_series"}`); n != 0 {
 		t.Fatalf("the relay refused %v of vmagent's requests", n)
 	}
+	// vmagent tries VictoriaMetrics' zstd variant first, gets 415, and
+	// sends that block again with snappy.
+	if n := r.metric(t, `procfleet_relay_rejected_total{reason="unsupported_encoding"}`); n != 1 {
+		t.Errorf("unsupported_encoding refusals = %v; want the one that turns vmagent to snappy", n)
+	}
 	export := func(vm *testenv.VM) map[string]testenv.Series {
 		vm.Flush(t)
 		out := map[string]testenv.Series{}
