@@ -266,6 +266,15 @@ func (r *Relay) readBody(req *http.Request, limit int64) (*body, error) {
 
 func (b *body) last() *[]byte { return b.chunks[len(b.chunks)-1] }
 
+// held returns the bytes of the budget the body's chunks take.
+func (b *body) held() int64 {
+	n := 0
+	for _, c := range b.chunks {
+		n += cap(*c)
+	}
+	return int64(n)
+}
+
 // write appends p to the body, taking chunks of the budget as it fills.
 func (b *body) write(ctx context.Context, p []byte) error {
 	for len(p) > 0 {

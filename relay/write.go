@@ -172,16 +172,25 @@ func (r *Relay) convertWithSlot(req *http.Request, in, out *body, version int, m
 		return none, err
 	}
 	defer done()
+	reserved := 0
+	if len(in.chunks) > 1 {
+		reserved = len(src)
+	}
 	lim := r.limits()
 	n, err := remotewrite.DecodedLen(src, lim)
 	if err != nil {
 		return none, writeRefusal(err, lim)
+	}
+	if own := in.held() + int64(reserved+n); own > r.mem.max {
+		return none, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge,
+			"the request needs %d bytes of memory to decompress, over import.max_inflight_bytes (%d)", own, r.mem.max)
 	}
 	buf, done2, err := r.scratch(n)
 	if err != nil {
 		return none, err
 	}
 	defer done2()
+	reserved += n
 	msg, err := remotewrite.Decompress(buf, src)
 	if err != nil {
 		return none, writeRefusal(err, lim)
@@ -196,7 +205,18 @@ func (r *Relay) convertWithSlot(req *http.Request, in, out *body, version int, m
 			return refuse(http.StatusRequestEntityTooLarge, reasonTooLarge,
 				"the request, as the import lines the relay stores, is over the %d bytes a write-ahead log record holds; send fewer samples per request", most)
 		}
-		return out.write(req.Context(), p)
+		err := out.write(req.Context(), p)
+		var he *httpError
+		if errors.As(err, &he) && he.reason == reasonBusy {
+			// Busy, or more than the whole budget for this request alone,
+			// which no retry would change.
+			next := int64(minChunk) << min(len(out.chunks), chunkClasses-1)
+			if own := in.held() + int64(reserved) + out.held() + next; own > r.mem.max {
+				return refuse(http.StatusRequestEntityTooLarge, reasonTooLarge,
+					"the request needs %d bytes of memory to convert, over import.max_inflight_bytes (%d); send fewer samples per request", own, r.mem.max)
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return none, writeRefusal(err, lim)
@@ -233,9 +253,6 @@ func (r *Relay) joined(in *body) (src []byte, done func(), err error) {
 // scratch returns a buffer of n bytes taken from the budget until done is
 // called, 429 when the budget is spent.
 func (r *Relay) scratch(n int) (buf []byte, done func(), err error) {
-	if int64(n) > r.mem.max {
-		return nil, nil, refuse(http.StatusRequestEntityTooLarge, reasonTooLarge, "the body needs %d bytes to decompress, over import.max_inflight_bytes (%d)", n, r.mem.max)
-	}
 	if !r.mem.reserve(int64(n)) {
 		return nil, nil, refuse(http.StatusTooManyRequests, reasonBusy, "the bodies of other requests fill import.max_inflight_bytes; retry")
 	}

@@ -3,7 +3,10 @@ package relay
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +207,76 @@ func TestRemoteWriteFullLog(t *testing.T) {
 	}
 	if n := r.metric(t, `procfleet_relay_rejected_total{reason="wal_full"}`); n != 1 {
 		t.Fatalf("wal_full = %v; want 1", n)
+	}
+}
+
+// The decompressed message and the converted lines are taken from
+// import.max_inflight_bytes: with the budget held by a slow import, a
+// small remote write body that decompresses to more than is left gets
+// 429, and the same request is taken once the budget is free; a request
+// that needs more than the whole budget gets 413. Tokens are asked for
+// as on imports.
+func TestRemoteWriteBudgetAndToken(t *testing.T) {
+	cfg := testConfig(t, "http://127.0.0.1:1/api/v1/import/prometheus")
+	cfg.Import.MaxBodyBytes = 64 << 10
+	cfg.Import.MaxInflightBytes = 64 << 10
+	cfg.Import.MaxDecompressedBytes = 1 << 20
+	cfg.Ship.ProbeInterval = config.Duration(time.Hour)
+	tokens := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokens, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Auth.BearerTokensFile = tokens
+	r := start(t, cfg)
+	now := time.Now().UnixMilli()
+	// 40KB of metadata, which takes memory to decompress and none once
+	// converted, and one series.
+	small := rwSeries{labels: [][2]string{{"__name__", "m"}}, values: []float64{1}, times: []int64{now}}
+	msg, err := snappy.Decode(nil, rwBody(1, []rwSeries{small}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metadata := snappy.Encode(nil, append(rwMsg(nil, 3, rwStr(nil, 4, strings.Repeat("a", 40000))), msg...))
+	// Ten lines of 4KB each: 40KB to decompress and 40KB of lines.
+	var series []rwSeries
+	for i := range 10 {
+		series = append(series, rwSeries{labels: [][2]string{{"__name__", "m"}, {"i", fmt.Sprint(i)}, {"pad", strings.Repeat("a", 4000)}},
+			values: []float64{1}, times: []int64{now}})
+	}
+	big := rwBody(1, series)
+	if len(big) > minChunk || len(metadata) > minChunk {
+		t.Fatalf("bodies of %d and %d bytes; want each in one chunk", len(big), len(metadata))
+	}
+	h := append(rwHeaders(1), "Authorization", "Bearer secret")
+	if code, msg := push(t, nil, r.base+WritePath, metadata, rwHeaders(1)...); code != 401 {
+		t.Fatalf("without a token: %d %q; want 401", code, msg)
+	}
+	// 12KiB of a body sent, the relay holds 4+8+16KiB for it.
+	slow, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	if _, err := fmt.Fprintf(slow, "POST %s HTTP/1.1\r\nHost: relay\r\nAuthorization: Bearer secret\r\nContent-Length: 60000\r\n\r\n%s",
+		ImportPath, strings.Repeat("a", 12<<10)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow import holding 28KiB", 5*time.Second, func() bool {
+		return r.metric(t, "procfleet_relay_inflight_bytes") >= 28<<10
+	})
+	code, body := push(t, nil, r.base+WritePath, metadata, h...)
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "max_inflight_bytes") {
+		t.Fatalf("with the budget held: %d %q; want 429 naming import.max_inflight_bytes", code, body)
+	}
+	slow.Close()
+	waitFor(t, "the budget free", 5*time.Second, func() bool { return r.mem.inUse() == 0 })
+	if code, body := push(t, nil, r.base+WritePath, metadata, h...); code != http.StatusNoContent {
+		t.Fatalf("with the budget free: %d %q; want 204", code, body)
+	}
+	if code, body := push(t, nil, r.base+WritePath, big, h...); code != http.StatusRequestEntityTooLarge || !strings.Contains(body, "send fewer samples") {
+		t.Fatalf("a request over the whole budget: %d %q; want 413", code, body)
+	}
+	if r.WAL().Len() != 1 || r.mem.inUse() != 0 {
+		t.Fatalf("log %d records, %d bytes of the budget held; want 1 and 0", r.WAL().Len(), r.mem.inUse())
 	}
 }
