@@ -41,7 +41,7 @@ func FuzzDecode(f *testing.F) {
 		if maxPiece > flushBytes+lim.MaxLineBytes+1 {
 			t.Errorf("emitted a piece of %d bytes", maxPiece)
 		}
-		if 4*len(d.symbols) > 2*len(msg)+4 || len(d.labels) > len(msg) {
+		if 4*len(d.symbols) > 2*len(msg)+4 || len(d.labels) > d.maxLabels() || len(d.refs) > 2*d.maxLabels() {
 			t.Errorf("tables of %d symbols, %d labels from %d bytes", len(d.symbols), len(d.labels), len(msg))
 		}
 		if err != nil {

@@ -76,6 +76,9 @@ func (d *Decoder) seriesV2(ts []byte) error {
 // each checked against the symbols table.
 func (d *Decoder) readRefs(f []byte, typ protowire.Type, packed []byte) error {
 	add := func(x uint64, at []byte) error {
+		if len(d.refs) == 2*d.maxLabels() {
+			return d.fail(d.off(at), "labels_refs: more than %d labels, empty ones included; at most %d beside __name__ are taken", d.maxLabels(), d.lim.MaxLabels)
+		}
 		if x >= uint64(len(d.symbols)) {
 			return d.fail(d.off(at), "labels_refs[%d] is %d, past the %d symbols", len(d.refs), x, len(d.symbols))
 		}

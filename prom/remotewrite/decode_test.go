@@ -124,6 +124,11 @@ func TestDecodeRefusals(t *testing.T) {
 		many = append(many, [2]string{"l" + strings.Repeat("x", i), "v"})
 	}
 	f("many labels", tSeries{labels: many, samples: ok}, "33 labels beside __name__ are over the limit of 32")
+	empty := [][2]string{name}
+	for i := range 70 {
+		empty = append(empty, [2]string{"l" + strings.Repeat("x", i), ""})
+	}
+	f("many empty labels", tSeries{labels: empty, samples: ok}, "more than 66 labels, empty ones included")
 	f("seconds", tSeries{labels: [][2]string{name}, samples: []tSample{{1, ms}, {1, 1_700_000_000}}}, "sample 1: timestamp 1700000000 ms is before 1970-01-25")
 	f("zero time", tSeries{labels: [][2]string{name}, samples: []tSample{{1, 0}}}, "sample 0: timestamp 0 ms")
 }

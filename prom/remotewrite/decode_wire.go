@@ -39,7 +39,7 @@ func (d *Decoder) field(b []byte, what string, want protowire.Type) (num protowi
 	// and shorter than 128 bytes, a byte of tag and one of length.
 	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == byte(protowire.BytesType) && b[1] < 0x80 && int(b[1]) <= len(b)-2 && (want == 0 || want == protowire.BytesType) {
 		k := 2 + int(b[1])
-		return protowire.Number(b[0] >> 3), protowire.BytesType, b[2:k:k], k, nil
+		return protowire.Number(b[0] >> 3), protowire.BytesType, b[2:k], k, nil
 	}
 	num, typ, k := protowire.ConsumeTag(b)
 	if k < 0 {
@@ -104,6 +104,9 @@ func (d *Decoder) seriesV1(ts []byte) error {
 		}
 		switch num {
 		case v1Labels:
+			if len(d.labels) == d.maxLabels() {
+				return d.fail(d.off(b), "more than %d labels, empty ones included; at most %d beside __name__ are taken", d.maxLabels(), d.lim.MaxLabels)
+			}
 			l, err := d.labelV1(val)
 			if err != nil {
 				return err
@@ -140,6 +143,11 @@ func (d *Decoder) seriesV1(ts []byte) error {
 	}
 	return d.flush()
 }
+
+// maxLabels bounds the labels of a series read before they are checked,
+// so that a request of many empty labels takes no more memory than one
+// of labels that count.
+func (d *Decoder) maxLabels() int { return 2*d.lim.MaxLabels + 2 }
 
 // labelV1 reads a prometheus.Label.
 func (d *Decoder) labelV1(b []byte) (label, error) {
