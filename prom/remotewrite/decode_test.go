@@ -161,7 +161,7 @@ func TestDecodeWireFaults(t *testing.T) {
 	f("sample value as varint", encodeRaw1(appendMsg(nil, 2, []byte{0x08, 0x01})), 1, "field 1 (value) has wire type 0")
 	f("v1 body as v2", good, 2, "is this a 1.0 body sent as 2.0?")
 	v2 := encodeV2([]tSeries{{labels: [][2]string{{"__name__", "m"}}, samples: []tSample{{1, ms}}}})
-	f("ref past symbols", append(appendStr(nil, 4, ""), appendMsg(nil, 5, appendMsg(nil, 1, []byte{0, 7}))...), 2, "labels_refs[1] is 7, past the 1 symbols")
+	f("ref past symbols", append(appendStr(nil, 4, ""), appendMsg(nil, 5, appendMsg(nil, 1, []byte{0, 7}))...), 2, "at byte 7: labels_refs[1] is 7, past the 1 symbols")
 	f("odd refs", append(appendStr(nil, 4, ""), appendMsg(nil, 5, appendMsg(nil, 1, []byte{0}))...), 2, "labels_refs has 1 entries")
 	f("v2 truncated", v2[:len(v2)-1], 2, "cannot read field 5")
 }
