@@ -200,7 +200,20 @@ func (r *Relay) convertWithSlot(req *http.Request, in, out *body, version int, m
 	if err := d.SetLimits(lim); err != nil {
 		return none, err
 	}
-	res, err := d.Decode(msg, version, func(p []byte) error {
+	res, err := d.Decode(msg, version, r.emitTo(req, in, out, int64(reserved), most))
+	if err != nil {
+		return none, writeRefusal(err, lim)
+	}
+	return res, nil
+}
+
+// emitTo returns the Decoder's emit for a request: it writes lines into
+// out, at most most bytes, with chunks of the budget. When the budget
+// is spent it tells a busy relay (429) from a request that needs more
+// than the whole budget alone (413), which no retry would change; in and
+// reserved are what the request holds besides out.
+func (r *Relay) emitTo(req *http.Request, in, out *body, reserved, most int64) func([]byte) error {
+	return func(p []byte) error {
 		if out.n+int64(len(p)) > most {
 			return refuse(http.StatusRequestEntityTooLarge, reasonTooLarge,
 				"the request, as the import lines the relay stores, is over the %d bytes a write-ahead log record holds; send fewer samples per request", most)
@@ -208,20 +221,14 @@ func (r *Relay) convertWithSlot(req *http.Request, in, out *body, version int, m
 		err := out.write(req.Context(), p)
 		var he *httpError
 		if errors.As(err, &he) && he.reason == reasonBusy {
-			// Busy, or more than the whole budget for this request alone,
-			// which no retry would change.
 			next := int64(minChunk) << min(len(out.chunks), chunkClasses-1)
-			if own := in.held() + int64(reserved) + out.held() + next; own > r.mem.max {
+			if own := in.held() + reserved + out.held() + next; own > r.mem.max {
 				return refuse(http.StatusRequestEntityTooLarge, reasonTooLarge,
 					"the request needs %d bytes of memory to convert, over import.max_inflight_bytes (%d); send fewer samples per request", own, r.mem.max)
 			}
 		}
 		return err
-	})
-	if err != nil {
-		return none, writeRefusal(err, lim)
 	}
-	return res, nil
 }
 
 // limits returns the checks of a line, as for imports.
