@@ -2,7 +2,6 @@ package remotewrite
 
 import (
 	"math"
-	"sort"
 
 	"github.com/klauspost/compress/snappy"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -102,10 +101,3 @@ func encodeV2(series []tSeries) []byte {
 }
 
 func compress(msg []byte) []byte { return snappy.Encode(nil, msg) }
-
-// sortedLabels returns the labels of s sorted by name.
-func sortedLabels(s tSeries) [][2]string {
-	ls := append([][2]string(nil), s.labels...)
-	sort.Slice(ls, func(i, j int) bool { return ls[i][0] < ls[j][0] })
-	return ls
-}
