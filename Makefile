@@ -43,7 +43,7 @@ $(BIN)/.benchstat-$(BENCHSTAT_VERSION):
 	$(call goinstall,golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION))
 	touch $@
 
-tools: $(BIN)/.victoria-metrics-$(VM_VERSION) $(BIN)/.node_exporter-$(NE_VERSION)
+tools: $(BIN)/.victoria-metrics-$(VM_VERSION) $(BIN)/.node_exporter-$(NE_VERSION) $(BIN)/.vmagent-$(VM_VERSION)
 
 # The main job: VictoriaMetrics on 127.0.0.1:8428 and an agent for this host.
 # It builds what it runs, procfleet and VictoriaMetrics, not node_exporter

@@ -97,6 +97,16 @@ func (m *memory) takeLocked(c int) (*[]byte, bool) {
 		*b = (*b)[:0]
 		return b, true
 	}
+	if !m.roomLocked(size) {
+		return nil, false
+	}
+	m.used += size
+	return nil, true
+}
+
+// roomLocked drops idle chunks until size bytes more fit in the budget,
+// and reports whether they do.
+func (m *memory) roomLocked(size int64) bool {
 	for m.used+m.idleN+size > m.max && m.idleN > 0 {
 		for i := chunkClasses - 1; i >= 0; i-- {
 			if n := len(m.idle[i]); n > 0 {
@@ -107,11 +117,31 @@ func (m *memory) takeLocked(c int) (*[]byte, bool) {
 			}
 		}
 	}
-	if m.used+m.idleN+size > m.max {
-		return nil, false
+	return m.used+m.idleN+size <= m.max
+}
+
+// reserve takes n bytes of the budget for memory that is not a chunk (a
+// remote write body decompressed), without waiting, and reports whether
+// it did. The caller gives them back with unreserve.
+func (m *memory) reserve(n int64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.roomLocked(n) {
+		return false
 	}
-	m.used += size
-	return nil, true
+	m.used += n
+	return true
+}
+
+// unreserve gives back n bytes taken with reserve.
+func (m *memory) unreserve(n int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.used -= n
+	if m.waiting > 0 {
+		close(m.changed)
+		m.changed = make(chan struct{})
+	}
 }
 
 // put gives a chunk back.
@@ -151,6 +181,9 @@ type body struct {
 	mem    *memory
 	chunks []*[]byte // filled in order; the last may have room
 	n      int64     // body bytes read
+	// noWait is set for a body written while its request holds other
+	// memory: its first chunk does not wait for the budget either.
+	noWait bool
 }
 
 // parts returns the body's chunks as slices, in order.
@@ -179,7 +212,7 @@ func (b *body) grow(ctx context.Context, cl int64) error {
 		c = min(c, class(cl-b.n))
 	}
 	wait := time.Duration(0)
-	if len(b.chunks) == 0 {
+	if len(b.chunks) == 0 && !b.noWait {
 		wait = budgetWait
 	}
 	chunk := b.mem.get(ctx, c, wait)
@@ -232,6 +265,32 @@ func (r *Relay) readBody(req *http.Request, limit int64) (*body, error) {
 }
 
 func (b *body) last() *[]byte { return b.chunks[len(b.chunks)-1] }
+
+// held returns the bytes of the budget the body's chunks take.
+func (b *body) held() int64 {
+	n := 0
+	for _, c := range b.chunks {
+		n += cap(*c)
+	}
+	return int64(n)
+}
+
+// write appends p to the body, taking chunks of the budget as it fills.
+func (b *body) write(ctx context.Context, p []byte) error {
+	for len(p) > 0 {
+		if len(b.chunks) == 0 || len(*b.last()) == cap(*b.last()) {
+			if err := b.grow(ctx, -1); err != nil {
+				return err
+			}
+		}
+		c := b.last()
+		k := copy((*c)[len(*c):cap(*c)], p)
+		*c = (*c)[:len(*c)+k]
+		b.n += int64(k)
+		p = p[k:]
+	}
+	return nil
+}
 
 // partsReader reads parts in order without changing them.
 type partsReader struct {

@@ -20,6 +20,7 @@ const ImportPath = "/api/v1/import/prometheus"
 func (r *Relay) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(ImportPath, r.serveImport)
+	mux.HandleFunc(WritePath, r.serveWrite)
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		r.WritePrometheus(w)
@@ -79,28 +80,34 @@ func (r *Relay) serveImport(w http.ResponseWriter, req *http.Request) {
 	defer r.m.requestSeconds.UpdateDuration(start)
 	n, err := r.take(w, req, start)
 	if err != nil {
-		var he *httpError
-		if !errors.As(err, &he) {
-			he = refuse(http.StatusInternalServerError, reasonDisk, "%v", err)
-		}
-		r.m.rejected[he.reason].Inc()
-		switch he.code {
-		case http.StatusUnauthorized:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="procfleet relay"`)
-		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-			w.Header().Set("Retry-After", "1")
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", http.MethodPost)
-		}
-		if he.code >= 500 || he.reason == reasonFull {
-			r.logThrottled(he.reason, "import refused", "status", he.code, "err", he.msg, "remote", req.RemoteAddr)
-		}
-		http.Error(w, he.msg, he.code)
+		r.answerRefusal(w, req, err, "import refused")
 		return
 	}
 	r.m.receivedBatches.Inc()
 	r.m.receivedSamples.Add(n)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// answerRefusal answers a request that err refused, counts it by reason,
+// and logs refusals that are the relay's own trouble as msg.
+func (r *Relay) answerRefusal(w http.ResponseWriter, req *http.Request, err error, msg string) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = refuse(http.StatusInternalServerError, reasonDisk, "%v", err)
+	}
+	r.m.rejected[he.reason].Inc()
+	switch he.code {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="procfleet relay"`)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "1")
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", http.MethodPost)
+	}
+	if he.code >= 500 || he.reason == reasonFull {
+		r.logThrottled(he.reason, msg, "status", he.code, "err", he.msg, "remote", req.RemoteAddr)
+	}
+	http.Error(w, he.msg, he.code)
 }
 
 // take checks and stores one request and returns its sample count. The

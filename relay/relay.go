@@ -1,6 +1,8 @@
 // Package relay is procfleet's relay: it takes import requests from agents
-// (or vmagent, or curl) where hosts cannot write to VictoriaMetrics
-// directly, stores every accepted body in a write-ahead log on disk before
+// (or vmagent, or curl), and Prometheus remote write requests (from
+// Prometheus, vmagent or Alloy, stored as the import lines of their
+// samples), where hosts cannot write to VictoriaMetrics directly, stores
+// every accepted body in a write-ahead log on disk before
 // it answers, and forwards the log in order with the agent's shipper,
 // deleting a body only once an upstream took it and ship.redeliver_window
 // passed since: an upstream that becomes unreachable within it gets the

@@ -77,8 +77,10 @@ func newRelayCmd() *cobra.Command {
 		Use:   "relay",
 		Short: "Run a relay: take imports, keep them on disk, forward them upstream",
 		Long: `relay takes VictoriaMetrics import requests (POST /api/v1/import/prometheus,
-gzip or plain) from agents, vmagent or curl, checks every line, stores each
-accepted body in a write-ahead log under --data-dir and answers 204 only once
+gzip or plain) from agents, vmagent or curl, and Prometheus remote write 1.0
+and 2.0 (POST /api/v1/write) from Prometheus, vmagent or Alloy; it checks
+every sample, stores each accepted body (remote write as import lines) in a
+write-ahead log under --data-dir and answers 204 only once
 it is stored; it forwards the log in order and deletes a body only after an
 upstream took it. Standalone, it forwards to the --upstream URLs. With --etcd
 (or $PROCFLEET_ETCD) it registers under /procfleet/CLUSTER/members/relays/NODE
