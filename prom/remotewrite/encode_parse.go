@@ -1,0 +1,214 @@
+package remotewrite
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// encLabel is one label of the line being parsed: name and value as
+// offsets into Encoder.scratch (the value unescaped there).
+type encLabel struct {
+	n0, n1, v0, v1 int32
+}
+
+// encSyntaxError is a line the encoder cannot read.
+type encSyntaxError struct {
+	line   int
+	reason string
+}
+
+func (e *encSyntaxError) Error() string {
+	return fmt.Sprintf("line %d: %s", e.line, e.reason)
+}
+
+func encFail(line int, format string, args ...any) error {
+	return &encSyntaxError{line: line, reason: fmt.Sprintf(format, args...)}
+}
+
+// encIsBlank reports a space or a tab.
+func encIsBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+func encSkipBlanks(l []byte, i int) int {
+	for i < len(l) && encIsBlank(l[i]) {
+		i++
+	}
+	return i
+}
+
+func encIsNameByte(c byte, first bool) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == ':':
+		return true
+	case c >= '0' && c <= '9':
+		return !first
+	}
+	return false
+}
+
+// parseLine reads one sample line (no "\n") into e.scratch and e.labels:
+// the metric name first, then the labels as they came. It returns the
+// value and the timestamp as written (ok false when absent), or skip for a
+// blank line or a comment.
+func (e *Encoder) parseLine(l []byte, n int) (v float64, ts int64, hasTS, skip bool, err error) {
+	if len(l) > 0 && l[len(l)-1] == '\r' {
+		l = l[:len(l)-1]
+	}
+	i := encSkipBlanks(l, 0)
+	if i == len(l) || l[i] == '#' {
+		return 0, 0, false, true, nil
+	}
+	e.scratch = e.scratch[:0]
+	e.labels = e.labels[:0]
+	start := i
+	for i < len(l) && encIsNameByte(l[i], i == start) {
+		i++
+	}
+	if i == start {
+		return 0, 0, false, false, encFail(n, "want a metric name at column %d", i+1)
+	}
+	e.scratch = append(e.scratch, l[start:i]...)
+	e.labels = append(e.labels, encLabel{n0: -1, n1: -1, v0: 0, v1: int32(i - start)})
+	i = encSkipBlanks(l, i)
+	if i < len(l) && l[i] == '{' {
+		if i, err = e.parseLabels(l, i+1, n); err != nil {
+			return 0, 0, false, false, err
+		}
+	}
+	i = encSkipBlanks(l, i)
+	j := i
+	for j < len(l) && !encIsBlank(l[j]) {
+		j++
+	}
+	if j == i {
+		return 0, 0, false, false, encFail(n, "want a value at column %d", i+1)
+	}
+	v, err = strconv.ParseFloat(string(l[i:j]), 64)
+	if err != nil && !isRangeErr(err) {
+		return 0, 0, false, false, encFail(n, "value %q is not a number", l[i:j])
+	}
+	i = encSkipBlanks(l, j)
+	if i == len(l) {
+		return v, 0, false, false, nil
+	}
+	j = i
+	for j < len(l) && !encIsBlank(l[j]) {
+		j++
+	}
+	ts, err = parseTimestamp(l[i:j])
+	if err != nil {
+		return 0, 0, false, false, encFail(n, "%v", err)
+	}
+	if encSkipBlanks(l, j) != len(l) {
+		return 0, 0, false, false, encFail(n, "unexpected text after the timestamp at column %d", j+1)
+	}
+	return v, ts, true, false, nil
+}
+
+func isRangeErr(err error) bool {
+	ne, ok := err.(*strconv.NumError)
+	return ok && ne.Err == strconv.ErrRange
+}
+
+// parseTimestamp reads a timestamp as VictoriaMetrics' text import does:
+// milliseconds, except that a value in [-2^31, 2^31) is seconds; a
+// fraction is truncated.
+func parseTimestamp(b []byte) (int64, error) {
+	var ms int64
+	if t, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+		ms = t
+	} else {
+		f, ferr := strconv.ParseFloat(string(b), 64)
+		if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) || f >= 1<<63 || f <= -(1<<63) {
+			return 0, fmt.Errorf("timestamp %q is not accepted; want integer milliseconds", b)
+		}
+		if f >= -(1<<31) && f < 1<<31 {
+			return int64(f * 1000), nil
+		}
+		ms = int64(f)
+	}
+	if ms >= -(1<<31) && ms < 1<<31 {
+		return ms * 1000, nil
+	}
+	return ms, nil
+}
+
+// parseLabels reads the labels after '{' up to and including '}', and
+// returns the index after it.
+func (e *Encoder) parseLabels(l []byte, i, n int) (int, error) {
+	for {
+		i = encSkipBlanks(l, i)
+		if i == len(l) {
+			return 0, encFail(n, "labels not closed with '}'")
+		}
+		if l[i] == '}' {
+			return i + 1, nil
+		}
+		start := i
+		for i < len(l) && encIsNameByte(l[i], i == start) && l[i] != ':' {
+			i++
+		}
+		if i == start {
+			return 0, encFail(n, "want a label name at column %d", i+1)
+		}
+		var lb encLabel
+		lb.n0 = int32(len(e.scratch))
+		e.scratch = append(e.scratch, l[start:i]...)
+		lb.n1 = int32(len(e.scratch))
+		if string(l[start:i]) == "__name__" {
+			return 0, encFail(n, "label __name__ in braces is not accepted")
+		}
+		i = encSkipBlanks(l, i)
+		if i == len(l) || l[i] != '=' {
+			return 0, encFail(n, "want '=' after label %s", l[start:i])
+		}
+		i = encSkipBlanks(l, i+1)
+		if i == len(l) || l[i] != '"' {
+			return 0, encFail(n, "want a quoted value for label %s", e.scratch[lb.n0:lb.n1])
+		}
+		lb.v0 = int32(len(e.scratch))
+		end, err := e.unquote(l, i+1, n)
+		if err != nil {
+			return 0, err
+		}
+		lb.v1 = int32(len(e.scratch))
+		e.labels = append(e.labels, lb)
+		i = encSkipBlanks(l, end)
+		if i < len(l) && l[i] == ',' {
+			i++
+		}
+	}
+}
+
+// unquote appends the label value starting at l[i] (after the opening
+// quote) to e.scratch, unescaped, and returns the index after the closing
+// quote.
+func (e *Encoder) unquote(l []byte, i, n int) (int, error) {
+	for {
+		j := bytes.IndexAny(l[i:], "\\\"")
+		if j < 0 {
+			return 0, encFail(n, "label value not closed with '\"'")
+		}
+		e.scratch = append(e.scratch, l[i:i+j]...)
+		i += j
+		if l[i] == '"' {
+			return i + 1, nil
+		}
+		if i+1 == len(l) {
+			return 0, encFail(n, "label value not closed with '\"'")
+		}
+		switch l[i+1] {
+		case '\\':
+			e.scratch = append(e.scratch, '\\')
+		case '"':
+			e.scratch = append(e.scratch, '"')
+		case 'n':
+			e.scratch = append(e.scratch, '\n')
+		default:
+			// VictoriaMetrics keeps an unknown escape as it stands.
+			e.scratch = append(e.scratch, '\\', l[i+1])
+		}
+		i += 2
+	}
+}
