@@ -95,6 +95,10 @@ type Batch struct {
 	// requests, since VictoriaMetrics' extra_label would override those
 	// labels; the upstream's own query and Query are.
 	OwnLabels bool
+
+	// conv identifies the batch to the shipper's remote-write conversion,
+	// which keeps the last one for retries; 0 until first converted.
+	conv uint64
 }
 
 // Deps are the shipper's collaborators.
@@ -135,6 +139,7 @@ type Shipper struct {
 	now     func() time.Time
 	rt      http.RoundTripper // Deps.Transport
 	sender  sender            // for upstreams without a credential: ship.auth, ship.tls
+	conv    rwConv            // batches into remote-write bodies
 	q       *queue
 	spool   *spool.Log
 	merge   int
@@ -147,6 +152,7 @@ type Shipper struct {
 	// senders, and is taken before mu.
 	setMu   sync.Mutex
 	creds   map[string]config.UpstreamCredential // by URL, as last set
+	protos  map[string]config.UpstreamProtocol   // by URL, as last set
 	senders map[string]*credSender               // by credential name
 
 	mu       sync.Mutex
@@ -226,7 +232,7 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 	if cfg.RedeliverWindow > 0 {
 		s.win = newWindow(cfg.RedeliverWindow.D(), int64(cfg.RedeliverMaxBytes), s.set)
 	}
-	if err := s.SetUpstreamCredentials(cfg.Upstreams, cfg.Credentials); err != nil {
+	if err := s.SetUpstreamConfig(cfg.Upstreams, cfg.Credentials, cfg.Protocols); err != nil {
 		return nil, err
 	}
 	return s, nil
