@@ -92,6 +92,8 @@ type Encoder struct {
 	key     []byte     // the series: its 1.0 Label messages
 
 	series    map[string]int32 // key -> slot
+	raws      map[string]int32 // series text as written -> slot, for rawExtra
+	rawExtra  []byte           // the extra labels raws holds for
 	keys      []string         // slot -> key
 	slotEpoch []uint32
 	slotPos   []int32 // slot -> index in req, valid for slotEpoch == epoch
@@ -184,7 +186,25 @@ func (e *Encoder) setExtra(pairs []string) error {
 		}
 		e.extras = append(e.extras, lb)
 	}
+	if !bytes.Equal(e.rawExtra, e.extraKey()) {
+		clear(e.raws)
+		e.rawExtra = append(e.rawExtra[:0], e.extraKey()...)
+	}
 	return nil
+}
+
+// extraKey returns the extra labels in effect, for comparison: names and
+// values as they stand in e.extra, each pair once.
+func (e *Encoder) extraKey() []byte {
+	k := e.key[:0]
+	for _, x := range e.extras {
+		k = append(k, e.extra[x.n0:x.n1]...)
+		k = append(k, 0)
+		k = append(k, e.extra[x.v0:x.v1]...)
+		k = append(k, 0)
+	}
+	e.key = k
+	return k
 }
 
 func encValidLabelName(s string) bool {
@@ -201,8 +221,9 @@ func encValidLabelName(s string) bool {
 
 // read parses every line of text into the samples of this request.
 func (e *Encoder) read(text []byte, def int64) error {
-	if e.series == nil || len(e.keys) > encMaxInterned {
+	if e.series == nil || len(e.keys) > encMaxInterned || len(e.raws) > 2*encMaxInterned {
 		e.series = make(map[string]int32)
+		e.raws = make(map[string]int32)
 		e.keys, e.slotEpoch, e.slotPos = e.keys[:0], e.slotEpoch[:0], e.slotPos[:0]
 	}
 	e.epoch++
@@ -220,20 +241,39 @@ func (e *Encoder) read(text []byte, def int64) error {
 		} else {
 			l, text = text, nil
 		}
-		v, ts, hasTS, skip, err := e.parseLine(l, n)
+		if len(l) > 0 && l[len(l)-1] == '\r' {
+			l = l[:len(l)-1]
+		}
+		i := encSkipBlanks(l, 0)
+		if i == len(l) || l[i] == '#' {
+			continue
+		}
+		// A series text seen before, with the same extra labels, is the
+		// same series: its labels need not be read, sorted and encoded.
+		slot, known := int32(0), false
+		end := encSeriesEnd(l, i)
+		if end > 0 {
+			slot, known = e.raws[encString(l[i:end])]
+		}
+		if !known {
+			var err error
+			if end, err = e.parseSeries(l, i, n); err != nil {
+				return err
+			}
+			if err := e.makeKey(n); err != nil {
+				return err
+			}
+			slot = e.slotOf()
+			e.raws[string(l[i:end])] = slot
+		}
+		v, ts, hasTS, err := parseSample(l, end, n)
 		if err != nil {
 			return err
-		}
-		if skip {
-			continue
 		}
 		if !hasTS || ts == 0 {
 			ts = def
 		}
-		if err := e.makeKey(n); err != nil {
-			return err
-		}
-		e.add(v, ts)
+		e.add(slot, v, ts)
 	}
 	return nil
 }
@@ -313,9 +353,9 @@ func (e *Encoder) valueOf(lb encLabel) string {
 	return encString(e.scratch[lb.v0:lb.v1])
 }
 
-// add records a sample of the series in e.key.
-func (e *Encoder) add(v float64, ts int64) {
-	slot, ok := e.series[string(e.key)]
+// slotOf returns the slot of the series in e.key, adding it.
+func (e *Encoder) slotOf() int32 {
+	slot, ok := e.series[encString(e.key)]
 	if !ok {
 		k := string(e.key)
 		slot = int32(len(e.keys))
@@ -324,6 +364,11 @@ func (e *Encoder) add(v float64, ts int64) {
 		e.slotEpoch = append(e.slotEpoch, 0)
 		e.slotPos = append(e.slotPos, 0)
 	}
+	return slot
+}
+
+// add records a sample of the series in slot.
+func (e *Encoder) add(slot int32, v float64, ts int64) {
 	if e.slotEpoch[slot] != e.epoch {
 		e.slotEpoch[slot] = e.epoch
 		e.slotPos[slot] = int32(len(e.req))

@@ -47,18 +47,40 @@ func encIsNameByte(c byte, first bool) bool {
 	return false
 }
 
-// parseLine reads one sample line (no "\n") into e.scratch and e.labels:
-// the metric name first, then the labels as they came. It returns the
-// value and the timestamp as written (ok false when absent), or skip for a
-// blank line or a comment.
-func (e *Encoder) parseLine(l []byte, n int) (v float64, ts int64, hasTS, skip bool, err error) {
-	if len(l) > 0 && l[len(l)-1] == '\r' {
-		l = l[:len(l)-1]
+// encSeriesEnd returns the end of the series text that starts at l[i]:
+// after the name, or after the '}' of its labels. It returns -1 when it
+// cannot tell, and the caller parses the line in full.
+func encSeriesEnd(l []byte, i int) int {
+	start := i
+	for i < len(l) && encIsNameByte(l[i], i == start) {
+		i++
 	}
-	i := encSkipBlanks(l, 0)
-	if i == len(l) || l[i] == '#' {
-		return 0, 0, false, true, nil
+	if i == start {
+		return -1
 	}
+	k := encSkipBlanks(l, i)
+	if k == len(l) || l[k] != '{' {
+		return i
+	}
+	for k++; k < len(l); k++ {
+		switch l[k] {
+		case '}':
+			return k + 1
+		case '"':
+			for k++; k < len(l) && l[k] != '"'; k++ {
+				if l[k] == '\\' {
+					k++
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// parseSeries reads the series text that starts at l[i] into e.scratch
+// and e.labels: the metric name first, then the labels as they came. It
+// returns the end of the series text (see encSeriesEnd).
+func (e *Encoder) parseSeries(l []byte, i, n int) (int, error) {
 	e.scratch = e.scratch[:0]
 	e.labels = e.labels[:0]
 	start := i
@@ -66,31 +88,34 @@ func (e *Encoder) parseLine(l []byte, n int) (v float64, ts int64, hasTS, skip b
 		i++
 	}
 	if i == start {
-		return 0, 0, false, false, encFail(n, "want a metric name at column %d", i+1)
+		return 0, encFail(n, "want a metric name at column %d", i+1)
 	}
 	e.scratch = append(e.scratch, l[start:i]...)
-	e.labels = append(e.labels, encLabel{n0: -1, n1: -1, v0: 0, v1: int32(i - start)})
-	i = encSkipBlanks(l, i)
-	if i < len(l) && l[i] == '{' {
-		if i, err = e.parseLabels(l, i+1, n); err != nil {
-			return 0, 0, false, false, err
-		}
+	e.labels = append(e.labels, encLabel{n0: encNameLabel, n1: encNameLabel, v0: 0, v1: int32(i - start)})
+	if k := encSkipBlanks(l, i); k < len(l) && l[k] == '{' {
+		return e.parseLabels(l, k+1, n)
 	}
+	return i, nil
+}
+
+// parseSample reads the value and the optional timestamp after the
+// series text, from l[i].
+func parseSample(l []byte, i, n int) (v float64, ts int64, hasTS bool, err error) {
 	i = encSkipBlanks(l, i)
 	j := i
 	for j < len(l) && !encIsBlank(l[j]) {
 		j++
 	}
 	if j == i {
-		return 0, 0, false, false, encFail(n, "want a value at column %d", i+1)
+		return 0, 0, false, encFail(n, "want a value at column %d", i+1)
 	}
-	v, err = strconv.ParseFloat(string(l[i:j]), 64)
+	v, err = strconv.ParseFloat(encString(l[i:j]), 64)
 	if err != nil && !isRangeErr(err) {
-		return 0, 0, false, false, encFail(n, "value %q is not a number", l[i:j])
+		return 0, 0, false, encFail(n, "value %q is not a number", l[i:j])
 	}
 	i = encSkipBlanks(l, j)
 	if i == len(l) {
-		return v, 0, false, false, nil
+		return v, 0, false, nil
 	}
 	j = i
 	for j < len(l) && !encIsBlank(l[j]) {
@@ -98,12 +123,12 @@ func (e *Encoder) parseLine(l []byte, n int) (v float64, ts int64, hasTS, skip b
 	}
 	ts, err = parseTimestamp(l[i:j])
 	if err != nil {
-		return 0, 0, false, false, encFail(n, "%v", err)
+		return 0, 0, false, encFail(n, "%v", err)
 	}
 	if encSkipBlanks(l, j) != len(l) {
-		return 0, 0, false, false, encFail(n, "unexpected text after the timestamp at column %d", j+1)
+		return 0, 0, false, encFail(n, "unexpected text after the timestamp at column %d", j+1)
 	}
-	return v, ts, true, false, nil
+	return v, ts, true, nil
 }
 
 func isRangeErr(err error) bool {
@@ -116,10 +141,10 @@ func isRangeErr(err error) bool {
 // fraction is truncated.
 func parseTimestamp(b []byte) (int64, error) {
 	var ms int64
-	if t, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+	if t, err := strconv.ParseInt(encString(b), 10, 64); err == nil {
 		ms = t
 	} else {
-		f, ferr := strconv.ParseFloat(string(b), 64)
+		f, ferr := strconv.ParseFloat(encString(b), 64)
 		if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) || f >= 1<<63 || f <= -(1<<63) {
 			return 0, fmt.Errorf("timestamp %q is not accepted; want integer milliseconds", b)
 		}

@@ -241,3 +241,28 @@ func TestSetEncodeHeaders(t *testing.T) {
 		}
 	}
 }
+
+// The series an Encoder remembers are those of its extra labels: other
+// extra labels make other series, also for a series text seen before.
+func TestEncodeExtraLabelsChange(t *testing.T) {
+	var e Encoder
+	for _, c := range []struct {
+		extra []string
+		want  string
+	}{
+		{[]string{"instance=a"}, "__name__=m,instance=a,k=v"},
+		{[]string{"instance=b"}, "__name__=m,instance=b,k=v"},
+		{nil, "__name__=m,k=v"},
+		{[]string{"instance=a"}, "__name__=m,instance=a,k=v"},
+		{[]string{"k=w"}, "__name__=m,k=w"},
+	} {
+		body, _, err := e.Encode(nil, []byte("m{k=\"v\"} 1 1700000000000\nm {k=\"v\"} 2 1700000001000\n"), EncodeOptions{ExtraLabels: c.extra})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := encDecode(t, body, 1)
+		if len(got) != 1 || got[0].Labels != c.want || len(got[0].Samples) != 2 {
+			t.Fatalf("extra %q: %q; want one series %s with 2 samples", c.extra, got, c.want)
+		}
+	}
+}
