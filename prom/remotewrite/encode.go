@@ -282,33 +282,22 @@ func (e *Encoder) read(text []byte, def int64) error {
 // writes the series key: its 1.0 Label messages, which are unique for a
 // sorted label set.
 func (e *Encoder) makeKey(n int) error {
-	e.sorted = e.sorted[:0]
-	for _, lb := range e.labels {
-		if lb.v0 == lb.v1 {
-			continue // an empty value is no label
-		}
-		if lb.n0 != encNameLabel && e.overridden(e.scratch[lb.n0:lb.n1]) {
-			continue
-		}
-		e.sorted = append(e.sorted, lb)
+	// The line's own labels first, each name once, empty or not.
+	e.sorted = append(e.sorted[:0], e.labels...)
+	if err := e.sortLabels(n); err != nil {
+		return err
 	}
+	e.sorted = slices.DeleteFunc(e.sorted, func(lb encLabel) bool {
+		return lb.v0 == lb.v1 || // an empty value is no label
+			lb.n0 != encNameLabel && e.overridden(e.scratch[lb.n0:lb.n1])
+	})
 	for _, x := range e.extras {
 		if x.v0 != x.v1 {
 			e.sorted = append(e.sorted, encLabel{n0: x.n0 - 1<<30, n1: x.n1 - 1<<30, v0: x.v0 - 1<<30, v1: x.v1 - 1<<30})
 		}
 	}
-	// Insertion sort: a line has a handful of labels.
-	for i := 1; i < len(e.sorted); i++ {
-		for j := i; j > 0; j-- {
-			c := strings.Compare(e.nameOf(e.sorted[j-1]), e.nameOf(e.sorted[j]))
-			if c == 0 {
-				return encFail(n, "label %s given twice", e.nameOf(e.sorted[j]))
-			}
-			if c < 0 {
-				break
-			}
-			e.sorted[j-1], e.sorted[j] = e.sorted[j], e.sorted[j-1]
-		}
+	if err := e.sortLabels(n); err != nil {
+		return err
 	}
 	e.key = e.key[:0]
 	for _, lb := range e.sorted {
@@ -320,6 +309,24 @@ func (e *Encoder) makeKey(n int) error {
 		e.key = protowire.AppendString(e.key, name)
 		e.key = protowire.AppendTag(e.key, 2, protowire.BytesType)
 		e.key = protowire.AppendString(e.key, value)
+	}
+	return nil
+}
+
+// sortLabels sorts e.sorted by name, an insertion sort (a line has a
+// handful of labels), and fails on a name given twice.
+func (e *Encoder) sortLabels(n int) error {
+	for i := 1; i < len(e.sorted); i++ {
+		for j := i; j > 0; j-- {
+			c := strings.Compare(e.nameOf(e.sorted[j-1]), e.nameOf(e.sorted[j]))
+			if c == 0 {
+				return encFail(n, "label %s given twice", e.nameOf(e.sorted[j]))
+			}
+			if c < 0 {
+				break
+			}
+			e.sorted[j-1], e.sorted[j] = e.sorted[j], e.sorted[j-1]
+		}
 	}
 	return nil
 }

@@ -200,8 +200,11 @@ func (e *Encoder) parseLabels(l []byte, i, n int) (int, error) {
 		lb.v1 = int32(len(e.scratch))
 		e.labels = append(e.labels, lb)
 		i = encSkipBlanks(l, end)
-		if i < len(l) && l[i] == ',' {
+		switch {
+		case i < len(l) && l[i] == ',':
 			i++
+		case i < len(l) && l[i] != '}':
+			return 0, encFail(n, "want ',' or '}' after the value of label %s at column %d", e.scratch[lb.n0:lb.n1], i+1)
 		}
 	}
 }

@@ -266,3 +266,16 @@ func TestEncodeExtraLabelsChange(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeErrorsLabels(t *testing.T) {
+	for text, want := range map[string]string{
+		"m{b=\"\" b=\"0\"} 1\n":      "line 1: want ',' or '}' after the value of label b",
+		"m{b=\"\",b=\"0\"} 1\n":      "line 1: label b given twice",
+		"m{job=\"a\",job=\"b\"} 1\n": "line 1: label job given twice", // even where an extra label replaces it
+	} {
+		var e Encoder
+		if _, _, err := e.Encode(nil, []byte(text), EncodeOptions{ExtraLabels: []string{"job=x"}}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Encode(%q) error %v; want %q", text, err, want)
+		}
+	}
+}
