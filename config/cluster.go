@@ -264,9 +264,18 @@ func (c Cluster) Validate() error {
 	if err := c.Agents.Validate("agents"); err != nil {
 		return err
 	}
+	if err := c.Agents.validateRefresh("agents", c.upstreamProtocols()); err != nil {
+		return err
+	}
 	for i, o := range c.Overrides {
 		if err := o.Validate(fmt.Sprintf("overrides[%d]", i), c.Agents); err != nil {
 			return err
+		}
+		eff := c.Agents
+		if o.apply(&eff, "") == nil {
+			if err := eff.validateRefresh(fmt.Sprintf("overrides[%d].agents", i), c.upstreamProtocols()); err != nil {
+				return err
+			}
 		}
 	}
 	if iv := c.Status.Interval.D(); iv < time.Second || iv > 10*time.Minute {

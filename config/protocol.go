@@ -123,3 +123,15 @@ func (a Agent) validateRefresh() error {
 	}
 	return nil
 }
+
+// validateRefresh checks the refresh of the agents ca sets against the
+// upstreams' protocols; key prefixes errors.
+func (ca ClusterAgents) validateRefresh(key string, protos map[string]UpstreamProtocol) error {
+	a := DefaultAgent()
+	ca.applyTo(&a)
+	a.Ship.Protocols = protos
+	if err := a.validateRefresh(); err != nil {
+		return fmt.Errorf("%s.%w", key, err)
+	}
+	return nil
+}
