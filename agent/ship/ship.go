@@ -1,6 +1,10 @@
 // Package ship holds the shipper: it sends gzip-compressed batches of
 // Prometheus text lines to upstream import URLs (VictoriaMetrics, vmagent,
-// a procfleet relay), round robin over the healthy ones.
+// a procfleet relay), round robin over the healthy ones. An upstream whose
+// protocol is remote_write (config.Ship.Protocols) is sent each batch
+// converted to a remote-write 1.0 or 2.0 request, with the answers that
+// protocol gives (see remotewrite.go); the rules below are those of the
+// import protocol.
 //
 // Per batch attempt the rules are:
 //   - 2xx: delivered.
