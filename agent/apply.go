@@ -105,8 +105,8 @@ func (a *Agent) apply(cfg config.Agent) (*sched.Scheduler, error) {
 		}
 	}
 	if len(cfg.Ship.Upstreams) > 0 && (!reflect.DeepEqual(old.Ship.Upstreams, cfg.Ship.Upstreams) ||
-		!reflect.DeepEqual(old.Ship.Credentials, cfg.Ship.Credentials)) {
-		if err := a.shipper.SetUpstreamCredentials(cfg.Ship.Upstreams, cfg.Ship.Credentials); err != nil {
+		!reflect.DeepEqual(old.Ship.Credentials, cfg.Ship.Credentials) || !reflect.DeepEqual(old.Ship.Protocols, cfg.Ship.Protocols)) {
+		if err := a.shipper.SetUpstreamConfig(cfg.Ship.Upstreams, cfg.Ship.Credentials, cfg.Ship.Protocols); err != nil {
 			return nil, err
 		}
 	}
@@ -125,12 +125,13 @@ func (a *Agent) apply(cfg config.Agent) (*sched.Scheduler, error) {
 	applied.Hostname, applied.Job, applied.Listen, applied.Log = old.Hostname, old.Job, old.Listen, old.Log
 	applied.Debug = old.Debug
 	applied.Scheduler.Buffers = old.Scheduler.Buffers
-	upstreams, strategy, creds := cfg.Ship.Upstreams, cfg.Ship.Strategy, cfg.Ship.Credentials
+	upstreams, strategy, creds, protos := cfg.Ship.Upstreams, cfg.Ship.Strategy, cfg.Ship.Credentials, cfg.Ship.Protocols
 	if len(upstreams) == 0 {
-		upstreams, creds = old.Ship.Upstreams, old.Ship.Credentials
+		upstreams, creds, protos = old.Ship.Upstreams, old.Ship.Credentials, old.Ship.Protocols
 	}
 	applied.Ship = old.Ship
 	applied.Ship.Upstreams, applied.Ship.Strategy, applied.Ship.Credentials = upstreams, strategy, creds
+	applied.Ship.Protocols = protos
 	a.cfg = applied
 	return next, nil
 }
@@ -144,6 +145,7 @@ func (a *Agent) logRestartOnly(old, cfg config.Agent) {
 	ship, oldShip := cfg.Ship, old.Ship
 	ship.Upstreams, ship.Strategy, oldShip.Upstreams, oldShip.Strategy = nil, "", nil, ""
 	ship.Credentials, oldShip.Credentials = nil, nil
+	ship.Protocols, oldShip.Protocols = nil, nil
 	for key, changed := range map[string]bool{
 		"hostname":          old.Hostname != cfg.Hostname,
 		"job":               old.Job != cfg.Job,

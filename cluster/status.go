@@ -49,6 +49,10 @@ type EndpointHealth struct {
 	// recent views count as opinions in the gossip's down rule.
 	Recent    bool   `json:"recent"`
 	LastError string `json:"last_error,omitempty"`
+	// Protocol is how the member sends there when not VictoriaMetrics'
+	// import: remote_write 1.0 or 2.0, and for a 2.0 upstream that did not
+	// take it "remote_write 1.0 (fell back from 2.0: why)".
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // ReportShipper records what the member's shipper sees: queued batches,

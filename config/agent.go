@@ -141,6 +141,9 @@ func (a Agent) Validate() error {
 	if err := a.Ship.Validate("ship"); err != nil {
 		return err
 	}
+	if err := a.validateRefresh(); err != nil {
+		return err
+	}
 	if err := a.Limit.Validate("limit"); err != nil {
 		return err
 	}

@@ -57,6 +57,17 @@ type Upstream struct {
 	// define it never sends there and says so in its status. Default:
 	// agents.ship.credential.
 	Credential string `yaml:"credential,omitempty"`
+	// Protocol is import (VictoriaMetrics' import API, the default) or
+	// remote_write, as UpstreamProtocol.Protocol.
+	Protocol string `yaml:"protocol,omitempty"`
+	// RemoteWriteVersion is 1 (the default) or 2 for protocol
+	// remote_write, as UpstreamProtocol.RemoteWriteVersion.
+	RemoteWriteVersion int `yaml:"remote_write_version,omitempty"`
+}
+
+// UpstreamProtocol returns the protocol u is sent in.
+func (u Upstream) UpstreamProtocol() UpstreamProtocol {
+	return UpstreamProtocol{Protocol: u.Protocol, RemoteWriteVersion: u.RemoteWriteVersion}
 }
 
 // Ring tunes the consistent-hash ring with bounded loads that places agents
@@ -253,9 +264,18 @@ func (c Cluster) Validate() error {
 	if err := c.Agents.Validate("agents"); err != nil {
 		return err
 	}
+	if err := c.Agents.validateRefresh("agents", c.upstreamProtocols()); err != nil {
+		return err
+	}
 	for i, o := range c.Overrides {
 		if err := o.Validate(fmt.Sprintf("overrides[%d]", i), c.Agents); err != nil {
 			return err
+		}
+		eff := c.Agents
+		if o.apply(&eff, "") == nil {
+			if err := eff.validateRefresh(fmt.Sprintf("overrides[%d].agents", i), c.upstreamProtocols()); err != nil {
+				return err
+			}
 		}
 	}
 	if iv := c.Status.Interval.D(); iv < time.Second || iv > 10*time.Minute {
@@ -296,6 +316,9 @@ func validateUpstreams(us []Upstream) error {
 			return fmt.Errorf("upstreams[%d].url: %q is also the url of upstreams[%d]; want each endpoint once", i, u.URL, j)
 		}
 		urls[u.URL] = i
+		if err := u.UpstreamProtocol().Validate(fmt.Sprintf("upstreams[%d]", i)); err != nil {
+			return err
+		}
 		if u.Capacity <= 0 {
 			return fmt.Errorf("upstreams[%d].capacity: %s is not accepted; want a positive rate such as 10MiB/s", i, FormatBytes(int64(u.Capacity))+"/s")
 		}

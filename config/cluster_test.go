@@ -444,7 +444,7 @@ func TestClusterAgentsCoverTheAgentDocument(t *testing.T) {
 		}
 	}
 	f(reflect.TypeFor[Agent](), reflect.TypeFor[ClusterAgents](), "hostname", "listen", "procfs_root", "sysfs_root", "limit", "spool", "debug", "credentials")
-	f(reflect.TypeFor[Ship](), reflect.TypeFor[ClusterShip](), "upstreams", "strategy", "auth", "tls")
+	f(reflect.TypeFor[Ship](), reflect.TypeFor[ClusterShip](), "upstreams", "strategy", "auth", "tls", "protocols")
 }
 
 func TestAgentConfigRingOwnsUpstreamsAndStrategy(t *testing.T) {

@@ -40,10 +40,26 @@ func (c Cluster) AgentConfig(node string, labels map[string]string, local Agent)
 	eff.applyTo(&a)
 	a.Ship.Upstreams, a.Ship.Strategy = nil, StrategyOrdered
 	a.Ship.Credentials = c.upstreamCredentials(eff.Ship.Credential, local)
+	a.Ship.Protocols = c.upstreamProtocols()
 	if err := a.Validate(); err != nil {
 		return Agent{}, fmt.Errorf("local agent settings: %w", err)
 	}
 	return a, nil
+}
+
+// upstreamProtocols returns the protocols of the upstreams that are not
+// sent in the import protocol, by URL; nil when there are none.
+func (c Cluster) upstreamProtocols() map[string]UpstreamProtocol {
+	var out map[string]UpstreamProtocol
+	for _, u := range c.Upstreams {
+		if p := u.UpstreamProtocol(); p.RemoteWrite() > 0 {
+			if out == nil {
+				out = make(map[string]UpstreamProtocol)
+			}
+			out[u.URL] = p
+		}
+	}
+	return out
 }
 
 // Validate checks o's match, and its agent settings applied over base; key,

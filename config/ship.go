@@ -62,6 +62,11 @@ type Ship struct {
 	// member fills it from the credential names of the cluster config,
 	// resolved against the host's own credentials (see Cluster.AgentConfig).
 	Credentials map[string]UpstreamCredential `yaml:"-"`
+	// Protocols gives, by upstream URL as in Upstreams, the protocol the
+	// upstream is sent in: {protocol: remote_write, remote_write_version:
+	// 2}, say. An upstream not named takes VictoriaMetrics' import. A
+	// cluster member fills it from the cluster's upstreams. Default none.
+	Protocols map[string]UpstreamProtocol `yaml:"protocols,omitempty"`
 }
 
 // Upstream choice strategies of Ship.Strategy.
@@ -189,7 +194,15 @@ func (s Ship) Validate(key string) error {
 	if err := validateAuthTLS(key+".auth", key+".tls", s.Auth, s.TLS); err != nil {
 		return err
 	}
+	if err := validateProtocols(key, s.Protocols); err != nil {
+		return err
+	}
 	return validateUpstreamCredentials(key, s.Credentials)
+}
+
+// Protocol returns the protocol of the upstream u.
+func (s Ship) Protocol(u string) UpstreamProtocol {
+	return s.Protocols[u]
 }
 
 // ValidateUpstreamURL checks that u is an absolute http or https URL.

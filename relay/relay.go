@@ -68,6 +68,7 @@ type Relay struct {
 	shipper   *ship.Shipper // set once recovered
 	upstreams []string      // latest, for a shipper not yet built
 	creds     map[string]config.UpstreamCredential
+	protos    map[string]config.UpstreamProtocol
 	strategy  string
 	recovErr  error
 	stopping  atomic.Bool
@@ -113,6 +114,7 @@ func New(cfg config.Relay, logger *slog.Logger) (*Relay, error) {
 		recovered: make(chan struct{}),
 		upstreams: cfg.Ship.Upstreams,
 		creds:     cfg.Ship.Credentials,
+		protos:    cfg.Ship.Protocols,
 		strategy:  cfg.Ship.Strategy,
 		logAt:     map[string]time.Time{},
 	}
@@ -147,10 +149,10 @@ func (r *Relay) Recovered() <-chan struct{} { return r.recovered }
 // Limiter returns the forwarding limiter, for a cluster's budget.
 func (r *Relay) Limiter() *limit.Limiter { return r.limiter }
 
-// SetUpstreams sets the upstreams, their credentials by URL (as
-// config.Ship.Credentials) and the strategy of forwarding, now or, while
-// the log is still being recovered, once it is.
-func (r *Relay) SetUpstreams(urls []string, creds map[string]config.UpstreamCredential, strategy string) error {
+// SetUpstreams sets the upstreams, their credentials and protocols by URL
+// (as config.Ship.Credentials and Protocols) and the strategy of
+// forwarding, now or, while the log is still being recovered, once it is.
+func (r *Relay) SetUpstreams(urls []string, creds map[string]config.UpstreamCredential, protos map[string]config.UpstreamProtocol, strategy string) error {
 	for i, u := range urls {
 		if err := config.ValidateUpstreamURL(u); err != nil {
 			return fmt.Errorf("upstreams[%d]: %w", i, err)
@@ -158,14 +160,14 @@ func (r *Relay) SetUpstreams(urls []string, creds map[string]config.UpstreamCred
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.upstreams, r.creds, r.strategy = urls, creds, strategy
+	r.upstreams, r.creds, r.protos, r.strategy = urls, creds, protos, strategy
 	if r.shipper == nil {
 		return nil
 	}
 	if err := r.shipper.SetStrategy(strategy); err != nil {
 		return err
 	}
-	return r.shipper.SetUpstreamCredentials(urls, creds)
+	return r.shipper.SetUpstreamConfig(urls, creds, protos)
 }
 
 // Shipper returns the forwarding shipper, nil until the log is recovered.
@@ -357,7 +359,7 @@ func (r *Relay) newShipper(wal *spool.Log) (*ship.Shipper, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cfg := r.cfg.Ship
-	cfg.Upstreams, cfg.Credentials, cfg.Strategy = r.upstreams, r.creds, r.strategy
+	cfg.Upstreams, cfg.Credentials, cfg.Protocols, cfg.Strategy = r.upstreams, r.creds, r.protos, r.strategy
 	sh, err := ship.New(cfg, ship.Deps{
 		Limiter:         r.limiter,
 		Logger:          r.base, // ship.New adds component=ship

@@ -31,6 +31,10 @@ type EndpointState struct {
 	LastSuccessAt time.Time
 	// ThrottledUntil is when a Retry-After from the endpoint ends.
 	ThrottledUntil time.Time
+	// Protocol is import, remote_write 1.0 or remote_write 2.0, and for a
+	// 2.0 upstream that did not take it "remote_write 1.0 (fell back from
+	// 2.0: why)".
+	Protocol string
 	// Unusable says that this host cannot authenticate to the endpoint
 	// (LastError says why: its credential is not defined here, or its
 	// files cannot be read). It is never sent to nor probed, and, with
@@ -47,6 +51,8 @@ type endpoint struct {
 	bare   string                    // raw, for batches with OwnLabels
 	health string                    // scheme://[userinfo@]host/health
 	cred   config.UpstreamCredential // zero when none is named
+	proto  config.UpstreamProtocol   // as configured; identity with raw and cred
+	rw     atomic.Int32              // remote-write version sent now, 0 for import
 	// sender sends to the endpoint: its credential's header and client,
 	// or the shipper's own (ship.auth, ship.tls) when it names none.
 	sender
@@ -67,6 +73,7 @@ type endpoint struct {
 	lastErrAt time.Time
 	lastOK    time.Time
 	notBefore time.Time
+	fellBack  string // why a 2.0 upstream is sent 1.0, empty if it is not
 }
 
 // parseEndpoint checks raw and derives its URLs; extra is appended to the
@@ -157,7 +164,8 @@ func (s *Shipper) SetStrategy(strategy string) error {
 }
 
 // SetUpstreams replaces the upstream list and its order, keeping the
-// credentials by URL given last (to New or SetUpstreamCredentials).
+// credentials and protocols by URL given last (to New,
+// SetUpstreamCredentials or SetUpstreamConfig).
 // Endpoints whose URL and credential stay keep their health; new ones
 // start healthy. Duplicates are ignored. On an invalid URL nothing
 // changes. Safe for concurrent use; a send in flight to a removed endpoint
@@ -165,7 +173,7 @@ func (s *Shipper) SetStrategy(strategy string) error {
 func (s *Shipper) SetUpstreams(urls []string) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
-	return s.setUpstreams(urls, s.creds)
+	return s.setUpstreams(urls, s.creds, s.protos)
 }
 
 // SetUpstreamCredentials is SetUpstreams that also replaces, in the same
@@ -177,11 +185,27 @@ func (s *Shipper) SetUpstreams(urls []string) error {
 func (s *Shipper) SetUpstreamCredentials(urls []string, creds map[string]config.UpstreamCredential) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
-	return s.setUpstreams(urls, creds)
+	return s.setUpstreams(urls, creds, s.protos)
 }
 
-// setUpstreams does SetUpstreamCredentials with s.setMu held.
-func (s *Shipper) setUpstreams(urls []string, creds map[string]config.UpstreamCredential) error {
+// SetUpstreamConfig is SetUpstreamCredentials that also replaces, in the
+// same step, the protocols by URL (config.Ship.Protocols): no batch goes
+// to a new upstream in another protocol than its own. An upstream whose
+// protocol changed starts afresh, as a new one. An invalid protocol
+// changes nothing.
+func (s *Shipper) SetUpstreamConfig(urls []string, creds map[string]config.UpstreamCredential, protos map[string]config.UpstreamProtocol) error {
+	for i, u := range urls {
+		if err := protos[u].Validate(fmt.Sprintf("upstreams[%d]", i)); err != nil {
+			return fmt.Errorf("cannot set upstreams: %w", err)
+		}
+	}
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	return s.setUpstreams(urls, creds, protos)
+}
+
+// setUpstreams does SetUpstreamConfig with s.setMu held.
+func (s *Shipper) setUpstreams(urls []string, creds map[string]config.UpstreamCredential, protos map[string]config.UpstreamProtocol) error {
 	next := make([]*endpoint, 0, len(urls))
 	seen := make(map[string]bool, len(urls))
 	s.mu.Lock()
@@ -196,7 +220,7 @@ func (s *Shipper) setUpstreams(urls []string, creds map[string]config.UpstreamCr
 			continue
 		}
 		seen[raw] = true
-		if ep := old[raw]; ep != nil && ep.cred.Equal(creds[raw]) {
+		if ep := old[raw]; ep != nil && ep.cred.Equal(creds[raw]) && ep.proto == protos[raw] {
 			next = append(next, ep)
 			continue
 		}
@@ -204,6 +228,8 @@ func (s *Shipper) setUpstreams(urls []string, creds map[string]config.UpstreamCr
 		if err != nil {
 			return fmt.Errorf("cannot set upstreams: [%d]: %w", i, err)
 		}
+		ep.proto = protos[raw]
+		ep.rw.Store(int32(ep.proto.RemoteWrite()))
 		next = append(next, ep)
 		added = append(added, ep)
 	}
@@ -215,6 +241,7 @@ func (s *Shipper) setUpstreams(urls []string, creds map[string]config.UpstreamCr
 	prev := s.eps
 	s.eps = next
 	s.creds = creds
+	s.protos = protos
 	s.next = 0
 	s.signalLocked()
 	s.mu.Unlock()
@@ -274,6 +301,7 @@ func (s *Shipper) State() []EndpointState {
 			LastSuccessAt:       ep.lastOK,
 			ThrottledUntil:      ep.notBefore,
 			Unusable:            ep.unusable != "",
+			Protocol:            ep.protocolState(),
 		}
 	}
 	return out

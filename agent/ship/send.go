@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/procfleet/procfleet/prom/remotewrite"
 )
 
 // outcome is what one attempt means for its batch and its endpoint.
@@ -37,6 +39,9 @@ type result struct {
 	// empty 5xx (a proxy's for an upstream it cannot reach): the upstream
 	// may have lost what it acknowledged recently.
 	unreachable bool
+	// fallback marks an answer that made a remote write 2.0 upstream fall
+	// back to 1.0: the batch is sent again at once.
+	fallback bool
 }
 
 // errSendTimeout is the cause of a request whose body was not written
@@ -48,10 +53,29 @@ const (
 	excerptLimit = 256      // response bytes kept for the log line
 )
 
-// attempt sends b to ep once. It waits for bandwidth credit first.
+// attempt sends b to ep once, in ep's protocol. A remote write 2.0
+// upstream whose answer shows that it does not take 2.0 falls back to
+// 1.0, and b is sent again at once.
 func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
+	r := s.attemptOnce(ctx, ep, b)
+	if r.fallback {
+		r = s.attemptOnce(ctx, ep, b)
+	}
+	return r
+}
+
+// attemptOnce sends b to ep once. It waits for bandwidth credit first.
+func (s *Shipper) attemptOnce(ctx context.Context, ep *endpoint, b *Batch) result {
+	body, version := b.Body, ep.rwVersion()
+	if version > 0 {
+		var err error
+		if body, err = s.conv.encode(b, version, s.query); err != nil {
+			// No remote-write upstream would take it either.
+			return result{outcome: rejected, err: fmt.Errorf("ship to %s: cannot convert the batch to remote write: %w", ep.label, err)}
+		}
+	}
 	if s.limiter != nil {
-		if err := s.limiter.Wait(ctx, len(b.Body)); err != nil {
+		if err := s.limiter.Wait(ctx, len(body)); err != nil {
 			return result{outcome: aborted, err: err}
 		}
 	}
@@ -65,25 +89,19 @@ func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
 	defer w.stop()
 	reqCtx = httptrace.WithClientTrace(reqCtx, w.trace())
 
-	target := ep.target
-	if b.OwnLabels {
-		target = ep.bare
-	}
-	if b.Query != "" {
-		sep := "?"
-		if strings.Contains(target, "?") {
-			sep = "&"
-		}
-		target += sep + b.Query
-	}
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, bytes.NewReader(b.Body))
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, s.targetOf(ep, b, version), bytes.NewReader(body))
 	if err != nil {
 		return result{outcome: failed, err: fmt.Errorf("ship to %s: cannot build request: %w", ep.label, err)}
 	}
-	if !b.Plain {
+	switch {
+	case version > 0:
+		remotewrite.SetEncodeHeaders(req.Header, version)
+	case !b.Plain:
 		req.Header.Set("Content-Encoding", "gzip")
+		fallthrough
+	default:
+		req.Header.Set("Content-Type", "text/plain")
 	}
-	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set("User-Agent", "procfleet")
 	if err := ep.auth.apply(req); err != nil {
 		s.warnThrottled("auth", "cannot refresh credentials; using the last ones read", "err", err)
@@ -98,15 +116,43 @@ func (s *Shipper) attempt(ctx context.Context, ep *endpoint, b *Batch) result {
 		s.countRequest(ep, "error")
 		return result{outcome: failed, unreachable: true, err: fmt.Errorf("ship to %s: %w", ep.label, requestError(err, reqCtx))}
 	}
-	ep.bytes.Add(len(b.Body))
-	s.sent.Add(uint64(len(b.Body)))
+	ep.bytes.Add(len(body))
+	s.sent.Add(uint64(len(body)))
 	s.countRequest(ep, strconv.Itoa(resp.StatusCode))
 	var excerpt string
 	if resp.StatusCode/100 != 2 {
 		excerpt = readExcerpt(resp.Body)
 	}
 	drain(resp.Body)
-	return s.classify(ep, resp, excerpt)
+	if version == 2 {
+		if why := needsFallback(resp); why != "" {
+			s.fallBack(ep, why)
+			return result{outcome: failed, fallback: true}
+		}
+	}
+	return s.classify(ep, resp, excerpt, version > 0)
+}
+
+// targetOf returns the URL b is sent to on ep: for import the upstream's
+// URL with Deps.Query (unless b carries its own labels) and b's query;
+// for remote write the upstream's URL as configured, the query arguments
+// being in the body.
+func (s *Shipper) targetOf(ep *endpoint, b *Batch, version int) string {
+	if version > 0 {
+		return ep.bare
+	}
+	target := ep.target
+	if b.OwnLabels {
+		target = ep.bare
+	}
+	if b.Query != "" {
+		sep := "?"
+		if strings.Contains(target, "?") {
+			sep = "&"
+		}
+		target += sep + b.Query
+	}
+	return target
 }
 
 // requestError unwraps the url.Error (its URL may carry the query and
@@ -122,12 +168,19 @@ func requestError(err error, reqCtx context.Context) error {
 	return err
 }
 
-func (s *Shipper) classify(ep *endpoint, resp *http.Response, excerpt string) result {
+// classify maps an answer to its outcome. For remote write (rw) every
+// 4xx but 429 refuses the body, as the specification says; for import
+// 401, 403 and 404 are misconfiguration a retry may outlive.
+func (s *Shipper) classify(ep *endpoint, resp *http.Response, excerpt string, rw bool) result {
 	code := resp.StatusCode
 	if code/100 == 2 {
 		return result{outcome: delivered}
 	}
 	err := fmt.Errorf("ship to %s: HTTP %d: %s", ep.label, code, excerpt)
+	refused := func() result {
+		s.countRefused(ep, code, excerpt)
+		return result{outcome: rejected, err: err}
+	}
 	// An upstream that says why it failed is up; an empty 5xx comes from
 	// something in front of one that is not.
 	unreachable := code >= 500 && excerpt == ""
@@ -138,7 +191,9 @@ func (s *Shipper) classify(ep *endpoint, resp *http.Response, excerpt string) re
 		return result{outcome: failed, err: err, retryAfter: s.retryAfter(resp.Header), unreachable: unreachable}
 	case code == http.StatusBadRequest, code == http.StatusRequestEntityTooLarge,
 		code == http.StatusUnsupportedMediaType, code == http.StatusUnprocessableEntity:
-		return result{outcome: rejected, err: err}
+		return refused()
+	case rw && code/100 == 4:
+		return refused()
 	}
 	return result{outcome: failed, err: err, unreachable: unreachable}
 }

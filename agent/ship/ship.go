@@ -1,6 +1,10 @@
 // Package ship holds the shipper: it sends gzip-compressed batches of
 // Prometheus text lines to upstream import URLs (VictoriaMetrics, vmagent,
-// a procfleet relay), round robin over the healthy ones.
+// a procfleet relay), round robin over the healthy ones. An upstream whose
+// protocol is remote_write (config.Ship.Protocols) is sent each batch
+// converted to a remote-write 1.0 or 2.0 request, with the answers that
+// protocol gives (see remotewrite.go); the rules below are those of the
+// import protocol.
 //
 // Per batch attempt the rules are:
 //   - 2xx: delivered.
@@ -95,6 +99,10 @@ type Batch struct {
 	// requests, since VictoriaMetrics' extra_label would override those
 	// labels; the upstream's own query and Query are.
 	OwnLabels bool
+
+	// conv identifies the batch to the shipper's remote-write conversion,
+	// which keeps the last one for retries; 0 until first converted.
+	conv uint64
 }
 
 // Deps are the shipper's collaborators.
@@ -135,6 +143,7 @@ type Shipper struct {
 	now     func() time.Time
 	rt      http.RoundTripper // Deps.Transport
 	sender  sender            // for upstreams without a credential: ship.auth, ship.tls
+	conv    rwConv            // batches into remote-write bodies
 	q       *queue
 	spool   *spool.Log
 	merge   int
@@ -147,6 +156,7 @@ type Shipper struct {
 	// senders, and is taken before mu.
 	setMu   sync.Mutex
 	creds   map[string]config.UpstreamCredential // by URL, as last set
+	protos  map[string]config.UpstreamProtocol   // by URL, as last set
 	senders map[string]*credSender               // by credential name
 
 	mu       sync.Mutex
@@ -226,7 +236,7 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 	if cfg.RedeliverWindow > 0 {
 		s.win = newWindow(cfg.RedeliverWindow.D(), int64(cfg.RedeliverMaxBytes), s.set)
 	}
-	if err := s.SetUpstreamCredentials(cfg.Upstreams, cfg.Credentials); err != nil {
+	if err := s.SetUpstreamConfig(cfg.Upstreams, cfg.Credentials, cfg.Protocols); err != nil {
 		return nil, err
 	}
 	return s, nil

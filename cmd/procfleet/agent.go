@@ -18,6 +18,7 @@ import (
 type agentFlags struct {
 	cfgFile   string
 	upstreams []string
+	rw        []string
 	procRoot  string
 	sysRoot   string
 	listen    string
@@ -32,6 +33,7 @@ func (af *agentFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&af.cfgFile, "config", "", "agent config file (YAML; see deploy/agent.example.yaml)")
 	f.StringArrayVar(&af.upstreams, "upstream", nil, "import URL to push to (repeatable); replaces ship.upstreams")
+	f.StringArrayVar(&af.rw, "remote-write", nil, "Prometheus remote-write `URL` to push to (repeatable), such as http://prometheus:9090/api/v1/write; with --upstream, ship.upstreams are both lists (ship.protocols: remote_write, version 1 unless the file says 2)")
 	f.StringVar(&af.procRoot, "procfs-root", "/proc", "procfs mount point (procfs_root)")
 	f.StringVar(&af.sysRoot, "sysfs-root", "/sys", "sysfs mount point (sysfs_root)")
 	f.StringVar(&af.listen, "listen", "127.0.0.1:9477", "self HTTP address for /metrics and /healthz (listen)")
@@ -52,8 +54,8 @@ func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
 		}
 	}
 	f := cmd.Flags()
-	if f.Changed("upstream") {
-		cfg.Ship.Upstreams = af.upstreams
+	if f.Changed("upstream") || f.Changed("remote-write") {
+		cfg.Ship.Upstreams = remoteWriteUpstreams(&cfg.Ship, af.upstreams, af.rw)
 	}
 	if f.Changed("procfs-root") {
 		cfg.ProcfsRoot = af.procRoot
@@ -86,6 +88,30 @@ func (af *agentFlags) load(cmd *cobra.Command) (config.Agent, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// remoteWriteUpstreams returns the upstream list of --upstream and
+// --remote-write, and marks the remote-write URLs as such in s.Protocols,
+// keeping a remote_write_version that the file gives for one.
+func remoteWriteUpstreams(s *config.Ship, imports, rw []string) []string {
+	out := append(slices.Clone(imports), rw...)
+	if len(rw) == 0 {
+		return out
+	}
+	protos := maps.Clone(s.Protocols)
+	if protos == nil {
+		protos = make(map[string]config.UpstreamProtocol, len(rw))
+	}
+	for _, u := range imports {
+		delete(protos, u) // --upstream is an import URL
+	}
+	for _, u := range rw {
+		if p := protos[u]; p.Protocol != config.ProtocolRemoteWrite {
+			protos[u] = config.UpstreamProtocol{Protocol: config.ProtocolRemoteWrite}
+		}
+	}
+	s.Protocols = protos
+	return out
 }
 
 // checkCredentials reads every credential of the host's file once, so that

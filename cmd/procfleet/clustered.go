@@ -321,7 +321,11 @@ func endpointHealth(states []ship.EndpointState) []cluster.EndpointHealth {
 	var eps []cluster.EndpointHealth
 	for _, e := range states {
 		recent := now.Sub(e.LastSuccessAt) < opinionAge || now.Sub(e.LastErrorAt) < opinionAge
-		eps = append(eps, cluster.EndpointHealth{URL: e.URL, Healthy: e.Healthy, Recent: recent, LastError: e.LastError})
+		h := cluster.EndpointHealth{URL: e.URL, Healthy: e.Healthy, Recent: recent, LastError: e.LastError}
+		if e.Protocol != config.ProtocolImport {
+			h.Protocol = e.Protocol
+		}
+		eps = append(eps, h)
 	}
 	return eps
 }

@@ -95,6 +95,7 @@ Press Ctrl-C to stop.
 	f.Lookup("gossip-listen").Changed = false
 	// The cluster gives dev's agent its upstream: the dev VictoriaMetrics.
 	_ = f.MarkHidden("upstream")
+	_ = f.MarkHidden("remote-write")
 	f.StringVar(&vmBin, "victoria-metrics", "bin/victoria-metrics", "VictoriaMetrics single-node binary (make run builds the pinned one)")
 	f.StringVar(&vmAddr, "vm-listen", "127.0.0.1:8428", "address VictoriaMetrics listens on")
 	f.StringVar(&etcdAddr, "etcd-listen", "127.0.0.1:2379", "client address of the embedded etcd")

@@ -209,7 +209,7 @@ func relayListenError(addr string, err error) error {
 }
 
 func applyRelayUpdate(r *relay.Relay, u cluster.Update) error {
-	if err := r.SetUpstreams(u.Agent.Ship.Upstreams, u.Agent.Ship.Credentials, u.Agent.Ship.Strategy); err != nil {
+	if err := r.SetUpstreams(u.Agent.Ship.Upstreams, u.Agent.Ship.Credentials, u.Agent.Ship.Protocols, u.Agent.Ship.Strategy); err != nil {
 		return fmt.Errorf("upstreams: %w", err)
 	}
 	r.Limiter().SetRate(int64(u.Agent.Limit.BytesPerSecond), int64(u.Agent.Limit.Burst))
