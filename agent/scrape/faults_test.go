@@ -86,6 +86,10 @@ func TestScrapeFaults(t *testing.T) {
 		h     http.HandlerFunc
 		setup func(j *jobSettings)
 		err   string
+		// heavy cases read up to a limit (a MiB, 20,000 series) before
+		// they fail: on a loaded machine under -race that takes longer
+		// than the other cases' 1.3 s timeout, so they get three times it.
+		heavy bool
 	}{
 		{name: "hang", h: func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }, err: "context deadline exceeded"},
 		{name: "5xx", h: func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusServiceUnavailable) }, err: "server returned HTTP status 503 Service Unavailable"},
@@ -93,19 +97,19 @@ func TestScrapeFaults(t *testing.T) {
 		{name: "invalid UTF-8", h: text("a{x=\"\xc3\x28\"} 1\n"), err: "invalid UTF-8"},
 		{name: "labelmap to an invalid name", h: text("a{x_1=\"v\"} 1\n"), err: `invalid label name "1"`,
 			setup: func(j *jobSettings) { j.labelmap = true }},
-		{name: "1 GiB body", h: endless, err: "body size limit exceeded",
+		{name: "1 GiB body", heavy: true, h: endless, err: "body size limit exceeded",
 			setup: func(j *jobSettings) { j.bodyLimit = 1 << 20 }},
-		{name: "1 GiB body under the host's bound", h: endless, err: "body size limit exceeded"},
-		{name: "gzip bomb", err: "body size limit exceeded", setup: func(j *jobSettings) { j.bodyLimit = 1 << 20 },
+		{name: "1 GiB body under the host's bound", heavy: true, h: endless, err: "body size limit exceeded"},
+		{name: "gzip bomb", heavy: true, err: "body size limit exceeded", setup: func(j *jobSettings) { j.bodyLimit = 1 << 20 },
 			h: func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Encoding", "gzip")
 				w.Write(bomb)
 			}},
-		{name: "10 million series", h: endless, err: "body size limit exceeded",
+		{name: "10 million series", heavy: true, h: endless, err: "body size limit exceeded",
 			setup: func(j *jobSettings) { j.sampleLimit = 1000 }},
-		{name: "sample_limit", h: text(seriesBody), err: "sample limit exceeded (20000 samples after metric relabeling, limit 1000)",
+		{name: "sample_limit", heavy: true, h: text(seriesBody), err: "sample limit exceeded (20000 samples after metric relabeling, limit 1000)",
 			setup: func(j *jobSettings) { j.sampleLimit = 1000 }},
-		{name: "samples over the host's bound", h: text(seriesBody), err: "sample limit exceeded (20000 samples after metric relabeling, limit 10000)"},
+		{name: "samples over the host's bound", heavy: true, h: text(seriesBody), err: "sample limit exceeded (20000 samples after metric relabeling, limit 10000)"},
 		{name: "OpenMetrics", err: "OpenMetrics is not supported", h: func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
 			w.Write([]byte("a_total 1\n# EOF\n"))
@@ -119,7 +123,11 @@ func TestScrapeFaults(t *testing.T) {
 		if c.setup != nil {
 			c.setup(&j)
 		}
-		targets = append(targets, target(t, j.job(c.name, interval), serve(t, c.h)))
+		iv := interval
+		if c.heavy {
+			iv = 3 * interval
+		}
+		targets = append(targets, target(t, j.job(c.name, iv), serve(t, c.h)))
 	}
 	h.m.Apply(targets)
 	waitFor(t, "every target scraped twice", 60*time.Second, func() bool {
