@@ -71,7 +71,7 @@ test: build tools
 	cd internal/promoracle && $(GO) test $(TEST_FLAGS) ./...
 
 # Micro-benchmarks, BENCH_COUNT runs each, summarised by benchstat.
-bench: $(BIN)/.benchstat-$(BENCHSTAT_VERSION)
+bench: tools $(BIN)/.benchstat-$(BENCHSTAT_VERSION)
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) ./... | tee bench.txt
 	$(BIN)/benchstat bench.txt
 
