@@ -55,29 +55,7 @@ func TestRemoteWriteMatchesImportVM(t *testing.T) {
 	text := scanHost(t, ts)
 	rwURL := "http://" + vm.Addr + "/api/v1/write"
 	send := func(instance, upstream string, protos map[string]config.UpstreamProtocol) ship.EndpointState {
-		cfg := config.DefaultShip()
-		cfg.Upstreams, cfg.Protocols = []string{upstream}, protos
-		q := url.Values{"extra_label": {"instance=" + instance, "job=procfleet"}}
-		s, err := ship.New(cfg, ship.Deps{Query: q})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
-		s.Enqueue(&ship.Batch{Body: testenv.Gzip(t, string(text)), Samples: bytes.Count(text, []byte("\n")), Created: time.Now()})
-		deadline := time.Now().Add(15 * time.Second)
-		for s.QueueLen() > 0 || s.State()[0].LastSuccessAt.IsZero() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not delivered: %+v", instance, s.State())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		return s.State()[0]
+		return shipScan(t, text, instance, upstream, protos)
 	}
 	send("imp", vm.ImportURL, nil)
 	send("rw", rwURL, map[string]config.UpstreamProtocol{rwURL: {Protocol: config.ProtocolRemoteWrite}})
@@ -123,3 +101,35 @@ func TestRemoteWriteMatchesImportVM(t *testing.T) {
 }
 
 func formatSample(v float64, ts int64) string { return fmt.Sprintf("%v@%d ", v, ts) }
+
+// shipScan ships text as one agent batch with instance and job=procfleet
+// to upstream in its protocol, and returns the upstream's state once it
+// took it.
+func shipScan(t *testing.T, text []byte, instance, upstream string, protos map[string]config.UpstreamProtocol) ship.EndpointState {
+	t.Helper()
+	cfg := config.DefaultShip()
+	cfg.Upstreams, cfg.Protocols = []string{upstream}, protos
+	q := url.Values{"extra_label": {"instance=" + instance, "job=procfleet"}}
+	s, err := ship.New(cfg, ship.Deps{Query: q})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	s.Enqueue(&ship.Batch{Body: testenv.Gzip(t, string(text)), Samples: bytes.Count(text, []byte("\n")), Created: time.Now()})
+	deadline := time.Now().Add(15 * time.Second)
+	for s.QueueLen() > 0 || s.State()[0].LastSuccessAt.IsZero() {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("%s: not delivered: %+v", instance, s.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	return s.State()[0]
+}
