@@ -64,6 +64,13 @@ type Config struct {
 	// gossip.DefaultConfig(). Its bound address is
 	// registered in etcd so that members find each other.
 	Gossip gossip.Config
+	// NoGossip runs the member without gossip: membership comes from the
+	// etcd leases alone (a member that dies leaves when its lease expires)
+	// and there are no down votes on upstreams; the status says so. For
+	// hosts that cannot reach each other over UDP, and for the fleet
+	// simulator, whose thousands of members share one machine. Default
+	// false: gossip runs.
+	NoGossip bool
 	// GossipRetry is how long the member waits before it starts its
 	// gossip again after it stopped or could not start (other than a taken
 	// address at the first start, which fails Run). Default 30s.
@@ -128,6 +135,7 @@ type Member struct {
 	sess       *session.Session
 	evals      uint64            // the loop's evaluations of the gossip; tests wait on it
 	evalTime   time.Duration     // spent in them, for the churn benchmark
+	events     atomic.Uint64     // membership events etcd's watch delivered
 	gotConfig  bool              // etcd gave a config the member could parse
 	gotLive    bool              // etcd gave the members
 	live       map[keys.Kind]int // registered members by kind, for the metrics
@@ -186,6 +194,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	m := &Member{cfg: cfg, local: local, log: log.With("component", "cluster"), base: log, space: space, updates: make(chan Update, 1),
 		status: Status{Node: cfg.Node, Kind: string(cfg.Kind)}}
 	m.gossip = newGossipRunner(cfg.Gossip, cfg.GossipRetry, m.log, log)
+	if cfg.NoGossip {
+		m.gossip.why = gossipDisabled
+	}
 	if m.cfg.Metrics == nil {
 		m.cfg.Metrics = metrics.NewSet()
 	}
@@ -199,6 +210,36 @@ func (m *Member) SetAddress(addr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cfg.Address = addr
+}
+
+// Stats counts a member's work since New, for benchmarks and the fleet
+// simulator (bench/fleet).
+type Stats struct {
+	// Recomputes counts the evaluations of the member's settings (the
+	// ring included once etcd gave the config and the members).
+	Recomputes uint64
+	// RecomputeTime is the wall time spent in them.
+	RecomputeTime time.Duration
+	// MemberEvents counts the membership events (registrations and
+	// departures of any member) etcd's watch delivered to the member.
+	MemberEvents uint64
+	// Registrations counts the leases the member registered with: 1
+	// after the first registration, one more for each re-registration
+	// (after etcd lost the lease).
+	Registrations int
+}
+
+// Stats returns the member's counters.
+func (m *Member) Stats() Stats {
+	m.mu.Lock()
+	st := Stats{Recomputes: m.evals, RecomputeTime: m.evalTime, MemberEvents: m.events.Load()}
+	sess := m.sess
+	m.mu.Unlock()
+	if sess != nil {
+		info, _ := sess.Info()
+		st.Registrations = info.Registrations
+	}
+	return st
 }
 
 // Metrics returns the set the member reports to (Config.Metrics).
@@ -215,13 +256,18 @@ func (m *Member) Updates() <-chan Update { return m.updates }
 // started exited.
 func (m *Member) Run(ctx context.Context) error {
 	saved, statusEvery := m.loadSaved()
-	g, stopGossip, err := m.startGossip(ctx)
-	defer stopGossip()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	var g *gossip.Gossip
+	if !m.cfg.NoGossip {
+		var stopGossip func()
+		var err error
+		g, stopGossip, err = m.startGossip(ctx)
+		defer stopGossip()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		return err
 	}
 	cli, err := etcdclient.New(m.cfg.Etcd)
 	if err != nil {
@@ -248,7 +294,7 @@ func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
-	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log))
+	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log, &m.events))
 	m.joins.Wait()
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {
