@@ -59,6 +59,12 @@ type Config struct {
 	Etcd etcdclient.Config
 	// LeaseTTL is the registration lease's time to live. Default 10s.
 	LeaseTTL time.Duration
+	// ReregisterSpread is the longest random wait before the member
+	// writes its registration again after it lost its lease (etcd down
+	// for longer than LeaseTTL), so that a fleet coming back from an
+	// outage does not register in the same second; below LeaseTTL.
+	// Default 0: half of LeaseTTL; negative: no wait.
+	ReregisterSpread time.Duration
 	// Gossip configures the member's memberlist node; NodeName, Kind and
 	// Cluster are filled in from the fields above. An empty BindAddr means
 	// gossip.DefaultConfig(). Its bound address is
@@ -167,6 +173,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	}
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = 10 * time.Second
+	}
+	if cfg.ReregisterSpread >= cfg.LeaseTTL {
+		return nil, fmt.Errorf("cluster: ReregisterSpread %s is not below LeaseTTL %s", cfg.ReregisterSpread, cfg.LeaseTTL)
 	}
 	if cfg.GossipRetry <= 0 {
 		cfg.GossipRetry = 30 * time.Second
@@ -278,9 +287,13 @@ func (m *Member) Run(ctx context.Context) error {
 	if g != nil {
 		addr = g.Addr()
 	}
+	opts := []session.Option{session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base), session.WithStatusInterval(statusEvery)}
+	if sp := m.cfg.ReregisterSpread; sp != 0 {
+		opts = append(opts, session.WithReregisterSpread(max(sp, 0)))
+	}
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
 		Address: addr, HTTP: httpAddress(m.address(), addr), Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
-	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base), session.WithStatusInterval(statusEvery))
+	}, opts...)
 	if err != nil {
 		return err
 	}

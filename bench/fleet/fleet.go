@@ -165,22 +165,35 @@ func (f *fleet) start(n, gossipers, batch int, rev int64, timeout time.Duration)
 // returns each member's delay from since, sorted by member.
 func (f *fleet) waitApplied(rev int64, since time.Time, timeout time.Duration) ([]time.Duration, error) {
 	deadline := time.Now().Add(timeout)
+	said := time.Now()
 	for {
 		var delays []time.Duration
-		missing := 0
+		var missing []*simMember
 		for _, s := range f.members {
 			at, ok := s.appliedAt(rev)
 			if !ok {
-				missing++
+				missing = append(missing, s)
 				continue
 			}
 			delays = append(delays, at.Sub(since))
 		}
-		if missing == 0 {
+		if len(missing) == 0 {
 			return delays, nil
 		}
+		why := map[string]int{}
+		for _, s := range missing {
+			msg := "settings of an older revision"
+			if err := s.m.Pending(); err != nil {
+				msg = err.Error()
+			}
+			why[msg]++
+		}
 		if time.Now().After(deadline) {
-			return delays, fmt.Errorf("%d of %d members did not take config revision %d within %s", missing, len(f.members), rev, timeout)
+			return delays, fmt.Errorf("%d of %d members did not take config revision %d within %s: %v", len(missing), len(f.members), rev, timeout, why)
+		}
+		if time.Since(said) >= 15*time.Second {
+			progress("%d of %d members took config revision %d; the others: %v", len(delays), len(f.members), rev, why)
+			said = time.Now()
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

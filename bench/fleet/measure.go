@@ -26,6 +26,7 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 		return nil, err
 	}
 	r.RingComputeMs = ms(cost)
+	progress("fleet of %d: one ring computation takes %s here", n, cost)
 	ec, err := startEtcd(bin, dir, o.port)
 	if err != nil {
 		return nil, err
@@ -48,7 +49,7 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 	f := &fleet{endpoints: ec.endpoints(), log: log}
 	defer f.stopAll()
 	self0, _, _ := procStat(os.Getpid())
-	started, err := f.start(n, o.gossipers, o.batch, rev, 2*time.Minute+time.Duration(n)*30*time.Millisecond)
+	started, err := f.start(n, o.gossipers, o.batch, rev, 10*time.Minute)
 	if err != nil {
 		return nil, err
 	}
