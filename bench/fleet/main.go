@@ -18,8 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +40,7 @@ type options struct {
 	port      int
 	batch     int
 	verbose   bool
+	pprof     string
 }
 
 func main() {
@@ -51,6 +55,7 @@ func main() {
 	flag.IntVar(&o.port, "port", 32379, "first of etcd's loopback ports (client ports port..port+2, peer ports port+10..port+12)")
 	flag.IntVar(&o.batch, "batch", 200, "members started every 250ms")
 	flag.BoolVar(&o.verbose, "v", false, "log the members' warnings to stderr")
+	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (host:port) while the simulation runs")
 	flag.Parse()
 	for _, f := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -59,6 +64,17 @@ func main() {
 			os.Exit(2)
 		}
 		o.sizes = append(o.sizes, n)
+	}
+	// Thousands of members share this process: collect less often (memory
+	// is plentiful) so that the collector does not take the CPU the
+	// members and etcd need.
+	debug.SetGCPercent(400)
+	if o.pprof != "" {
+		go func() {
+			if err := http.ListenAndServe(o.pprof, nil); err != nil {
+				fmt.Fprintln(os.Stderr, "fleet: pprof:", err)
+			}
+		}()
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
