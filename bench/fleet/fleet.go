@@ -188,6 +188,12 @@ func (f *fleet) waitApplied(rev int64, since time.Time, timeout time.Duration) (
 			}
 			why[msg]++
 		}
+		if len(missing) <= 3 {
+			for _, s := range missing {
+				u, n := s.snapshot()
+				why[fmt.Sprintf("%s (gossip %v) at revision %d after %d updates, %+v", s.node, s.gossip, u.Revision, n, s.m.Stats())]++
+			}
+		}
 		if time.Now().After(deadline) {
 			return delays, fmt.Errorf("%d of %d members did not take config revision %d within %s: %v", len(missing), len(f.members), rev, timeout, why)
 		}

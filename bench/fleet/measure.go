@@ -159,11 +159,15 @@ func configChange(store *configstore.Store, f *fleet, rev int64, capacityMiB int
 	if err != nil {
 		return latency{}, rev, fmt.Errorf("cannot write config revision after %d: %w", rev, err)
 	}
-	delays, err := f.waitApplied(nrev, start, 3*time.Minute)
+	delays, err := f.waitApplied(nrev, start, 2*time.Minute)
+	l := latencyOf(delays)
+	l.Applied = len(delays)
 	if err != nil {
-		return latency{}, nrev, err
+		// Stragglers are a figure, not the end of the run.
+		l.NotApplied = err.Error()
+		progress("%v", err)
 	}
-	return latencyOf(delays), nrev, nil
+	return l, nrev, nil
 }
 
 // rollingRestart stops and starts again k members, spread over the

@@ -108,6 +108,11 @@ type latency struct {
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
+	// Applied counts the members measured, for a config change: those
+	// that took the revision within the time allowed; NotApplied says
+	// which did not.
+	Applied    int    `json:"applied,omitempty"`
+	NotApplied string `json:"not_applied,omitempty"`
 }
 
 // distribution is a distribution of counts.
