@@ -122,15 +122,22 @@ func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configst
 		return fr, err
 	}
 	fr.AllDown.EtcdHealthySeconds = round(time.Since(back).Seconds())
-	var times []time.Duration
-	for _, d := range at {
+	var times, spreadT, atOnceT []time.Duration
+	for i, d := range at {
 		if d > 0 {
 			times = append(times, d)
+			if noSpread(f.members[i].node) {
+				atOnceT = append(atOnceT, d)
+			} else {
+				spreadT = append(spreadT, d)
+			}
 		}
 	}
 	fr.AllDown.Reregistered = len(times)
 	fr.AllDown.NotReregistered = pending
 	fr.AllDown.Spread = spreadOf(times)
+	fr.AllDown.SpreadHalf = spreadOf(spreadT)
+	fr.AllDown.NoSpreadHalf = spreadOf(atOnceT)
 	fr.AllDown.ConfigChange, _, err = configChange(store, f, rev, 104)
 	if err != nil {
 		return fr, fmt.Errorf("after all of etcd came back: %w", err)

@@ -132,6 +132,11 @@ func (s *simMember) stop() {
 	<-s.done
 }
 
+// noSpread reports whether node is one of the half of the fleet that
+// re-registers without cluster.Config.ReregisterSpread's wait, for
+// comparison in the same outage: odd node numbers.
+func noSpread(node string) bool { return (node[len(node)-1]-'0')%2 == 1 }
+
 // nodeName is member i's node name.
 func nodeName(i int) string { return fmt.Sprintf("sim-%05d", i) }
 
@@ -155,8 +160,13 @@ func (f *fleet) start(n, gossipers, batch int, rev int64, timeout time.Duration)
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
-	if _, err := f.waitApplied(rev, begin, timeout); err != nil {
+	delays, err := f.waitApplied(rev, begin, timeout)
+	if err != nil && len(delays) < n*99/100 {
 		return 0, fmt.Errorf("fleet of %d did not start: %w", n, err)
+	}
+	if err != nil {
+		// A few stragglers (their etcd client wedged) do not stop the run.
+		progress("going on without them: %v", err)
 	}
 	return time.Since(begin), nil
 }

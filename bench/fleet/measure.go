@@ -49,7 +49,7 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 	f := &fleet{endpoints: ec.endpoints(), log: log}
 	defer f.stopAll()
 	self0, _, _ := procStat(os.Getpid())
-	started, err := f.start(n, o.gossipers, o.batch, rev, 10*time.Minute)
+	started, err := f.start(n, o.gossipers, o.batch, rev, 8*time.Minute)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,11 @@ type faultReport struct {
 		Reregistered        int     `json:"reregistered"`
 		NotReregistered     int     `json:"not_reregistered"`
 		Spread              spread  `json:"reregistration_spread"`
-		ConfigChange        latency `json:"config_change_applied_ms_after"`
+		// The half of the fleet with the default ReregisterSpread, and
+		// the half without (ReregisterSpread -1), in the same outage.
+		SpreadHalf   spread  `json:"reregistration_spread_default_half"`
+		NoSpreadHalf spread  `json:"reregistration_spread_no_wait_half"`
+		ConfigChange latency `json:"config_change_applied_ms_after"`
 	} `json:"all_down"`
 }
 
