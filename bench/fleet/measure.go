@@ -70,12 +70,14 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 
 	progress("fleet of %d: config change", n)
 	if r.ConfigChange, rev, err = configChange(store, f, rev, 101); err != nil {
-		return nil, err
+		r.Error = err.Error()
+		return r, nil
 	}
 
 	progress("fleet of %d: rolling restart of %d members", n, n/10)
 	if r.RollingRestart, err = rollingRestart(f, ec, n/10, o.steady, cost); err != nil {
-		return nil, err
+		r.Error = err.Error()
+		return r, nil
 	}
 	if faults {
 		fr, err := runFaults(o, ec, cli, store, f, rev)
@@ -144,7 +146,7 @@ func steadyOf(ec *etcdCluster, s0, s1 sample) steadyReport {
 // capacityMiB over revision rev and measures how long each member takes
 // to hand out the new revision.
 func configChange(store *configstore.Store, f *fleet, rev int64, capacityMiB int) (latency, int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
 	var nrev int64

@@ -27,6 +27,8 @@ type sizeReport struct {
 	ConfigChange   latency       `json:"config_change_applied_ms"`
 	RollingRestart restartReport `json:"rolling_restart"`
 	Faults         *faultReport  `json:"faults,omitempty"`
+	// Error is why this size did not run through, if it did not.
+	Error string `json:"error,omitempty"`
 }
 
 type startReport struct {
