@@ -19,17 +19,16 @@ import (
 // ports and data directory survive a kill, so that restart brings the same
 // member back.
 type etcdNode struct {
-	name       string
-	dir        string
-	client     int // client port on 127.0.0.1; /metrics and /health too
-	peer       int
-	args       []string
-	cmd        *exec.Cmd
-	done       chan struct{}
-	cpuOffset  float64 // CPU seconds of earlier incarnations, so that cpu() only grows
-	lastCPU    float64
-	logPath    string
-	killedOnce bool
+	name      string
+	dir       string
+	client    int // client port on 127.0.0.1; /metrics and /health too
+	peer      int
+	args      []string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	cpuOffset float64 // CPU seconds of earlier incarnations, so that cpu() only grows
+	lastCPU   float64
+	logPath   string
 }
 
 // etcdCluster is three etcd server processes on loopback.
