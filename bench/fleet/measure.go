@@ -261,7 +261,7 @@ func machine() string {
 // leaderOf returns the index in ec.nodes of etcd's leader and its member
 // ID, -1 when none answers.
 func leaderOf(ec *etcdCluster, cli *clientv3.Client) (int, uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i, n := range ec.nodes {
 		if n.cmd == nil {
@@ -277,7 +277,7 @@ func leaderOf(ec *etcdCluster, cli *clientv3.Client) (int, uint64) {
 
 // memberIDs returns the etcd member ID of each node in ec.nodes order.
 func memberIDs(ec *etcdCluster, cli *clientv3.Client) ([]uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var ids []uint64
 	for _, n := range ec.nodes {
