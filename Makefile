@@ -12,7 +12,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -timeout 20m
 BENCH_COUNT ?= 6
 
-.PHONY: build run test bench bench-e2e lint tools fuzz clean
+.PHONY: build run test bench bench-e2e bench-fleet lint tools fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/procfleet ./cmd/procfleet
@@ -80,6 +80,20 @@ bench: tools $(BIN)/.benchstat-$(BENCHSTAT_VERSION)
 BENCH_E2E_FLAGS ?=
 bench-e2e: build tools $(BIN)/.vmagent-$(VM_VERSION)
 	$(GO) run ./bench/e2e -bin $(BIN) $(BENCH_E2E_FLAGS)
+
+# A simulated fleet (bench/fleet): N real cluster members (1,000, 3,000,
+# 10,000, as far as the machine goes) against three etcd server processes
+# built into bin/ from go.mod's etcd; steady-state load, config rollout,
+# a rolling restart, and etcd faults at 3,000. Not part of `make test`.
+# JSON on stdout; figures in docs/performance.md.
+ETCD_VERSION = $(shell $(GO) list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+$(BIN)/.etcd-%:
+	$(call retry,CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/etcd go.etcd.io/etcd/server/v3,building etcd)
+	touch $@
+BENCH_FLEET_FLAGS ?=
+.PHONY: bench-fleet
+bench-fleet: $(BIN)/.etcd-$(ETCD_VERSION)
+	$(GO) run ./bench/fleet -bin $(BIN) $(BENCH_FLEET_FLAGS)
 
 # The relay under hostile load for 10 minutes (bench/soak): 50 clients
 # sending a byte a second, 8 agents pushing once a second, the token file

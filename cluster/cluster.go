@@ -59,11 +59,24 @@ type Config struct {
 	Etcd etcdclient.Config
 	// LeaseTTL is the registration lease's time to live. Default 10s.
 	LeaseTTL time.Duration
+	// ReregisterSpread is the longest random wait before the member
+	// writes its registration again after it lost its lease (etcd down
+	// for longer than LeaseTTL), so that a fleet coming back from an
+	// outage does not register in the same second; below LeaseTTL.
+	// Default 0: half of LeaseTTL; negative: no wait.
+	ReregisterSpread time.Duration
 	// Gossip configures the member's memberlist node; NodeName, Kind and
 	// Cluster are filled in from the fields above. An empty BindAddr means
 	// gossip.DefaultConfig(). Its bound address is
 	// registered in etcd so that members find each other.
 	Gossip gossip.Config
+	// NoGossip runs the member without gossip: membership comes from the
+	// etcd leases alone (a member that dies leaves when its lease expires)
+	// and there are no down votes on upstreams; the status says so. For
+	// hosts that cannot reach each other over UDP, and for the fleet
+	// simulator, whose thousands of members share one machine. Default
+	// false: gossip runs.
+	NoGossip bool
 	// GossipRetry is how long the member waits before it starts its
 	// gossip again after it stopped or could not start (other than a taken
 	// address at the first start, which fails Run). Default 30s.
@@ -128,6 +141,7 @@ type Member struct {
 	sess       *session.Session
 	evals      uint64            // the loop's evaluations of the gossip; tests wait on it
 	evalTime   time.Duration     // spent in them, for the churn benchmark
+	events     atomic.Uint64     // membership events etcd's watch delivered
 	gotConfig  bool              // etcd gave a config the member could parse
 	gotLive    bool              // etcd gave the members
 	live       map[keys.Kind]int // registered members by kind, for the metrics
@@ -160,6 +174,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	if cfg.LeaseTTL == 0 {
 		cfg.LeaseTTL = 10 * time.Second
 	}
+	if cfg.ReregisterSpread >= cfg.LeaseTTL {
+		return nil, fmt.Errorf("cluster: ReregisterSpread %s is not below LeaseTTL %s", cfg.ReregisterSpread, cfg.LeaseTTL)
+	}
 	if cfg.GossipRetry <= 0 {
 		cfg.GossipRetry = 30 * time.Second
 	}
@@ -186,6 +203,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	m := &Member{cfg: cfg, local: local, log: log.With("component", "cluster"), base: log, space: space, updates: make(chan Update, 1),
 		status: Status{Node: cfg.Node, Kind: string(cfg.Kind)}}
 	m.gossip = newGossipRunner(cfg.Gossip, cfg.GossipRetry, m.log, log)
+	if cfg.NoGossip {
+		m.gossip.why = gossipDisabled
+	}
 	if m.cfg.Metrics == nil {
 		m.cfg.Metrics = metrics.NewSet()
 	}
@@ -199,6 +219,36 @@ func (m *Member) SetAddress(addr string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.cfg.Address = addr
+}
+
+// Stats counts a member's work since New, for benchmarks and the fleet
+// simulator (bench/fleet).
+type Stats struct {
+	// Recomputes counts the evaluations of the member's settings (the
+	// ring included once etcd gave the config and the members).
+	Recomputes uint64
+	// RecomputeTime is the wall time spent in them.
+	RecomputeTime time.Duration
+	// MemberEvents counts the membership events (registrations and
+	// departures of any member) etcd's watch delivered to the member.
+	MemberEvents uint64
+	// Registrations counts the leases the member registered with: 1
+	// after the first registration, one more for each re-registration
+	// (after etcd lost the lease).
+	Registrations int
+}
+
+// Stats returns the member's counters.
+func (m *Member) Stats() Stats {
+	m.mu.Lock()
+	st := Stats{Recomputes: m.evals, RecomputeTime: m.evalTime, MemberEvents: m.events.Load()}
+	sess := m.sess
+	m.mu.Unlock()
+	if sess != nil {
+		info, _ := sess.Info()
+		st.Registrations = info.Registrations
+	}
+	return st
 }
 
 // Metrics returns the set the member reports to (Config.Metrics).
@@ -215,13 +265,18 @@ func (m *Member) Updates() <-chan Update { return m.updates }
 // started exited.
 func (m *Member) Run(ctx context.Context) error {
 	saved, statusEvery := m.loadSaved()
-	g, stopGossip, err := m.startGossip(ctx)
-	defer stopGossip()
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
+	var g *gossip.Gossip
+	if !m.cfg.NoGossip {
+		var stopGossip func()
+		var err error
+		g, stopGossip, err = m.startGossip(ctx)
+		defer stopGossip()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		return err
 	}
 	cli, err := etcdclient.New(m.cfg.Etcd)
 	if err != nil {
@@ -232,9 +287,13 @@ func (m *Member) Run(ctx context.Context) error {
 	if g != nil {
 		addr = g.Addr()
 	}
+	opts := []session.Option{session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base), session.WithStatusInterval(statusEvery)}
+	if sp := m.cfg.ReregisterSpread; sp != 0 {
+		opts = append(opts, session.WithReregisterSpread(max(sp, 0)))
+	}
 	sess, err := session.New(cli, m.cfg.Cluster, m.cfg.Node, session.Member{
 		Address: addr, HTTP: httpAddress(m.address(), addr), Version: m.cfg.Version, Labels: m.cfg.Labels, Kind: m.cfg.Kind,
-	}, session.WithTTL(m.cfg.LeaseTTL), session.WithLogger(m.base), session.WithStatusInterval(statusEvery))
+	}, opts...)
 	if err != nil {
 		return err
 	}
@@ -248,7 +307,7 @@ func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
-	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log))
+	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log, &m.events))
 	m.joins.Wait()
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {

@@ -51,6 +51,9 @@ func (r *gossipRunner) metrics() *metrics.Set {
 	return r.cur.Metrics()
 }
 
+// gossipDisabled is why no gossip runs with Config.NoGossip.
+const gossipDisabled = "disabled (no gossip configured); running on etcd alone"
+
 // Swaps is signalled (coalesced) each time the running gossip changes.
 func (r *gossipRunner) Swaps() <-chan struct{} { return r.swaps }
 

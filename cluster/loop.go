@@ -21,6 +21,8 @@ type loopState struct {
 	rev     int64
 	live    members
 	gotLive bool // live came from etcd: settings are not computed before
+	// liveDue: the watch changed the set since live was taken.
+	liveDue bool
 	view    *view
 	last    *Update
 	saved   *Update // from the state file, handed out unless etcd answers first
@@ -30,7 +32,7 @@ type loopState struct {
 // loop recomputes the member's settings on every change of config,
 // membership or gossip view, and hands out the saved state when etcd gave
 // no config within StateWait.
-func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstore.Update, sets <-chan members) {
+func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstore.Update, lw *liveWatch) {
 	ls := &loopState{view: newView(m.cfg.Node), saved: saved}
 	g, _ := m.gossip.current()
 	var savedC <-chan time.Time
@@ -76,27 +78,35 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			if !m.takeConfig(ls, u) {
 				continue
 			}
-		case set, ok := <-sets:
+		case _, ok := <-lw.Changed():
 			if !ok {
 				return
 			}
-			ls.live, ls.gotLive = set, true
-			m.mu.Lock()
-			m.gotLive = true
-			m.mu.Unlock()
-			m.countLive(set)
-			m.join(g, set)
+			ls.liveDue = true
 			if !co.now(time.Now()) {
 				continue
 			}
 		}
 		start := time.Now()
 		co.evaluated(start)
+		if ls.liveDue {
+			m.takeLive(ls, lw.Snapshot(), g)
+		}
 		m.evaluate(ls, g)
 		m.mu.Lock()
 		m.evalTime += time.Since(start)
 		m.mu.Unlock()
 	}
+}
+
+// takeLive takes the live members from etcd's watch.
+func (m *Member) takeLive(ls *loopState, set members, g *gossip.Gossip) {
+	ls.live, ls.gotLive, ls.liveDue = set, true, false
+	m.mu.Lock()
+	m.gotLive = true
+	m.mu.Unlock()
+	m.countLive(set)
+	m.join(g, set)
 }
 
 // takeConfig takes a config update from etcd and reports whether it

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -24,15 +26,46 @@ type memberID struct {
 // members are the live members of every kind.
 type members map[memberID]session.Member
 
-// watchMembers delivers the live agents and relays each time the set
-// changes: a full read of members/, then a watch from the revision after
-// it; after an error it reads again. One watch over both kinds gives one
-// consistent view of them. The channel is closed once ctx ends.
-func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, log *slog.Logger) <-chan members {
-	out := make(chan members, 1)
+// liveWatch is the live agents and relays as etcd's watch keeps them.
+// The watch signals each change on Changed; the loop takes a copy with
+// Snapshot only when it recomputes, so that a burst of events (a rolling
+// restart brings two per restarted member to every member) costs one
+// copy of the set per recompute, not one per event.
+type liveWatch struct {
+	changed chan struct{} // capacity 1; closed once the watch ends
+	events  *atomic.Uint64
+
+	mu  sync.Mutex
+	set members
+}
+
+// Changed is signalled (coalesced) after each change of the set, and
+// closed once ctx of watchMembers ends.
+func (w *liveWatch) Changed() <-chan struct{} { return w.changed }
+
+// Snapshot returns a copy of the current set.
+func (w *liveWatch) Snapshot() members {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.set)
+}
+
+func (w *liveWatch) signal() {
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
+}
+
+// watchMembers keeps the live agents and relays: a full read of members/,
+// then a watch from the revision after it; after an error it reads again.
+// One watch over both kinds gives one consistent view of them. Each event
+// is counted in events.
+func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, log *slog.Logger, events *atomic.Uint64) *liveWatch {
+	w := &liveWatch{changed: make(chan struct{}, 1), events: events}
 	prefix := space.Members()
 	go func() {
-		defer close(out)
+		defer close(w.changed)
 		for ctx.Err() == nil {
 			resp, err := cli.Get(ctx, prefix, clientv3.WithPrefix())
 			if err != nil {
@@ -49,9 +82,10 @@ func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, l
 					}
 				}
 			}
-			if !send(ctx, out, maps.Clone(set)) {
-				return
-			}
+			w.mu.Lock()
+			w.set = set
+			w.mu.Unlock()
+			w.signal()
 			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 			wch := cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 			for wr := range wch {
@@ -59,6 +93,8 @@ func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, l
 					log.Debug("member watch failed; listing again", "err", wr.Err())
 					break
 				}
+				w.events.Add(uint64(len(wr.Events)))
+				w.mu.Lock()
 				for _, ev := range wr.Events {
 					kind, node, ok := space.ParseMember(string(ev.Kv.Key))
 					if !ok {
@@ -71,31 +107,14 @@ func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, l
 						set[id] = m
 					}
 				}
-				if !send(ctx, out, maps.Clone(set)) {
-					cancel()
-					return
-				}
+				w.mu.Unlock()
+				w.signal()
 			}
 			cancel()
 			sleepCtx(ctx, 200*time.Millisecond)
 		}
 	}()
-	return out
-}
-
-// send replaces any value not yet taken from out with v: the consumer only
-// wants the latest set.
-func send[T any](ctx context.Context, out chan T, v T) bool {
-	select {
-	case <-out:
-	default:
-	}
-	select {
-	case out <- v:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return w
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

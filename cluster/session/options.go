@@ -14,6 +14,7 @@ type options struct {
 	revokeTimeout  time.Duration
 	retryMin       time.Duration
 	retryMax       time.Duration
+	spread         time.Duration // -1: half the TTL
 	logger         *slog.Logger
 }
 
@@ -24,6 +25,7 @@ func defaultOptions() options {
 		revokeTimeout:  2 * time.Second,
 		retryMin:       100 * time.Millisecond,
 		retryMax:       2 * time.Second,
+		spread:         -1,
 		logger:         slog.New(slog.DiscardHandler),
 	}
 }
@@ -56,6 +58,19 @@ func WithRevokeTimeout(d time.Duration) Option {
 // 2s.
 func WithRetry(least, most time.Duration) Option {
 	return func(o *options) { o.retryMin, o.retryMax = least, most }
+}
+
+// WithReregisterSpread sets the longest wait between obtaining a new
+// lease and writing the member key with it when the session registers
+// again (not at its first registration): each re-registration waits a
+// random part of d. When etcd comes back from an outage, the attempts
+// that waited for it all get their lease at once; without the wait, every
+// member would write its key in the same second, and every member would
+// receive every other's registration in that second. Below the TTL, so
+// that the new lease does not expire before its keep-alive starts; 0
+// writes at once; negative: the default, half the TTL.
+func WithReregisterSpread(d time.Duration) Option {
+	return func(o *options) { o.spread = d }
 }
 
 // WithLogger sets the logger. Default: discard. Run logs each change of

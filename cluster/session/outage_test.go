@@ -120,3 +120,46 @@ func TestClusterAllDown(t *testing.T) {
 	}
 	checkRegistered(t, cli, s.Session, back.Lease)
 }
+
+// TestReregisterSpread stops etcd for longer than the TTL under 20
+// sessions: when it is back, their attempts get leases at once, and the
+// re-registration spread has them write their keys over the spread, not
+// in the same instant.
+func TestReregisterSpread(t *testing.T) {
+	t.Parallel()
+	const n, spread = 20, 1500 * time.Millisecond
+	e := etcdtest.StartEtcd(t)
+	cli := e.Client(t)
+	var ss []started
+	for i := range n {
+		ss = append(ss, start(t, cli, fmt.Sprintf("web-%02d", i), WithReregisterSpread(spread)))
+	}
+	for _, s := range ss {
+		await(t, s.Session, 5*time.Second, "registered", registered(1))
+		awaitRenewed(t, s.Session)
+	}
+	e.Stop()
+	stopped := time.Now()
+	for _, s := range ss {
+		await(t, s.Session, testTTL+3*time.Second, "lost", func(i Info) bool { return i.Phase == Lost })
+	}
+	time.Sleep(time.Until(stopped.Add(testTTL + time.Second)))
+	e.Restart(t)
+	var first, last time.Time
+	for _, s := range ss {
+		back := await(t, s.Session, 15*time.Second, "re-registered", registered(2))
+		if first.IsZero() || back.Since.Before(first) {
+			first = back.Since
+		}
+		if back.Since.After(last) {
+			last = back.Since
+		}
+		checkRegistered(t, cli, s.Session, back.Lease)
+	}
+	// 20 waits drawn from 1.5s all fall within 300ms with a probability
+	// below 1e-12.
+	if got := last.Sub(first); got < 300*time.Millisecond {
+		t.Errorf("the %d sessions registered again within %s of each other; want them spread over about %s", n, got, spread)
+	}
+	t.Logf("re-registrations spread over %s", last.Sub(first))
+}

@@ -88,6 +88,9 @@ func New(cli *clientv3.Client, cluster, node string, m Member, opts ...Option) (
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.spread < 0 {
+		o.spread = o.ttl / 2
+	}
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
@@ -121,6 +124,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("session: negative status interval %s", o.statusInterval)
 	case o.revokeTimeout <= 0:
 		return fmt.Errorf("session: revoke timeout %s is not positive", o.revokeTimeout)
+	case o.spread >= o.ttl:
+		return fmt.Errorf("session: re-registration spread %s is not below the TTL %s", o.spread, o.ttl)
 	case o.retryMin <= 0 || o.retryMax < o.retryMin:
 		return fmt.Errorf("session: retry waits %s..%s: need 0 < min <= max", o.retryMin, o.retryMax)
 	case o.logger == nil:
@@ -193,6 +198,21 @@ func (s *Session) register(ctx context.Context) (_ clientv3.LeaseID, _ <-chan *c
 		return 0, nil, nil, fmt.Errorf("cannot grant lease: %w", err)
 	}
 	lease := grant.ID
+	s.mu.Lock()
+	again := s.info.Registrations > 0
+	s.mu.Unlock()
+	if again && s.opts.spread > 0 {
+		// Spread the fleet's re-registrations after an outage (see
+		// WithReregisterSpread); the lease lives for the TTL meanwhile.
+		t := time.NewTimer(rand.N(s.opts.spread))
+		select {
+		case <-t.C:
+		case <-actx.Done():
+			t.Stop()
+			s.revoke(ctx, lease)
+			return 0, nil, nil, fmt.Errorf("cannot write %s: %w", s.memberKey, actx.Err())
+		}
+	}
 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()

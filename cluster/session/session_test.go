@@ -151,6 +151,7 @@ func TestNewChecks(t *testing.T) {
 	f("no kind", "prod", "n1", Member{})
 	f("a TTL below 1s", "prod", "n1", testMember, WithTTL(500*time.Millisecond))
 	f("a zero revoke timeout", "prod", "n1", testMember, WithRevokeTimeout(0))
+	f("a re-registration spread of the TTL", "prod", "n1", testMember, WithTTL(4*time.Second), WithReregisterSpread(4*time.Second))
 	if _, err := New(nil, "prod", "n1", testMember); err == nil {
 		t.Error("New accepted a nil client")
 	}

@@ -1,0 +1,125 @@
+// Command fleet simulates a procfleet fleet of N members against a real
+// three-node etcd cluster (three etcd server processes built into bin/)
+// and prints one JSON report: etcd's CPU, memory, database size, requests
+// and watch events per second in steady state, how long the fleet takes
+// to apply a config change, what a rolling restart of a tenth of the fleet
+// costs each member, and, at one size, how the fleet rides out etcd
+// faults. Each simulated member is the real cluster.Member (its own etcd
+// client, session and lease, registration, status writes, config and
+// member watches, ring) without an agent; a subset runs real memberlist
+// gossip on loopback, the rest runs with cluster.Config.NoGossip.
+//
+//	make bench-fleet
+//	go run ./bench/fleet -bin bin -n 1000,3000 -faults 3000
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	_ "net/http/pprof"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the command's flags.
+type options struct {
+	bin       string
+	sizes     []int
+	faults    int
+	gossipers int
+	steady    time.Duration
+	outage    time.Duration
+	port      int
+	batch     int
+	verbose   bool
+	pprof     string
+}
+
+func main() {
+	var o options
+	var sizes string
+	flag.StringVar(&o.bin, "bin", "bin", "directory holding the etcd binary (make bench-fleet builds bin/etcd)")
+	flag.StringVar(&sizes, "n", "1000,3000,10000", "fleet sizes to simulate, comma-separated, run in this order")
+	flag.IntVar(&o.faults, "faults", 3000, "fleet size at which to inject etcd faults (0: none); the largest size run when it is not among -n")
+	flag.IntVar(&o.gossipers, "gossip", 100, "members that run real gossip on loopback; the others run without gossip")
+	flag.DurationVar(&o.steady, "steady", 30*time.Second, "steady-state measurement window")
+	flag.DurationVar(&o.outage, "outage", 60*time.Second, "how long all of etcd is down in the fault phase")
+	flag.IntVar(&o.port, "port", 32379, "first of etcd's loopback ports (client ports port..port+2, peer ports port+10..port+12)")
+	flag.IntVar(&o.batch, "batch", 200, "members started every 250ms")
+	flag.BoolVar(&o.verbose, "v", false, "log the members' warnings to stderr")
+	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (host:port) while the simulation runs")
+	flag.Parse()
+	for _, f := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 10 {
+			fmt.Fprintf(os.Stderr, "fleet: -n %q: %q is not a fleet size of 10 or more\n", sizes, f)
+			os.Exit(2)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	// Thousands of members share this process: collect less often (memory
+	// is plentiful) so that the collector does not take the CPU the
+	// members and etcd need.
+	debug.SetGCPercent(400)
+	if o.pprof != "" {
+		go func() {
+			if err := http.ListenAndServe(o.pprof, nil); err != nil {
+				fmt.Fprintln(os.Stderr, "fleet: pprof:", err)
+			}
+		}()
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	bin := filepath.Join(o.bin, "etcd")
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("cannot find etcd at %s (make bench-fleet builds it): %w", bin, err)
+	}
+	dir, err := os.MkdirTemp("", "procfleet-fleet-")
+	if err != nil {
+		return fmt.Errorf("cannot make a work directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	level := slog.LevelError + 1
+	if o.verbose {
+		level = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	rep := report{Machine: machine(), Gossipers: o.gossipers, Steady: o.steady.String(),
+		Command: "go run ./bench/fleet " + strings.Join(os.Args[1:], " ")}
+	faultsAt := o.faults
+	if faultsAt > 0 && !slices.Contains(o.sizes, faultsAt) {
+		faultsAt = o.sizes[len(o.sizes)-1]
+	}
+	for _, n := range o.sizes {
+		progress("fleet of %d: starting", n)
+		r, err := runSize(o, bin, filepath.Join(dir, strconv.Itoa(n)), n, n == faultsAt, log)
+		if err != nil {
+			rep.StoppedAt = n
+			rep.StoppedWhy = err.Error()
+			progress("fleet of %d: stopped: %v", n, err)
+			break
+		}
+		rep.Sizes = append(rep.Sizes, *r)
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// progress says on stderr where the run stands.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
+}
