@@ -78,10 +78,10 @@ type rwLine struct {
 }
 
 var (
-	rwNames  = []string{"m", "node_cpu_seconds_total", "a:b", "_x", "Up"}
-	rwLNames = []string{"a", "b", "instance", "job", "Z", "_c", "mode"}
+	rwNames     = []string{"m", "node_cpu_seconds_total", "a:b", "_x", "Up"}
+	rwLNames    = []string{"a", "b", "instance", "job", "Z", "_c", "mode"}
 	rwEncValues = []string{"", "1", "x y", `q"uote`, `back\slash`, "new\nline", "ÄbC", "{}", "a=b,c"}
-	rwFloats = []float64{0, 1, -1.5, 1e300, -1e-300, math.Inf(1), math.Inf(-1), math.NaN(), 42, 0.1}
+	rwFloats    = []float64{0, 1, -1.5, 1e300, -1e-300, math.Inf(1), math.Inf(-1), math.NaN(), 42, 0.1}
 )
 
 func randomLines(r *rand.Rand, n int) []rwLine {
