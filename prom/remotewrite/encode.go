@@ -266,7 +266,7 @@ func (e *Encoder) read(text []byte, def int64) error {
 			slot = e.slotOf()
 			e.raws[string(l[i:end])] = slot
 		}
-		v, ts, hasTS, err := parseSample(l, end, n)
+		v, ts, hasTS, err := encParseSample(l, end, n)
 		if err != nil {
 			return err
 		}
@@ -412,7 +412,7 @@ func (e *Encoder) group() {
 		for i := 1; i < len(seg); i++ {
 			if e.smpTS[seg[i]] < e.smpTS[seg[i-1]] {
 				slices.SortStableFunc(seg, func(a, b int32) int {
-					return cmpInt64(e.smpTS[a], e.smpTS[b])
+					return encCmpInt64(e.smpTS[a], e.smpTS[b])
 				})
 				break
 			}
@@ -427,7 +427,7 @@ func (e *Encoder) segEnd(r int) int32 {
 	return int32(len(e.order))
 }
 
-func cmpInt64(a, b int64) int {
+func encCmpInt64(a, b int64) int {
 	switch {
 	case a < b:
 		return -1

@@ -98,9 +98,9 @@ func (e *Encoder) parseSeries(l []byte, i, n int) (int, error) {
 	return i, nil
 }
 
-// parseSample reads the value and the optional timestamp after the
+// encParseSample reads the value and the optional timestamp after the
 // series text, from l[i].
-func parseSample(l []byte, i, n int) (v float64, ts int64, hasTS bool, err error) {
+func encParseSample(l []byte, i, n int) (v float64, ts int64, hasTS bool, err error) {
 	i = encSkipBlanks(l, i)
 	j := i
 	for j < len(l) && !encIsBlank(l[j]) {
@@ -110,7 +110,7 @@ func parseSample(l []byte, i, n int) (v float64, ts int64, hasTS bool, err error
 		return 0, 0, false, encFail(n, "want a value at column %d", i+1)
 	}
 	v, err = strconv.ParseFloat(encString(l[i:j]), 64)
-	if err != nil && !isRangeErr(err) {
+	if err != nil && !encIsRangeErr(err) {
 		return 0, 0, false, encFail(n, "value %q is not a number", l[i:j])
 	}
 	i = encSkipBlanks(l, j)
@@ -121,7 +121,7 @@ func parseSample(l []byte, i, n int) (v float64, ts int64, hasTS bool, err error
 	for j < len(l) && !encIsBlank(l[j]) {
 		j++
 	}
-	ts, err = parseTimestamp(l[i:j])
+	ts, err = encParseTimestamp(l[i:j])
 	if err != nil {
 		return 0, 0, false, encFail(n, "%v", err)
 	}
@@ -131,15 +131,15 @@ func parseSample(l []byte, i, n int) (v float64, ts int64, hasTS bool, err error
 	return v, ts, true, nil
 }
 
-func isRangeErr(err error) bool {
+func encIsRangeErr(err error) bool {
 	ne, ok := err.(*strconv.NumError)
 	return ok && ne.Err == strconv.ErrRange
 }
 
-// parseTimestamp reads a timestamp as VictoriaMetrics' text import does:
+// encParseTimestamp reads a timestamp as VictoriaMetrics' text import does:
 // milliseconds, except that a value in [-2^31, 2^31) is seconds; a
 // fraction is truncated.
-func parseTimestamp(b []byte) (int64, error) {
+func encParseTimestamp(b []byte) (int64, error) {
 	var ms int64
 	if t, err := strconv.ParseInt(encString(b), 10, 64); err == nil {
 		ms = t

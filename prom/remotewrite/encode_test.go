@@ -29,17 +29,17 @@ func encDecode(t *testing.T, body []byte, version int) []encSeries {
 	}
 	var out []encSeries
 	var symbols []string
-	fields(t, raw, func(num protowire.Number, b []byte) {
+	encFields(t, raw, func(num protowire.Number, b []byte) {
 		switch {
 		case version == 1 && num == 1:
-			out = append(out, decodeSeries(t, b, nil))
+			out = append(out, encDecodeSeries(t, b, nil))
 		case version == 2 && num == 4:
 			symbols = append(symbols, string(b))
 		case version == 2 && num == 5:
 			if len(symbols) == 0 || symbols[0] != "" {
 				t.Fatalf("symbols %q do not start with the empty string", symbols)
 			}
-			out = append(out, decodeSeries(t, b, symbols))
+			out = append(out, encDecodeSeries(t, b, symbols))
 		default:
 			t.Fatalf("unexpected field %d in version %d request", num, version)
 		}
@@ -47,7 +47,7 @@ func encDecode(t *testing.T, body []byte, version int) []encSeries {
 	return out
 }
 
-func fields(t *testing.T, b []byte, f func(protowire.Number, []byte)) {
+func encFields(t *testing.T, b []byte, f func(protowire.Number, []byte)) {
 	t.Helper()
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
@@ -63,7 +63,7 @@ func fields(t *testing.T, b []byte, f func(protowire.Number, []byte)) {
 	}
 }
 
-func decodeSeries(t *testing.T, b []byte, symbols []string) encSeries {
+func encDecodeSeries(t *testing.T, b []byte, symbols []string) encSeries {
 	t.Helper()
 	var s encSeries
 	var names []string
@@ -75,7 +75,7 @@ func decodeSeries(t *testing.T, b []byte, symbols []string) encSeries {
 		case 1:
 			if symbols == nil {
 				var name, value string
-				fields(t, v, func(num protowire.Number, x []byte) {
+				encFields(t, v, func(num protowire.Number, x []byte) {
 					if num == 1 {
 						name = string(x)
 					} else {
@@ -167,7 +167,7 @@ func TestEncodeV2Symbols(t *testing.T) {
 		t.Fatal(err)
 	}
 	var symbols []string
-	fields(t, raw, func(num protowire.Number, b []byte) {
+	encFields(t, raw, func(num protowire.Number, b []byte) {
 		if num == 4 {
 			symbols = append(symbols, string(b))
 		}
@@ -207,7 +207,7 @@ func TestEncodeErrors(t *testing.T) {
 	f("m 1\n", EncodeOptions{ExtraLabels: []string{"novalue"}}, `extra label "novalue"`)
 }
 
-func TestParseTimestamp(t *testing.T) {
+func TestEncParseTimestamp(t *testing.T) {
 	for in, want := range map[string]int64{
 		"1700000000000": 1700000000000,
 		"1700000000":    1700000000000, // seconds, as VictoriaMetrics reads them
@@ -216,14 +216,14 @@ func TestParseTimestamp(t *testing.T) {
 		"2147483648":    2147483648,
 		"1.7e12":        1700000000000,
 	} {
-		got, err := parseTimestamp([]byte(in))
+		got, err := encParseTimestamp([]byte(in))
 		if err != nil || got != want {
-			t.Errorf("parseTimestamp(%s) = %d, %v; want %d", in, got, err, want)
+			t.Errorf("encParseTimestamp(%s) = %d, %v; want %d", in, got, err, want)
 		}
 	}
 	for _, in := range []string{"NaN", "Inf", "1e30", ""} {
-		if _, err := parseTimestamp([]byte(in)); err == nil {
-			t.Errorf("parseTimestamp(%q) took it", in)
+		if _, err := encParseTimestamp([]byte(in)); err == nil {
+			t.Errorf("encParseTimestamp(%q) took it", in)
 		}
 	}
 }
