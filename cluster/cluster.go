@@ -78,6 +78,10 @@ type Config struct {
 	// answers a start on settings that are about to change (some apply
 	// only at the next start). Default 2s.
 	StateWait time.Duration
+	// TargetReportInterval is how often an agent rewrites its target
+	// report (target-reports/<node>) at most, unless its targets changed.
+	// Default DefaultTargetReportInterval.
+	TargetReportInterval time.Duration
 	// Metrics receives the member's procfleet_cluster_* gauges (config
 	// revision applied, budget, registered members by kind, gossip
 	// running, saved state) and the running gossip's procfleet_gossip_*
@@ -113,6 +117,7 @@ type Member struct {
 
 	updates chan Update
 	gossip  *gossipRunner
+	scrape  *scrapeRunner // nil for a relay: relays do not scrape
 
 	published atomic.Bool // an Update was handed out
 
@@ -154,6 +159,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	if cfg.GossipRetry <= 0 {
 		cfg.GossipRetry = 30 * time.Second
 	}
+	if cfg.TargetReportInterval <= 0 {
+		cfg.TargetReportInterval = DefaultTargetReportInterval
+	}
 	if cfg.StateWait <= 0 {
 		cfg.StateWait = 2 * time.Second
 	}
@@ -178,6 +186,11 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 		m.cfg.Metrics = metrics.NewSet()
 	}
 	m.registerMetrics(m.cfg.Metrics)
+	if cfg.Kind == keys.Agent {
+		if m.scrape, err = newScrapeRunner(m, local); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -236,7 +249,11 @@ func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
-	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log))
+	var pubs <-chan publishedSets
+	if m.scrape != nil {
+		pubs = m.scrape.start(ctx, &wg, cli, sess)
+	}
+	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log), pubs)
 	m.joins.Wait()
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {

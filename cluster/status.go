@@ -36,8 +36,11 @@ type Status struct {
 	// RejectedRevision is the newest config revision the member could not
 	// apply (LastError says why), while it runs on an older one; 0 when it
 	// applied the newest it saw. procfleet config set --wait reads it.
-	RejectedRevision int64     `json:"rejected_revision,omitempty"`
-	Updated          time.Time `json:"updated"`
+	RejectedRevision int64 `json:"rejected_revision,omitempty"`
+	// Targets is how many scrape targets an agent scrapes; nil for a
+	// relay.
+	Targets *int      `json:"targets,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // EndpointHealth is one upstream as the member's shipper sees it.

@@ -157,6 +157,7 @@ func memberOf(id MemberID, m session.Member, status map[string]cluster.Status) M
 	}
 	mem.BudgetBytesPerSecond, mem.QueueBatches, mem.LastError = s.BudgetBytesPerSecond, s.QueueBatches, s.LastError
 	mem.Gossip, mem.SavedState, mem.Endpoints, mem.Down, mem.Updated = s.Gossip, s.SavedState, s.Endpoints, s.Down, s.Updated
+	mem.Targets = s.Targets
 	return mem
 }
 

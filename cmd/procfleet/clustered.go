@@ -299,6 +299,8 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 			} else {
 				logger.Info("applied cluster settings", "revision", u.Revision, "upstreams", u.Assignment.Upstreams, "budget", u.Assignment.Budget)
 			}
+		case ts := <-m.ScrapeTargets():
+			a.SetTargets(ts)
 		case <-report.C:
 			reportShipper(a, m)
 		}
@@ -312,6 +314,7 @@ const opinionAge = time.Minute
 func reportShipper(a *agent.Agent, m *cluster.Member) {
 	sh := a.Shipper()
 	m.ReportShipper(sh.QueueLen()+sh.SpoolLen(), endpointHealth(sh.State()), sh.SentBytes())
+	m.ReportTargets(a.Targets())
 }
 
 // endpointHealth turns the shipper's view of its endpoints into the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -38,6 +39,7 @@ type agentStatus struct {
 	LastError            string   `json:"last_error"`
 	Gossip               string   `json:"gossip,omitempty"`      // why the member's gossip does not run
 	SavedState           string   `json:"saved_state,omitempty"` // set while it runs on its saved state
+	Targets              *int     `json:"targets,omitempty"`     // scrape targets an agent scrapes; none for a relay
 }
 
 type upstreamStatus struct {
@@ -125,6 +127,7 @@ func membersStatus(ms []view.Member) []agentStatus {
 			Node: m.Node, Address: m.Address, HTTP: m.HTTP, Version: m.Version, ConfigRevision: m.ConfigRevision,
 			Upstreams: m.Upstreams, BudgetBytesPerSecond: m.BudgetBytesPerSecond,
 			QueueBatches: m.QueueBatches, LastError: m.LastError, Gossip: m.Gossip, SavedState: m.SavedState,
+			Targets: m.Targets,
 		})
 	}
 	return out
@@ -148,7 +151,7 @@ func printStatus(w io.Writer, s clusterStatus) {
 func printMembers(w io.Writer, kind string, ms []agentStatus) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, kind+"\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tLAST ERROR")
+	fmt.Fprintln(tw, kind+"\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tTARGETS\tLAST ERROR")
 	for _, a := range ms {
 		notes := a.LastError
 		for _, n := range []string{a.SavedState, gossipNote(a.Gossip)} {
@@ -157,8 +160,12 @@ func printMembers(w io.Writer, kind string, ms []agentStatus) {
 			}
 			notes += n
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%d\t%s\n", a.Node, a.ConfigRevision, strings.Join(a.Upstreams, ","),
-			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, notes)
+		targets := "-"
+		if a.Targets != nil {
+			targets = strconv.Itoa(*a.Targets)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%d\t%s\t%s\n", a.Node, a.ConfigRevision, strings.Join(a.Upstreams, ","),
+			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, targets, notes)
 	}
 	tw.Flush()
 }

@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/procfleet/procfleet/agent/scrape"
+	"github.com/procfleet/procfleet/cluster/discovery"
+	"github.com/procfleet/procfleet/cluster/gossip"
+	"github.com/procfleet/procfleet/cluster/session"
+	"github.com/procfleet/procfleet/config"
+)
+
+// scrapeRunner is an agent member's part in clustered scraping: the
+// discovery election, this member's discovery of its placement local
+// jobs, and the targets it hands its scraper.
+type scrapeRunner struct {
+	m      *Member
+	disc   *discoverer
+	local  *discovery.Manager
+	out    chan []scrape.Target
+	report reporter
+
+	owned     atomic.Int64
+	lingering atomic.Int64
+	handovers *metrics.Counter
+	badLogged map[string]string // only the loop touches it
+}
+
+func newScrapeRunner(m *Member, local config.Agent) (*scrapeRunner, error) {
+	source := "credentials: in the agent's config"
+	if local.ConfigFile != "" {
+		source = "credentials: in " + local.ConfigFile
+	}
+	deps := discovery.Deps{
+		Logger:      m.base.With("component", "discovery"),
+		Credentials: func() (map[string]config.Credential, string) { return local.Credentials, source },
+	}
+	mgr, err := discovery.NewManager(deps)
+	if err != nil {
+		return nil, err
+	}
+	r := &scrapeRunner{m: m, local: mgr, out: make(chan []scrape.Target, 1), badLogged: map[string]string{},
+		report: reporter{kick: make(chan struct{}, 1)},
+		disc:   newDiscoverer(m.space, m.cfg.Node, deps, m.log)}
+	set := m.cfg.Metrics
+	set.NewGauge("procfleet_scrape_targets_owned", func() float64 { return float64(r.owned.Load()) })
+	set.NewGauge("procfleet_scrape_targets_lingering", func() float64 { return float64(r.lingering.Load()) })
+	set.NewGauge("procfleet_scrape_discovery_elected", func() float64 { return bool01(r.disc.leader.Load()) })
+	r.handovers = set.NewCounter("procfleet_scrape_handovers_total")
+	return r, nil
+}
+
+// start runs the discovery election and the local discovery under wg,
+// and returns the published target sets as etcd gives them.
+func (r *scrapeRunner) start(ctx context.Context, wg *sync.WaitGroup, cli *clientv3.Client, sess *session.Session) <-chan publishedSets {
+	wg.Go(func() { r.disc.run(ctx, cli, sess) })
+	wg.Go(func() { _ = r.local.Run(ctx) })
+	wg.Go(func() { r.m.runReports(ctx, cli, sess) })
+	return watchTargets(ctx, cli, r.m.space, r.m.log)
+}
+
+// setJobs takes the scrape jobs of a config revision: placement cluster
+// ones go to the discovery election, placement local ones that select
+// this member to its own discovery.
+func (r *scrapeRunner) setJobs(jobs []config.ScrapeConfig) {
+	r.disc.setJobs(jobs)
+	var local []config.ScrapeConfig
+	for _, j := range jobs {
+		if j.Placement == config.PlacementLocal && j.SelectsMember(r.m.cfg.Labels) {
+			local = append(local, j)
+		}
+	}
+	if err := r.local.Apply(local); err != nil {
+		r.m.log.Warn("cannot apply the local scrape jobs to discovery", "err", err)
+	}
+}
+
+// evaluate computes the targets this member scrapes and hands them out
+// when the inputs changed or a lingering target is due.
+func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
+	in := ownInput{
+		node: r.m.cfg.Node, rev: ls.rev, jobs: ls.cluster.ScrapeConfigs, pubs: ls.scrape.pubs,
+		agents: liveAgents(ls.view.withoutGone(ls.live)), local: r.local.Targets(), now: time.Now(),
+	}
+	sig := in.signature()
+	if sig == ls.scrape.lastSig && ls.scrape.wake.IsZero() {
+		return
+	}
+	ls.scrape.lastSig = sig
+	out := ls.scrape.own(in)
+	r.owned.Store(int64(out.owned))
+	r.lingering.Store(int64(out.lingering))
+	r.handovers.Add(out.given)
+	r.logBad(out.bad)
+	r.m.mu.Lock()
+	n := len(out.targets)
+	changed := r.m.status.Targets == nil || *r.m.status.Targets != n
+	r.m.status.Targets = &n
+	r.m.mu.Unlock()
+	if changed {
+		r.m.writeStatus()
+	}
+	send(context.Background(), r.out, out.targets)
+}
+
+// logBad logs targets that cannot be scraped when their error starts or
+// changes.
+func (r *scrapeRunner) logBad(bad map[string]string) {
+	for what, err := range bad {
+		if r.badLogged[what] != err {
+			r.m.log.Warn("a scrape target cannot be scraped", "target", what, "err", err)
+		}
+	}
+	r.badLogged = maps.Clone(bad)
+}
+
+// ScrapeTargets delivers the targets the member scrapes each time they
+// change, latest only; nil for a relay. The command hands them to the
+// agent's scraper (agent.SetTargets).
+func (m *Member) ScrapeTargets() <-chan []scrape.Target {
+	if m.scrape == nil {
+		return nil
+	}
+	return m.scrape.out
+}

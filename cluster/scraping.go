@@ -1,0 +1,197 @@
+package cluster
+
+import (
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/procfleet/procfleet/agent/scrape"
+	"github.com/procfleet/procfleet/cluster/discovery"
+	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/cluster/targets"
+	"github.com/procfleet/procfleet/config"
+)
+
+// lingerIntervals is how many of a target's intervals its old owner keeps
+// scraping it after a planned move, unless the gossip shows the new owner
+// scraping first: make before break.
+const lingerIntervals = 2
+
+// scraping is what the member's loop keeps of the targets it scrapes; only
+// the loop touches it.
+type scraping struct {
+	pubs    publishedSets
+	gotPubs bool
+	// scraped are the targets handed to the scraper last, by key, with
+	// when another member became their owner (zero while this one owns
+	// them) and who.
+	scraped map[string]*scrapedTarget
+	lastSig string    // the inputs of the last computation
+	wake    time.Time // when a lingering target must be looked at again
+}
+
+type scrapedTarget struct {
+	t       scrape.Target
+	movedAt time.Time
+	to      string
+}
+
+// ownInput is what ownership is computed from.
+type ownInput struct {
+	node    string
+	rev     int64
+	jobs    []config.ScrapeConfig
+	pubs    publishedSets
+	agents  []targets.Member // live agents, gossip-dead ones left out
+	local   map[string]discovery.Targets
+	covered func(node string, keys []string) bool // the gossip shows node scraped them
+	now     time.Time
+}
+
+// ownOutput is what the member scrapes, and what changed.
+type ownOutput struct {
+	targets   []scrape.Target
+	owned     int // by ownership, lingering ones aside
+	lingering int
+	given     int // targets this member stopped scraping since it moved
+	bad       map[string]string
+}
+
+// own computes the targets this member scrapes: those of placement
+// cluster jobs that Assign gives it, over the live agents the job
+// selects, those of placement local jobs that select it, and those it
+// scraped before and that moved to another live member less than
+// lingerIntervals ago, until the gossip shows that member scraped them.
+func (s *scraping) own(in ownInput) ownOutput {
+	want := map[string]scrape.Target{}
+	others := map[string]string{} // key -> owner, for targets owned elsewhere
+	out := ownOutput{bad: map[string]string{}}
+	var self map[string]string
+	for _, a := range in.agents {
+		if a.Name == in.node {
+			self = a.Labels
+		}
+	}
+	for i := range in.jobs {
+		job := &in.jobs[i]
+		switch job.Placement {
+		case config.PlacementCluster:
+			s.ownCluster(in, job, want, others, out.bad)
+		case config.PlacementLocal:
+			if self == nil || !job.SelectsMember(self) {
+				continue
+			}
+			for _, ls := range in.local[job.JobName].Labels {
+				t, err := scrape.TargetFromLabels(job, ls)
+				if err != nil {
+					out.bad[job.JobName+" "+ls.Get(addressLabel)] = err.Error()
+					continue
+				}
+				want[t.Key()] = t
+			}
+		}
+	}
+	out.owned = len(want)
+	next := map[string]*scrapedTarget{}
+	for key, t := range want {
+		next[key] = &scrapedTarget{t: t}
+	}
+	s.wake = time.Time{}
+	for key, st := range s.scraped {
+		if _, ok := want[key]; ok {
+			continue
+		}
+		to, moved := others[key]
+		if !moved {
+			continue // gone from the set, or from the config
+		}
+		if st.movedAt.IsZero() || st.to != to {
+			st.movedAt, st.to = in.now, to
+		}
+		until := st.movedAt.Add(lingerIntervals * st.t.Interval)
+		if in.now.Before(until) && (in.covered == nil || !in.covered(to, []string{key})) {
+			next[key] = st
+			out.lingering++
+			if s.wake.IsZero() || until.Before(s.wake) {
+				s.wake = until
+			}
+			continue
+		}
+		out.given++
+	}
+	s.scraped = next
+	out.targets = make([]scrape.Target, 0, len(next))
+	for _, st := range next {
+		out.targets = append(out.targets, st.t)
+	}
+	slices.SortFunc(out.targets, func(a, b scrape.Target) int { return strings.Compare(a.Key(), b.Key()) })
+	return out
+}
+
+// ownCluster assigns the published targets of job over the live agents it
+// selects, into want (this member's) and others (the rest, by owner).
+func (s *scraping) ownCluster(in ownInput, job *config.ScrapeConfig, want map[string]scrape.Target, others map[string]string, bad map[string]string) {
+	set, ok := in.pubs[job.JobName]
+	if !ok || len(set.targets) == 0 {
+		return
+	}
+	eligible := targets.Select(in.agents, job.Members)
+	refs := make([]targets.Ref, len(set.targets))
+	for i, t := range set.targets {
+		refs[i] = targets.Ref{ID: t.ID(job.JobName)}
+	}
+	res, err := targets.Assign(targets.DefaultConfig(), eligible, refs)
+	if err != nil {
+		bad[job.JobName] = err.Error()
+		return
+	}
+	for i, pt := range set.targets {
+		t, err := scrape.TargetFromLabels(job, fromTarget(pt))
+		if err != nil {
+			bad[job.JobName+" "+pt.Address] = err.Error()
+			continue
+		}
+		if res.Owners[i] == in.node {
+			want[t.Key()] = t
+		} else {
+			others[t.Key()] = res.Owners[i]
+		}
+	}
+}
+
+// signature sums up in, but the time, so that an evaluation with the same
+// inputs and nothing lingering computes nothing.
+func (in ownInput) signature() string {
+	var b strings.Builder
+	b.WriteString(in.node)
+	b.WriteByte(0)
+	b.WriteString(strconv.FormatInt(in.rev, 10))
+	for _, job := range slices.Sorted(maps.Keys(in.pubs)) {
+		b.WriteString("\x00p" + job + "=" + in.pubs[job].sha)
+	}
+	for _, a := range in.agents {
+		b.WriteString("\x00a" + a.Name)
+		for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
+			b.WriteString("," + k + "=" + a.Labels[k])
+		}
+	}
+	for _, job := range slices.Sorted(maps.Keys(in.local)) {
+		b.WriteString("\x00l" + job + "=" + strconv.FormatUint(in.local[job].Version, 10))
+	}
+	return b.String()
+}
+
+// liveAgents returns the live agents of set as Select takes them, sorted
+// by name.
+func liveAgents(set members) []targets.Member {
+	var out []targets.Member
+	for id, mem := range set {
+		if id.Kind == keys.Agent {
+			out = append(out, targets.Member{Name: id.Node, Labels: mem.Labels})
+		}
+	}
+	slices.SortFunc(out, func(a, b targets.Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
