@@ -138,6 +138,9 @@ type Member struct {
 	joining    atomic.Bool       // a gossip join is in flight
 	joins      sync.WaitGroup    // the join in flight; Run waits for it
 	sentAt     time.Time
+	// gossipState is what the member gossips about itself: the shipper's
+	// view and its scrape targets scraped.
+	gossipState gossip.State
 }
 
 // New checks cfg and prepares a member whose local agent settings are

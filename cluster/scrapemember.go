@@ -31,6 +31,10 @@ type scrapeRunner struct {
 	lingering atomic.Int64
 	handovers *metrics.Counter
 	badLogged map[string]string // only the loop touches it
+
+	mu          sync.Mutex
+	ownedKeys   []string // the owned targets of placement cluster jobs, sorted
+	ownedDigest string   // their scrapedDigest
 }
 
 func newScrapeRunner(m *Member, local config.Agent) (*scrapeRunner, error) {
@@ -88,6 +92,12 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 	in := ownInput{
 		node: r.m.cfg.Node, rev: ls.rev, jobs: ls.cluster.ScrapeConfigs, pubs: ls.scrape.pubs,
 		agents: liveAgents(ls.view.withoutGone(ls.live)), local: r.local.Targets(), now: time.Now(),
+		scraped: map[string]string{},
+	}
+	if g != nil {
+		for node, st := range g.States() {
+			in.scraped[node] = st.Scraped
+		}
 	}
 	sig := in.signature()
 	if sig == ls.scrape.lastSig && ls.scrape.wake.IsZero() {
@@ -95,6 +105,9 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 	}
 	ls.scrape.lastSig = sig
 	out := ls.scrape.own(in)
+	r.mu.Lock()
+	r.ownedKeys, r.ownedDigest = out.cluster, scrapedDigest(out.cluster)
+	r.mu.Unlock()
 	r.owned.Store(int64(out.owned))
 	r.lingering.Store(int64(out.lingering))
 	r.handovers.Add(out.given)
@@ -129,4 +142,39 @@ func (m *Member) ScrapeTargets() <-chan []scrape.Target {
 		return nil
 	}
 	return m.scrape.out
+}
+
+// noteScraped gossips the digest of the targets this member owns once
+// states, its scraper's, show each of them scraped at least once.
+func (r *scrapeRunner) noteScraped(states []scrape.TargetState) {
+	r.mu.Lock()
+	owned, digest := r.ownedKeys, r.ownedDigest
+	r.mu.Unlock()
+	m := r.m
+	m.mu.Lock()
+	done := m.gossipState.Scraped == digest
+	m.mu.Unlock()
+	if done {
+		return
+	}
+	scraped := make(map[string]bool, len(states))
+	for _, s := range states {
+		if !s.LastScrape.IsZero() {
+			scraped[s.Key] = true
+		}
+	}
+	for _, k := range owned {
+		if !scraped[k] {
+			return
+		}
+	}
+	m.mu.Lock()
+	m.gossipState.Scraped = digest
+	st := m.gossipState
+	m.mu.Unlock()
+	if g, _ := m.gossip.current(); g != nil {
+		if err := g.SetLocal(st); err != nil {
+			m.log.Warn("cannot gossip the targets scraped", "err", err)
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"maps"
 	"slices"
 	"strconv"
@@ -46,14 +48,17 @@ type ownInput struct {
 	pubs    publishedSets
 	agents  []targets.Member // live agents, gossip-dead ones left out
 	local   map[string]discovery.Targets
-	covered func(node string, keys []string) bool // the gossip shows node scraped them
+	scraped map[string]string // node -> its gossip's Scraped digest
 	now     time.Time
 }
 
 // ownOutput is what the member scrapes, and what changed.
 type ownOutput struct {
-	targets   []scrape.Target
-	owned     int // by ownership, lingering ones aside
+	targets []scrape.Target
+	owned   int // by ownership, lingering ones aside
+	// cluster are the keys of the owned targets of placement cluster
+	// jobs, sorted: what the gossip's Scraped digest names.
+	cluster   []string
 	lingering int
 	given     int // targets this member stopped scraping since it moved
 	bad       map[string]string
@@ -94,6 +99,30 @@ func (s *scraping) own(in ownInput) ownOutput {
 		}
 	}
 	out.owned = len(want)
+	for key, t := range want {
+		if t.Job.Placement == config.PlacementCluster {
+			out.cluster = append(out.cluster, key)
+		}
+	}
+	slices.Sort(out.cluster)
+	expect := map[string]string{} // owner -> the digest of what it owns, computed when needed
+	covered := func(to string) bool {
+		got := in.scraped[to]
+		if got == "" {
+			return false
+		}
+		if _, ok := expect[to]; !ok {
+			var keys []string
+			for key, o := range others {
+				if o == to {
+					keys = append(keys, key)
+				}
+			}
+			slices.Sort(keys)
+			expect[to] = scrapedDigest(keys)
+		}
+		return got == expect[to]
+	}
 	next := map[string]*scrapedTarget{}
 	for key, t := range want {
 		next[key] = &scrapedTarget{t: t}
@@ -111,7 +140,7 @@ func (s *scraping) own(in ownInput) ownOutput {
 			st.movedAt, st.to = in.now, to
 		}
 		until := st.movedAt.Add(lingerIntervals * st.t.Interval)
-		if in.now.Before(until) && (in.covered == nil || !in.covered(to, []string{key})) {
+		if in.now.Before(until) && !covered(to) {
 			next[key] = st
 			out.lingering++
 			if s.wake.IsZero() || until.Before(s.wake) {
@@ -194,4 +223,18 @@ func liveAgents(set members) []targets.Member {
 	}
 	slices.SortFunc(out, func(a, b targets.Member) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// scrapedDigest names a sorted set of target keys for the gossip's
+// Scraped: 32 hex digits of a SHA-256 over them; "" for none.
+func scrapedDigest(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

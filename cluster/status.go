@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/session"
 )
 
@@ -74,11 +73,13 @@ func (m *Member) ReportShipper(queue int, endpoints []EndpointHealth, sentBytes 
 			opinions[name] = e.Healthy
 		}
 	}
+	// Rounded to 1 KiB/s so that small changes do not cause broadcasts.
+	m.gossipState.Endpoints, m.gossipState.BytesPerSecond = opinions, rate&^1023
+	st := m.gossipState
 	m.mu.Unlock()
 	m.writeStatus()
 	if g, _ := m.gossip.current(); g != nil {
-		// Rounded to 1 KiB/s so that small changes do not cause broadcasts.
-		if err := g.SetLocal(gossip.State{Endpoints: opinions, BytesPerSecond: rate &^ 1023}); err != nil {
+		if err := g.SetLocal(st); err != nil {
 			m.log.Warn("cannot gossip the shipper's view", "err", err)
 		}
 	}

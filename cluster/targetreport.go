@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
@@ -52,19 +53,36 @@ const DefaultTargetReportInterval = 5 * time.Second
 // reporter writes the member's target report, rate-limited.
 type reporter struct {
 	mu      sync.Mutex
-	pending *TargetReport
-	keys    string // the targets of the last report written, to tell a change
+	pending []scrape.TargetState
+	at      time.Time // when pending was reported
+	set     bool      // pending was reported once
+	keys    uint64    // the targets of the last report written (stateKeys), to tell a change
 	kick    chan struct{}
 }
 
 // ReportTargets records the states of the targets the agent scrapes; the
 // member writes them to etcd at most every TargetReportInterval, and
-// within a second when the set of targets changed. It never blocks.
+// at once when the set of targets changed, and tells the gossip once it
+// scraped each target it owns (a member handing targets over to it waits
+// for that). It may be called often (every half second); it never blocks.
 func (m *Member) ReportTargets(states []scrape.TargetState) {
 	if m.scrape == nil {
 		return
 	}
-	r := TargetReport{Node: m.cfg.Node, Updated: time.Now().UTC(), Targets: make([]TargetStatus, 0, len(states))}
+	m.scrape.noteScraped(states)
+	rep := &m.scrape.report
+	rep.mu.Lock()
+	rep.pending, rep.at, rep.set = states, time.Now(), true
+	rep.mu.Unlock()
+	select {
+	case rep.kick <- struct{}{}:
+	default:
+	}
+}
+
+// makeReport turns the scraper's states into the report of node.
+func makeReport(node string, at time.Time, states []scrape.TargetState) *TargetReport {
+	r := &TargetReport{Node: node, Updated: at.UTC(), Targets: make([]TargetStatus, 0, len(states))}
 	for _, s := range states {
 		ts := TargetStatus{Job: s.Job, Target: s.Target, Health: s.Health, DurationSeconds: s.Duration.Seconds(),
 			Samples: s.Samples, LastError: s.LastError, Labels: map[string]string{}}
@@ -80,14 +98,15 @@ func (m *Member) ReportTargets(states []scrape.TargetState) {
 	slices.SortFunc(r.Targets, func(a, b TargetStatus) int {
 		return strings.Compare(a.Job+"\x00"+a.Target, b.Job+"\x00"+b.Target)
 	})
-	rep := &m.scrape.report
+	return r
+}
+
+// latest returns the latest states reported and when, ok false before
+// any.
+func (rep *reporter) latest() (states []scrape.TargetState, at time.Time, ok bool) {
 	rep.mu.Lock()
-	rep.pending = &r
-	rep.mu.Unlock()
-	select {
-	case rep.kick <- struct{}{}:
-	default:
-	}
+	defer rep.mu.Unlock()
+	return rep.pending, rep.at, rep.set
 }
 
 // runReports writes the reports until ctx ends, bound to the session's
@@ -105,30 +124,37 @@ func (m *Member) runReports(ctx context.Context, cli *clientv3.Client, sess *ses
 			return
 		case <-rep.kick:
 		}
-		rep.mu.Lock()
-		r := rep.pending
-		rep.mu.Unlock()
-		if r == nil {
+		states, at, ok := rep.latest()
+		if !ok {
 			continue
 		}
-		ids := reportKeys(r)
+		ids := stateKeys(states)
 		if ids == rep.keys && time.Since(last) < m.cfg.TargetReportInterval {
+			// Unchanged targets wait for the interval; a change does not.
 			t := time.NewTimer(m.cfg.TargetReportInterval - time.Since(last))
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
+		wait:
+			for {
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+					break wait
+				case <-rep.kick:
+					if s, _, _ := rep.latest(); stateKeys(s) != rep.keys {
+						t.Stop()
+						break wait
+					}
+				}
 			}
-			rep.mu.Lock()
-			r = rep.pending
-			rep.mu.Unlock()
+			states, at, _ = rep.latest()
+			ids = stateKeys(states)
 		}
 		info, _ := sess.Info()
 		if info.Phase != session.Registered {
 			continue
 		}
-		data := encodeReport(r)
+		data := encodeReport(makeReport(m.cfg.Node, at, states))
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := cli.Put(wctx, key, string(data), clientv3.WithLease(info.Lease))
 		cancel()
@@ -140,12 +166,16 @@ func (m *Member) runReports(ctx context.Context, cli *clientv3.Client, sess *ses
 	}
 }
 
-func reportKeys(r *TargetReport) string {
-	var b strings.Builder
-	for _, t := range r.Targets {
-		b.WriteString(t.Job + "\x00" + t.Target + "\x00")
+// stateKeys sums up the targets of states whatever their order: their
+// count and the sum of their keys' hashes.
+func stateKeys(states []scrape.TargetState) uint64 {
+	sum := uint64(len(states))
+	for _, s := range states {
+		h := fnv.New64a()
+		h.Write([]byte(s.Key))
+		sum += h.Sum64() * 0x9E3779B97F4A7C15
 	}
-	return b.String()
+	return sum
 }
 
 // encodeReport returns r as JSON within maxReportBytes: without labels,

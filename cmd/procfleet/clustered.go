@@ -285,6 +285,10 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 	}
 	report := time.NewTicker(2 * time.Second)
 	defer report.Stop()
+	// Often enough that a member handing targets over to this one sees
+	// them scraped within a second; etcd writes are rate-limited apart.
+	targets := time.NewTicker(500 * time.Millisecond)
+	defer targets.Stop()
 	for {
 		select {
 		case err := <-errc:
@@ -303,6 +307,8 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 			a.SetTargets(ts)
 		case <-report.C:
 			reportShipper(a, m)
+		case <-targets.C:
+			m.ReportTargets(a.Targets())
 		}
 	}
 }
@@ -314,7 +320,6 @@ const opinionAge = time.Minute
 func reportShipper(a *agent.Agent, m *cluster.Member) {
 	sh := a.Shipper()
 	m.ReportShipper(sh.QueueLen()+sh.SpoolLen(), endpointHealth(sh.State()), sh.SentBytes())
-	m.ReportTargets(a.Targets())
 }
 
 // endpointHealth turns the shipper's view of its endpoints into the
