@@ -33,6 +33,9 @@ type discoverer struct {
 
 	wake   chan struct{} // the jobs changed; capacity 1
 	leader atomic.Bool
+	// onErrors receives the discovery and publication errors after each
+	// round of the elected member, nil once it is no longer elected.
+	onErrors func([]string)
 
 	mu   sync.Mutex
 	jobs []config.ScrapeConfig // placement: cluster jobs of the config applied
@@ -111,6 +114,7 @@ func (d *discoverer) term(ctx context.Context, sess *session.Session, lease clie
 	}
 	d.leader.Store(true)
 	defer d.leader.Store(false)
+	defer d.onErrors(nil)
 	d.log.Info("elected to run discovery for the cluster's scrape jobs")
 	err = d.lead(lctx, el)
 	if ctx.Err() == nil {
@@ -159,6 +163,14 @@ func (d *discoverer) lead(ctx context.Context, el *concurrency.Election) error {
 		if errors.Is(err, errNotLeader) || ctx.Err() != nil {
 			return err
 		}
+		var msgs []string
+		for _, e := range mgr.Errors() {
+			msgs = append(msgs, "discovery: "+e.Error())
+		}
+		if err != nil {
+			msgs = append(msgs, err.Error())
+		}
+		d.onErrors(msgs)
 		if err != nil {
 			d.log.Warn("cannot publish scrape targets; retrying", "err", err)
 			retry.Reset(time.Second)

@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +37,8 @@ type scrapeRunner struct {
 	mu          sync.Mutex
 	ownedKeys   []string // the owned targets of placement cluster jobs, sorted
 	ownedDigest string   // their scrapedDigest
+	discErrs    []string // of the elected discovery
+	targetErrs  []string // targets that cannot be scraped
 }
 
 func newScrapeRunner(m *Member, local config.Agent) (*scrapeRunner, error) {
@@ -53,6 +57,12 @@ func newScrapeRunner(m *Member, local config.Agent) (*scrapeRunner, error) {
 	r := &scrapeRunner{m: m, local: mgr, out: make(chan []scrape.Target, 1), badLogged: map[string]string{},
 		report: reporter{kick: make(chan struct{}, 1)},
 		disc:   newDiscoverer(m.space, m.cfg.Node, deps, m.log)}
+	r.disc.onErrors = func(errs []string) {
+		r.mu.Lock()
+		r.discErrs = errs
+		r.mu.Unlock()
+		r.noteErrors()
+	}
 	set := m.cfg.Metrics
 	set.NewGauge("procfleet_scrape_targets_owned", func() float64 { return float64(r.owned.Load()) })
 	set.NewGauge("procfleet_scrape_targets_lingering", func() float64 { return float64(r.lingering.Load()) })
@@ -124,14 +134,43 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 }
 
 // logBad logs targets that cannot be scraped when their error starts or
-// changes.
+// changes, and puts them in the status.
 func (r *scrapeRunner) logBad(bad map[string]string) {
+	var errs []string
 	for what, err := range bad {
 		if r.badLogged[what] != err {
 			r.m.log.Warn("a scrape target cannot be scraped", "target", what, "err", err)
 		}
+		errs = append(errs, what+": "+err)
 	}
 	r.badLogged = maps.Clone(bad)
+	r.mu.Lock()
+	r.targetErrs = errs
+	r.mu.Unlock()
+	r.noteErrors()
+}
+
+// maxScrapeErrors bounds the errors a status carries.
+const maxScrapeErrors = 20
+
+// noteErrors puts the discovery and target errors in the status when they
+// changed.
+func (r *scrapeRunner) noteErrors() {
+	r.mu.Lock()
+	errs := slices.Concat(r.discErrs, r.targetErrs)
+	r.mu.Unlock()
+	slices.Sort(errs)
+	if len(errs) > maxScrapeErrors {
+		errs = append(errs[:maxScrapeErrors], fmt.Sprintf("and %d more", len(errs)-maxScrapeErrors))
+	}
+	m := r.m
+	m.mu.Lock()
+	changed := !slices.Equal(m.status.ScrapeErrors, errs)
+	m.status.ScrapeErrors = errs
+	m.mu.Unlock()
+	if changed {
+		m.writeStatus()
+	}
 }
 
 // ScrapeTargets delivers the targets the member scrapes each time they

@@ -25,6 +25,10 @@ func scrapeDoc(n int) []byte {
 		doc += "  - {job_name: fleet, scrape_interval: 1s, scrape_timeout: 1s, static_configs: [{targets: [" + strings.Join(ts, ", ") + "]}]}\n"
 	}
 	doc += "  - {job_name: pg, placement: local, members: {zone: a}, scrape_interval: 1s, scrape_timeout: 1s, static_configs: [{targets: ['127.0.0.1:9187']}]}\n"
+	// Faults: a discovery source that refuses, a target relabeled to a
+	// scheme that cannot be scraped.
+	doc += "  - {job_name: sd, http_sd_configs: [{url: 'http://127.0.0.1:1/sd'}]}\n"
+	doc += "  - {job_name: ftp, static_configs: [{targets: ['10.9.9.9:21']}], relabel_configs: [{target_label: __scheme__, replacement: ftp}]}\n"
 	return []byte(doc)
 }
 
@@ -92,9 +96,22 @@ func TestClusterScraping(t *testing.T) {
 	}
 	var why error
 	waitUntil(t, "60 targets over 3 members", func() bool { why = owners(ms, 60); return why == nil }, 20*time.Second)
-	if l := leaders(ms); len(l) != 1 {
+	l := leaders(ms)
+	if len(l) != 1 {
 		t.Fatalf("elected members = %v; want one", l)
 	}
+	// The elected member reports the failing source; the owner of the
+	// ftp target says why it is not scraped.
+	waitUntil(t, "scrape errors in the status", func() bool {
+		sd, ftp := false, false
+		for _, tm := range ms {
+			for _, e := range tm.status().ScrapeErrors {
+				sd = sd || tm.m.cfg.Node == l[0] && strings.Contains(e, "discovery") && strings.Contains(e, "127.0.0.1:1")
+				ftp = ftp || strings.Contains(e, "ftp 10.9.9.9:21") && strings.Contains(e, `scheme "ftp"`)
+			}
+		}
+		return sd && ftp
+	})
 	resp, err := cli.Get(context.Background(), "/procfleet/ct/targets/fleet")
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("manifest: %v, %v", resp, err)
@@ -132,9 +149,11 @@ func TestClusterScraping(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the job gone from etcd and from the members", func() bool {
-		resp, err := cli.Get(context.Background(), "/procfleet/ct/target", clientv3.WithPrefix(), clientv3.WithCountOnly())
-		if err != nil || resp.Count != 0 {
-			return false
+		for _, prefix := range []string{"/procfleet/ct/targets/fleet", "/procfleet/ct/target-chunks/fleet/"} {
+			resp, err := cli.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil || resp.Count != 0 {
+				return false
+			}
 		}
 		for _, tm := range rest {
 			if len(tm.scraped("fleet")) != 0 {

@@ -36,6 +36,10 @@ type Status struct {
 	// apply (LastError says why), while it runs on an older one; 0 when it
 	// applied the newest it saw. procfleet config set --wait reads it.
 	RejectedRevision int64 `json:"rejected_revision,omitempty"`
+	// ScrapeErrors are an agent's errors of scraping: discovery's, while
+	// it is the elected member, and targets that cannot be scraped (at
+	// most 20, then how many more).
+	ScrapeErrors []string `json:"scrape_errors,omitempty"`
 	// Targets is how many scrape targets an agent scrapes; nil for a
 	// relay.
 	Targets *int      `json:"targets,omitempty"`

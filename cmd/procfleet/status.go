@@ -40,6 +40,7 @@ type agentStatus struct {
 	Gossip               string   `json:"gossip,omitempty"`      // why the member's gossip does not run
 	SavedState           string   `json:"saved_state,omitempty"` // set while it runs on its saved state
 	Targets              *int     `json:"targets,omitempty"`     // scrape targets an agent scrapes; none for a relay
+	ScrapeErrors         []string `json:"scrape_errors,omitempty"`
 }
 
 type upstreamStatus struct {
@@ -127,7 +128,7 @@ func membersStatus(ms []view.Member) []agentStatus {
 			Node: m.Node, Address: m.Address, HTTP: m.HTTP, Version: m.Version, ConfigRevision: m.ConfigRevision,
 			Upstreams: m.Upstreams, BudgetBytesPerSecond: m.BudgetBytesPerSecond,
 			QueueBatches: m.QueueBatches, LastError: m.LastError, Gossip: m.Gossip, SavedState: m.SavedState,
-			Targets: m.Targets,
+			Targets: m.Targets, ScrapeErrors: m.ScrapeErrors,
 		})
 	}
 	return out
@@ -154,7 +155,7 @@ func printMembers(w io.Writer, kind string, ms []agentStatus) {
 	fmt.Fprintln(tw, kind+"\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tTARGETS\tLAST ERROR")
 	for _, a := range ms {
 		notes := a.LastError
-		for _, n := range []string{a.SavedState, gossipNote(a.Gossip)} {
+		for _, n := range []string{a.SavedState, gossipNote(a.Gossip), scrapeNote(a.ScrapeErrors)} {
 			if n != "" && notes != "" {
 				notes += "; "
 			}
@@ -184,4 +185,16 @@ func gossipNote(why string) string {
 		return ""
 	}
 	return "gossip " + why
+}
+
+// scrapeNote is what the table says of a member's scrape errors: the
+// first, and how many more.
+func scrapeNote(errs []string) string {
+	switch len(errs) {
+	case 0:
+		return ""
+	case 1:
+		return "scrape: " + errs[0]
+	}
+	return fmt.Sprintf("scrape: %s (and %d more errors)", errs[0], len(errs)-1)
 }
