@@ -51,9 +51,9 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 		if g != nil {
 			changes = g.Changes()
 		}
-		var localChanged <-chan struct{}
+		var localChanged, leave <-chan struct{}
 		if m.scrape != nil {
-			localChanged = m.scrape.local.Changed()
+			localChanged, leave = m.scrape.local.Changed(), m.scrape.kick
 		}
 		if !ls.scrape.wake.IsZero() {
 			linger.Reset(time.Until(ls.scrape.wake))
@@ -63,6 +63,7 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			return
 		case <-linger.C:
 		case <-localChanged:
+		case <-leave:
 		case p, ok := <-pubs:
 			if !ok {
 				return

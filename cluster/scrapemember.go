@@ -16,6 +16,7 @@ import (
 	"github.com/procfleet/procfleet/cluster/discovery"
 	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/session"
+	"github.com/procfleet/procfleet/cluster/targets"
 	"github.com/procfleet/procfleet/config"
 )
 
@@ -39,6 +40,11 @@ type scrapeRunner struct {
 	ownedDigest string   // their scrapedDigest
 	discErrs    []string // of the elected discovery
 	targetErrs  []string // targets that cannot be scraped
+
+	leaving atomic.Bool
+	kick    chan struct{} // Leave asks the loop to evaluate; capacity 1
+	left    chan struct{} // closed once leaving and nothing is scraped
+	once    sync.Once
 }
 
 func newScrapeRunner(m *Member, local config.Agent) (*scrapeRunner, error) {
@@ -55,8 +61,8 @@ func newScrapeRunner(m *Member, local config.Agent) (*scrapeRunner, error) {
 		return nil, err
 	}
 	r := &scrapeRunner{m: m, local: mgr, out: make(chan []scrape.Target, 1), badLogged: map[string]string{},
-		report: reporter{kick: make(chan struct{}, 1)},
-		disc:   newDiscoverer(m.space, m.cfg.Node, deps, m.log)}
+		report: reporter{kick: make(chan struct{}, 1)}, kick: make(chan struct{}, 1), left: make(chan struct{}),
+		disc: newDiscoverer(m.space, m.cfg.Node, deps, m.log)}
 	r.disc.onErrors = func(errs []string) {
 		r.mu.Lock()
 		r.discErrs = errs
@@ -105,9 +111,15 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 		scraped: map[string]string{},
 	}
 	if g != nil {
+		gone := map[string]bool{}
 		for node, st := range g.States() {
 			in.scraped[node] = st.Scraped
+			gone[node] = st.Leaving
 		}
+		gone[r.m.cfg.Node] = r.leaving.Load()
+		in.agents = slices.DeleteFunc(in.agents, func(a targets.Member) bool { return gone[a.Name] })
+	} else if r.leaving.Load() {
+		in.agents = slices.DeleteFunc(in.agents, func(a targets.Member) bool { return a.Name == r.m.cfg.Node })
 	}
 	sig := in.signature()
 	if sig == ls.scrape.lastSig && ls.scrape.wake.IsZero() {
@@ -131,6 +143,47 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 		r.m.writeStatus()
 	}
 	send(context.Background(), r.out, out.targets)
+	if r.leaving.Load() && len(out.targets) == 0 {
+		r.once.Do(func() { close(r.left) })
+	}
+}
+
+// Leave hands the member's scrape targets over before it stops: it tells
+// the gossip the member is leaving, so that the others take its
+// placement cluster targets, and keeps scraping each until its new owner
+// gossips it scraped it, or for 2 of its intervals. It returns once the
+// member scrapes nothing, or when ctx ends. The member's placement local
+// targets stop at once. Nothing is handed over without a gossip or
+// before the member computed its targets: it returns at once then. A
+// relay returns at once.
+func (m *Member) Leave(ctx context.Context) {
+	r := m.scrape
+	if r == nil {
+		return
+	}
+	g, _ := m.gossip.current()
+	m.mu.Lock()
+	m.gossipState.Leaving = true
+	st := m.gossipState
+	computed := m.status.Targets != nil
+	m.mu.Unlock()
+	if g == nil || !computed {
+		return
+	}
+	if err := g.SetLocal(st); err != nil {
+		return
+	}
+	r.leaving.Store(true)
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case <-r.left:
+		m.log.Info("scrape targets handed over; leaving")
+	case <-ctx.Done():
+		m.log.Warn("leaving before every scrape target was handed over", "lingering", r.lingering.Load())
+	}
 }
 
 // logBad logs targets that cannot be scraped when their error starts or
