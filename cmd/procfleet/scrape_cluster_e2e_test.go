@@ -122,6 +122,11 @@ scrape_configs:
 		}
 	}
 	waitOwners("60 targets up over n1, n2, n3", shared("n1", "n2", "n3"))
+	table, stderr, code := run(t, "targets", ep, cl)
+	if code != 0 || !strings.HasPrefix(table, "JOB ") || !strings.Contains(table, "\n60 targets\n") ||
+		!strings.Contains(table, "fleet  127.0.100.1:"+port) {
+		t.Errorf("targets table (exit %d, %s):\n%s", code, stderr, table)
+	}
 	// Reports lag a few seconds: let the last moves of the start settle.
 	time.Sleep(3 * time.Second)
 	steady := time.Now()
@@ -141,6 +146,21 @@ scrape_configs:
 		t.Errorf("n4 scrapes %d of %d targets; want about a third", o["n4"], scrapeTargets)
 	}
 	time.Sleep(4 * time.Second)
+	// The members' metrics: n4 owns its share, the others handed it over.
+	metric := map[string]float64{}
+	for _, a := range statusOf(t, ep, cl).Agents {
+		for _, name := range []string{"procfleet_scrape_targets_owned", "procfleet_scrape_handovers_total"} {
+			v, err := testenv.ScrapeMetric("http://"+a.HTTP+"/metrics", name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			metric[a.Node+" "+name] = v
+		}
+	}
+	if metric["n4 procfleet_scrape_targets_owned"] != float64(o["n4"]) ||
+		metric["n1 procfleet_scrape_handovers_total"]+metric["n3 procfleet_scrape_handovers_total"] < float64(o["n4"]) {
+		t.Errorf("metrics %v; want n4 owning %d, n1 and n3 having handed as many over", metric, o["n4"])
+	}
 
 	// A graceful stop: n1 hands its targets over before it leaves.
 	termed := time.Now()
@@ -169,7 +189,7 @@ scrape_configs:
 	}
 	const interval = 1000 // ms
 	var worstKill, worstJoinDup, worstJoinHole int64
-	dupHist := map[int64]int{} // intervals scraped twice after the join -> targets
+	dupHist := map[int64]int{} // intervals scraped twice after the join or the stop -> targets
 	for _, s := range series {
 		ts := slices.Clone(s.Timestamps)
 		slices.Sort(ts)
@@ -198,19 +218,20 @@ scrape_configs:
 		// The kill: the largest hole.
 		hole, _ := testenv.LargestHole(in(killed, joined), killed, joined)
 		worstKill = max(worstKill, hole.Milliseconds())
-		// The join and the graceful stop: duplicates and holes.
-		w = in(joined, end)
-		dups, maxGap := int64(0), int64(0)
-		for i := 1; i < len(w); i++ {
-			if w[i] == w[i-1] {
-				dups++
+		// The join, then the graceful stop: duplicates and holes of each.
+		for _, w := range [][]int64{in(joined, termed), in(termed, end)} {
+			dups, maxGap := int64(0), int64(0)
+			for i := 1; i < len(w); i++ {
+				if w[i] == w[i-1] {
+					dups++
+				}
+				maxGap = max(maxGap, w[i]-w[i-1])
 			}
-			maxGap = max(maxGap, w[i]-w[i-1])
+			worstJoinDup, worstJoinHole = max(worstJoinDup, dups), max(worstJoinHole, maxGap)
+			dupHist[dups]++
 		}
-		worstJoinDup, worstJoinHole = max(worstJoinDup, dups), max(worstJoinHole, maxGap)
-		dupHist[dups]++
 	}
-	t.Logf("largest hole after the kill: %d ms; after the join and the graceful stop: most intervals scraped twice %d (targets by intervals scraped twice: %v), largest gap %d ms",
+	t.Logf("largest hole after the kill: %d ms; after the join and the graceful stop: most intervals scraped twice %d (targets x events by intervals scraped twice: %v), largest gap %d ms",
 		worstKill, worstJoinDup, dupHist, worstJoinHole)
 	// Detection: the gossip's (about 2 to 3 s on loopback), within the
 	// lease's 2 s TTL plus its keep-alive granularity.
@@ -228,14 +249,7 @@ scrape_configs:
 	counts := map[string]int{}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		out, stderr, code := run(t, "status", ep, cl, "-o", "json")
-		if code != 0 {
-			t.Fatal(stderr)
-		}
-		var st clusterStatus
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			t.Fatal(err)
-		}
+		st := statusOf(t, ep, cl)
 		clear(counts)
 		sum := 0
 		for _, a := range st.Agents {
@@ -252,4 +266,18 @@ scrape_configs:
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// statusOf returns procfleet status -o json.
+func statusOf(t *testing.T, ep, cl string) clusterStatus {
+	t.Helper()
+	out, stderr, code := run(t, "status", ep, cl, "-o", "json")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	var st clusterStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
