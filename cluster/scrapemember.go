@@ -36,8 +36,8 @@ type scrapeRunner struct {
 	badLogged map[string]string // only the loop touches it
 
 	mu          sync.Mutex
-	ownedKeys   []string // the owned targets of placement cluster jobs, sorted
-	ownedDigest string   // their scrapedDigest
+	ownedKeys   []string // the keys of the owned targets of placement cluster jobs
+	ownedDigest string   // the scrapedDigest of their IDs
 	discErrs    []string // of the elected discovery
 	targetErrs  []string // targets that cannot be scraped
 
@@ -128,7 +128,7 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 	ls.scrape.lastSig = sig
 	out := ls.scrape.own(in)
 	r.mu.Lock()
-	r.ownedKeys, r.ownedDigest = out.cluster, scrapedDigest(out.cluster)
+	r.ownedKeys, r.ownedDigest = out.clusterKeys, scrapedDigest(out.cluster)
 	r.mu.Unlock()
 	r.owned.Store(int64(out.owned))
 	r.lingering.Store(int64(out.lingering))

@@ -36,6 +36,7 @@ type scraping struct {
 
 type scrapedTarget struct {
 	t       scrape.Target
+	id      string // targets.Target.ID of a placement cluster target, "" for a local one
 	movedAt time.Time
 	to      string
 }
@@ -56,12 +57,13 @@ type ownInput struct {
 type ownOutput struct {
 	targets []scrape.Target
 	owned   int // by ownership, lingering ones aside
-	// cluster are the keys of the owned targets of placement cluster
-	// jobs, sorted: what the gossip's Scraped digest names.
-	cluster   []string
-	lingering int
-	given     int // targets this member stopped scraping since it moved
-	bad       map[string]string
+	// cluster are the IDs of the owned targets of placement cluster jobs,
+	// sorted: what the gossip's Scraped digest names; clusterKeys their
+	// keys (scrape.Target.Key), which the scraper's states carry.
+	cluster, clusterKeys []string
+	lingering            int
+	given                int // targets this member stopped scraping since it moved
+	bad                  map[string]string
 }
 
 // own computes the targets this member scrapes: those of placement
@@ -71,7 +73,8 @@ type ownOutput struct {
 // lingerIntervals ago, until the gossip shows that member scraped them.
 func (s *scraping) own(in ownInput) ownOutput {
 	want := map[string]scrape.Target{}
-	others := map[string]string{} // key -> owner, for targets owned elsewhere
+	ids := map[string]string{}    // key -> ID, for the owned targets of placement cluster jobs
+	others := map[string]string{} // ID -> owner, for the targets owned elsewhere
 	out := ownOutput{bad: map[string]string{}}
 	var self map[string]string
 	for _, a := range in.agents {
@@ -83,7 +86,7 @@ func (s *scraping) own(in ownInput) ownOutput {
 		job := &in.jobs[i]
 		switch job.Placement {
 		case config.PlacementCluster:
-			s.ownCluster(in, job, want, others, out.bad)
+			s.ownCluster(in, job, want, ids, others, out.bad)
 		case config.PlacementLocal:
 			if self == nil || !job.SelectsMember(self) {
 				continue
@@ -99,10 +102,8 @@ func (s *scraping) own(in ownInput) ownOutput {
 		}
 	}
 	out.owned = len(want)
-	for key, t := range want {
-		if t.Job.Placement == config.PlacementCluster {
-			out.cluster = append(out.cluster, key)
-		}
+	for key, id := range ids {
+		out.cluster, out.clusterKeys = append(out.cluster, id), append(out.clusterKeys, key)
 	}
 	slices.Sort(out.cluster)
 	expect := map[string]string{} // owner -> the digest of what it owns, computed when needed
@@ -112,28 +113,28 @@ func (s *scraping) own(in ownInput) ownOutput {
 			return false
 		}
 		if _, ok := expect[to]; !ok {
-			var keys []string
-			for key, o := range others {
+			var owned []string
+			for id, o := range others {
 				if o == to {
-					keys = append(keys, key)
+					owned = append(owned, id)
 				}
 			}
-			slices.Sort(keys)
-			expect[to] = scrapedDigest(keys)
+			slices.Sort(owned)
+			expect[to] = scrapedDigest(owned)
 		}
 		return got == expect[to]
 	}
 	next := map[string]*scrapedTarget{}
 	for key, t := range want {
-		next[key] = &scrapedTarget{t: t}
+		next[key] = &scrapedTarget{t: t, id: ids[key]}
 	}
 	s.wake = time.Time{}
 	for key, st := range s.scraped {
 		if _, ok := want[key]; ok {
 			continue
 		}
-		to, moved := others[key]
-		if !moved {
+		to, moved := others[st.id]
+		if !moved || st.id == "" {
 			continue // gone from the set, or from the config
 		}
 		if st.movedAt.IsZero() || st.to != to {
@@ -152,16 +153,17 @@ func (s *scraping) own(in ownInput) ownOutput {
 	}
 	s.scraped = next
 	out.targets = make([]scrape.Target, 0, len(next))
-	for _, st := range next {
-		out.targets = append(out.targets, st.t)
+	for _, key := range slices.Sorted(maps.Keys(next)) {
+		out.targets = append(out.targets, next[key].t)
 	}
-	slices.SortFunc(out.targets, func(a, b scrape.Target) int { return strings.Compare(a.Key(), b.Key()) })
 	return out
 }
 
 // ownCluster assigns the published targets of job over the live agents it
-// selects, into want (this member's) and others (the rest, by owner).
-func (s *scraping) ownCluster(in ownInput, job *config.ScrapeConfig, want map[string]scrape.Target, others map[string]string, bad map[string]string) {
+// selects, into want and ids (this member's, by key) and others (the
+// rest's owners, by ID). Only this member's targets are made into scrape
+// targets: that is most of the cost.
+func (s *scraping) ownCluster(in ownInput, job *config.ScrapeConfig, want map[string]scrape.Target, ids, others, bad map[string]string) {
 	set, ok := in.pubs[job.JobName]
 	if !ok || len(set.targets) == 0 {
 		return
@@ -177,16 +179,17 @@ func (s *scraping) ownCluster(in ownInput, job *config.ScrapeConfig, want map[st
 		return
 	}
 	for i, pt := range set.targets {
+		if res.Owners[i] != in.node {
+			others[refs[i].ID] = res.Owners[i]
+			continue
+		}
 		t, err := scrape.TargetFromLabels(job, fromTarget(pt))
 		if err != nil {
 			bad[job.JobName+" "+pt.Address] = err.Error()
 			continue
 		}
-		if res.Owners[i] == in.node {
-			want[t.Key()] = t
-		} else {
-			others[t.Key()] = res.Owners[i]
-		}
+		key := t.Key()
+		want[key], ids[key] = t, refs[i].ID
 	}
 }
 
@@ -225,8 +228,9 @@ func liveAgents(set members) []targets.Member {
 	return out
 }
 
-// scrapedDigest names a sorted set of target keys for the gossip's
-// Scraped: 32 hex digits of a SHA-256 over them; "" for none.
+// scrapedDigest names a sorted set of target IDs (targets.Target.ID) for
+// the gossip's Scraped: 32 hex digits of a SHA-256 over them; "" for
+// none.
 func scrapedDigest(keys []string) string {
 	if len(keys) == 0 {
 		return ""
