@@ -99,6 +99,10 @@ type Config struct {
 	// second, not one per event. Config changes are taken at once.
 	// Default 250ms.
 	RecomputeEvery time.Duration
+	// TargetReportInterval is how often an agent rewrites its target
+	// report (target-reports/<node>) at most, unless its targets changed.
+	// Default DefaultTargetReportInterval.
+	TargetReportInterval time.Duration
 	// Metrics receives the member's procfleet_cluster_* gauges (config
 	// revision applied, budget, registered members by kind, gossip
 	// running, saved state) and the running gossip's procfleet_gossip_*
@@ -134,6 +138,7 @@ type Member struct {
 
 	updates chan Update
 	gossip  *gossipRunner
+	scrape  *scrapeRunner // nil for a relay: relays do not scrape
 
 	published atomic.Bool // an Update was handed out
 
@@ -156,6 +161,9 @@ type Member struct {
 	joining    atomic.Bool       // a gossip join is in flight
 	joins      sync.WaitGroup    // the join in flight; Run waits for it
 	sentAt     time.Time
+	// gossipState is what the member gossips about itself: the shipper's
+	// view and its scrape targets scraped.
+	gossipState gossip.State
 }
 
 // New checks cfg and prepares a member whose local agent settings are
@@ -179,6 +187,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	}
 	if cfg.GossipRetry <= 0 {
 		cfg.GossipRetry = 30 * time.Second
+	}
+	if cfg.TargetReportInterval <= 0 {
+		cfg.TargetReportInterval = DefaultTargetReportInterval
 	}
 	if cfg.StateWait <= 0 {
 		cfg.StateWait = 2 * time.Second
@@ -210,6 +221,11 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 		m.cfg.Metrics = metrics.NewSet()
 	}
 	m.registerMetrics(m.cfg.Metrics)
+	if cfg.Kind == keys.Agent {
+		if m.scrape, err = newScrapeRunner(m, local); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 
@@ -307,7 +323,11 @@ func (m *Member) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var sessErr error
 	wg.Go(func() { sessErr = sess.Run(ctx) })
-	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log, &m.events))
+	var pubs <-chan publishedSets
+	if m.scrape != nil {
+		pubs = m.scrape.start(ctx, &wg, cli, sess)
+	}
+	m.loop(ctx, saved, store.Watch(ctx), watchMembers(ctx, cli, m.space, m.log, &m.events), pubs)
 	m.joins.Wait()
 	wg.Wait()
 	if errors.Is(sessErr, context.Canceled) {

@@ -27,12 +27,13 @@ type loopState struct {
 	last    *Update
 	saved   *Update // from the state file, handed out unless etcd answers first
 	onSaved bool    // the last Update handed out is the saved one
+	scrape  scraping
 }
 
 // loop recomputes the member's settings on every change of config,
 // membership or gossip view, and hands out the saved state when etcd gave
 // no config within StateWait.
-func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstore.Update, lw *liveWatch) {
+func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstore.Update, lw *liveWatch, pubs <-chan publishedSets) {
 	ls := &loopState{view: newView(m.cfg.Node), saved: saved}
 	g, _ := m.gossip.current()
 	var savedC <-chan time.Time
@@ -47,14 +48,31 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 	defer refresh.Stop()
 	co := newCoalescer(m.cfg.RecomputeEvery)
 	defer co.stop()
+	linger := time.NewTimer(time.Hour)
+	defer linger.Stop()
 	for {
 		var changes <-chan struct{}
 		if g != nil {
 			changes = g.Changes()
 		}
+		var localChanged, leave <-chan struct{}
+		if m.scrape != nil {
+			localChanged, leave = m.scrape.local.Changed(), m.scrape.kick
+		}
+		if !ls.scrape.wake.IsZero() {
+			linger.Reset(time.Until(ls.scrape.wake))
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-linger.C:
+		case <-localChanged:
+		case <-leave:
+		case p, ok := <-pubs:
+			if !ok {
+				return
+			}
+			ls.scrape.pubs, ls.scrape.gotPubs = p, true
 		case <-m.gossip.Swaps():
 			g, _ = m.gossip.current()
 			ls.view.reset()
@@ -127,6 +145,9 @@ func (m *Member) takeConfig(ls *loopState, u configstore.Update) bool {
 	m.mu.Lock()
 	m.gotConfig = true
 	m.mu.Unlock()
+	if m.scrape != nil {
+		m.scrape.setJobs(c.ScrapeConfigs)
+	}
 	return true
 }
 
@@ -148,6 +169,9 @@ func (m *Member) evaluate(ls *loopState, g *gossip.Gossip) {
 	}
 	if ls.cluster == nil || !ls.gotLive {
 		return
+	}
+	if m.scrape != nil {
+		m.scrape.evaluate(ls, g)
 	}
 	up, err := m.compute(*ls.cluster, ls.rev, ls.view.withoutGone(ls.live), ls.view.down)
 	if err != nil {

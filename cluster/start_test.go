@@ -18,6 +18,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/procfleet/procfleet/agent/scrape"
+
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/etcdclient"
 	"github.com/procfleet/procfleet/cluster/gossip"
@@ -49,6 +51,7 @@ type testMember struct {
 
 	mu      sync.Mutex
 	updates []Update
+	targets []scrape.Target // the last ScrapeTargets
 }
 
 // runMember runs a member with cfg until the test ends or stop is called.
@@ -70,6 +73,10 @@ func runMember(t testing.TB, cfg Config) *testMember {
 			case u := <-m.Updates():
 				tm.mu.Lock()
 				tm.updates = append(tm.updates, u)
+				tm.mu.Unlock()
+			case ts := <-m.ScrapeTargets():
+				tm.mu.Lock()
+				tm.targets = ts
 				tm.mu.Unlock()
 			case <-ctx.Done():
 				return

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/session"
 )
 
@@ -36,8 +35,15 @@ type Status struct {
 	// RejectedRevision is the newest config revision the member could not
 	// apply (LastError says why), while it runs on an older one; 0 when it
 	// applied the newest it saw. procfleet config set --wait reads it.
-	RejectedRevision int64     `json:"rejected_revision,omitempty"`
-	Updated          time.Time `json:"updated"`
+	RejectedRevision int64 `json:"rejected_revision,omitempty"`
+	// ScrapeErrors are an agent's errors of scraping: discovery's, while
+	// it is the elected member, and targets that cannot be scraped (at
+	// most 20, then how many more).
+	ScrapeErrors []string `json:"scrape_errors,omitempty"`
+	// Targets is how many scrape targets an agent scrapes; nil for a
+	// relay.
+	Targets *int      `json:"targets,omitempty"`
+	Updated time.Time `json:"updated"`
 }
 
 // EndpointHealth is one upstream as the member's shipper sees it.
@@ -75,11 +81,13 @@ func (m *Member) ReportShipper(queue int, endpoints []EndpointHealth, sentBytes 
 			opinions[name] = e.Healthy
 		}
 	}
+	// Rounded to 1 KiB/s so that small changes do not cause broadcasts.
+	m.gossipState.Endpoints, m.gossipState.BytesPerSecond = opinions, rate&^1023
+	st := m.gossipState
 	m.mu.Unlock()
 	m.writeStatus()
 	if g, _ := m.gossip.current(); g != nil {
-		// Rounded to 1 KiB/s so that small changes do not cause broadcasts.
-		if err := g.SetLocal(gossip.State{Endpoints: opinions, BytesPerSecond: rate &^ 1023}); err != nil {
+		if err := g.SetLocal(st); err != nil {
 			m.log.Warn("cannot gossip the shipper's view", "err", err)
 		}
 	}

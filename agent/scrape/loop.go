@@ -33,7 +33,7 @@ type loop struct {
 func newLoop(m *Manager, t Target) *loop {
 	l := &loop{m: m, t: t, key: t.Key(), stop: make(chan struct{}), done: make(chan struct{})}
 	l.phase = Phase(l.key, t.Interval)
-	l.state = TargetState{Job: t.Job.JobName, Target: t.Address, URL: t.URL().String(), Labels: t.Labels, Health: HealthUnknown}
+	l.state = TargetState{Key: l.key, Job: t.Job.JobName, Target: t.Address, URL: t.URL().String(), Labels: t.Labels, Health: HealthUnknown}
 	l.limit = int64(t.Job.BodySizeLimit)
 	if l.limit <= 0 {
 		l.limit = m.cfg.MaxBodyBytes

@@ -18,6 +18,8 @@ const (
 type TargetState struct {
 	// Job and Target (host:port) name the target; URL is what is scraped.
 	Job, Target, URL string
+	// Key is the target's Target.Key.
+	Key string
 	// Labels are the target's labels, which its series carry.
 	Labels labels.Labels
 	// Health is HealthUp, HealthDown or HealthUnknown.

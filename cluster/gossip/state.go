@@ -32,6 +32,15 @@ type State struct {
 	// BytesPerSecond is what the member actually sent recently, all
 	// upstreams together.
 	BytesPerSecond int64
+	// Scraped names the scrape targets of placement cluster jobs that the
+	// member owns, once it has scraped each of them at least once: a
+	// digest of their keys, "" when none. A member handing targets over
+	// stops scraping them when the new owner's digest is the one it
+	// computes for that owner (make before break).
+	Scraped string
+	// Leaving is set by a member that is stopping and hands its scrape
+	// targets over first: the others leave it out of their ownership.
+	Leaving bool
 	// Updated is when the member formed this view, on its own clock, to
 	// the millisecond. SetLocal sets it to now when it is zero. It is
 	// shown, never compared with another member's clock: see Formed.
@@ -48,7 +57,7 @@ type State struct {
 
 // sameContent reports whether a and b say the same thing, whenever said.
 func sameContent(a, b State) bool {
-	return a.Node == b.Node && a.Kind == b.Kind && a.BytesPerSecond == b.BytesPerSecond &&
+	return a.Node == b.Node && a.Kind == b.Kind && a.BytesPerSecond == b.BytesPerSecond && a.Scraped == b.Scraped && a.Leaving == b.Leaving &&
 		maps.Equal(a.Endpoints, b.Endpoints)
 }
 
@@ -67,6 +76,8 @@ type wireState struct {
 	Kind      string          `json:"k"`
 	Endpoints map[string]bool `json:"e,omitempty"`
 	BPS       int64           `json:"b,omitempty"`
+	Scraped   string          `json:"s,omitempty"`
+	Leaving   bool            `json:"l,omitempty"`
 	Updated   int64           `json:"u"` // Unix milliseconds
 	Version   uint64          `json:"v"`
 	// Age is how many milliseconds before sending the view was formed, on
@@ -99,7 +110,7 @@ const (
 // encodeState returns the JSON of s at version v, formed age ago.
 func encodeState(s State, v uint64, age time.Duration) ([]byte, error) {
 	b, err := json.Marshal(wireState{
-		Node: s.Node, Kind: s.Kind, Endpoints: s.Endpoints, BPS: s.BytesPerSecond,
+		Node: s.Node, Kind: s.Kind, Endpoints: s.Endpoints, BPS: s.BytesPerSecond, Scraped: s.Scraped, Leaving: s.Leaving,
 		Updated: s.Updated.UnixMilli(), Version: v, Age: wireAge(age),
 	})
 	if err != nil {
@@ -124,12 +135,15 @@ func decodeState(b []byte) (State, uint64, time.Duration, error) {
 	if w.Node == "" || len(w.Node) > maxNodeName {
 		return State{}, 0, 0, fmt.Errorf("state with node name of %d bytes", len(w.Node))
 	}
+	if len(w.Scraped) > 64 {
+		return State{}, 0, 0, fmt.Errorf("state of %s with a scraped digest of %d bytes", w.Node, len(w.Scraped))
+	}
 	if w.Kind != KindAgent && w.Kind != KindRelay {
 		return State{}, 0, 0, fmt.Errorf("state of %s with kind %q", w.Node, w.Kind)
 	}
 	age := time.Duration(min(max(w.Age, 0), maxWireAge.Milliseconds())) * time.Millisecond
 	return State{
-		Node: w.Node, Kind: w.Kind, Endpoints: w.Endpoints, BytesPerSecond: w.BPS,
+		Node: w.Node, Kind: w.Kind, Endpoints: w.Endpoints, BytesPerSecond: w.BPS, Scraped: w.Scraped, Leaving: w.Leaving,
 		Updated: time.UnixMilli(w.Updated),
 	}, w.Version, age, nil
 }

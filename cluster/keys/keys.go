@@ -8,6 +8,8 @@
 //	members/agents/<node>     an agent's registration, bound to its lease
 //	members/relays/<node>     a relay's registration, bound to its lease
 //	status/<node>             a member's status, bound to its lease
+//	election/discovery/       the election of the member that runs discovery
+//	target-reports/<node>     the states of the targets a member scrapes, bound to its lease
 //
 // Cluster and node names are checked before they become part of a key, so
 // that no name can reach outside its cluster's keyspace. A Space is a plain
@@ -153,5 +155,27 @@ func (s Space) Status(node string) (string, error) {
 // ParseStatus returns the node of a Status key.
 func (s Space) ParseStatus(key string) (string, bool) {
 	node, ok := strings.CutPrefix(key, s.StatusPrefix())
+	return node, ok && ValidateNode(node) == nil
+}
+
+// DiscoveryElection returns the prefix of the election (etcd's
+// concurrency.Election) of the member that runs discovery for the
+// cluster's `placement: cluster` scrape jobs.
+func (s Space) DiscoveryElection() string { return s.Prefix() + "election/discovery" }
+
+// TargetReports returns the prefix of all members' target reports.
+func (s Space) TargetReports() string { return s.Prefix() + "target-reports/" }
+
+// TargetReport returns the key of node's target report.
+func (s Space) TargetReport(node string) (string, error) {
+	if err := ValidateNode(node); err != nil {
+		return "", err
+	}
+	return s.TargetReports() + node, nil
+}
+
+// ParseTargetReport returns the node of a TargetReport key.
+func (s Space) ParseTargetReport(key string) (string, bool) {
+	node, ok := strings.CutPrefix(key, s.TargetReports())
 	return node, ok && ValidateNode(node) == nil
 }

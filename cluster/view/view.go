@@ -86,6 +86,8 @@ type Member struct {
 	// Targets is the number of scrape targets the member owns; nil until
 	// members report it in their status.
 	Targets *int `json:"targets,omitempty"`
+	// ScrapeErrors are the member's discovery and target errors.
+	ScrapeErrors []string `json:"scrape_errors,omitempty"`
 }
 
 // Upstream is one endpoint of the cluster document, with what the members
@@ -157,6 +159,7 @@ func memberOf(id MemberID, m session.Member, status map[string]cluster.Status) M
 	}
 	mem.BudgetBytesPerSecond, mem.QueueBatches, mem.LastError = s.BudgetBytesPerSecond, s.QueueBatches, s.LastError
 	mem.Gossip, mem.SavedState, mem.Endpoints, mem.Down, mem.Updated = s.Gossip, s.SavedState, s.Endpoints, s.Down, s.Updated
+	mem.Targets, mem.ScrapeErrors = s.Targets, s.ScrapeErrors
 	return mem
 }
 

@@ -273,8 +273,12 @@ func runClustered(ctx context.Context, local config.Agent, ef etcdFlags, mf memb
 
 // runAgentMember runs a beside its member, applying the member's settings
 // as they change, until ctx ends or either fails.
+//
+// When ctx ends, the member first hands its scrape targets over (see
+// cluster.Member.Leave, at most leaveTimeout), the agent scraping them
+// meanwhile; then the agent stops, and the member last.
 func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run memberRun, logger *slog.Logger) error {
-	actx, stopAgent := context.WithCancel(ctx)
+	actx, stopAgent := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAgent()
 	errc := make(chan error, 1)
 	go func() { errc <- a.Run(actx) }()
@@ -282,11 +286,33 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 	case <-a.Ready():
 	case err := <-errc:
 		return errors.Join(err, run.stop())
+	case <-ctx.Done():
+		stopAgent()
+		return errors.Join(<-errc, run.stop())
 	}
+	lctx, cancelLeave := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelLeave()
+	stopping := ctx.Done()
+	var left chan struct{}
 	report := time.NewTicker(2 * time.Second)
 	defer report.Stop()
+	// Often enough that a member handing targets over to this one sees
+	// them scraped within a second; etcd writes are rate-limited apart.
+	targets := time.NewTicker(500 * time.Millisecond)
+	defer targets.Stop()
 	for {
 		select {
+		case <-stopping:
+			stopping, left = nil, make(chan struct{})
+			go func() {
+				tctx, cancel := context.WithTimeout(lctx, leaveTimeout)
+				defer cancel()
+				m.Leave(tctx)
+				close(left)
+			}()
+		case <-left:
+			stopAgent()
+			return errors.Join(<-errc, run.stop())
 		case err := <-errc:
 			return errors.Join(err, run.stop())
 		case err := <-run.done:
@@ -299,11 +325,19 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 			} else {
 				logger.Info("applied cluster settings", "revision", u.Revision, "upstreams", u.Assignment.Upstreams, "budget", u.Assignment.Budget)
 			}
+		case ts := <-m.ScrapeTargets():
+			a.SetTargets(ts)
 		case <-report.C:
 			reportShipper(a, m)
+		case <-targets.C:
+			m.ReportTargets(a.Targets())
 		}
 	}
 }
+
+// leaveTimeout bounds how long a stopping agent keeps scraping the
+// targets it hands over.
+const leaveTimeout = 30 * time.Second
 
 // opinionAge is how long after its last send or probe the shipper's view
 // of an endpoint still counts as an opinion in the gossip.

@@ -98,6 +98,8 @@ func TestExitCodes(t *testing.T) {
 			unreachable("config", "rollback", "1")},
 		"procfleet status": {badFlag("status"), {with([]string{"status", "-o", "yaml"}, noEtcd...), 2, "want table or json"},
 			unreachable("status")},
+		"procfleet targets": {badFlag("targets"), {with([]string{"targets", "-o", "yaml"}, noEtcd...), 2, "want table or json"},
+			unreachable("targets")},
 		"procfleet ui": {badFlag("ui"), {[]string{"ui", "extra"}, 2, `unknown command "extra"`},
 			{[]string{"ui", "--etcd=http://127.0.0.1:1"}, 2, "--cluster is required"},
 			unreachable("ui")},

@@ -33,7 +33,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newScanCmd(), newAgentCmd(), newRelayCmd(), newDevCmd(), newClusterCmd(), newConfigCmd(), newStatusCmd(), newUICmd(), newInstallCmd(), newUninstallCmd())
+	root.AddCommand(newScanCmd(), newAgentCmd(), newRelayCmd(), newDevCmd(), newClusterCmd(), newConfigCmd(), newStatusCmd(), newTargetsCmd(), newUICmd(), newInstallCmd(), newUninstallCmd())
 	markUsage(root) // last: it covers every command added above
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -38,6 +39,8 @@ type agentStatus struct {
 	LastError            string   `json:"last_error"`
 	Gossip               string   `json:"gossip,omitempty"`      // why the member's gossip does not run
 	SavedState           string   `json:"saved_state,omitempty"` // set while it runs on its saved state
+	Targets              *int     `json:"targets,omitempty"`     // scrape targets an agent scrapes; none for a relay
+	ScrapeErrors         []string `json:"scrape_errors,omitempty"`
 }
 
 type upstreamStatus struct {
@@ -125,6 +128,7 @@ func membersStatus(ms []view.Member) []agentStatus {
 			Node: m.Node, Address: m.Address, HTTP: m.HTTP, Version: m.Version, ConfigRevision: m.ConfigRevision,
 			Upstreams: m.Upstreams, BudgetBytesPerSecond: m.BudgetBytesPerSecond,
 			QueueBatches: m.QueueBatches, LastError: m.LastError, Gossip: m.Gossip, SavedState: m.SavedState,
+			Targets: m.Targets, ScrapeErrors: m.ScrapeErrors,
 		})
 	}
 	return out
@@ -148,17 +152,21 @@ func printStatus(w io.Writer, s clusterStatus) {
 func printMembers(w io.Writer, kind string, ms []agentStatus) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, kind+"\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tLAST ERROR")
+	fmt.Fprintln(tw, kind+"\tREVISION\tUPSTREAMS\tBUDGET\tQUEUE\tTARGETS\tLAST ERROR")
 	for _, a := range ms {
 		notes := a.LastError
-		for _, n := range []string{a.SavedState, gossipNote(a.Gossip)} {
+		for _, n := range []string{a.SavedState, gossipNote(a.Gossip), scrapeNote(a.ScrapeErrors)} {
 			if n != "" && notes != "" {
 				notes += "; "
 			}
 			notes += n
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%d\t%s\n", a.Node, a.ConfigRevision, strings.Join(a.Upstreams, ","),
-			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, notes)
+		targets := "-"
+		if a.Targets != nil {
+			targets = strconv.Itoa(*a.Targets)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s/s\t%d\t%s\t%s\n", a.Node, a.ConfigRevision, strings.Join(a.Upstreams, ","),
+			config.FormatBytes(a.BudgetBytesPerSecond), a.QueueBatches, targets, notes)
 	}
 	tw.Flush()
 }
@@ -177,4 +185,16 @@ func gossipNote(why string) string {
 		return ""
 	}
 	return "gossip " + why
+}
+
+// scrapeNote is what the table says of a member's scrape errors: the
+// first, and how many more.
+func scrapeNote(errs []string) string {
+	switch len(errs) {
+	case 0:
+		return ""
+	case 1:
+		return "scrape: " + errs[0]
+	}
+	return fmt.Sprintf("scrape: %s (and %d more errors)", errs[0], len(errs)-1)
 }
