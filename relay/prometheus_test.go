@@ -3,10 +3,6 @@ package relay
 import (
 	"fmt"
 	"math"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,7 +25,7 @@ func TestPrometheusThroughRelay(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			viaRelay, direct := testenv.StartVM(t), testenv.StartVM(t)
 			r := start(t, testConfig(t, viaRelay.ImportURL))
-			startPrometheusSender(t, fmt.Sprintf(`global: {scrape_interval: 1s}
+			testenv.StartPrometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s}
 scrape_configs:
   - job_name: promtest
     static_configs:
@@ -41,7 +37,7 @@ remote_write:
     queue_config: {batch_send_deadline: 200ms}
   - url: %q
     queue_config: {batch_send_deadline: 200ms}
-`, r.Addr(), r.base+WritePath, v.message, "http://"+direct.Addr+"/api/v1/write"))
+`, r.Addr(), r.base+WritePath, v.message, "http://"+direct.Addr+"/api/v1/write"), "--log.level=warn")
 			waitFor(t, "4 requests remote-written to the relay", 60*time.Second, func() bool {
 				return r.metric(t, fmt.Sprintf(`procfleet_relay_remote_write_requests_total{version=%q}`, v.version)) >= 4
 			})
@@ -90,51 +86,5 @@ remote_write:
 			}
 			t.Logf("remote write %s: %d series, %d samples the same in both stores", v.name, len(got), n)
 		})
-	}
-}
-
-// startPrometheusSender runs bin/prometheus with config until the test
-// ends and waits until it is ready.
-func startPrometheusSender(t *testing.T, config string) {
-	t.Helper()
-	bin := testenv.Bin(t, "prometheus")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := testenv.FreeAddr(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("prometheus log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 30s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -16,53 +13,12 @@ import (
 	"github.com/procfleet/procfleet/internal/testenv"
 )
 
-// startPrometheus runs bin/prometheus (v0.316.0, built by make tools)
-// with its remote-write receiver taking 1.0 and 2.0, and returns its
-// address once it is ready.
+// startPrometheus runs Prometheus with its remote-write receiver taking
+// 1.0 and 2.0, and returns its address once it is ready.
 func startPrometheus(t *testing.T) string {
-	t.Helper()
-	bin := testenv.Bin(t, "prometheus")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := testenv.FreeAddr(t)
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver",
+	return testenv.StartPrometheus(t, "global: {}\n", "--web.enable-remote-write-receiver",
 		"--web.remote-write-receiver.accepted-protobuf-messages=prometheus.WriteRequest",
 		"--web.remote-write-receiver.accepted-protobuf-messages=io.prometheus.write.v2.Request")
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		_ = logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("prometheus log:\n%s", b)
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 30s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // promSeries returns every sample Prometheus holds for the series
