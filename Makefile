@@ -126,6 +126,7 @@ fuzz:
 lint: $(BIN)/.staticcheck-$(STATICCHECK_VERSION)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags nodev ./cmd/procfleet
 	cd internal/promoracle && $(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
@@ -141,7 +142,7 @@ CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
 image:
 	rm -rf build/image
 	mkdir -p build/image
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o build/image/procfleet ./cmd/procfleet
+	CGO_ENABLED=0 $(GO) build -tags nodev -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o build/image/procfleet ./cmd/procfleet
 	cp $(CA_BUNDLE) build/image/ca-certificates.crt
 	docker build --pull=false -f deploy/Dockerfile -t $(IMAGE):$(VERSION) -t $(IMAGE):dev build/image
 

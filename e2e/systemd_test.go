@@ -95,12 +95,13 @@ func TestSystemd(t *testing.T) {
 	}
 }
 
-// buildUpgrade builds the static binary again with another version, so
-// that its bytes differ from build/image/procfleet.
+// buildUpgrade builds the static binary again as make image does (-tags
+// nodev) with another version, so that its bytes differ from
+// build/image/procfleet.
 func buildUpgrade(t *testing.T) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "procfleet")
-	_, err := run(5*time.Minute, "env", "CGO_ENABLED=0", "go", "build", "-trimpath",
+	_, err := run(5*time.Minute, "env", "CGO_ENABLED=0", "go", "build", "-tags", "nodev", "-trimpath",
 		"-ldflags", "-s -w -X main.version="+upgradeVersion, "-o", out, "github.com/procfleet/procfleet/cmd/procfleet")
 	if err != nil {
 		t.Fatal(err)

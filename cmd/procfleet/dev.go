@@ -193,3 +193,6 @@ func (vm *vmProcess) stop() {
 		<-vm.done
 	}
 }
+
+// closer is what procfleet dev keeps of its embedded etcd: a way to stop it.
+type closer interface{ Close() }

@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -13,8 +15,10 @@ import (
 )
 
 // startEmbeddedEtcd starts a single-node etcd in this process for `procfleet
-// dev`, with its data under dir, and waits until it serves.
-func startEmbeddedEtcd(clientAddr, dir string) (*embed.Etcd, error) {
+// dev`, with its data under dir, and waits until it serves. Builds with
+// -tags nodev (the image's) leave the etcd server out: see
+// devetcd_nodev.go.
+func startEmbeddedEtcd(clientAddr, dir string) (closer, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create etcd data dir: %w", err)
 	}
