@@ -34,8 +34,12 @@ type sideReport struct {
 	CPUMicrosPerSample float64 `json:"cpu_us_per_scraped_sample"`
 	// WireBytesPerSample is wire bytes per row inserted.
 	WireBytesPerSample float64 `json:"wire_bytes_per_sample"`
-	RSSPeakBytes       int64   `json:"rss_peak_bytes"` // VmRSS, every 250 ms within the window
-	HWMBytes           int64   `json:"vm_hwm_bytes"`   // VmHWM at the end: the peak since start
+	// DeliveredRatio is RowsInserted over what was scraped in the window
+	// (series plus the 5 added per scrape): about 1 in a steady state,
+	// above 1 while a backlog from before the window drains.
+	DeliveredRatio float64 `json:"delivered_over_scraped"`
+	RSSPeakBytes   int64   `json:"rss_peak_bytes"` // VmRSS, every 250 ms within the window
+	HWMBytes       int64   `json:"vm_hwm_bytes"`   // VmHWM at the end: the peak since start
 }
 
 type ratios struct {
@@ -52,6 +56,9 @@ func newSideReport(name string, a, b snap, peak, hwm int64, o options, window ti
 	r.ScrapedSamples = r.Scrapes * int64(o.series)
 	if r.ScrapedSamples > 0 {
 		r.CPUMicrosPerSample = r.CPUSeconds * 1e6 / float64(r.ScrapedSamples)
+	}
+	if n := r.ScrapedSamples + 5*r.Scrapes; n > 0 {
+		r.DeliveredRatio = r.RowsInserted / float64(n)
 	}
 	if r.RowsInserted > 0 {
 		r.WireBytesPerSample = float64(r.WireBytes) / r.RowsInserted
