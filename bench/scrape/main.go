@@ -40,6 +40,7 @@ type options struct {
 	duration time.Duration
 	warmup   time.Duration
 	dir      string
+	profile  string // directory for procfleet's CPU profile of the window; "" for none
 }
 
 func main() {
@@ -51,6 +52,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "measured window")
 	flag.DurationVar(&o.warmup, "warmup", 30*time.Second, "time after the start that is not measured")
 	flag.StringVar(&o.dir, "dir", "", "directory for data and logs (default: a new temporary one, removed at the end)")
+	flag.StringVar(&o.profile, "profile", "", "directory to write procfleet's CPU profile of the measured window to (cpu.pprof); empty for none")
 	flag.Parse()
 	if o.targets < 1 || o.series < families || o.interval < time.Second || o.duration < o.interval || o.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "scrape: want -targets >= 1, -series >= 10, -interval >= 1s, -duration >= -interval, -warmup >= 0")

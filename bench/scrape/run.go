@@ -141,8 +141,13 @@ agents:
 	if err != nil {
 		return fail(err)
 	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
 	if sides["procfleet"].proc, err = ps.start("procfleet", pf, "agent", ep, "--cluster=bench", "--node=scraper",
-		"--hostname=scraper", "--listen="+agentAddr, "--gossip-listen=127.0.0.1:0", "--log-level=warn"); err != nil {
+		"--hostname=scraper", "--listen="+agentAddr, "--gossip-listen=127.0.0.1:0", "--log-level=warn",
+		"--pprof-listen="+pprofAddr); err != nil {
 		return fail(err)
 	}
 
@@ -179,6 +184,12 @@ agents:
 		peaks[i] = &rssPeak{pid: s.proc.pid()}
 		go peaks[i].run(mctx, 250*time.Millisecond)
 	}
+	profDone := make(chan error, 1)
+	if o.profile != "" {
+		go func() { profDone <- saveProfile(ctx, pprofAddr, o.profile, o.duration) }()
+	} else {
+		profDone <- nil
+	}
 	start := time.Now()
 	err = sleep(ctx, o.duration)
 	mcancel()
@@ -199,6 +210,9 @@ agents:
 		rep.Sides = append(rep.Sides, newSideReport(s.name, before[i], after[i], peaks[i].get(), hwm, o, elapsed))
 	}
 	rep.ratios()
+	if err := <-profDone; err != nil {
+		return fail(err)
+	}
 	logf("done")
 	return rep, nil
 }
@@ -279,4 +293,32 @@ func rowsInserted(ctx context.Context, addr string) (float64, error) {
 		}
 	}
 	return sum, nil
+}
+
+// saveProfile writes procfleet's CPU profile over d to dir/cpu.pprof.
+func saveProfile(ctx context.Context, addr, dir string, d time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot make %s: %w", dir, err)
+	}
+	c := &http.Client{Timeout: d + 30*time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot take procfleet's CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cannot take procfleet's CPU profile: %s %v: %.200s", resp.Status, err, b)
+	}
+	path := filepath.Join(dir, "cpu.pprof")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	logf("procfleet's CPU profile of the window: %s", path)
+	return nil
 }
