@@ -50,7 +50,7 @@ func main() {
 	flag.IntVar(&o.series, "series", 1000, "series per target")
 	flag.DurationVar(&o.interval, "interval", 10*time.Second, "scrape interval of both scrapers")
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "measured window")
-	flag.DurationVar(&o.warmup, "warmup", 30*time.Second, "time after the start that is not measured")
+	flag.DurationVar(&o.warmup, "warmup", 3*time.Minute, "time after the start that is not measured (VictoriaMetrics creating the new series queues both scrapers at first)")
 	flag.StringVar(&o.dir, "dir", "", "directory for data and logs (default: a new temporary one, removed at the end)")
 	flag.StringVar(&o.profile, "profile", "", "directory to write procfleet's CPU profile of the measured window to (cpu.pprof); empty for none")
 	flag.Parse()
