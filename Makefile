@@ -13,7 +13,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 TEST_FLAGS ?= -race -timeout 20m
 BENCH_COUNT ?= 6
 
-.PHONY: build run test bench bench-e2e bench-fleet lint tools fuzz clean
+.PHONY: build run test bench bench-e2e bench-fleet bench-scrape lint tools fuzz clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/procfleet ./cmd/procfleet
@@ -88,6 +88,15 @@ bench: tools $(BIN)/.benchstat-$(BENCHSTAT_VERSION)
 BENCH_E2E_FLAGS ?=
 bench-e2e: build tools $(BIN)/.vmagent-$(VM_VERSION)
 	$(GO) run ./bench/e2e -bin $(BIN) $(BENCH_E2E_FLAGS)
+
+# Scraping side by side (bench/scrape): procfleet (a clustered agent with
+# no /proc generators, its job in an embedded etcd) and vmagent scrape the
+# same 1,000 local targets × 1,000 series every 10 s, each into its own
+# VictoriaMetrics. Not part of `make test`. JSON on stdout; figures in
+# docs/performance.md.
+BENCH_SCRAPE_FLAGS ?=
+bench-scrape: build tools $(BIN)/.vmagent-$(VM_VERSION)
+	$(GO) run ./bench/scrape -bin $(BIN) $(BENCH_SCRAPE_FLAGS)
 
 # A simulated fleet (bench/fleet): N real cluster members (1,000, 3,000,
 # 10,000, as far as the machine goes) against three etcd server processes

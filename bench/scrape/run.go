@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// side is one scraper and the VictoriaMetrics it writes to.
+type side struct {
+	name  string
+	proc  *proc
+	vm    string // VictoriaMetrics' host:port
+	proxy *proxy
+	scr   func() int64 // scrapes answered to it so far
+}
+
+// snap is one side's counters at one moment.
+type snap struct {
+	cpu     float64
+	scrapes int64
+	wire    int64
+	rows    float64
+}
+
+func (s *side) snap(ctx context.Context) (snap, error) {
+	cpu, err := cpuSeconds(s.proc.pid())
+	if err != nil {
+		return snap{}, err
+	}
+	up, _ := s.proxy.counters()
+	rows, err := rowsInserted(ctx, s.vm)
+	if err != nil {
+		return snap{}, err
+	}
+	return snap{cpu: cpu, scrapes: s.scr(), wire: up, rows: rows}, nil
+}
+
+func run(ctx context.Context, o options) (*report, error) {
+	dir := o.dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "procfleet-bench-scrape-")
+		if err != nil {
+			return nil, fmt.Errorf("cannot make a temporary directory: %w", err)
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot make %s: %w", dir, err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ps := newProcs(dir, func(err error) { cancel(err) })
+	defer ps.stopAll()
+	fail := func(err error) (*report, error) {
+		ps.printTails(os.Stderr)
+		if c := context.Cause(ctx); c != nil && c != err {
+			return nil, fmt.Errorf("%w (%v)", err, c)
+		}
+		return nil, err
+	}
+
+	tg, err := startTargets(ctx, o.targets, o.series)
+	if err != nil {
+		return nil, err
+	}
+	logf("serving %d targets × %d series", o.targets, o.series)
+	var quoted []string
+	for _, a := range tg.addrs() {
+		quoted = append(quoted, "'"+a+"'")
+	}
+	targetList := "[" + strings.Join(quoted, ", ") + "]"
+
+	sides := map[string]*side{}
+	for _, name := range []string{"procfleet", "vmagent"} {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		p, err := ps.start("vm-"+name, filepath.Join(o.bin, "victoria-metrics"), "-httpListenAddr="+addr,
+			"-storageDataPath="+filepath.Join(dir, "vm-"+name), "-search.latencyOffset=0s", "-loggerLevel=WARN")
+		if err != nil {
+			return fail(err)
+		}
+		_ = p
+		if err := waitOK(ctx, addr, "/health", 30*time.Second); err != nil {
+			return fail(fmt.Errorf("VictoriaMetrics for %s: %w", name, err))
+		}
+		px, err := newProxy(addr)
+		if err != nil {
+			return fail(fmt.Errorf("cannot start the proxy in front of VictoriaMetrics for %s: %w", name, err))
+		}
+		go px.serve(ctx)
+		sides[name] = &side{name: name, vm: addr, proxy: px}
+	}
+	sides["procfleet"].scr = tg.procfleet.Load
+	sides["vmagent"].scr = tg.vmagent.Load
+
+	// procfleet: embedded etcd, the cluster document, one agent.
+	etcdAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	e, err := startEtcd(etcdAddr, dir)
+	if err != nil {
+		return fail(err)
+	}
+	defer e.Close()
+	gens := ""
+	for _, g := range []string{"stat", "meminfo", "loadavg", "vmstat", "netdev", "netstat", "diskstats", "sockstat",
+		"filefd", "pressure", "interrupts", "softirqs", "process", "self"} {
+		gens += fmt.Sprintf("    %s: {enabled: false}\n", g)
+	}
+	clusterDoc := fmt.Sprintf(`upstreams:
+  - {name: vm, url: "http://%s/api/v1/import/prometheus", capacity: 1GiB/s}
+agents:
+  generators:
+%sscrape_configs:
+  - job_name: bench
+    scrape_interval: %s
+    static_configs: [{targets: %s}]
+`, sides["procfleet"].proxy.Addr(), gens, promDuration(o.interval), targetList)
+	docPath := filepath.Join(dir, "cluster.yaml")
+	if err := os.WriteFile(docPath, []byte(clusterDoc), 0o644); err != nil {
+		return fail(fmt.Errorf("cannot write %s: %w", docPath, err))
+	}
+	pf := filepath.Join(o.bin, "procfleet")
+	ep := "--etcd=http://" + etcdAddr
+	if out, err := exec.CommandContext(ctx, pf, "cluster", "bootstrap", ep, "--cluster=bench", "--config", docPath).CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("procfleet cluster bootstrap: %w: %s", err, out))
+	}
+	agentAddr, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	pprofAddr, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	if sides["procfleet"].proc, err = ps.start("procfleet", pf, "agent", ep, "--cluster=bench", "--node=scraper",
+		"--hostname=scraper", "--listen="+agentAddr, "--gossip-listen=127.0.0.1:0", "--log-level=warn",
+		"--pprof-listen="+pprofAddr); err != nil {
+		return fail(err)
+	}
+
+	// vmagent: the same targets from its -promscrape.config.
+	promPath := filepath.Join(dir, "vmagent-scrape.yaml")
+	prom := fmt.Sprintf("scrape_configs:\n  - job_name: bench\n    scrape_interval: %s\n    static_configs: [{targets: %s}]\n",
+		promDuration(o.interval), targetList)
+	if err := os.WriteFile(promPath, []byte(prom), 0o644); err != nil {
+		return fail(fmt.Errorf("cannot write %s: %w", promPath, err))
+	}
+	vmagentAddr, err := freeAddr()
+	if err != nil {
+		return fail(err)
+	}
+	if sides["vmagent"].proc, err = ps.start("vmagent", filepath.Join(o.bin, "vmagent"), "-promscrape.config="+promPath,
+		"-remoteWrite.url=http://"+sides["vmagent"].proxy.Addr()+"/api/v1/write",
+		"-remoteWrite.tmpDataPath="+filepath.Join(dir, "vmagent-data"), "-httpListenAddr="+vmagentAddr, "-loggerLevel=WARN"); err != nil {
+		return fail(err)
+	}
+
+	logf("both scrapers started; warm-up %s, then %s measured", o.warmup, o.duration)
+	if err := sleep(ctx, o.warmup); err != nil {
+		return fail(fmt.Errorf("during the warm-up: %w", context.Cause(ctx)))
+	}
+	order := []*side{sides["procfleet"], sides["vmagent"]}
+	var before, after [2]snap
+	peaks := [2]*rssPeak{}
+	mctx, mcancel := context.WithCancel(ctx)
+	for i, s := range order {
+		if before[i], err = s.snap(ctx); err != nil {
+			mcancel()
+			return fail(err)
+		}
+		peaks[i] = &rssPeak{pid: s.proc.pid()}
+		go peaks[i].run(mctx, 250*time.Millisecond)
+	}
+	profDone := make(chan error, 1)
+	if o.profile != "" {
+		go func() { profDone <- saveProfile(ctx, pprofAddr, o.profile, o.duration) }()
+	} else {
+		profDone <- nil
+	}
+	start := time.Now()
+	err = sleep(ctx, o.duration)
+	mcancel()
+	if err != nil {
+		return fail(fmt.Errorf("during the measured window: %w", context.Cause(ctx)))
+	}
+	elapsed := time.Since(start)
+	rep := &report{Targets: o.targets, SeriesPerTarget: o.series, Interval: o.interval.String(),
+		Warmup: o.warmup.String(), Window: elapsed.Round(time.Millisecond).String()}
+	for i, s := range order {
+		if after[i], err = s.snap(ctx); err != nil {
+			return fail(err)
+		}
+		_, hwm, err := memStatus(s.proc.pid())
+		if err != nil {
+			return fail(err)
+		}
+		rep.Sides = append(rep.Sides, newSideReport(s.name, before[i], after[i], peaks[i].get(), hwm, o, elapsed))
+	}
+	rep.ratios()
+	if err := <-profDone; err != nil {
+		return fail(err)
+	}
+	logf("done")
+	return rep, nil
+}
+
+// promDuration writes d as Prometheus does ("10s", "1m").
+func promDuration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
+}
+
+// freeAddr returns a loopback host:port that was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("cannot find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// get fetches http://addr/path and returns the body of a 200 answer.
+func get(ctx context.Context, addr, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", req.URL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %.300s", req.URL, resp.Status, b)
+	}
+	return b, nil
+}
+
+// waitOK polls http://addr/path until it answers 200.
+func waitOK(ctx context.Context, addr, path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := get(ctx, addr, path)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer to %s within %s: %w", path, timeout, err)
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// rowsInserted is vm_rows_inserted_total, summed over its types, from
+// VictoriaMetrics' own /metrics.
+func rowsInserted(ctx context.Context, addr string) (float64, error) {
+	b, err := get(ctx, addr, "/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("cannot read VictoriaMetrics' metrics: %w", err)
+	}
+	var sum float64
+	for line := range strings.Lines(string(b)) {
+		if !strings.HasPrefix(line, "vm_rows_inserted_total") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum, nil
+}
+
+// saveProfile writes procfleet's CPU profile over d to dir/cpu.pprof.
+func saveProfile(ctx context.Context, addr, dir string, d time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot make %s: %w", dir, err)
+	}
+	c := &http.Client{Timeout: d + 30*time.Second}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot take procfleet's CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cannot take procfleet's CPU profile: %s %v: %.200s", resp.Status, err, b)
+	}
+	path := filepath.Join(dir, "cpu.pprof")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	logf("procfleet's CPU profile of the window: %s", path)
+	return nil
+}
