@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/procfleet/procfleet/bench/internal/benchproc"
 )
 
 // side is one way of getting the host's metrics into VictoriaMetrics.
@@ -17,8 +19,8 @@ type side struct {
 	setup    string // what runs there, for the report
 	instance string // instance label of its samples
 	vm       *vmServer
-	proxy    *proxy
-	agents   []*proc // the processes whose cost is measured
+	proxy    *benchproc.Proxy
+	agents   []*benchproc.Proc // the processes whose cost is measured
 	prober   *prober
 }
 
@@ -27,7 +29,7 @@ type bench struct {
 	o       options
 	dir     string
 	bins    binaries
-	ps      *procs
+	ps      *benchproc.Procs
 	a, b    *side
 	floor   *floor    // VictoriaMetrics' own freshness, see floor
 	started time.Time // when the agents were started; warm-up counts from here
@@ -54,16 +56,16 @@ func run(ctx context.Context, o options) (rep *Report, err error) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	ps := newProcs(dir, cancel)
+	ps := benchproc.NewProcs(dir, cancel)
 	b := &bench{o: o, dir: dir, bins: bins, ps: ps,
 		a: &side{label: "A", setup: "procfleet agent (default config)", instance: "bench-a"},
 		b: &side{label: "B", setup: "node_exporter (default collectors) scraped every 1s by vmagent", instance: "bench-b"},
 	}
 	defer func() {
-		ps.stopAll()
+		ps.StopAll()
 		b.stopSink()
 		if err != nil && !errors.Is(err, context.Canceled) {
-			ps.printTails(os.Stderr)
+			ps.PrintTails(os.Stderr)
 		}
 		if o.keep {
 			logf("kept %s", dir)
@@ -115,12 +117,12 @@ func (b *bench) start(ctx context.Context) error {
 		if err := waitOK(ctx, "VictoriaMetrics of side "+s.label, s.vm.addr, "/health", time.Minute); err != nil {
 			return err
 		}
-		p, err := newProxy(s.vm.addr)
+		p, err := benchproc.NewProxy(s.vm.addr)
 		if err != nil {
 			return fmt.Errorf("cannot start the proxy of side %s: %w", s.label, err)
 		}
 		s.proxy = p
-		go p.serve(ctx)
+		go p.Serve(ctx)
 	}
 	if err := b.startAgents(); err != nil {
 		return err
@@ -137,7 +139,7 @@ func (b *bench) startVM(name string) (*vmServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.ps.start("victoria-metrics-"+name, b.bins.victoriaMetrics,
+	p, err := b.ps.Start("victoria-metrics-"+name, b.bins.victoriaMetrics,
 		"-httpListenAddr="+addr,
 		"-storageDataPath="+filepath.Join(b.dir, "vm-"+name),
 		"-search.latencyOffset=0s",
@@ -170,11 +172,11 @@ scrape_configs:
 		return fmt.Errorf("cannot write the scrape config: %w", err)
 	}
 	b.started = time.Now()
-	ne, err := b.ps.start("node_exporter", b.bins.nodeExporter, "--web.listen-address="+neAddr)
+	ne, err := b.ps.Start("node_exporter", b.bins.nodeExporter, "--web.listen-address="+neAddr)
 	if err != nil {
 		return err
 	}
-	va, err := b.ps.start("vmagent", b.bins.vmagent,
+	va, err := b.ps.Start("vmagent", b.bins.vmagent,
 		"-httpListenAddr="+vaAddr,
 		"-promscrape.config="+scrape,
 		"-remoteWrite.url=http://"+b.b.proxy.Addr()+"/api/v1/write",
@@ -182,7 +184,7 @@ scrape_configs:
 	if err != nil {
 		return err
 	}
-	ag, err := b.ps.start("procfleet", b.bins.procfleet, "agent",
+	ag, err := b.ps.Start("procfleet", b.bins.procfleet, "agent",
 		"--upstream", "http://"+b.a.proxy.Addr()+"/api/v1/import/prometheus",
 		"--listen", "127.0.0.1:0",
 		"--pprof-listen", "127.0.0.1:0",
@@ -190,8 +192,8 @@ scrape_configs:
 	if err != nil {
 		return err
 	}
-	b.a.agents = []*proc{ag}
-	b.b.agents = []*proc{ne, va}
+	b.a.agents = []*benchproc.Proc{ag}
+	b.b.agents = []*benchproc.Proc{ne, va}
 	if b.o.windowCost {
 		return b.startOffAgent()
 	}
@@ -251,10 +253,10 @@ var agentStarted = regexp.MustCompile(`msg="agent started".* listen=(\S+)`)
 var agentPprof = regexp.MustCompile(`msg="agent started".* pprof=(\S+)`)
 
 // waitLogMatch polls p's log until re matches and returns the first group.
-func waitLogMatch(ctx context.Context, p *proc, re *regexp.Regexp, timeout time.Duration) (string, error) {
+func waitLogMatch(ctx context.Context, p *benchproc.Proc, re *regexp.Regexp, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		b, err := os.ReadFile(p.log)
+		b, err := os.ReadFile(p.Log)
 		if err != nil {
 			return "", err
 		}
@@ -262,7 +264,7 @@ func waitLogMatch(ctx context.Context, p *proc, re *regexp.Regexp, timeout time.
 			return string(m[1]), nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("%s: no line matching %s in its log within %s", p.name, re, timeout)
+			return "", fmt.Errorf("%s: no line matching %s in its log within %s", p.Name, re, timeout)
 		}
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return "", err

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/procfleet/procfleet/bench/internal/benchproc"
 )
 
 func TestParseStatTicks(t *testing.T) {
@@ -71,10 +73,10 @@ func TestTail(t *testing.T) {
 	if err := os.WriteFile(p, []byte("first line\nsecond\nthird\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := tail(p, 10); got != "third\n" {
+	if got := benchproc.Tail(p, 10); got != "third\n" {
 		t.Errorf("tail = %q, want %q", got, "third\n")
 	}
-	if got := tail(p, 1000); got != "first line\nsecond\nthird\n" {
+	if got := benchproc.Tail(p, 1000); got != "first line\nsecond\nthird\n" {
 		t.Errorf("tail of a short file = %q", got)
 	}
 }
@@ -96,13 +98,13 @@ func TestProxyCounts(t *testing.T) {
 		b, _ := io.ReadAll(c) // until the client's half-close
 		_, _ = c.Write(append(b, b...))
 	}()
-	p, err := newProxy(ln.Addr().String())
+	p, err := benchproc.NewProxy(ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go p.serve(ctx)
+	go p.Serve(ctx)
 
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
@@ -118,7 +120,7 @@ func TestProxyCounts(t *testing.T) {
 	if err != nil || len(got) != 20 {
 		t.Fatalf("read %q, %v; want 20 bytes", got, err)
 	}
-	if up, down := p.counters(); up != 10 || down != 20 {
+	if up, down := p.Counters(); up != 10 || down != 20 {
 		t.Errorf("counters = %d up, %d down; want 10, 20", up, down)
 	}
 }
@@ -228,8 +230,8 @@ func startTestVM(t *testing.T) (context.Context, *vmServer) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	t.Cleanup(func() { cancel(nil) })
-	ps := newProcs(dir, cancel)
-	t.Cleanup(ps.stopAll)
+	ps := benchproc.NewProcs(dir, cancel)
+	t.Cleanup(ps.StopAll)
 	b := &bench{dir: dir, ps: ps, bins: binaries{victoriaMetrics: bin}}
 	vm, err := b.startVM("test")
 	if err != nil {

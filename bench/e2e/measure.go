@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/procfleet/procfleet/bench/internal/benchproc"
 )
 
 // snapshot is what is read at each end of the window, per side.
@@ -81,7 +83,7 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 		return nil, err
 	}
 	if w.off != nil {
-		groups = append(groups, []int{w.off.proc.pid()})
+		groups = append(groups, []int{w.off.proc.Pid()})
 	}
 	rss := newRSSPeaks(groups...)
 	rssCtx, stopRSS := context.WithCancel(ctx)
@@ -125,13 +127,13 @@ func (b *bench) snapshot(ctx context.Context, w *window, end bool) error {
 	for _, sw := range w.sides {
 		s := snapshot{ticks: map[int]int64{}}
 		for _, p := range append(slices.Clip(sw.s.agents), sw.s.vm.proc) {
-			t, err := cpuTicks(p.pid())
+			t, err := cpuTicks(p.Pid())
 			if err != nil {
-				return fmt.Errorf("side %s: %s: %w", sw.s.label, p.name, err)
+				return fmt.Errorf("side %s: %s: %w", sw.s.label, p.Name, err)
 			}
-			s.ticks[p.pid()] = t
+			s.ticks[p.Pid()] = t
 		}
-		s.up, s.down = sw.s.proxy.counters()
+		s.up, s.down = sw.s.proxy.Counters()
 		rows, err := sw.s.vm.rowsInserted(ctx)
 		if err != nil {
 			return fmt.Errorf("side %s: rows inserted: %w", sw.s.label, err)
@@ -180,8 +182,8 @@ func (b *bench) finish(ctx context.Context, w *window, stopProbes func(), probes
 		}
 		sw.procHWM = map[int]int64{}
 		for _, p := range sw.s.agents {
-			if _, hwm, err := memStatus(p.pid()); err == nil {
-				sw.procHWM[p.pid()] = hwm
+			if _, hwm, err := memStatus(p.Pid()); err == nil {
+				sw.procHWM[p.Pid()] = hwm
 			}
 		}
 		// vmagent writes up and scrape_* even when node_exporter fails:
@@ -240,10 +242,10 @@ func fetchProfile(ctx context.Context, url, path string) error {
 	return f.Close()
 }
 
-func pids(ps []*proc) []int {
+func pids(ps []*benchproc.Proc) []int {
 	out := make([]int, len(ps))
 	for i, p := range ps {
-		out[i] = p.pid()
+		out[i] = p.Pid()
 	}
 	return out
 }

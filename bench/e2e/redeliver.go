@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/procfleet/procfleet/bench/internal/benchproc"
 )
 
 // The cost of side A's redelivery window (ship.redeliver_window, default
@@ -48,7 +50,7 @@ type RedeliverReport struct {
 
 // offAgent is the agent without the window and the sink it pushes to.
 type offAgent struct {
-	proc     *proc
+	proc     *benchproc.Proc
 	addr     string // its /metrics
 	sink     *http.Server
 	sinkAddr string
@@ -77,7 +79,7 @@ func (b *bench) startOffAgent() error {
 	if err := os.WriteFile(cfg, []byte("ship:\n  redeliver_window: 0s\n"), 0o644); err != nil {
 		return fmt.Errorf("cannot write the config of the agent without a window: %w", err)
 	}
-	p, err := b.ps.start("procfleet-nowindow", b.bins.procfleet, "agent", "--config", cfg,
+	p, err := b.ps.Start("procfleet-nowindow", b.bins.procfleet, "agent", "--config", cfg,
 		"--upstream", "http://"+b.off.sinkAddr+"/api/v1/import/prometheus",
 		"--listen", "127.0.0.1:0",
 		"--hostname", b.a.instance+"-nowindow")
@@ -104,8 +106,8 @@ func (b *bench) startWindowCost(ctx context.Context, w *window) (stop func(), er
 		return func() {}, nil
 	}
 	w.off, w.held = b.off, &heldSampler{addr: b.agentAt, offAddr: b.off.addr}
-	if b.off.start, err = cpuTicks(b.off.proc.pid()); err != nil {
-		return func() {}, fmt.Errorf("%s: %w", b.off.proc.name, err)
+	if b.off.start, err = cpuTicks(b.off.proc.Pid()); err != nil {
+		return func() {}, fmt.Errorf("%s: %w", b.off.proc.Name, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -116,10 +118,10 @@ func (b *bench) startWindowCost(ctx context.Context, w *window) (stop func(), er
 // endWindow reads the agent's CPU ticks and VmHWM at the window's end.
 func (o *offAgent) endWindow() error {
 	var err error
-	if o.end, err = cpuTicks(o.proc.pid()); err != nil {
-		return fmt.Errorf("%s: %w", o.proc.name, err)
+	if o.end, err = cpuTicks(o.proc.Pid()); err != nil {
+		return fmt.Errorf("%s: %w", o.proc.Name, err)
 	}
-	_, o.hwm, _ = memStatus(o.proc.pid())
+	_, o.hwm, _ = memStatus(o.proc.Pid())
 	return nil
 }
 

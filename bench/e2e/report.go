@@ -156,13 +156,13 @@ func sideReport(sw *sideWindow, dur float64, clkTck int64) SideReport {
 	secs := func(pid int) float64 { return float64(sw.end.ticks[pid]-sw.start.ticks[pid]) / float64(clkTck) }
 	r := SideReport{Setup: sw.s.setup, Instance: sw.s.instance, RSSBytes: sw.rssPeak}
 	for _, p := range sw.s.agents {
-		pr := ProcReport{Name: p.name, PID: p.pid(), CPUSeconds: secs(p.pid()),
-			RSSPeakBytes: sw.procPeak[p.pid()], VmHWMBytes: sw.procHWM[p.pid()]}
+		pr := ProcReport{Name: p.Name, PID: p.Pid(), CPUSeconds: secs(p.Pid()),
+			RSSPeakBytes: sw.procPeak[p.Pid()], VmHWMBytes: sw.procHWM[p.Pid()]}
 		r.Processes = append(r.Processes, pr)
 		r.CPUSeconds += pr.CPUSeconds
 		r.VmHWMBytes += pr.VmHWMBytes
 	}
-	r.VictoriaMetricsCPUSecs = secs(sw.s.vm.proc.pid())
+	r.VictoriaMetricsCPUSecs = secs(sw.s.vm.proc.Pid())
 	r.Series, r.SeriesNode = int64(sw.series), int64(sw.seriesNode)
 	r.SeriesByPrefix = map[string]int64{}
 	for k, v := range sw.seriesByPrefix {

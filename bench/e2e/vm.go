@@ -11,12 +11,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/procfleet/procfleet/bench/internal/benchproc"
 )
 
 // vmServer is a running VictoriaMetrics single-node and its HTTP API.
 type vmServer struct {
 	addr string
-	proc *proc
+	proc *benchproc.Proc
 }
 
 var client = &http.Client{Timeout: 30 * time.Second}

@@ -12,14 +12,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/procfleet/procfleet/bench/internal/benchproc"
 )
 
 // side is one scraper and the VictoriaMetrics it writes to.
 type side struct {
 	name  string
-	proc  *proc
+	proc  *benchproc.Proc
 	vm    string // VictoriaMetrics' host:port
-	proxy *proxy
+	proxy *benchproc.Proxy
 	scr   func() int64 // scrapes answered to it so far
 }
 
@@ -32,11 +34,11 @@ type snap struct {
 }
 
 func (s *side) snap(ctx context.Context) (snap, error) {
-	cpu, err := cpuSeconds(s.proc.pid())
+	cpu, err := cpuSeconds(s.proc.Pid())
 	if err != nil {
 		return snap{}, err
 	}
-	up, _ := s.proxy.counters()
+	up, _ := s.proxy.Counters()
 	rows, err := rowsInserted(ctx, s.vm)
 	if err != nil {
 		return snap{}, err
@@ -58,10 +60,10 @@ func run(ctx context.Context, o options) (*report, error) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	ps := newProcs(dir, func(err error) { cancel(err) })
-	defer ps.stopAll()
+	ps := benchproc.NewProcs(dir, func(err error) { cancel(err) })
+	defer ps.StopAll()
 	fail := func(err error) (*report, error) {
-		ps.printTails(os.Stderr)
+		ps.PrintTails(os.Stderr)
 		if c := context.Cause(ctx); c != nil && c != err {
 			return nil, fmt.Errorf("%w (%v)", err, c)
 		}
@@ -85,7 +87,7 @@ func run(ctx context.Context, o options) (*report, error) {
 		if err != nil {
 			return nil, err
 		}
-		p, err := ps.start("vm-"+name, filepath.Join(o.bin, "victoria-metrics"), "-httpListenAddr="+addr,
+		p, err := ps.Start("vm-"+name, filepath.Join(o.bin, "victoria-metrics"), "-httpListenAddr="+addr,
 			"-storageDataPath="+filepath.Join(dir, "vm-"+name), "-search.latencyOffset=0s", "-loggerLevel=WARN")
 		if err != nil {
 			return fail(err)
@@ -94,11 +96,11 @@ func run(ctx context.Context, o options) (*report, error) {
 		if err := waitOK(ctx, addr, "/health", 30*time.Second); err != nil {
 			return fail(fmt.Errorf("VictoriaMetrics for %s: %w", name, err))
 		}
-		px, err := newProxy(addr)
+		px, err := benchproc.NewProxy(addr)
 		if err != nil {
 			return fail(fmt.Errorf("cannot start the proxy in front of VictoriaMetrics for %s: %w", name, err))
 		}
-		go px.serve(ctx)
+		go px.Serve(ctx)
 		sides[name] = &side{name: name, vm: addr, proxy: px}
 	}
 	sides["procfleet"].scr = tg.procfleet.Load
@@ -145,7 +147,7 @@ agents:
 	if err != nil {
 		return fail(err)
 	}
-	if sides["procfleet"].proc, err = ps.start("procfleet", pf, "agent", ep, "--cluster=bench", "--node=scraper",
+	if sides["procfleet"].proc, err = ps.Start("procfleet", pf, "agent", ep, "--cluster=bench", "--node=scraper",
 		"--hostname=scraper", "--listen="+agentAddr, "--gossip-listen=127.0.0.1:0", "--log-level=warn",
 		"--pprof-listen="+pprofAddr); err != nil {
 		return fail(err)
@@ -162,7 +164,7 @@ agents:
 	if err != nil {
 		return fail(err)
 	}
-	if sides["vmagent"].proc, err = ps.start("vmagent", filepath.Join(o.bin, "vmagent"), "-promscrape.config="+promPath,
+	if sides["vmagent"].proc, err = ps.Start("vmagent", filepath.Join(o.bin, "vmagent"), "-promscrape.config="+promPath,
 		"-remoteWrite.url=http://"+sides["vmagent"].proxy.Addr()+"/api/v1/write",
 		"-remoteWrite.tmpDataPath="+filepath.Join(dir, "vmagent-data"), "-httpListenAddr="+vmagentAddr, "-loggerLevel=WARN"); err != nil {
 		return fail(err)
@@ -181,7 +183,7 @@ agents:
 			mcancel()
 			return fail(err)
 		}
-		peaks[i] = &rssPeak{pid: s.proc.pid()}
+		peaks[i] = &rssPeak{pid: s.proc.Pid()}
 		go peaks[i].run(mctx, 250*time.Millisecond)
 	}
 	profDone := make(chan error, 1)
@@ -203,7 +205,7 @@ agents:
 		if after[i], err = s.snap(ctx); err != nil {
 			return fail(err)
 		}
-		_, hwm, err := memStatus(s.proc.pid())
+		_, hwm, err := memStatus(s.proc.Pid())
 		if err != nil {
 			return fail(err)
 		}

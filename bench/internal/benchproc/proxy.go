@@ -1,4 +1,4 @@
-package main
+package benchproc
 
 import (
 	"context"
@@ -7,9 +7,9 @@ import (
 	"sync/atomic"
 )
 
-// proxy is a TCP proxy that counts every byte it forwards, in each
+// Proxy is a TCP proxy that counts every byte it forwards, in each
 // direction, HTTP headers included: what the sender puts on the network.
-type proxy struct {
+type Proxy struct {
 	ln     net.Listener
 	target string
 	up     atomic.Int64 // client to server
@@ -19,24 +19,24 @@ type proxy struct {
 	conns map[net.Conn]struct{}
 }
 
-// newProxy listens on a free loopback port; serve forwards to target.
-func newProxy(target string) (*proxy, error) {
+// NewProxy listens on a free loopback port; Serve forwards to target.
+func NewProxy(target string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	return &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}, nil
+	return &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Addr is the host:port clients connect to.
-func (p *proxy) Addr() string { return p.ln.Addr().String() }
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// counters returns the bytes forwarded so far, client to server and back.
-func (p *proxy) counters() (up, down int64) { return p.up.Load(), p.down.Load() }
+// Counters returns the bytes forwarded so far, client to server and back.
+func (p *Proxy) Counters() (up, down int64) { return p.up.Load(), p.down.Load() }
 
-// serve accepts until ctx ends, then closes the listener and every
+// Serve accepts until ctx ends, then closes the listener and every
 // connection.
-func (p *proxy) serve(ctx context.Context) {
+func (p *Proxy) Serve(ctx context.Context) {
 	go func() {
 		<-ctx.Done()
 		p.ln.Close()
@@ -56,7 +56,7 @@ func (p *proxy) serve(ctx context.Context) {
 	}
 }
 
-func (p *proxy) handle(client net.Conn) {
+func (p *Proxy) handle(client net.Conn) {
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		client.Close()
@@ -80,7 +80,7 @@ func (p *proxy) handle(client net.Conn) {
 
 // track registers both ends for closing at the end; false when the proxy
 // has already stopped (both are then closed).
-func (p *proxy) track(a, b net.Conn) bool {
+func (p *Proxy) track(a, b net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conns == nil {
@@ -95,7 +95,7 @@ func (p *proxy) track(a, b net.Conn) bool {
 // pipe copies src to dst, counting as it goes (not at the end) so that a
 // window's delta is right for long-lived connections. When src ends, dst's
 // write side is closed so the peer sees EOF; the other pipe closes the rest.
-func (p *proxy) pipe(dst, src net.Conn, n *atomic.Int64) {
+func (p *Proxy) pipe(dst, src net.Conn, n *atomic.Int64) {
 	buf := make([]byte, 32<<10)
 	for {
 		k, err := src.Read(buf)

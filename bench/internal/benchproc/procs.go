@@ -1,4 +1,7 @@
-package main
+// Package benchproc holds what the benchmark programs (bench/e2e,
+// bench/scrape) share: the child processes they run and the byte-counting
+// proxy in front of each VictoriaMetrics.
+package benchproc
 
 import (
 	"fmt"
@@ -12,36 +15,36 @@ import (
 	"time"
 )
 
-// proc is one child process, its output going to a log file.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
+// Proc is one child process, its output going to a log file.
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string
 	done chan struct{} // closed once the process is reaped
 	err  error         // Wait's result; read only after done
 }
 
-// pid is the child's process id.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+// Pid is the child's process id.
+func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
 
-// procs starts child processes and kills them all at the end. Each child is
+// Procs starts child processes and kills them all at the end. Each child is
 // its own process group (so Ctrl-C reaches only this program, which then
 // kills them in order) and gets SIGKILL if this program dies first.
-type procs struct {
+type Procs struct {
 	dir    string
-	onExit func(error) // called when a child exits before stopAll
+	onExit func(error) // called when a child exits before StopAll
 
 	mu       sync.Mutex
-	list     []*proc
+	list     []*Proc
 	stopping atomic.Bool
 }
 
-func newProcs(dir string, onExit func(error)) *procs {
-	return &procs{dir: dir, onExit: onExit}
+func NewProcs(dir string, onExit func(error)) *Procs {
+	return &Procs{dir: dir, onExit: onExit}
 }
 
-// start runs bin with args, output to DIR/name.log.
-func (ps *procs) start(name, bin string, args ...string) (*proc, error) {
+// Start runs bin with args, output to DIR/name.log.
+func (ps *Procs) Start(name, bin string, args ...string) (*Proc, error) {
 	logPath := filepath.Join(ps.dir, name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -54,7 +57,7 @@ func (ps *procs) start(name, bin string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("cannot start %s (%s): %w", name, bin, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &Proc{Name: name, Cmd: cmd, Log: logPath, done: make(chan struct{})}
 	ps.mu.Lock()
 	ps.list = append(ps.list, p)
 	ps.mu.Unlock()
@@ -62,43 +65,43 @@ func (ps *procs) start(name, bin string, args ...string) (*proc, error) {
 		p.err = cmd.Wait()
 		close(p.done)
 		if !ps.stopping.Load() {
-			ps.onExit(fmt.Errorf("%s (pid %d) exited during the run: %v", name, p.pid(), p.err))
+			ps.onExit(fmt.Errorf("%s (pid %d) exited during the run: %v", name, p.Pid(), p.err))
 		}
 	}()
 	return p, nil
 }
 
-// stopAll kills every child (and its process group) with SIGKILL, newest
+// StopAll kills every child (and its process group) with SIGKILL, newest
 // first, and reaps it. Nothing they hold is worth a graceful stop: the data
 // goes with the temp dir.
-func (ps *procs) stopAll() {
+func (ps *Procs) StopAll() {
 	ps.stopping.Store(true)
 	ps.mu.Lock()
-	list := append([]*proc(nil), ps.list...)
+	list := append([]*Proc(nil), ps.list...)
 	ps.mu.Unlock()
 	for i := len(list) - 1; i >= 0; i-- {
 		p := list[i]
-		_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
-		_ = p.cmd.Process.Kill()
+		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+		_ = p.Cmd.Process.Kill()
 		select {
 		case <-p.done:
 		case <-time.After(5 * time.Second):
-			logf("%s (pid %d) not reaped 5s after SIGKILL", p.name, p.pid())
+			fmt.Fprintf(os.Stderr, "%s (pid %d) not reaped 5s after SIGKILL\n", p.Name, p.Pid())
 		}
 	}
 }
 
-// printTails writes the end of every child's log to w.
-func (ps *procs) printTails(w io.Writer) {
+// PrintTails writes the end of every child's log to w.
+func (ps *Procs) PrintTails(w io.Writer) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	for _, p := range ps.list {
-		fmt.Fprintf(w, "---- tail of %s (%s)\n%s\n", p.name, p.log, tail(p.log, 3000))
+		fmt.Fprintf(w, "---- tail of %s (%s)\n%s\n", p.Name, p.Log, Tail(p.Log, 3000))
 	}
 }
 
-// tail returns about the last n bytes of the file at path, from a line start.
-func tail(path string, n int64) string {
+// Tail returns about the last n bytes of the file at path, from a line start.
+func Tail(path string, n int64) string {
 	f, err := os.Open(path)
 	if err != nil {
 		return err.Error()
