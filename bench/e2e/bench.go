@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -135,7 +134,7 @@ func (b *bench) start(ctx context.Context) error {
 // startVM starts a VictoriaMetrics single-node with the flags every one
 // in the run shares, its data under the run's dir by name.
 func (b *bench) startVM(name string) (*vmServer, error) {
-	addr, err := freeAddr()
+	addr, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -153,8 +152,8 @@ func (b *bench) startVM(name string) (*vmServer, error) {
 // startAgents starts node_exporter, vmagent and the procfleet agent one
 // right after the other.
 func (b *bench) startAgents() error {
-	neAddr, err1 := freeAddr()
-	vaAddr, err2 := freeAddr()
+	neAddr, err1 := benchproc.FreeAddr()
+	vaAddr, err2 := benchproc.FreeAddr()
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("cannot find free ports: %v %v", err1, err2)
 	}
@@ -270,14 +269,4 @@ func waitLogMatch(ctx context.Context, p *benchproc.Proc, re *regexp.Regexp, tim
 			return "", err
 		}
 	}
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

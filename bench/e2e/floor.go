@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/procfleet/procfleet/bench/internal/benchproc"
 )
 
 // floorSeries is the one series the floor writer imports.
@@ -59,7 +61,7 @@ func (f *floor) write(ctx context.Context, n int, at time.Time) error {
 	if err != nil {
 		return err
 	}
-	resp, err := client.Do(req)
+	resp, err := benchproc.Client.Do(req)
 	if err != nil {
 		return err
 	}

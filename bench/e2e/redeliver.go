@@ -140,8 +140,8 @@ func (h *heldSampler) run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		_, _ = get(ctx, h.offAddr, "/metrics")
-		if text, err := get(ctx, h.addr, "/metrics"); err == nil {
+		_, _ = benchproc.Get(ctx, h.offAddr, "/metrics")
+		if text, err := benchproc.Get(ctx, h.addr, "/metrics"); err == nil {
 			by := sumMetric(string(text), "procfleet_ship_redeliver_window_bytes")
 			ba := sumMetric(string(text), "procfleet_ship_redeliver_window_batches")
 			h.mu.Lock()

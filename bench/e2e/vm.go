@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -21,34 +19,11 @@ type vmServer struct {
 	proc *benchproc.Proc
 }
 
-var client = &http.Client{Timeout: 30 * time.Second}
-
-// get fetches http://addr/path and returns the body of a 200 answer.
-func get(ctx context.Context, addr, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", req.URL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %.300s", req.URL, resp.Status, b)
-	}
-	return b, nil
-}
-
 // waitOK polls http://addr/path every 100 ms until it answers 200.
 func waitOK(ctx context.Context, what, addr, path string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		_, err := get(ctx, addr, path)
+		_, err := benchproc.Get(ctx, addr, path)
 		if err == nil {
 			return nil
 		}
@@ -63,14 +38,14 @@ func waitOK(ctx context.Context, what, addr, path string, timeout time.Duration)
 
 // flush makes everything ingested so far searchable.
 func (vm *vmServer) flush(ctx context.Context) error {
-	_, err := get(ctx, vm.addr, "/internal/force_flush")
+	_, err := benchproc.Get(ctx, vm.addr, "/internal/force_flush")
 	return err
 }
 
 // rowsInserted is vm_rows_inserted_total summed over its types (one per
 // ingestion protocol) from VictoriaMetrics' own /metrics.
 func (vm *vmServer) rowsInserted(ctx context.Context) (float64, error) {
-	b, err := get(ctx, vm.addr, "/metrics")
+	b, err := benchproc.Get(ctx, vm.addr, "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -117,7 +92,7 @@ func (vm *vmServer) query(ctx context.Context, expr, label string, t time.Time) 
 		"time":    {strconv.FormatFloat(float64(t.UnixMilli())/1e3, 'f', 3, 64)},
 		"nocache": {"1"},
 	}
-	b, err := get(ctx, vm.addr, "/api/v1/query?"+q.Encode())
+	b, err := benchproc.Get(ctx, vm.addr, "/api/v1/query?"+q.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +136,7 @@ func (vm *vmServer) export(ctx context.Context, match []string, start time.Time)
 		"start":   {strconv.FormatInt(start.Unix(), 10)},
 		"end":     {strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10)},
 	}
-	b, err := get(ctx, vm.addr, "/api/v1/export?"+q.Encode())
+	b, err := benchproc.Get(ctx, vm.addr, "/api/v1/export?"+q.Encode())
 	if err != nil {
 		return nil, err
 	}

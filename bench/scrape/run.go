@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -83,7 +82,7 @@ func run(ctx context.Context, o options) (*report, error) {
 
 	sides := map[string]*side{}
 	for _, name := range []string{"procfleet", "vmagent"} {
-		addr, err := freeAddr()
+		addr, err := benchproc.FreeAddr()
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +106,7 @@ func run(ctx context.Context, o options) (*report, error) {
 	sides["vmagent"].scr = tg.vmagent.Load
 
 	// procfleet: embedded etcd, the cluster document, one agent.
-	etcdAddr, err := freeAddr()
+	etcdAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -139,11 +138,11 @@ agents:
 	if out, err := exec.CommandContext(ctx, pf, "cluster", "bootstrap", ep, "--cluster=bench", "--config", docPath).CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("procfleet cluster bootstrap: %w: %s", err, out))
 	}
-	agentAddr, err := freeAddr()
+	agentAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
-	pprofAddr, err := freeAddr()
+	pprofAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
@@ -160,7 +159,7 @@ agents:
 	if err := os.WriteFile(promPath, []byte(prom), 0o644); err != nil {
 		return fail(fmt.Errorf("cannot write %s: %w", promPath, err))
 	}
-	vmagentAddr, err := freeAddr()
+	vmagentAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return fail(err)
 	}
@@ -227,44 +226,11 @@ func promDuration(d time.Duration) string {
 	return strconv.FormatInt(d.Milliseconds(), 10) + "ms"
 }
 
-// freeAddr returns a loopback host:port that was free a moment ago.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("cannot find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-var client = &http.Client{Timeout: 30 * time.Second}
-
-// get fetches http://addr/path and returns the body of a 200 answer.
-func get(ctx context.Context, addr, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", req.URL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %.300s", req.URL, resp.Status, b)
-	}
-	return b, nil
-}
-
 // waitOK polls http://addr/path until it answers 200.
 func waitOK(ctx context.Context, addr, path string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		_, err := get(ctx, addr, path)
+		_, err := benchproc.Get(ctx, addr, path)
 		if err == nil {
 			return nil
 		}
@@ -280,7 +246,7 @@ func waitOK(ctx context.Context, addr, path string, timeout time.Duration) error
 // rowsInserted is vm_rows_inserted_total, summed over its types, from
 // VictoriaMetrics' own /metrics.
 func rowsInserted(ctx context.Context, addr string) (float64, error) {
-	b, err := get(ctx, addr, "/metrics")
+	b, err := benchproc.Get(ctx, addr, "/metrics")
 	if err != nil {
 		return 0, fmt.Errorf("cannot read VictoriaMetrics' metrics: %w", err)
 	}
