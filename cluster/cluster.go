@@ -99,6 +99,14 @@ type Config struct {
 	// second, not one per event. Config changes are taken at once.
 	// Default 250ms.
 	RecomputeEvery time.Duration
+	// RingCompute computes the ring; nil means ring.Compute. Every member
+	// computes the same result from the same etcd state, so the fleet
+	// simulator (bench/fleet), which runs thousands of members in one
+	// process, shares one memoised computation among them instead of
+	// paying it once per member; a member's own cost is BenchmarkChurn's.
+	// The function must not modify its input or keep the returned map's
+	// values shared with callers that modify them. Agents leave it nil.
+	RingCompute func(ring.Input) (map[string]ring.Assignment, error)
 	// TargetReportInterval is how often an agent rewrites its target
 	// report (target-reports/<node>) at most, unless its targets changed.
 	// Default DefaultTargetReportInterval.

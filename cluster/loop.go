@@ -293,7 +293,11 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 	m.mu.Lock()
 	m.names = names
 	m.mu.Unlock()
-	all, err := ring.Compute(in)
+	compute := ring.Compute
+	if m.cfg.RingCompute != nil {
+		compute = m.cfg.RingCompute
+	}
+	all, err := compute(in)
 	if err != nil && !errors.Is(err, ring.ErrNoLiveUpstream) {
 		return Update{}, fmt.Errorf("ring for config revision %d: %w", rev, err)
 	}

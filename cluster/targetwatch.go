@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/procfleet/procfleet/cluster/etcdclient"
 	"github.com/procfleet/procfleet/cluster/keys"
 	"github.com/procfleet/procfleet/cluster/targets"
 )
@@ -49,7 +50,7 @@ func watchTargets(ctx context.Context, cli *clientv3.Client, space keys.Space, l
 			if !send(ctx, out, maps.Clone(sets)) {
 				return
 			}
-			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "targets"))
 			wch := cli.Watch(wctx, space.Targets(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 			for wr := range wch {
 				if wr.Err() != nil {

@@ -34,14 +34,15 @@ type etcdNode struct {
 // etcdCluster is three etcd server processes on loopback.
 type etcdCluster struct {
 	bin   string
+	nice  int // the processes' nice value (see -etcd-nice)
 	nodes []*etcdNode
 }
 
 // startEtcd starts three etcd processes from bin, data under dir, client
 // ports base, base+1, base+2 and peer ports base+10.., and waits until
-// they serve.
-func startEtcd(bin, dir string, base int) (*etcdCluster, error) {
-	c := &etcdCluster{bin: bin}
+// they serve. A nice value other than 0 starts them through nice(1).
+func startEtcd(bin, dir string, base, nice int) (*etcdCluster, error) {
+	c := &etcdCluster{bin: bin, nice: nice}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot make etcd's directory: %w", err)
 	}
@@ -63,7 +64,7 @@ func startEtcd(bin, dir string, base int) (*etcdCluster, error) {
 			"--quota-backend-bytes", strconv.Itoa(8 << 30), "--log-level", "warn",
 		}
 		n.logPath = filepath.Join(dir, n.name+".log")
-		if err := n.start(bin); err != nil {
+		if err := n.start(bin, nice); err != nil {
 			c.stop()
 			return nil, err
 		}
@@ -75,13 +76,17 @@ func startEtcd(bin, dir string, base int) (*etcdCluster, error) {
 	return c, nil
 }
 
-func (n *etcdNode) start(bin string) error {
+func (n *etcdNode) start(bin string, nice int) error {
 	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("cannot create the log of %s: %w", n.name, err)
 	}
 	defer f.Close()
 	cmd := exec.Command(bin, n.args...)
+	if nice != 0 {
+		// nice(1) execs etcd in its own process: the PID stays etcd's.
+		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(nice), bin}, n.args...)...)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -62,7 +62,7 @@ func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configst
 		return fr, fmt.Errorf("with %s down: %w", victim.name, err)
 	}
 	start := time.Now()
-	if err := victim.start(ec.bin); err != nil {
+	if err := victim.start(ec.bin, ec.nice); err != nil {
 		return fr, err
 	}
 	if err := ec.waitHealthy(60 * time.Second); err != nil {
@@ -99,7 +99,7 @@ func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configst
 	fr.AllDown.OutageSeconds = o.outage.Seconds()
 	progress("faults: starting etcd again")
 	for _, n := range ec.nodes {
-		if err := n.start(ec.bin); err != nil {
+		if err := n.start(ec.bin, ec.nice); err != nil {
 			return fr, err
 		}
 	}

@@ -41,6 +41,9 @@ type fleet struct {
 	log       *slog.Logger
 	mu        sync.Mutex // guards members' elements during a restart
 	members   []*simMember
+	// memo, when set, shares ring computations among the members (see
+	// ringMemo); nil: each member computes its own.
+	memo *ringMemo
 }
 
 // startMember starts member i of the fleet: with gossip on loopback when
@@ -54,6 +57,9 @@ func (f *fleet) startMember(node string, withGossip bool) (*simMember, error) {
 		Address: "127.0.0.1:9100", Version: "fleet-sim",
 		Etcd:   etcdclient.Config{Endpoints: f.endpoints},
 		Gossip: gc, NoGossip: !withGossip,
+	}
+	if f.memo != nil {
+		cfg.RingCompute = f.memo.compute
 	}
 	local := config.DefaultAgent()
 	local.Hostname = node

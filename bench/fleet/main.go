@@ -41,6 +41,8 @@ type options struct {
 	batch     int
 	verbose   bool
 	pprof     string
+	shareRing bool
+	etcdNice  int
 }
 
 func main() {
@@ -54,6 +56,8 @@ func main() {
 	flag.DurationVar(&o.outage, "outage", 60*time.Second, "how long all of etcd is down in the fault phase")
 	flag.IntVar(&o.port, "port", 32379, "first of etcd's loopback ports (client ports port..port+2, peer ports port+10..port+12)")
 	flag.IntVar(&o.batch, "batch", 200, "members started every 250ms")
+	flag.BoolVar(&o.shareRing, "share-ring", true, "members share ring computations of identical inputs (one process holds them all; see ringMemo)")
+	flag.IntVar(&o.etcdNice, "etcd-nice", -10, "nice value of the etcd processes (negative needs root; 0: as the simulator), so that the simulated members, which would each have a host of their own, do not starve etcd")
 	flag.BoolVar(&o.verbose, "v", false, "log the members' warnings to stderr")
 	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (host:port) while the simulation runs")
 	flag.Parse()

@@ -27,7 +27,7 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 	}
 	r.RingComputeMs = ms(cost)
 	progress("fleet of %d: one ring computation takes %s here", n, cost)
-	ec, err := startEtcd(bin, dir, o.port)
+	ec, err := startEtcd(bin, dir, o.port, o.etcdNice)
 	if err != nil {
 		return nil, err
 	}
@@ -47,6 +47,12 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 		return nil, fmt.Errorf("cannot write the cluster document: %w", err)
 	}
 	f := &fleet{endpoints: ec.endpoints(), log: log}
+	if o.shareRing {
+		f.memo = &ringMemo{}
+		defer func() {
+			r.RingComputations, r.RingShared = f.memo.computed.Load(), f.memo.shared.Load()
+		}()
+	}
 	defer f.stopAll()
 	self0, _, _ := procStat(os.Getpid())
 	started, err := f.start(n, o.gossipers, o.batch, rev, 8*time.Minute)

@@ -20,13 +20,17 @@ type report struct {
 
 // sizeReport is one fleet size's figures.
 type sizeReport struct {
-	Members        int           `json:"members"`
-	RingComputeMs  float64       `json:"ring_compute_ms"`
-	Start          startReport   `json:"start"`
-	Steady         steadyReport  `json:"steady"`
-	ConfigChange   latency       `json:"config_change_applied_ms"`
-	RollingRestart restartReport `json:"rolling_restart"`
-	Faults         *faultReport  `json:"faults,omitempty"`
+	Members       int     `json:"members"`
+	RingComputeMs float64 `json:"ring_compute_ms"`
+	// RingComputations and RingShared count the ring computations the
+	// simulator ran and those members took from another's (-share-ring).
+	RingComputations int64         `json:"ring_computations,omitempty"`
+	RingShared       int64         `json:"ring_shared,omitempty"`
+	Start            startReport   `json:"start"`
+	Steady           steadyReport  `json:"steady"`
+	ConfigChange     latency       `json:"config_change_applied_ms"`
+	RollingRestart   restartReport `json:"rolling_restart"`
+	Faults           *faultReport  `json:"faults,omitempty"`
 	// Error is why this size did not run through, if it did not.
 	Error string `json:"error,omitempty"`
 }

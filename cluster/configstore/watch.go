@@ -5,6 +5,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/procfleet/procfleet/cluster/etcdclient"
 )
 
 // Update is one revision of the config delivered by Watch.
@@ -89,7 +91,7 @@ func (w *watcher) read(ctx context.Context) bool {
 // watch follows the key from w.from until the watch fails or ctx ends.
 // It sets w.from to 0 when the history it needs is compacted.
 func (w *watcher) watch(ctx context.Context) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "config"))
 	defer cancel()
 	for resp := range w.s.cli.Watch(wctx, w.s.key, clientv3.WithRev(w.from)) {
 		if resp.CompactRevision != 0 {

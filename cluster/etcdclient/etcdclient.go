@@ -4,6 +4,7 @@
 package etcdclient
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/metadata"
 )
 
 // Config says how to reach etcd.
@@ -135,3 +137,22 @@ func (c Config) tls() (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// WatchStream returns a context for clientv3's Watch that gives the watches
+// opened with it a gRPC watch stream of their own, named name, and asks for
+// a leader ("require leader": a member cut off from its cluster drops the
+// watch, and the caller watches again through another).
+//
+// clientv3 puts every watch whose context carries the same outgoing
+// metadata on one stream, and etcd sends a stream's events in order: a
+// config change written while thousands of membership events are queued
+// for the member watch (a rolling restart of a large fleet) waits behind
+// them. The config and target watches take streams of their own, so that a
+// busy member watch does not delay them.
+func WatchStream(ctx context.Context, name string) context.Context {
+	return clientv3.WithRequireLeader(metadata.AppendToOutgoingContext(ctx, watchStreamKey, name))
+}
+
+// watchStreamKey is the metadata key that names a watch stream; etcd
+// ignores it.
+const watchStreamKey = "procfleet-watch-stream"
