@@ -43,6 +43,7 @@ type options struct {
 	pprof     string
 	shareRing bool
 	etcdNice  int
+	dir       string
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.DurationVar(&o.outage, "outage", 60*time.Second, "how long all of etcd is down in the fault phase")
 	flag.IntVar(&o.port, "port", 32379, "first of etcd's loopback ports (client ports port..port+2, peer ports port+10..port+12)")
 	flag.IntVar(&o.batch, "batch", 200, "members started every 250ms")
+	flag.StringVar(&o.dir, "dir", "", "where etcd's data directories go (default: the system's temp directory); /dev/shm takes the disk's fsync latency out of the figures on a machine whose disk other work shares")
 	flag.BoolVar(&o.shareRing, "share-ring", true, "members share ring computations of identical inputs (one process holds them all; see ringMemo)")
 	flag.IntVar(&o.etcdNice, "etcd-nice", -10, "nice value of the etcd processes (negative needs root; 0: as the simulator), so that the simulated members, which would each have a host of their own, do not starve etcd")
 	flag.BoolVar(&o.verbose, "v", false, "log the members' warnings to stderr")
@@ -91,7 +93,7 @@ func run(o options) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("cannot find etcd at %s (make bench-fleet builds it): %w", bin, err)
 	}
-	dir, err := os.MkdirTemp("", "procfleet-fleet-")
+	dir, err := os.MkdirTemp(o.dir, "procfleet-fleet-")
 	if err != nil {
 		return fmt.Errorf("cannot make a work directory: %w", err)
 	}
