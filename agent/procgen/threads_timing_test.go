@@ -1,0 +1,166 @@
+package procgen
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+// Threads of BenchmarkThreadsRealIdle: the 10,000 idle threads,
+// held by threadHelpers processes (a few large thread pools, as a host
+// with a JVM or two has them).
+const (
+	idleThreads   = 10000
+	threadHelpers = 4
+)
+
+// threadHelperEnv makes the test binary a helper process holding that
+// many idle threads (see TestMain).
+const threadHelperEnv = "PROCGEN_THREAD_HELPER"
+
+// threadHelper holds n OS threads, each parked in a goroutine locked to it,
+// prints "ready" once all exist, and waits to be killed.
+func threadHelper(n int) {
+	debug.SetMaxThreads(n + 1000)
+	var ready sync.WaitGroup
+	block := make(chan struct{})
+	for range n {
+		ready.Add(1)
+		go func() {
+			runtime.LockOSThread()
+			ready.Done()
+			<-block
+		}()
+	}
+	ready.Wait()
+	fmt.Println("ready")
+	<-block
+}
+
+var threadPool struct {
+	once sync.Once
+	cmds []*exec.Cmd
+	skip string
+	err  error
+}
+
+// spawnThreads starts the helpers, or skips b when the machine cannot
+// hold their threads.
+func spawnThreads(b *testing.B) {
+	b.Helper()
+	threadPool.once.Do(func() {
+		if threadPool.skip = taskRoom(idleThreads); threadPool.skip != "" {
+			return
+		}
+		for i := range threadHelpers {
+			n := idleThreads / threadHelpers
+			c := exec.Command(os.Args[0])
+			c.Env = append(os.Environ(), threadHelperEnv+"="+strconv.Itoa(n))
+			c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			out, err := c.StdoutPipe()
+			if err == nil {
+				err = c.Start()
+			}
+			if err != nil {
+				threadPool.err = fmt.Errorf("cannot start thread helper %d: %w", i+1, err)
+				return
+			}
+			threadPool.cmds = append(threadPool.cmds, c)
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if err != nil || line != "ready\n" {
+				threadPool.err = fmt.Errorf("thread helper %d: read %q, %v; want ready", i+1, line, err)
+				return
+			}
+		}
+	})
+	if threadPool.skip != "" {
+		b.Skip(threadPool.skip)
+	}
+	if threadPool.err != nil {
+		b.Fatal(threadPool.err)
+	}
+}
+
+// killThreads kills and reaps the helpers.
+func killThreads() {
+	for _, c := range threadPool.cmds {
+		_ = c.Process.Kill()
+		_ = c.Wait()
+	}
+	threadPool.cmds = nil
+}
+
+// taskRoom says why n more tasks do not fit, or "".
+func taskRoom(n int64) string {
+	readInt := func(path string) int64 {
+		b, _ := os.ReadFile(path)
+		v, _ := strconv.ParseInt(string(trimSpace(b)), 10, 64)
+		return v
+	}
+	la, _ := os.ReadFile("/proc/loadavg")
+	tasks, _, _ := parseLoadavgPIDs(la)
+	need := tasks + n + 1000
+	if pm := readInt("/proc/sys/kernel/pid_max"); pm < need {
+		return fmt.Sprintf("kernel.pid_max is %d; %d tasks run and %d more are needed", pm, tasks, n)
+	}
+	if tm := readInt("/proc/sys/kernel/threads-max"); tm < need {
+		return fmt.Sprintf("kernel.threads-max is %d; %d tasks run and %d more are needed", tm, tasks, n)
+	}
+	var rl syscall.Rlimit
+	if os.Geteuid() != 0 && syscall.Getrlimit(6 /* RLIMIT_NPROC */, &rl) == nil && int64(rl.Cur) < need {
+		return fmt.Sprintf("RLIMIT_NPROC is %d; %d tasks run and %d more are needed", rl.Cur, tasks, n)
+	}
+	return ""
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// BenchmarkThreadsRealIdle scans this machine's /proc with threads on and
+// 10,000 more idle threads in it (threadHelpers processes), in steady
+// state: fds=default is the generator as an installed agent runs it
+// (half the open files limit for kept descriptors), fds=limit lets it
+// keep descriptors up to the limit less a margin. ns/op is one scan of
+// the whole host; cpu-us/thread is the CPU time of a scan (user+system,
+// whole test process) over the threads scanned.
+func BenchmarkThreadsRealIdle(b *testing.B) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		b.Skip("no /proc/self/task")
+	}
+	spawnThreads(b)
+	f := func(fdLimit bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			g := New(Options{Threads: true})
+			b.Cleanup(func() { _ = g.Close() })
+			if fdLimit {
+				g.fdMax = fdsLeft(b)
+			}
+			run := benchScan(b, g, 60)
+			// New threads, then the gate's basis, then the descriptors
+			// spread by the budget.
+			for range 4 {
+				run()
+			}
+			n := g.TrackedThreads()
+			b.ReportAllocs()
+			cpu := cpuPerRun(b, run)
+			b.ReportMetric(cpu/1e3/float64(n), "cpu-us/thread")
+			b.ReportMetric(cpu/1e9*100, "%core-at-1s")
+			b.ReportMetric(float64(n), "threads")
+			b.ReportMetric(float64(g.Tracked()), "processes")
+		}
+	}
+	b.Run("fds=default", f(false))
+	b.Run("fds=limit", f(true))
+}
