@@ -153,8 +153,15 @@ func BenchmarkThreadsRealIdle(b *testing.B) {
 				run()
 			}
 			n := g.TrackedThreads()
+			st0, c0, l0, _ := g.ThreadCounts()
 			b.ReportAllocs()
 			cpu := cpuPerRun(b, run)
+			st, c, l, _ := g.ThreadCounts()
+			per := func(v uint64) float64 { return float64(v) / float64(b.N) / float64(n) }
+			b.ReportMetric(per(st-st0), "status-skipped/thread")
+			b.ReportMetric(per(c-c0), "carried/thread")
+			b.ReportMetric(float64(l-l0)/float64(b.N), "task-listings/scan")
+			b.ReportMetric(float64(g.threadKept)/float64(n), "kept-fds/thread")
 			b.ReportMetric(cpu/1e3/float64(n), "cpu-us/thread")
 			b.ReportMetric(cpu/1e9*100, "%core-at-1s")
 			b.ReportMetric(float64(n), "threads")
