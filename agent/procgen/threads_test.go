@@ -1,11 +1,21 @@
 package procgen
 
 import (
+	"bufio"
+	"errors"
+	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // threadFiles returns the task/TID files of one thread of process pid.
@@ -244,5 +254,221 @@ func TestThreadsBadInput(t *testing.T) {
 		if got := len(grep(ls, `{pid="50",tid="50"`)); got != 7 {
 			t.Errorf("%s: thread 50: %d series, want 7", c.what, got)
 		}
+	}
+}
+
+// liveThread is one thread of a live process as procfs reads it.
+type liveThread struct {
+	stat   procfs.ProcStat
+	status procfs.ProcStatus
+}
+
+// liveThreads reads every thread of pid with procfs, independently of the
+// generator.
+func liveThreads(t *testing.T, pid int) map[string]liveThread {
+	t.Helper()
+	fs, err := procfs.NewFS("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ths, err := fs.AllThreads(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]liveThread{}
+	for _, th := range ths {
+		st, err1 := th.Stat()
+		status, err2 := th.NewStatus()
+		if err1 != nil || err2 != nil {
+			continue // exited between the listing and the reads
+		}
+		out[strconv.Itoa(th.PID)] = liveThread{st, status}
+	}
+	return out
+}
+
+// On the live /proc, with a process whose threads rest, start and exit:
+// the series of every thread, as a receiver holds them from the changes
+// and refreshes written, equal what procfs reads of the thread's own
+// stat and status; a new thread is written in the first scan after it
+// started, an exited one is dropped in the first scan after it exited,
+// and a refresh cycle writes every series of every thread.
+func TestThreadsLive(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/schedstat"); err != nil {
+		t.Skip("no /proc/PID/task/TID/schedstat")
+	}
+	c := exec.Command(os.Args[0])
+	c.Env = append(os.Environ(), threadHelperEnv+"=20")
+	stdin, err := c.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+	out := bufio.NewReader(stdout)
+	// command sends cmd (none for the first answer) and returns the TIDs
+	// of the helper's answer.
+	command := func(cmd string) []string {
+		t.Helper()
+		if cmd != "" {
+			if _, err := io.WriteString(stdin, cmd+"\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := out.ReadString('\n')
+		f := strings.Fields(l)
+		if err != nil || len(f) == 0 || f[0] != "ready" {
+			t.Fatalf("helper answered %q, %v; want ready", l, err)
+		}
+		return f[1:]
+	}
+	command("")
+	pid := c.Process.Pid
+	pidS := strconv.Itoa(pid)
+	// settle waits until the helper's threads are past their start or
+	// end: two reads of every thread alike.
+	settle := func() {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !reflect.DeepEqual(liveThreads(t, pid), liveThreads(t, pid)); {
+			if time.Now().After(deadline) {
+				t.Fatal("the helper's threads do not settle")
+			}
+		}
+	}
+	settle()
+
+	g := New(Options{Threads: true})
+	t.Cleanup(func() { _ = g.Close() })
+	sc := newScanner(g, 3)
+	held := map[string]float64{} // the helper's thread series, as a receiver holds them
+	scan := func(when string) (written map[string]bool) {
+		t.Helper()
+		before := liveThreads(t, pid)
+		ls := grep(sc.cycle(t), `{pid="`+pidS+`",tid="`)
+		after := liveThreads(t, pid)
+		written = map[string]bool{}
+		for _, l := range ls {
+			i := strings.LastIndexByte(l, ' ')
+			v, err := strconv.ParseFloat(l[i+1:], 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", when, l, err)
+			}
+			held[l[:i]] = v
+			written[l[:i]] = true
+		}
+		// Every thread there before and after the scan is known, and no
+		// other (unless threads came and went during the scan).
+		if len(before) == len(after) {
+			var ids []string
+			for tid := range after {
+				ids = append(ids, tid)
+			}
+			sort.Slice(ids, func(i, j int) bool { return mustAtoi(t, ids[i]) < mustAtoi(t, ids[j]) })
+			if got, want := tidsOf(g, int32(pid)), strings.Join(ids, " "); got != want {
+				t.Errorf("%s: threads known %q, threads there %q", when, got, want)
+			}
+		}
+		// Threads whose files did not change during the scan have the
+		// values procfs reads.
+		checked := 0
+		for tid, a := range after {
+			if b, ok := before[tid]; !ok || !reflect.DeepEqual(a, b) {
+				continue
+			}
+			checked++
+			p := func(name string, labels ...string) string {
+				return series(name, append([]string{"pid", pidS, "tid", tid}, labels...)...)
+			}
+			for k, want := range map[string]float64{
+				p("proc_pid_cpu_seconds_total", "mode", "user"):           float64(a.stat.UTime) / clkTck,
+				p("proc_pid_cpu_seconds_total", "mode", "system"):         float64(a.stat.STime) / clkTck,
+				p("proc_pid_minor_faults_total"):                          float64(a.stat.MinFlt),
+				p("proc_pid_major_faults_total"):                          float64(a.stat.MajFlt),
+				p("proc_pid_ctxt_switches_total", "kind", "voluntary"):    float64(a.status.VoluntaryCtxtSwitches),
+				p("proc_pid_ctxt_switches_total", "kind", "nonvoluntary"): float64(a.status.NonVoluntaryCtxtSwitches),
+				p("proc_pid_state", "state", stateWords[a.stat.State]):    1,
+			} {
+				if got, ok := held[k]; !ok || got != want {
+					t.Errorf("%s: %s is %v (held %v), procfs reads %v", when, k, got, ok, want)
+				}
+			}
+		}
+		if checked < len(after)/2 {
+			t.Errorf("%s: only %d of %d threads stood still during the scan", when, checked, len(after))
+		}
+		return written
+	}
+	for i := range 4 {
+		scan("scan " + strconv.Itoa(i))
+	}
+	carried := g.threadCarried
+	if carried == 0 {
+		t.Error("no thread carried over four scans of idle threads")
+	}
+
+	// Five threads start: all written in the next scan.
+	// The Go runtime may lock a thread it held idle to one of them: that
+	// one is not new to the generator.
+	before := liveThreads(t, pid)
+	started := command("+5")
+	settle()
+	written := scan("after 5 started")
+	for _, tid := range started {
+		if _, ok := before[tid]; ok {
+			continue
+		}
+		if k := series("proc_pid_cpu_seconds_total", "pid", pidS, "tid", tid, "mode", "user"); !written[k] {
+			t.Errorf("new thread %s not written in the first scan after it started", tid)
+		}
+	}
+
+	// Five threads exit: dropped in the next scan.
+	ended := command("-5")
+	for _, tid := range ended {
+		waitGone(t, "/proc/"+pidS+"/task/"+tid)
+	}
+	settle()
+	scan("after 5 exited")
+	p := g.procs[int32(pid)]
+	for _, tid := range ended {
+		if p.threads[int32(mustAtoi(t, tid))] != nil {
+			t.Errorf("thread %s exited and is still tracked", tid)
+		}
+	}
+
+	// A refresh cycle (3 scans) writes every series of every thread.
+	all := map[string]bool{}
+	for i := range 3 {
+		for k := range scan("refresh " + strconv.Itoa(i)) {
+			all[k] = true
+		}
+	}
+	if n := len(liveThreads(t, pid)); len(all) < 7*n {
+		t.Errorf("a refresh cycle wrote %d thread series of %d threads, want %d", len(all), n, 7*n)
+	}
+	if g.threadCarried == carried {
+		t.Error("no thread carried after the starts and exits")
+	}
+	t.Logf("%d threads, %d carried thread scans", len(p.threads), g.threadCarried)
+}
+
+// waitGone waits until path no longer exists.
+func waitGone(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still there after 10 s", path)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

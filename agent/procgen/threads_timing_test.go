@@ -8,9 +8,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Threads of BenchmarkThreadsRealIdle: the 10,000 idle threads,
@@ -26,22 +28,66 @@ const (
 const threadHelperEnv = "PROCGEN_THREAD_HELPER"
 
 // threadHelper holds n OS threads, each parked in a goroutine locked to it,
-// prints "ready" once all exist, and waits to be killed.
+// prints "ready" and their TIDs once all exist, then obeys the lines of
+// its stdin until it ends, and waits to be killed: "+k" adds k such
+// threads, "-k" ends the last k of them (a goroutine that returns locked
+// to its thread ends the thread), each answered with "ready" and the
+// TIDs of the threads started or told to end.
 func threadHelper(n int) {
 	debug.SetMaxThreads(n + 1000)
-	var ready sync.WaitGroup
-	block := make(chan struct{})
-	for range n {
-		ready.Add(1)
-		go func() {
-			runtime.LockOSThread()
-			ready.Done()
-			<-block
-		}()
+	type parked struct {
+		tid  int
+		quit chan struct{}
 	}
-	ready.Wait()
-	fmt.Println("ready")
-	<-block
+	var pool []parked
+	spawn := func(k int) []parked {
+		tids := make(chan parked)
+		for range k {
+			go func() {
+				runtime.LockOSThread()
+				p := parked{syscall.Gettid(), make(chan struct{})}
+				tids <- p
+				<-p.quit
+			}()
+		}
+		var ps []parked
+		for range k {
+			ps = append(ps, <-tids)
+		}
+		return ps
+	}
+	answer := func(ps []parked) {
+		line := []byte("ready")
+		for _, p := range ps {
+			line = strconv.AppendInt(append(line, ' '), int64(p.tid), 10)
+		}
+		fmt.Println(string(line))
+	}
+	pool = spawn(n)
+	answer(pool)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		k, err := strconv.Atoi(in.Text())
+		switch {
+		case err != nil:
+			fmt.Println("bad command", in.Text())
+		case k > 0:
+			ps := spawn(k)
+			pool = append(pool, ps...)
+			answer(ps)
+		default:
+			k = min(-k, len(pool))
+			ps := pool[len(pool)-k:]
+			pool = pool[:len(pool)-k]
+			for _, p := range ps {
+				close(p.quit)
+			}
+			answer(ps)
+		}
+	}
+	for {
+		time.Sleep(time.Hour) // a timer: the runtime sees no deadlock
+	}
 }
 
 var threadPool struct {
@@ -74,7 +120,7 @@ func spawnThreads(b *testing.B) {
 			}
 			threadPool.cmds = append(threadPool.cmds, c)
 			line, err := bufio.NewReader(out).ReadString('\n')
-			if err != nil || line != "ready\n" {
+			if err != nil || !strings.HasPrefix(line, "ready ") {
 				threadPool.err = fmt.Errorf("thread helper %d: read %q, %v; want ready", i+1, line, err)
 				return
 			}
