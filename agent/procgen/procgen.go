@@ -30,7 +30,8 @@ import (
 //	proc_pid_state{pid,state} 1                             stat state, named by stateName
 //	proc_pid_info{pid,comm,ppid,uid,cmdline} 1              stat comm, ppid; status real uid; cmdline
 //
-// With Options.Threads, per thread, from /proc/PID/task/TID/stat and status:
+// With Options.Threads, per thread, from /proc/PID/task/TID/stat and status
+// (behind its schedstat, see threads.go):
 //
 //	proc_pid_cpu_seconds_total{pid,tid,mode}
 //	proc_pid_minor_faults_total{pid,tid}
@@ -91,7 +92,9 @@ import (
 // byte the last scan's (compared by a 64-bit hash) has every series value
 // of the last scan, so its series are not built again: Scan.Carry stands
 // for them, writing those whose refresh is due, from their positions in
-// the last run of the same Scan. Without threads only.
+// the last run of the same Scan. Threads get the same gate and carry, and
+// their task directory is listed only when a thread may be new: see
+// threads.go.
 //
 // io is owner-only: without the rights (an agent not running as root) or
 // for a zombie, the io series are skipped quietly, and after a permission
