@@ -175,7 +175,7 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 			return threadGone
 		}
 		if !fresh {
-			t.seen = g.cycle
+			t.keepUnread(g.cycle)
 		}
 		return threadFailed
 	}
@@ -196,7 +196,7 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 		if fresh {
 			g.closeThreadFDs(t)
 		} else {
-			t.seen = g.cycle
+			t.keepUnread(g.cycle)
 		}
 		return threadFailed
 	}
@@ -231,6 +231,14 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 		return threadNew
 	}
 	return threadRead
+}
+
+// keepUnread keeps t, which could not be read in this scan (cycle), for
+// the next: its carry positions are those of the run before this one's,
+// no basis for the next, and its schedstat basis is no longer the last
+// scan's.
+func (t *thread) keepUnread(cycle uint64) {
+	t.seen, t.markCount, t.hasSched = cycle, 0, false
 }
 
 // still reports whether t has not run since the last scan's schedstat
