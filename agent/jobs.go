@@ -76,13 +76,19 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 
 // processCounts is the process generator with what its shortcuts saved
 // counted: procfleet_generator_reads_skipped_total{generator="process",
-// file="status"|"io"} (the schedstat gate) and
+// file="status"|"io"|"task/status"} (the schedstat gate, of processes and
+// of threads),
 // procfleet_generator_listings_total{generator="process",kind="all"|"new"}
 // (scans that listed every process, and those that listed only the PIDs
-// allocated since). Close is the generator's own (the scheduler closes it).
+// allocated since) and
+// procfleet_generator_task_listings_total{generator="process",kind="listed"|"saved"}
+// (with threads on: task directories listed, and those left unlisted
+// because every thread was known). Close is the generator's own (the
+// scheduler closes it).
 type processCounts struct {
 	*procgen.Generator
-	status, io, all, fresh delta
+	status, io, all, fresh            delta
+	taskStatus, taskListed, taskSaved delta
 }
 
 // delta is a counter fed with the running totals of a count.
@@ -100,11 +106,14 @@ func countProcess(g *procgen.Generator, set *metrics.Set) *processCounts {
 	// GetOrCreate: the generator is rebuilt on a config change and its
 	// counts carry on.
 	return &processCounts{
-		Generator: g,
-		status:    delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="status"}`)},
-		io:        delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="io"}`)},
-		all:       delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="all"}`)},
-		fresh:     delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="new"}`)},
+		Generator:  g,
+		status:     delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="status"}`)},
+		io:         delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="io"}`)},
+		all:        delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="all"}`)},
+		fresh:      delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="new"}`)},
+		taskStatus: delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="task/status"}`)},
+		taskListed: delta{c: set.GetOrCreateCounter(`procfleet_generator_task_listings_total{generator="process",kind="listed"}`)},
+		taskSaved:  delta{c: set.GetOrCreateCounter(`procfleet_generator_task_listings_total{generator="process",kind="saved"}`)},
 	}
 }
 
@@ -116,5 +125,9 @@ func (c *processCounts) Collect(s *emit.Scan) error {
 	c.io.set(io)
 	c.all.set(all)
 	c.fresh.set(fresh)
+	taskStatus, _, listed, saved := c.ThreadCounts()
+	c.taskStatus.set(taskStatus)
+	c.taskListed.set(listed)
+	c.taskSaved.set(saved)
 	return err
 }

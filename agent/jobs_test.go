@@ -20,7 +20,7 @@ import (
 // generator is still closed by the scheduler.
 func TestProcessSkipsCounted(t *testing.T) {
 	set := metrics.NewSet()
-	g := countProcess(procgen.New(procgen.Options{ProcRoot: "/proc"}), set)
+	g := countProcess(procgen.New(procgen.Options{ProcRoot: "/proc", Threads: true}), set)
 	if _, ok := any(g).(io.Closer); !ok {
 		t.Fatal("the counted process generator is not an io.Closer: its kept descriptors would leak")
 	}
@@ -61,6 +61,22 @@ func TestProcessSkipsCounted(t *testing.T) {
 	}
 	for kind, n := range map[string]uint64{"all": all, "new": fresh} {
 		want := `procfleet_generator_listings_total{generator="process",kind="` + kind + `"} ` + strconv.FormatUint(n, 10)
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+	// Threads on: every process's task directory listed on the first
+	// scan, then only when a thread may be new; idle threads' status left
+	// unread.
+	taskStatus, _, listed, saved := g.ThreadCounts()
+	if taskStatus == 0 || saved == 0 || listed < uint64(g.Tracked()) {
+		t.Errorf("ThreadCounts: %d thread status reads skipped, %d task directories listed, %d saved, %d processes", taskStatus, listed, saved, g.Tracked())
+	}
+	for _, want := range []string{
+		`procfleet_generator_reads_skipped_total{generator="process",file="task/status"} ` + strconv.FormatUint(taskStatus, 10),
+		`procfleet_generator_task_listings_total{generator="process",kind="listed"} ` + strconv.FormatUint(listed, 10),
+		`procfleet_generator_task_listings_total{generator="process",kind="saved"} ` + strconv.FormatUint(saved, 10),
+	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q:\n%s", want, m)
 		}

@@ -48,6 +48,9 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 	if err == nil {
 		sum = maphash.Bytes(g.seed, data)
 		if !fresh && g.carry(s, p, sum, sched, schedOK) {
+			if g.opts.Threads {
+				g.collectThreads(s, name, base, p)
+			}
 			return true
 		}
 	}
@@ -84,6 +87,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 		io, ioOK = g.ioOf(p, base, still && p.oneThread && st.numThreads == 1)
 	}
 	p.oneThread = st.numThreads == 1
+	p.numThreads = st.numThreads
 
 	from := s.Mark()
 	g.emitProc(s, name, &st)
@@ -118,7 +122,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 // says that status and io hold too (the leader has not run; for io, the
 // process has one thread). It reports whether it did.
 func (g *Generator) carry(s *emit.Scan, p *proc, sum uint64, sched schedFields, schedOK bool) bool {
-	if !g.carryOK || g.opts.Threads || p.markCount == 0 || p.seen != g.cycle-1 || sum != p.statSum {
+	if !g.carryOK || p.markCount == 0 || p.seen != g.cycle-1 || sum != p.statSum {
 		return false
 	}
 	if !p.leaderStill(sched, schedOK) || !p.hasStatus {
@@ -225,8 +229,8 @@ func (g *Generator) ioOf(p *proc, base int, still bool) (ioFields, bool) {
 // still bound to the old process fails its next read and is opened anew.
 func (g *Generator) resetProc(p *proc, start uint64) {
 	threads := p.threads
-	clear(threads)
-	*p = proc{start: start, comm: p.comm[:0], cmdline: p.cmdline[:0], threads: threads, fds: p.fds}
+	g.dropThreads(p)
+	*p = proc{start: start, comm: p.comm[:0], cmdline: p.cmdline[:0], threads: threads, tids: p.tids[:0], fds: p.fds}
 }
 
 // emitProc writes the series that come from the stat file.
@@ -292,81 +296,4 @@ func (g *Generator) emitInfo(s *emit.Scan, name []byte, base int, p *proc, st *s
 func (g *Generator) infoSeries(s *emit.Scan, name []byte, p *proc) *emit.Scan {
 	return s.Begin(mInfo).LabelBytes("pid", name).LabelBytes("comm", p.comm).
 		LabelInt("ppid", p.ppid).LabelInt("uid", int64(p.uid)).LabelBytes("cmdline", p.cmdline)
-}
-
-// collectThreads reads and writes the threads of process p, whose /proc
-// directory is g.path[:base].
-func (g *Generator) collectThreads(s *emit.Scan, pidName []byte, base int, p *proc) {
-	if p.threads == nil {
-		p.threads = make(map[int32]*thread)
-	}
-	g.setPath(base, "task/")
-	taskBase := len(g.path) - 1 // up to the NUL
-	if err := g.taskDir.open(g.path); err != nil {
-		if !quiet(err) {
-			g.fail(err)
-		}
-		return
-	}
-	defer g.taskDir.close()
-	for {
-		tidName, err := g.taskDir.next()
-		if err != nil {
-			if !quiet(err) {
-				g.fail(err)
-			}
-			break
-		}
-		if tidName == nil {
-			break
-		}
-		tid, ok := parsePID(tidName)
-		if !ok {
-			continue
-		}
-		g.path = append(append(g.path[:taskBase], tidName...), '/')
-		g.collectThread(s, pidName, tidName, tid, len(g.path), p)
-	}
-	for tid, t := range p.threads {
-		if t.seen != g.cycle {
-			delete(p.threads, tid)
-		}
-	}
-}
-
-// collectThread reads and writes one thread, whose directory is
-// g.path[:base].
-func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int32, base int, p *proc) {
-	data, err := g.read(base, "stat", 0)
-	if err != nil {
-		return
-	}
-	st, err := parseStat(data)
-	if err != nil {
-		g.parseErr(err)
-		return
-	}
-	t := p.threads[tid]
-	if t == nil || t.start != st.starttime {
-		if t == nil {
-			t = &thread{}
-			p.threads[tid] = t
-		}
-		*t = thread{start: st.starttime}
-	}
-	t.seen = g.cycle
-	s.Begin(mCPU).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("mode", "user").Value(float64(st.utime) / userHZ)
-	s.Begin(mCPU).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("mode", "system").Value(float64(st.stime) / userHZ)
-	s.Begin(mMinFlt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Value(float64(st.minflt))
-	s.Begin(mMajFlt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Value(float64(st.majflt))
-	state := st.state
-	if data, err = g.read(base, "status", 0); err == nil {
-		if status, err := parseStatus(data); err != nil {
-			g.parseErr(err)
-		} else if status.hasCtxt {
-			s.Begin(mCtxt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("kind", "voluntary").Value(float64(status.voluntary))
-			s.Begin(mCtxt).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("kind", "nonvoluntary").Value(float64(status.nonvoluntary))
-		}
-	}
-	g.emitState(s, pidName, tidName, &t.state, &t.hasState, state)
 }

@@ -11,7 +11,10 @@ import (
 // Files of a process whose descriptors the generator keeps open between
 // scans: reading an open /proc/PID file again with pread costs about a
 // third of opening, reading and closing it. cmdline (read once per
-// process) and the threads' files are opened each time.
+// process) is opened each time; a thread keeps the descriptors of its
+// stat and schedstat out of what the processes leave (setTier), and opens
+// its status each time, which the schedstat gate lets through only when
+// the thread ran.
 //
 // The order is the order of priority when the budget cannot hold all
 // four for every process: stat and schedstat are read every scan, status
@@ -26,6 +29,15 @@ const (
 )
 
 var fdFiles = [nFDs]string{"stat", "schedstat", "status", "io"}
+
+// Files of a thread whose descriptors the generator keeps.
+const (
+	tfdStat = iota
+	tfdSched
+	nThreadFDs
+)
+
+var threadFDFiles = [nThreadFDs]string{"stat", "schedstat"}
 
 // procSuperMagic is the file system type of procfs (statfs(2)).
 const procSuperMagic = 0x9fa0
@@ -70,8 +82,13 @@ func fdBudget(root string) int {
 // some, and so on. On the first scan nothing is known: every file may be
 // kept, and the descriptors past the tier are given back at their next
 // read.
+//
+// Threads keep descriptors (stat and schedstat, first come, first kept)
+// out of what is left once every process could keep all of its own, so
+// that a process never goes without for a thread.
 func (g *Generator) setTier() {
 	n := len(g.procs) + len(g.procs)/8
+	g.threadBudget = max(g.fdMax-nFDs*n, 0)
 	if n == 0 {
 		g.tier = nFDs
 		return
@@ -83,25 +100,32 @@ func (g *Generator) setTier() {
 // has one, opening and keeping one otherwise while the budget allows. Errors
 // are recorded as read records them.
 func (g *Generator) readKept(p *proc, i, base int, limit int) ([]byte, error) {
-	file := fdFiles[i]
 	if i > g.tier {
 		g.closeFD(p, i)
-		return g.read(base, file, limit)
+		return g.read(base, fdFiles[i], limit)
 	}
-	if fd := p.fds[i]; fd != 0 {
-		data, err := g.r.ReadFD(int(fd-1), g.setPath(base, file), limit)
+	return g.readThrough(&p.fds[i], nil, g.fdMax, base, fdFiles[i], limit)
+}
+
+// readThrough reads file under the directory g.path[:base] through the
+// descriptor *fd (plus one; 0 is none) when there is one, opening it and
+// keeping it in *fd otherwise while g.kept (and *count, when not nil) stay
+// under max.
+func (g *Generator) readThrough(fd *int32, count *int, max, base int, file string, limit int) ([]byte, error) {
+	if *fd != 0 {
+		data, err := g.r.ReadFD(int(*fd-1), g.setPath(base, file), limit)
 		if err == nil {
 			return data, nil
 		}
-		// The process exited, or the PID belongs to another one now: the
+		// The task exited, or the ID belongs to another one now: the
 		// descriptor is of no more use. Try the path, which tells which.
-		g.closeFD(p, i)
+		g.closeKept(fd, count)
 	}
-	if g.kept >= g.fdMax {
+	if g.kept >= g.fdMax || (count != nil && *count >= max) {
 		return g.read(base, file, limit)
 	}
 	pathz := g.setPath(base, file)
-	fd, err := procfile.OpenZ(pathz, syscall.O_RDONLY)
+	f, err := procfile.OpenZ(pathz, syscall.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 			// Out of descriptors after all: keep none from now on.
@@ -113,32 +137,54 @@ func (g *Generator) readKept(p *proc, i, base int, limit int) ([]byte, error) {
 		}
 		return nil, err
 	}
-	data, err := g.r.ReadFD(fd, pathz, limit)
+	data, err := g.r.ReadFD(f, pathz, limit)
 	if err != nil {
-		_ = syscall.Close(fd)
+		_ = syscall.Close(f)
 		if !quiet(err) {
 			g.fail(fmt.Errorf("cannot read: %w", err))
 		}
 		return nil, err
 	}
-	p.fds[i] = int32(fd + 1)
+	*fd = int32(f + 1)
 	g.kept++
+	if count != nil {
+		*count++
+	}
 	return data, nil
+}
+
+// closeKept closes the kept descriptor *fd, if any, counted in g.kept and
+// in *count when not nil.
+func (g *Generator) closeKept(fd *int32, count *int) {
+	if *fd != 0 {
+		_ = syscall.Close(int(*fd - 1))
+		*fd = 0
+		g.kept--
+		if count != nil {
+			*count--
+		}
+	}
 }
 
 // closeFD closes the kept descriptor i of p, if any.
 func (g *Generator) closeFD(p *proc, i int) {
-	if fd := p.fds[i]; fd != 0 {
-		_ = syscall.Close(int(fd - 1))
-		p.fds[i] = 0
-		g.kept--
-	}
+	g.closeKept(&p.fds[i], nil)
 }
 
-// closeFDs closes every kept descriptor of p.
+// closeFDs closes every kept descriptor of p and of its threads.
 func (g *Generator) closeFDs(p *proc) {
 	for i := range nFDs {
 		g.closeFD(p, i)
+	}
+	for _, t := range p.threads {
+		g.closeThreadFDs(t)
+	}
+}
+
+// closeThreadFDs closes every kept descriptor of t.
+func (g *Generator) closeThreadFDs(t *thread) {
+	for i := range nThreadFDs {
+		g.closeKept(&t.fds[i], &g.threadKept)
 	}
 }
 

@@ -3,9 +3,9 @@
 // start time, state and an info series, and with Options.Threads the CPU
 // time, faults, context switches and state of every thread.
 //
-// The generator reads /proc/PID/{stat,status,io,cmdline} (and
-// task/TID/{stat,status}) with raw system calls into one reused buffer and
-// parses them with pure, allocation-free functions, so that a scan of
+// The generator reads /proc/PID/{schedstat,stat,status,io,cmdline} (and
+// task/TID/{schedstat,stat,status}) with raw system calls into one reused
+// buffer and parses them with pure, allocation-free functions, so that a scan of
 // 10,000 processes allocates nothing in steady state besides what the
 // tracker needs for new series. See Generator for the series it emits.
 package procgen

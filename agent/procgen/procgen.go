@@ -30,7 +30,8 @@ import (
 //	proc_pid_state{pid,state} 1                             stat state, named by stateName
 //	proc_pid_info{pid,comm,ppid,uid,cmdline} 1              stat comm, ppid; status real uid; cmdline
 //
-// With Options.Threads, per thread, from /proc/PID/task/TID/stat and status:
+// With Options.Threads, per thread, from /proc/PID/task/TID/stat and status
+// (behind its schedstat, see threads.go):
 //
 //	proc_pid_cpu_seconds_total{pid,tid,mode}
 //	proc_pid_minor_faults_total{pid,tid}
@@ -91,7 +92,9 @@ import (
 // byte the last scan's (compared by a 64-bit hash) has every series value
 // of the last scan, so its series are not built again: Scan.Carry stands
 // for them, writing those whose refresh is due, from their positions in
-// the last run of the same Scan. Without threads only.
+// the last run of the same Scan. Threads get the same gate and carry, and
+// their task directory is listed only when a thread may be new: see
+// threads.go.
 //
 // io is owner-only: without the rights (an agent not running as root) or
 // for a zombie, the io series are skipped quietly, and after a permission
@@ -134,6 +137,14 @@ type Generator struct {
 	carried       uint64 // processes carried over unchanged, since New
 	skippedIO     uint64 // io reads the gate saved, since New
 
+	tidName       []byte // decimal TID being read
+	threadBudget  int    // most descriptors threads may keep this scan (setTier)
+	threadKept    int    // descriptors kept open in threads, counted in kept too
+	threadStatus  uint64 // thread status reads the gate saved, since New
+	threadCarried uint64 // threads carried over unchanged, since New
+	taskListed    uint64 // task directories listed, since New
+	taskUnlisted  uint64 // task directories whose listing was saved, since New
+
 	errs  []error // first errors of this scan
 	nerrs int     // all errors of this scan
 }
@@ -152,7 +163,12 @@ type proc struct {
 	comm     []byte
 	cmdline  []byte
 	threads  map[int32]*thread // nil unless Options.Threads
-	fds      [nFDs]int32       // kept descriptors plus one; 0 is none
+	tids     []int32           // threads read in the last scan, in the order read
+	// Threads (see threads.go): the num_threads of the last stat parsed
+	// and the scans since the task directory was last listed.
+	numThreads int64
+	sinceList  int
+	fds        [nFDs]int32 // kept descriptors plus one; 0 is none
 
 	// The gate (see Generator): schedstat as read at the start of the
 	// last scan, the thread count of that scan's stat, and the status and
@@ -172,12 +188,22 @@ type proc struct {
 	markCount int // 0: nothing to carry
 }
 
-// thread is what the generator remembers of one thread between scans.
+// thread is what the generator remembers of one thread between scans:
+// the same gate and carry state as a process's (see threads.go).
 type thread struct {
-	start    uint64
-	seen     uint64
-	state    byte
-	hasState bool
+	start     uint64
+	seen      uint64
+	state     byte
+	hasState  bool
+	noSched   bool // no schedstat (or not readable): not tried again
+	hasSched  bool
+	hasStatus bool
+	sched     schedFields
+	status    statusFields
+	statSum   uint64
+	markFrom  int
+	markCount int
+	fds       [nThreadFDs]int32 // kept descriptors plus one; 0 is none
 }
 
 // maxErrors bounds how many errors one scan keeps in detail.
@@ -226,6 +252,14 @@ func (g *Generator) TrackedThreads() int {
 // written again without reading the file.
 func (g *Generator) SkippedReads() (status, io uint64) {
 	return g.skippedStatus, g.skippedIO
+}
+
+// ThreadCounts reports, since New, how many thread status reads the
+// schedstat gate saved, how many threads were carried over unchanged, and
+// how many task directories were listed and how many were not (every
+// thread known; see threads.go).
+func (g *Generator) ThreadCounts() (statusSkipped, carried, listed, unlisted uint64) {
+	return g.threadStatus, g.threadCarried, g.taskListed, g.taskUnlisted
 }
 
 // Listings reports how many scans since New listed every process under

@@ -90,8 +90,12 @@ const realisticStatusMiddle = "Tgid:\t1\nNgid:\t0\nPid:\t1\nTracerPid:\t0\nGid:\
 	"Mems_allowed:\t00000000,00000001\nMems_allowed_list:\t0\n"
 
 func TestMain(m *testing.M) {
+	if n, err := strconv.Atoi(os.Getenv(threadHelperEnv)); err == nil {
+		threadHelper(n) // a child of BenchmarkThreadsRealIdle: never returns
+	}
 	code := m.Run()
 	killIdle()
+	killThreads()
 	if synth.root != "" {
 		os.RemoveAll(synth.root)
 	}
