@@ -82,7 +82,8 @@ import (
 
 // Batch is one request body.
 type Batch struct {
-	// Body is gzip-compressed Prometheus text exposition format.
+	// Body is Prometheus text exposition format, gzip-compressed unless
+	// Plain or Zstd says otherwise.
 	Body []byte
 	// Samples is the number of lines in Body, for accounting.
 	Samples int
@@ -94,6 +95,9 @@ type Batch struct {
 	Query string
 	// Plain marks a body that is not compressed.
 	Plain bool
+	// Zstd marks a zstd-compressed body (compress.encoding zstd), sent
+	// with Content-Encoding zstd.
+	Zstd bool
 	// OwnLabels marks a body whose lines carry their own instance and job
 	// labels (a scraper's: the targets'). Deps.Query is not added to its
 	// requests, since VictoriaMetrics' extra_label would override those
