@@ -130,6 +130,7 @@ type ClusterShip struct {
 	ProbeInterval       Duration     `yaml:"probe_interval"`
 	FailuresToUnhealthy int          `yaml:"failures_to_unhealthy"`
 	QueueBatches        int          `yaml:"queue_batches"`
+	QueueBytes          ByteSize     `yaml:"queue_bytes"`
 	DrainTimeout        Duration     `yaml:"drain_timeout"`
 	RedeliverWindow     Duration     `yaml:"redeliver_window"`
 	RedeliverMaxBytes   ByteSize     `yaml:"redeliver_max_bytes"`
@@ -391,7 +392,7 @@ func clusterAgentsOf(a Agent) ClusterAgents {
 		Scheduler: a.Scheduler, Compress: a.Compress, Log: a.Log,
 		Ship: ClusterShip{
 			Timeouts: s.Timeouts, Retry: s.Retry, ProbeInterval: s.ProbeInterval,
-			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches,
+			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches, QueueBytes: s.QueueBytes,
 			DrainTimeout: s.DrainTimeout, RedeliverWindow: s.RedeliverWindow,
 			RedeliverMaxBytes: s.RedeliverMaxBytes,
 		},
@@ -406,7 +407,7 @@ func (ca ClusterAgents) applyTo(a *Agent) {
 	s, d := ca.Ship, &a.Ship
 	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
 	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
-	d.RedeliverWindow, d.RedeliverMaxBytes = s.RedeliverWindow, s.RedeliverMaxBytes
+	d.RedeliverWindow, d.RedeliverMaxBytes, d.QueueBytes = s.RedeliverWindow, s.RedeliverMaxBytes, s.QueueBytes
 }
 
 // UpstreamNames returns the names of the upstreams, in document order.
