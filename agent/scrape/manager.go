@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,8 @@ type Manager struct {
 	deps    Deps
 	clients clients
 	outputs outputPool
+	raws    outputPool    // bodies as sent, read before a parse slot is taken
+	slots   chan struct{} // parse slots: GOMAXPROCS scrapes parse and deliver at once
 
 	wake chan struct{} // a new target set waits in want
 
@@ -47,7 +50,7 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, deps: deps, clients: clients{rt: deps.Transport},
-		wake: make(chan struct{}, 1), loops: map[string]*loop{}}
+		wake: make(chan struct{}, 1), loops: map[string]*loop{}, slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	set := deps.Metrics
 	m.targets = set.NewGauge(`procfleet_scrape_targets`, func() float64 {
 		m.mu.Lock()
