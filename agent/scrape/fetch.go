@@ -127,7 +127,9 @@ func readRaw(r io.Reader, buf []byte, most int64) ([]byte, error) {
 	buf = buf[:0]
 	for {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, min(max(cap(buf), 16<<10), 4<<20))
+			// Doubling from 4 KiB: a scrape waiting for a parse slot
+			// holds at most twice its body.
+			buf = slices.Grow(buf, min(max(cap(buf), 4<<10), 4<<20))
 		}
 		n, err := r.Read(buf[len(buf):min(int64(cap(buf)), most+1)])
 		buf = buf[:len(buf)+n]
