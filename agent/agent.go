@@ -196,11 +196,11 @@ func (a *Agent) newScheduler(cfg config.Agent) (*sched.Scheduler, error) {
 }
 
 func (a *Agent) enqueue(b compress.Batch) {
-	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Samples: b.Samples, Created: b.Created})
+	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Zstd: b.Zstd, Samples: b.Samples, Created: b.Created})
 }
 
 func (a *Agent) enqueueScraped(b compress.Batch) {
-	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Samples: b.Samples, Created: b.Created, OwnLabels: true})
+	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Zstd: b.Zstd, Samples: b.Samples, Created: b.Created, OwnLabels: true})
 }
 
 // SetTargets makes targets the scrape targets of the agent: new ones

@@ -101,10 +101,20 @@ func startAgent(t *testing.T, a *Agent) func() error {
 }
 
 // TestAgentToVictoriaMetrics runs the agent against the real VictoriaMetrics
-// and checks that every value it read arrives, unchanged, with its labels.
+// and checks that every value it read arrives, unchanged, with its labels,
+// in gzip batches and in zstd ones (compress.encoding).
 func TestAgentToVictoriaMetrics(t *testing.T) {
+	for _, enc := range []string{config.EncodingGzip, config.EncodingZstd} {
+		t.Run(enc, func(t *testing.T) { testAgentToVictoriaMetrics(t, enc) })
+	}
+}
+
+// testAgentToVictoriaMetrics runs TestAgentToVictoriaMetrics with the
+// batches in encoding enc (compress.encoding).
+func testAgentToVictoriaMetrics(t *testing.T, enc string) {
 	vm := testenv.StartVM(t)
 	cfg := fixtureConfig(t, vm.ImportURL, "itest-host")
+	cfg.Compress.Encoding = enc
 	want := expected(t, cfg)
 	a, _ := runAgent(t, cfg)
 

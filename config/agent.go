@@ -59,9 +59,22 @@ type Scheduler struct {
 	Buffers int `yaml:"buffers"`
 }
 
-// Compress configures batching and gzip compression.
+// Encodings of Compress.Encoding, as sent in Content-Encoding.
+const (
+	EncodingGzip = "gzip"
+	EncodingZstd = "zstd"
+)
+
+// Compress configures batching and compression.
 type Compress struct {
-	// Level is the gzip level, 1 (fastest) to 9 (smallest). Default 5.
+	// Encoding is gzip or zstd. zstd (klauspost/compress at SpeedFastest,
+	// 64 KiB window) costs about half of gzip level 5's CPU and two
+	// thirds of its bytes; VictoriaMetrics and vmagent take it on their
+	// import API, a procfleet relay does not. Default gzip (also when
+	// empty).
+	Encoding string `yaml:"encoding"`
+	// Level is the gzip level, 1 (fastest) to 9 (smallest); zstd ignores
+	// it. Default 5.
 	Level int `yaml:"level"`
 	// TargetBytes flushes a batch once its compressed size reaches it.
 	// Default 512KiB.
@@ -98,6 +111,7 @@ func DefaultAgent() Agent {
 		Generators: DefaultGenerators(),
 		Scheduler:  Scheduler{Workers: 2, Buffers: 64},
 		Compress: Compress{
+			Encoding:         EncodingGzip,
 			Level:            5,
 			TargetBytes:      512 << 10,
 			FlushAge:         Duration(time.Second),
@@ -161,6 +175,9 @@ func (a Agent) Validate() error {
 
 // Validate checks c.
 func (c Compress) Validate(key string) error {
+	if c.Encoding != "" && c.Encoding != EncodingGzip && c.Encoding != EncodingZstd {
+		return fmt.Errorf("%s.encoding: %q is not accepted; want %s or %s", key, c.Encoding, EncodingGzip, EncodingZstd)
+	}
 	if c.Level < 1 || c.Level > 9 {
 		return fmt.Errorf("%s.level: %d is not accepted; want 1 (fastest) to 9 (smallest)", key, c.Level)
 	}

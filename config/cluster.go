@@ -130,6 +130,7 @@ type ClusterShip struct {
 	ProbeInterval       Duration     `yaml:"probe_interval"`
 	FailuresToUnhealthy int          `yaml:"failures_to_unhealthy"`
 	QueueBatches        int          `yaml:"queue_batches"`
+	QueueBytes          ByteSize     `yaml:"queue_bytes"`
 	DrainTimeout        Duration     `yaml:"drain_timeout"`
 	RedeliverWindow     Duration     `yaml:"redeliver_window"`
 	RedeliverMaxBytes   ByteSize     `yaml:"redeliver_max_bytes"`
@@ -267,6 +268,9 @@ func (c Cluster) Validate() error {
 	if err := c.Agents.validateRefresh("agents", c.upstreamProtocols()); err != nil {
 		return err
 	}
+	if err := c.validateEncoding("agents", c.Agents.Compress); err != nil {
+		return err
+	}
 	for i, o := range c.Overrides {
 		if err := o.Validate(fmt.Sprintf("overrides[%d]", i), c.Agents); err != nil {
 			return err
@@ -276,12 +280,30 @@ func (c Cluster) Validate() error {
 			if err := eff.validateRefresh(fmt.Sprintf("overrides[%d].agents", i), c.upstreamProtocols()); err != nil {
 				return err
 			}
+			if err := c.validateEncoding(fmt.Sprintf("overrides[%d].agents", i), eff.Compress); err != nil {
+				return err
+			}
 		}
 	}
 	if iv := c.Status.Interval.D(); iv < time.Second || iv > 10*time.Minute {
 		return fmt.Errorf("status.interval: %s is not accepted; want 1s to 10m", c.Status.Interval)
 	}
 	return c.ScrapeConfigs.Validate("scrape_configs")
+}
+
+// validateEncoding refuses zstd batches when an upstream is a procfleet
+// relay, which takes gzip or plain bodies only (its write-ahead log and
+// checks read gzip); key names the agents section of comp.
+func (c Cluster) validateEncoding(key string, comp Compress) error {
+	if comp.Encoding != EncodingZstd {
+		return nil
+	}
+	for i, u := range c.Upstreams {
+		if u.Relay && u.Protocol != ProtocolRemoteWrite {
+			return fmt.Errorf("%s.compress.encoding: zstd is not accepted with upstreams[%d] (%s), a procfleet relay, which takes gzip only; want gzip, or no relay upstreams", key, i, u.Name)
+		}
+	}
+	return nil
 }
 
 var upstreamName = regexp.MustCompile(`^[a-z0-9._-]{1,63}$`)
@@ -370,7 +392,7 @@ func clusterAgentsOf(a Agent) ClusterAgents {
 		Scheduler: a.Scheduler, Compress: a.Compress, Log: a.Log,
 		Ship: ClusterShip{
 			Timeouts: s.Timeouts, Retry: s.Retry, ProbeInterval: s.ProbeInterval,
-			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches,
+			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches, QueueBytes: s.QueueBytes,
 			DrainTimeout: s.DrainTimeout, RedeliverWindow: s.RedeliverWindow,
 			RedeliverMaxBytes: s.RedeliverMaxBytes,
 		},
@@ -385,7 +407,7 @@ func (ca ClusterAgents) applyTo(a *Agent) {
 	s, d := ca.Ship, &a.Ship
 	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
 	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
-	d.RedeliverWindow, d.RedeliverMaxBytes = s.RedeliverWindow, s.RedeliverMaxBytes
+	d.RedeliverWindow, d.RedeliverMaxBytes, d.QueueBytes = s.RedeliverWindow, s.RedeliverMaxBytes, s.QueueBytes
 }
 
 // UpstreamNames returns the names of the upstreams, in document order.

@@ -149,6 +149,12 @@ func TestParseClusterErrors(t *testing.T) {
 	f("upstreams:\n"+a+"  - {name: vm-b, url: http://b:8428/x, capacity: 1MiB/s, credential: a/b}\n",
 		`upstreams[1].credential: "a/b" is not accepted`)
 	f("upstreams:\n"+a+b+"agents: {compress: {level: 10}}\n", `agents.compress.level: 10 is not accepted; want 1 (fastest) to 9 (smallest)`)
+	f("upstreams:\n"+a+b+"agents: {ship: {queue_bytes: 4KiB}}\n", `agents.ship.queue_bytes: 4KiB is not accepted; want 0 (no bound) or 64KiB or more`)
+	f("upstreams:\n"+a+b+"agents: {compress: {encoding: lz4}}\n", `agents.compress.encoding: "lz4" is not accepted; want gzip or zstd`)
+	f("upstreams:\n"+a+relay("r-a", "http://ra:8480/x")+"agents: {compress: {encoding: zstd}}\n",
+		`agents.compress.encoding: zstd is not accepted with upstreams[1] (r-a), a procfleet relay, which takes gzip only; want gzip, or no relay upstreams`)
+	f("upstreams:\n"+a+relay("r-a", "http://ra:8480/x")+"overrides:\n  - {match: {nodes: [h1]}, agents: {compress: {encoding: zstd}}}\n",
+		`overrides[0].agents.compress.encoding: zstd is not accepted with upstreams[1] (r-a), a procfleet relay`)
 	f("upstreams:\n"+a+b+"---\nring: {}\n", `more than one YAML document`)
 }
 
@@ -334,8 +340,8 @@ ring: {fallbacks: 0, partitions: 4099, replicas: 50, load_factor: 1.1}
 agents:
   job: fleet
   generators: {process: {threads: true, cmdline_max_bytes: 1024}}
-  compress: {target_bytes: 1MB, flush_age: 1500ms}
-  ship: {credential: vm-writer}
+  compress: {encoding: zstd, target_bytes: 1MB, flush_age: 1500ms}
+  ship: {credential: vm-writer, queue_bytes: 8MiB}
 overrides:
   - match: {nodes: [a, b], labels: {role: db}}
     agents:

@@ -54,6 +54,7 @@ func TestParseAgentErrors(t *testing.T) {
 	f("generators:\n  stat: {interval: 10ms}\n", `generators.stat.interval: 10ms is not accepted; want 100ms to 1h`)
 	f("generators:\n  nosuch: {}\n", `unknown key nosuch`)
 	f("compress: {level: 0}\n", `compress.level: 0 is not accepted`)
+	f("compress: {encoding: deflate}\n", `compress.encoding: "deflate" is not accepted; want gzip or zstd`)
 	f("compress: {min_flush_interval: 2m}\n", `compress.min_flush_interval: 2m0s is not accepted; want 0 to 1m`)
 	f("compress: {min_flush_interval: -1s}\n", `compress.min_flush_interval: -1s is not accepted`)
 	f("ship: {upstreams: [ftp://x]}\n", `ship.upstreams[0]: "ftp://x" is not accepted`)

@@ -30,8 +30,14 @@ type Ship struct {
 	// endpoint unhealthy. Default 2.
 	FailuresToUnhealthy int `yaml:"failures_to_unhealthy"`
 	// QueueBatches bounds the compressed batches held in memory waiting to
-	// be sent; when full, the oldest is dropped and counted. Default 256.
+	// be sent; when full, the oldest goes to the spool, or without one is
+	// dropped and counted. Default 256.
 	QueueBatches int `yaml:"queue_batches"`
+	// QueueBytes bounds the bodies of those batches, as QueueBatches
+	// does their number: a scraper's batches are target_bytes each, and
+	// 256 of them would hold 128 MiB while an upstream is slow. Default
+	// 32MiB; 0 for no bound but QueueBatches.
+	QueueBytes ByteSize `yaml:"queue_bytes"`
 	// DrainTimeout bounds how long a graceful stop keeps sending queued
 	// batches. Default 10s.
 	DrainTimeout Duration `yaml:"drain_timeout"`
@@ -141,6 +147,7 @@ func DefaultShip() Ship {
 		ProbeInterval:       Duration(5 * time.Second),
 		FailuresToUnhealthy: 2,
 		QueueBatches:        256,
+		QueueBytes:          32 << 20,
 		DrainTimeout:        Duration(10 * time.Second),
 		RedeliverWindow:     Duration(10 * time.Second),
 		RedeliverMaxBytes:   8 << 20,
@@ -183,6 +190,9 @@ func (s Ship) Validate(key string) error {
 	}
 	if s.QueueBatches < 1 {
 		return fmt.Errorf("%s.queue_batches: %d is not accepted; want 1 or more", key, s.QueueBatches)
+	}
+	if s.QueueBytes != 0 && s.QueueBytes < 64<<10 {
+		return fmt.Errorf("%s.queue_bytes: %s is not accepted; want 0 (no bound) or 64KiB or more", key, FormatBytes(int64(s.QueueBytes)))
 	}
 	if s.RedeliverWindow < 0 || s.RedeliverWindow > Duration(10*time.Minute) {
 		return fmt.Errorf("%s.redeliver_window: %s is not accepted; want 0 (off) to 10m, such as 10s", key, s.RedeliverWindow)

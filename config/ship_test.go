@@ -38,6 +38,8 @@ func TestShipValidate(t *testing.T) {
 	f("drain", func(s *Ship) { s.DrainTimeout = 0 }, "ship.drain_timeout")
 	f("failures", func(s *Ship) { s.FailuresToUnhealthy = 0 }, "ship.failures_to_unhealthy")
 	f("queue", func(s *Ship) { s.QueueBatches = 0 }, "ship.queue_batches")
+	f("queue bytes off", func(s *Ship) { s.QueueBytes = 0 }, "")
+	f("queue bytes small", func(s *Ship) { s.QueueBytes = 1 << 10 }, "ship.queue_bytes: 1KiB is not accepted; want 0 (no bound) or 64KiB or more")
 	f("redeliver off", func(s *Ship) { s.RedeliverWindow = 0 }, "")
 	f("redeliver negative", func(s *Ship) { s.RedeliverWindow = -1 }, "ship.redeliver_window")
 	f("redeliver long", func(s *Ship) { s.RedeliverWindow = Duration(11 * time.Minute) }, "ship.redeliver_window")

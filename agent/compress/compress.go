@@ -1,6 +1,6 @@
 // Package compress gathers the buffers of all generators into batches and
-// gzip-compresses them together, which compresses better than each
-// generator alone. A batch is flushed when its compressed size nears the
+// compresses them together (gzip, or zstd with compress.encoding), which
+// compresses better than each generator alone. A batch is flushed when its compressed size nears the
 // target, when the scheduler is idle (every scan due has finished) and the
 // previous flush is at least min_flush_interval old, when its oldest line
 // reaches the flush age, or when the compressor stops.
@@ -10,20 +10,25 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/config"
 )
 
-// Batch is one gzip member holding complete lines of text exposition format.
+// Batch is one gzip member, or one zstd frame, holding complete lines of
+// text exposition format.
 type Batch struct {
-	// Body is the gzip-compressed text; it is owned by the receiver.
+	// Body is the compressed text; it is owned by the receiver.
 	Body []byte
+	// Zstd marks a zstd frame; the body is gzip otherwise.
+	Zstd bool
 	// Samples is the number of lines in the batch.
 	Samples int
 	// RawBytes is the size of the text before compression.
@@ -46,8 +51,10 @@ type Compressor struct {
 	out  Output
 	in   chan *emit.Buffer
 
-	zw      *gzip.Writer
-	zwLevel int
+	zw      encoder // gz or zs, the encoder of the batch being made
+	gz      *gzip.Writer
+	gzLevel int
+	zs      *zstd.Encoder // made on first use
 	zbuf    bytes.Buffer
 	raw     int
 	samples int
@@ -68,11 +75,11 @@ func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*C
 	if err := cfg.Validate("compress"); err != nil {
 		return nil, err
 	}
-	zw, err := gzip.NewWriterLevel(nil, cfg.Level)
+	gz, err := gzip.NewWriterLevel(nil, cfg.Level)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create gzip writer: %w", err)
 	}
-	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), wake: make(chan struct{}, 1), zw: zw, zwLevel: cfg.Level}
+	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), wake: make(chan struct{}, 1), zw: gz, gz: gz, gzLevel: cfg.Level}
 	c.flushSize = set.NewCounter(`procfleet_compress_flushes_total{reason="size"}`)
 	c.flushAge = set.NewCounter(`procfleet_compress_flushes_total{reason="age"}`)
 	c.flushIdle = set.NewCounter(`procfleet_compress_flushes_total{reason="idle"}`)
@@ -91,7 +98,7 @@ func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*C
 }
 
 // SetConfig applies cfg while Run runs: the target size and flush age at
-// once (within a tick), the gzip level from the next batch on. It is safe
+// once (within a tick), the encoding and gzip level from the next batch on. It is safe
 // for concurrent use.
 func (c *Compressor) SetConfig(cfg config.Compress) error {
 	if err := cfg.Validate("compress"); err != nil {
@@ -106,7 +113,7 @@ func (c *Compressor) SetConfig(cfg config.Compress) error {
 }
 
 // applyNext takes a config set by SetConfig: the target size and flush age
-// apply at once, the level from the next batch (see add). It reports
+// apply at once, the encoding and level from the next batch (see add). It reports
 // whether the config changed.
 func (c *Compressor) applyNext() bool {
 	cfg := c.next.Swap(nil)
@@ -204,11 +211,7 @@ func (c *Compressor) add(b *emit.Buffer) {
 		return
 	}
 	if c.raw == 0 {
-		if c.zwLevel != c.cfg.Level {
-			if zw, err := gzip.NewWriterLevel(nil, c.cfg.Level); err == nil {
-				c.zw, c.zwLevel = zw, c.cfg.Level
-			}
-		}
+		c.zw = c.encoder()
 		c.zbuf.Reset()
 		c.zw.Reset(&c.zbuf)
 		c.created = time.Now()
@@ -230,7 +233,40 @@ func (c *Compressor) flush(reason *metrics.Counter) {
 	c.batchBytes.Update(float64(len(body)))
 	reason.Inc()
 	c.flushed = time.Now()
-	batch := Batch{Body: body, Samples: c.samples, RawBytes: c.raw, Created: c.created}
+	_, isZstd := c.zw.(*zstd.Encoder)
+	batch := Batch{Body: body, Zstd: isZstd, Samples: c.samples, RawBytes: c.raw, Created: c.created}
 	c.raw, c.samples = 0, 0
 	c.out(batch)
+}
+
+// encoder is what gzip.Writer and zstd.Encoder share.
+type encoder interface {
+	Reset(w io.Writer)
+	Write(p []byte) (int, error)
+	Close() error
+}
+
+// encoder returns the encoder for the next batch, as the config asks.
+func (c *Compressor) encoder() encoder {
+	if c.cfg.Encoding == config.EncodingZstd {
+		if c.zs == nil {
+			// SpeedFastest with a 64 KiB window: on scraped and /proc
+			// text it is both faster and smaller than larger windows
+			// (docs/performance.md), and it bounds the decoder's memory
+			// upstream. One goroutine: the compressor is one.
+			zs, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+				zstd.WithWindowSize(64<<10), zstd.WithEncoderConcurrency(1))
+			if err != nil {
+				return c.gz // the options are constant: cannot happen
+			}
+			c.zs = zs
+		}
+		return c.zs
+	}
+	if c.gzLevel != c.cfg.Level {
+		if gz, err := gzip.NewWriterLevel(nil, c.cfg.Level); err == nil {
+			c.gz, c.gzLevel = gz, c.cfg.Level
+		}
+	}
+	return c.gz
 }

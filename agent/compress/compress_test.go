@@ -13,6 +13,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/config"
@@ -36,11 +37,7 @@ func (c *collector) text(t *testing.T) (string, int) {
 	var all strings.Builder
 	samples := 0
 	for _, b := range c.batches {
-		zr, err := gzip.NewReader(bytes.NewReader(b.Body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := io.ReadAll(zr)
+		raw, err := decode(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,6 +48,23 @@ func (c *collector) text(t *testing.T) (string, int) {
 		samples += b.Samples
 	}
 	return all.String(), samples
+}
+
+// decode returns the text of b, gzip or zstd as b says.
+func decode(b Batch) ([]byte, error) {
+	if b.Zstd {
+		zd, err := zstd.NewReader(nil)
+		if err != nil {
+			return nil, err
+		}
+		defer zd.Close()
+		return zd.DecodeAll(b.Body, nil)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(b.Body))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }
 
 func start(t *testing.T, cfg config.Compress) (*Compressor, *emit.Pool, *collector, context.CancelFunc, chan struct{}) {
@@ -80,7 +94,13 @@ func send(t *testing.T, c *Compressor, pool *emit.Pool, text string) {
 }
 
 func TestCompressorFlushesBySizeAndOnStop(t *testing.T) {
-	cfg := config.Compress{Level: 5, TargetBytes: 8 << 10, FlushAge: config.Duration(time.Minute)}
+	for _, enc := range []string{config.EncodingGzip, config.EncodingZstd} {
+		t.Run(enc, func(t *testing.T) { testFlushesBySizeAndOnStop(t, enc) })
+	}
+}
+
+func testFlushesBySizeAndOnStop(t *testing.T, enc string) {
+	cfg := config.Compress{Encoding: enc, Level: 5, TargetBytes: 8 << 10, FlushAge: config.Duration(time.Minute)}
 	c, pool, col, cancel, done := start(t, cfg)
 	rng := rand.New(rand.NewSource(1))
 	var want strings.Builder
@@ -103,6 +123,11 @@ func TestCompressorFlushesBySizeAndOnStop(t *testing.T) {
 	}
 	if len(col.batches) < 10 {
 		t.Fatalf("only %d batches for ~600KiB of random text at an 8KiB target", len(col.batches))
+	}
+	for i, b := range col.batches {
+		if b.Zstd != (enc == config.EncodingZstd) {
+			t.Fatalf("encoding %s: batch %d has Zstd %v", enc, i, b.Zstd)
+		}
 	}
 	if pool.InUse() != 0 {
 		t.Fatalf("%d buffers not returned to the pool", pool.InUse())
@@ -136,6 +161,10 @@ func TestCompressorRejectsBadConfig(t *testing.T) {
 	_, err := New(config.Compress{Level: 12, TargetBytes: 1 << 20, FlushAge: config.Duration(time.Second)}, emit.NewPool(1), func(Batch) {}, metrics.NewSet())
 	if err == nil || !strings.Contains(err.Error(), "compress.level") {
 		t.Fatalf("level 12 accepted or error does not name the key: %v", err)
+	}
+	_, err = New(config.Compress{Encoding: "br", Level: 5, TargetBytes: 1 << 20, FlushAge: config.Duration(time.Second)}, emit.NewPool(1), func(Batch) {}, metrics.NewSet())
+	if err == nil || !strings.Contains(err.Error(), `compress.encoding: "br" is not accepted; want gzip or zstd`) {
+		t.Fatalf("encoding br accepted or error does not name the key: %v", err)
 	}
 }
 
@@ -224,5 +253,44 @@ func TestCompressorFlushesWhenIdle(t *testing.T) {
 	<-done
 	if pool.InUse() != 0 {
 		t.Fatalf("%d buffers not returned to the pool", pool.InUse())
+	}
+}
+
+// An encoding set while a batch is open applies from the next batch: the
+// open one stays one gzip member.
+func TestCompressorSetEncoding(t *testing.T) {
+	cfg := config.Compress{Level: 5, TargetBytes: 1 << 20, FlushAge: config.Duration(time.Minute)}
+	pool := emit.NewPool(4)
+	col := &collector{}
+	c, err := New(cfg, pool, col.out, metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(text string) { // as Run does, without its goroutine
+		b, err := pool.Get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.B = append(b.B, text...)
+		c.add(b)
+	}
+	add("a 1\n")
+	zcfg := cfg
+	zcfg.Encoding = config.EncodingZstd
+	if err := c.SetConfig(zcfg); err != nil {
+		t.Fatal(err)
+	}
+	if !c.applyNext() {
+		t.Fatal("the new config was not taken")
+	}
+	add("b 1\n")
+	c.flush(c.flushIdle)
+	add("c 1\n")
+	c.flush(c.flushStop)
+	if len(col.batches) != 2 || col.batches[0].Zstd || !col.batches[1].Zstd {
+		t.Fatalf("batches %+v; want a gzip one, then a zstd one", col.batches)
+	}
+	if got, _ := col.text(t); got != "a 1\nb 1\nc 1\n" {
+		t.Fatalf("batches hold %q", got)
 	}
 }

@@ -2,32 +2,38 @@ package ship
 
 import "sync"
 
-// queue is a bounded FIFO of batches that drops its oldest entry when full,
-// so that a stalled upstream costs old data, never memory or a blocked
-// producer. It is safe for concurrent use.
+// queue is a bounded FIFO of batches that drops its oldest entries when
+// full (in number or in body bytes), so that a stalled upstream costs old
+// data, never memory or a blocked producer. It is safe for concurrent use.
 type queue struct {
-	mu    sync.Mutex
-	buf   []*Batch // ring
-	head  int
-	n     int
-	ready chan struct{} // one token: something was pushed
+	mu       sync.Mutex
+	buf      []*Batch // ring
+	head     int
+	n        int
+	bytes    int64         // of the bodies queued
+	maxBytes int64         // 0: no bound
+	ready    chan struct{} // one token: something was pushed
 }
 
-func newQueue(capacity int) *queue {
-	return &queue{buf: make([]*Batch, max(capacity, 1)), ready: make(chan struct{}, 1)}
+func newQueue(capacity int, maxBytes int64) *queue {
+	return &queue{buf: make([]*Batch, max(capacity, 1)), maxBytes: maxBytes, ready: make(chan struct{}, 1)}
 }
 
-// push appends b and returns the batch it dropped to make room, if any.
-func (q *queue) push(b *Batch) (dropped *Batch) {
+// push appends b and returns the batches it dropped to make room, oldest
+// first: while the queue is full, or b would take its bodies past
+// maxBytes. b itself is always queued.
+func (q *queue) push(b *Batch) (dropped []*Batch) {
 	q.mu.Lock()
-	if q.n == len(q.buf) {
-		dropped = q.buf[q.head]
+	for q.n == len(q.buf) || q.n > 0 && q.maxBytes > 0 && q.bytes+int64(len(b.Body)) > q.maxBytes {
+		dropped = append(dropped, q.buf[q.head])
+		q.bytes -= int64(len(q.buf[q.head].Body))
 		q.buf[q.head] = nil
 		q.head = (q.head + 1) % len(q.buf)
 		q.n--
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = b
 	q.n++
+	q.bytes += int64(len(b.Body))
 	q.mu.Unlock()
 	q.signal()
 	return dropped
@@ -49,6 +55,7 @@ func (q *queue) pop() *Batch {
 		return nil
 	}
 	b := q.buf[q.head]
+	q.bytes -= int64(len(b.Body))
 	q.buf[q.head] = nil
 	q.head = (q.head + 1) % len(q.buf)
 	q.n--
@@ -63,7 +70,7 @@ func (q *queue) clear() int {
 	for i := range q.buf {
 		q.buf[i] = nil
 	}
-	q.head, q.n = 0, 0
+	q.head, q.n, q.bytes = 0, 0, 0
 	return n
 }
 
@@ -71,4 +78,11 @@ func (q *queue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.n
+}
+
+// size returns the bytes of the bodies queued.
+func (q *queue) size() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
 }

@@ -11,7 +11,8 @@ import (
 //
 //	byte 0    format version (1)
 //	byte 1    flags: bit 0 set for a plain (not gzip) body, bit 1 for a
-//	          body whose lines carry their own labels (Batch.OwnLabels)
+//	          body whose lines carry their own labels (Batch.OwnLabels),
+//	          bit 2 for a zstd body (Batch.Zstd)
 //	uvarint   samples
 //	uvarint   length of the query, then the query (URL-encoded arguments)
 //	rest      the body
@@ -21,6 +22,7 @@ const (
 	recordVersion = 1
 	flagPlain     = 1 << 0
 	flagOwnLabels = 1 << 1
+	flagZstd      = 1 << 2
 )
 
 // errRecord marks a spool record this version cannot read.
@@ -34,6 +36,9 @@ const maxRecordHeader = 2 + 2*binary.MaxVarintLen64
 // Chunked.Store, which writes the same format.
 func appendRecord(dst []byte, b *Batch) []byte {
 	dst = appendRecordHeader(dst, b.Samples, b.Query, b.Plain, b.OwnLabels)
+	if b.Zstd {
+		dst[1] |= flagZstd
+	}
 	return append(dst, b.Body...)
 }
 
@@ -61,7 +66,10 @@ func parseRecord(data []byte, created time.Time) (*Batch, error) {
 	if data[0] != recordVersion {
 		return nil, fmt.Errorf("%w: format version %d, want %d", errRecord, data[0], recordVersion)
 	}
-	b := &Batch{Plain: data[1]&flagPlain != 0, OwnLabels: data[1]&flagOwnLabels != 0, Created: created}
+	if data[1]&^(flagPlain|flagOwnLabels|flagZstd) != 0 || data[1]&flagPlain != 0 && data[1]&flagZstd != 0 {
+		return nil, fmt.Errorf("%w: flags %#x", errRecord, data[1])
+	}
+	b := &Batch{Plain: data[1]&flagPlain != 0, OwnLabels: data[1]&flagOwnLabels != 0, Zstd: data[1]&flagZstd != 0, Created: created}
 	rest := data[2:]
 	samples, n := binary.Uvarint(rest)
 	if n <= 0 || samples > 1<<40 {

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/procfleet/procfleet/prom/remotewrite"
 )
 
@@ -41,6 +42,7 @@ type rwConv struct {
 	mu   sync.Mutex
 	enc  remotewrite.Encoder
 	zr   *gzip.Reader
+	zd   *zstd.Decoder
 	text bytes.Buffer
 
 	ids     uint64 // Batch.conv given out
@@ -65,14 +67,24 @@ func (c *rwConv) encode(b *Batch, version int, query url.Values) ([]byte, error)
 	text := b.Body
 	if !b.Plain {
 		c.text.Reset()
+		var r io.Reader
 		var err error
-		if c.zr == nil {
+		switch {
+		case b.Zstd && c.zd == nil:
+			c.zd, err = zstd.NewReader(bytes.NewReader(b.Body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxTextBytes))
+			r = c.zd
+		case b.Zstd:
+			err = c.zd.Reset(bytes.NewReader(b.Body))
+			r = c.zd
+		case c.zr == nil:
 			c.zr, err = gzip.NewReader(bytes.NewReader(b.Body))
-		} else {
+			r = c.zr
+		default:
 			err = c.zr.Reset(bytes.NewReader(b.Body))
+			r = c.zr
 		}
 		if err == nil {
-			_, err = c.text.ReadFrom(io.LimitReader(c.zr, maxTextBytes))
+			_, err = c.text.ReadFrom(io.LimitReader(r, maxTextBytes))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot decompress the batch: %w", err)

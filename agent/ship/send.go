@@ -96,6 +96,9 @@ func (s *Shipper) attemptOnce(ctx context.Context, ep *endpoint, b *Batch) resul
 	switch {
 	case version > 0:
 		remotewrite.SetEncodeHeaders(req.Header, version)
+	case b.Zstd:
+		req.Header.Set("Content-Encoding", "zstd")
+		req.Header.Set("Content-Type", "text/plain")
 	case !b.Plain:
 		req.Header.Set("Content-Encoding", "gzip")
 		fallthrough

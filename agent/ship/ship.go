@@ -82,7 +82,8 @@ import (
 
 // Batch is one request body.
 type Batch struct {
-	// Body is gzip-compressed Prometheus text exposition format.
+	// Body is Prometheus text exposition format, gzip-compressed unless
+	// Plain or Zstd says otherwise.
 	Body []byte
 	// Samples is the number of lines in Body, for accounting.
 	Samples int
@@ -94,6 +95,9 @@ type Batch struct {
 	Query string
 	// Plain marks a body that is not compressed.
 	Plain bool
+	// Zstd marks a zstd-compressed body (compress.encoding zstd), sent
+	// with Content-Encoding zstd.
+	Zstd bool
 	// OwnLabels marks a body whose lines carry their own instance and job
 	// labels (a scraper's: the targets'). Deps.Query is not added to its
 	// requests, since VictoriaMetrics' extra_label would override those
@@ -203,7 +207,7 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 		now:      deps.Now,
 		rt:       deps.Transport,
 		senders:  make(map[string]*credSender),
-		q:        newQueue(cfg.QueueBatches),
+		q:        newQueue(cfg.QueueBatches, int64(cfg.QueueBytes)),
 		spool:    deps.Spool,
 		merge:    deps.SpoolBatchBytes,
 		healthCh: make(chan struct{}),
@@ -260,6 +264,7 @@ func (s *Shipper) registerMetrics() {
 	s.dropDrain = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="drain_timeout"}`)
 	s.sendSeconds = s.set.NewHistogram("procfleet_ship_send_seconds")
 	s.set.NewGauge("procfleet_ship_queue_batches", func() float64 { return float64(s.q.len()) })
+	s.set.NewGauge("procfleet_ship_queue_bytes", func() float64 { return float64(s.q.size()) })
 	s.spooled = s.set.NewCounter("procfleet_ship_spooled_batches_total")
 	s.replayed = s.set.NewCounter("procfleet_ship_replayed_batches_total")
 	s.dropSpoolFull = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="spool_full"}`)
@@ -269,21 +274,21 @@ func (s *Shipper) registerMetrics() {
 }
 
 // Enqueue queues b for sending. When the queue holds QueueBatches
-// batches, the oldest is written to the spool, or without one dropped and
-// counted (reason="queue_full"); Enqueue blocks only for that write. The
-// shipper owns b afterwards.
+// batches, or b would take it past QueueBytes, the oldest are written to
+// the spool, or without one dropped and counted (reason="queue_full");
+// Enqueue blocks only for that write. The shipper owns b afterwards.
 func (s *Shipper) Enqueue(b *Batch) {
 	if b == nil {
 		return
 	}
-	if old := s.q.push(b); old != nil {
+	for _, old := range s.q.push(b) {
 		if s.spool != nil {
 			s.store(old)
-			return
+			continue
 		}
 		s.dropQueue.Inc()
 		s.warnThrottled("queue", "send queue full; dropped the oldest batch",
-			"queue_batches", s.cfg.QueueBatches)
+			"queue_batches", s.cfg.QueueBatches, "queue_bytes", s.cfg.QueueBytes)
 	}
 }
 

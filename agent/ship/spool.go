@@ -169,7 +169,7 @@ func parseRecords(recs []spool.Record) ([]spooled, error) {
 	parts[0] = spooled{first, recs[0].Seq, recs[0]}
 	for _, r := range recs[1:] {
 		b, err := parseRecord(r.Data, r.Created)
-		if err != nil || b.Query != first.Query || b.Plain != first.Plain || b.OwnLabels != first.OwnLabels {
+		if err != nil || b.Query != first.Query || b.Plain != first.Plain || b.Zstd != first.Zstd || b.OwnLabels != first.OwnLabels {
 			break
 		}
 		parts = append(parts, spooled{b, r.Seq, r})
@@ -178,7 +178,8 @@ func parseRecords(recs []spool.Record) ([]spooled, error) {
 }
 
 // joinBatches joins the batches of parts, which share query and encoding,
-// into one. Gzip members concatenate into a valid gzip stream; plain
+// into one. Gzip members concatenate into a valid gzip stream, zstd frames
+// into a valid zstd stream; plain
 // bodies are joined on line boundaries. A single part is returned as it
 // is.
 func joinBatches(parts []spooled) *Batch {
@@ -189,7 +190,7 @@ func joinBatches(parts []spooled) *Batch {
 	for _, p := range parts {
 		size += len(p.b.Body) + 1
 	}
-	out := &Batch{Created: first.Created, Query: first.Query, Plain: first.Plain, OwnLabels: first.OwnLabels,
+	out := &Batch{Created: first.Created, Query: first.Query, Plain: first.Plain, Zstd: first.Zstd, OwnLabels: first.OwnLabels,
 		Body: make([]byte, 0, size)}
 	for _, p := range parts {
 		b := p.b

@@ -266,17 +266,19 @@ func TestRecordRoundTrip(t *testing.T) {
 		{Body: []byte("gz"), Samples: 3, Query: "timestamp=1"},
 		{Body: nil, Plain: true},
 		{Body: []byte(strings.Repeat("x", 1000)), Samples: 1 << 30, Query: strings.Repeat("q", 300)},
+		{Body: []byte("zs"), Zstd: true, OwnLabels: true, Samples: 2},
 	} {
 		now := time.UnixMilli(1700000000123)
 		got, err := parseRecord(appendRecord([]byte{}, b), now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got.Body) != string(b.Body) || got.Samples != b.Samples || got.Query != b.Query || got.Plain != b.Plain || !got.Created.Equal(now) {
+		if string(got.Body) != string(b.Body) || got.Samples != b.Samples || got.Query != b.Query || got.Plain != b.Plain ||
+			got.Zstd != b.Zstd || got.OwnLabels != b.OwnLabels || !got.Created.Equal(now) {
 			t.Fatalf("round trip of %+v = %+v", b, got)
 		}
 	}
-	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0}, {1, 0, 0x80}, {1, 0, 0, 5, 'a'}} {
+	for _, bad := range [][]byte{nil, {1}, {2, 0, 0, 0}, {1, 0, 0x80}, {1, 0, 0, 5, 'a'}, {1, flagPlain | flagZstd, 0, 0}, {1, 1 << 3, 0, 0}} {
 		if _, err := parseRecord(bad, time.Now()); err == nil {
 			t.Fatalf("record %v accepted", bad)
 		}

@@ -6,7 +6,9 @@
 //
 //   - procfleet: a clustered `procfleet agent` with every /proc generator
 //     disabled (a dedicated scraper), its job in the cluster document of
-//     an etcd embedded in this process;
+//     an etcd embedded in this process, with the settings recommended for
+//     a dedicated scraper (-procfleet-agent, -procfleet-gogc) and a spool
+//     directory;
 //   - vmagent: -promscrape.config listing the same targets,
 //     -remoteWrite.url to its VictoriaMetrics.
 //
@@ -31,6 +33,12 @@ import (
 	"time"
 )
 
+// scraperAgent is the set-up docs/performance.md recommends for a
+// dedicated scraper: zstd batches, and a memory queue of 8 MiB that spills
+// to the spool (the harness gives procfleet a spool directory, as vmagent
+// has its -remoteWrite.tmpDataPath).
+const scraperAgent = "compress: {encoding: zstd}; ship: {queue_bytes: 8MiB}"
+
 // options are the command-line flags.
 type options struct {
 	bin      string
@@ -41,6 +49,9 @@ type options struct {
 	warmup   time.Duration
 	dir      string
 	profile  string // directory for procfleet's CPU profile of the window; "" for none
+	agent    string // YAML added under agents: in procfleet's cluster document
+	protocol string // procfleet's upstream protocol: import or remote_write
+	gogc     string // GOGC in procfleet's environment; "" leaves it unset
 }
 
 func main() {
@@ -52,8 +63,15 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 60*time.Second, "measured window")
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Minute, "time after the start that is not measured (VictoriaMetrics creating the new series queues both scrapers at first)")
 	flag.StringVar(&o.dir, "dir", "", "directory for data and logs (default: a new temporary one, removed at the end)")
-	flag.StringVar(&o.profile, "profile", "", "directory to write procfleet's CPU profile of the measured window to (cpu.pprof); empty for none")
+	flag.StringVar(&o.profile, "profile", "", "directory to write procfleet's CPU profile of the measured window (cpu.pprof) and its heap profile at the end of it (heap.pprof) to; empty for none")
+	flag.StringVar(&o.agent, "procfleet-agent", scraperAgent, "keys added under agents: in procfleet's cluster document, ';' between them; empty for procfleet's defaults")
+	flag.StringVar(&o.protocol, "procfleet-protocol", "import", "procfleet's upstream protocol: import (/api/v1/import/prometheus) or remote_write (/api/v1/write)")
+	flag.StringVar(&o.gogc, "procfleet-gogc", "50", "GOGC for procfleet (it is started through env(1)), 50 as vmagent sets its own; empty leaves it unset")
 	flag.Parse()
+	if o.protocol != "import" && o.protocol != "remote_write" {
+		fmt.Fprintln(os.Stderr, "scrape: want -procfleet-protocol import or remote_write")
+		os.Exit(2)
+	}
 	if o.targets < 1 || o.series < families || o.interval < time.Second || o.duration < o.interval || o.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "scrape: want -targets >= 1, -series >= 10, -interval >= 1s, -duration >= -interval, -warmup >= 0")
 		os.Exit(2)

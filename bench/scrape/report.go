@@ -4,12 +4,17 @@ import "time"
 
 // report is the JSON on stdout.
 type report struct {
-	Targets         int          `json:"targets"`
-	SeriesPerTarget int          `json:"series_per_target"`
-	Interval        string       `json:"interval"`
-	Warmup          string       `json:"warmup"`
-	Window          string       `json:"window"`
-	Sides           []sideReport `json:"sides"` // procfleet, then vmagent
+	Targets         int    `json:"targets"`
+	SeriesPerTarget int    `json:"series_per_target"`
+	Interval        string `json:"interval"`
+	Warmup          string `json:"warmup"`
+	Window          string `json:"window"`
+	// ProcfleetAgent, ProcfleetGOGC and ProcfleetProtocol are procfleet's
+	// settings: -procfleet-agent, -procfleet-gogc, -procfleet-protocol.
+	ProcfleetAgent    string       `json:"procfleet_agent"`
+	ProcfleetGOGC     string       `json:"procfleet_gogc"`
+	ProcfleetProtocol string       `json:"procfleet_protocol"`
+	Sides             []sideReport `json:"sides"` // procfleet, then vmagent
 	// Ratios are procfleet / vmagent: below 1 procfleet uses less.
 	Ratios ratios `json:"ratios_procfleet_over_vmagent"`
 }

@@ -120,15 +120,25 @@ func run(ctx context.Context, o options) (*report, error) {
 		"filefd", "pressure", "interrupts", "softirqs", "process", "self"} {
 		gens += fmt.Sprintf("    %s: {enabled: false}\n", g)
 	}
+	upstream := fmt.Sprintf(`{name: vm, url: "http://%s/api/v1/import/prometheus", capacity: 1GiB/s}`, sides["procfleet"].proxy.Addr())
+	if o.protocol == "remote_write" {
+		upstream = fmt.Sprintf(`{name: vm, url: "http://%s/api/v1/write", capacity: 1GiB/s, protocol: remote_write}`, sides["procfleet"].proxy.Addr())
+	}
+	agentExtra := ""
+	for e := range strings.SplitSeq(o.agent, ";") {
+		if e = strings.TrimSpace(e); e != "" {
+			agentExtra += "  " + e + "\n"
+		}
+	}
 	clusterDoc := fmt.Sprintf(`upstreams:
-  - {name: vm, url: "http://%s/api/v1/import/prometheus", capacity: 1GiB/s}
+  - %s
 agents:
-  generators:
+%s  generators:
 %sscrape_configs:
   - job_name: bench
     scrape_interval: %s
     static_configs: [{targets: %s}]
-`, sides["procfleet"].proxy.Addr(), gens, promDuration(o.interval), targetList)
+`, upstream, agentExtra, gens, promDuration(o.interval), targetList)
 	docPath := filepath.Join(dir, "cluster.yaml")
 	if err := os.WriteFile(docPath, []byte(clusterDoc), 0o644); err != nil {
 		return fail(fmt.Errorf("cannot write %s: %w", docPath, err))
@@ -146,9 +156,17 @@ agents:
 	if err != nil {
 		return fail(err)
 	}
-	if sides["procfleet"].proc, err = ps.Start("procfleet", pf, "agent", ep, "--cluster=bench", "--node=scraper",
-		"--hostname=scraper", "--listen="+agentAddr, "--gossip-listen=127.0.0.1:0", "--log-level=warn",
-		"--pprof-listen="+pprofAddr); err != nil {
+	// A spool directory as vmagent has its -remoteWrite.tmpDataPath: what
+	// the memory queue (ship.queue_bytes) does not hold goes to disk.
+	bin, args := pf, []string{"agent", ep, "--cluster=bench", "--node=scraper",
+		"--hostname=scraper", "--listen=" + agentAddr, "--gossip-listen=127.0.0.1:0", "--log-level=warn",
+		"--pprof-listen=" + pprofAddr, "--spool-dir=" + filepath.Join(dir, "procfleet-spool")}
+	if o.gogc != "" {
+		// env(1) execs procfleet in its own process: the pid measured is
+		// procfleet's.
+		bin, args = "/usr/bin/env", append([]string{"GOGC=" + o.gogc, pf}, args...)
+	}
+	if sides["procfleet"].proc, err = ps.Start("procfleet", bin, args...); err != nil {
 		return fail(err)
 	}
 
@@ -199,7 +217,8 @@ agents:
 	}
 	elapsed := time.Since(start)
 	rep := &report{Targets: o.targets, SeriesPerTarget: o.series, Interval: o.interval.String(),
-		Warmup: o.warmup.String(), Window: elapsed.Round(time.Millisecond).String()}
+		Warmup: o.warmup.String(), Window: elapsed.Round(time.Millisecond).String(),
+		ProcfleetAgent: o.agent, ProcfleetGOGC: o.gogc, ProcfleetProtocol: o.protocol}
 	for i, s := range order {
 		if after[i], err = s.snap(ctx); err != nil {
 			return fail(err)
@@ -263,7 +282,8 @@ func rowsInserted(ctx context.Context, addr string) (float64, error) {
 	return sum, nil
 }
 
-// saveProfile writes procfleet's CPU profile over d to dir/cpu.pprof.
+// saveProfile writes procfleet's CPU profile over d to dir/cpu.pprof, then
+// its heap profile to dir/heap.pprof.
 func saveProfile(ctx context.Context, addr, dir string, d time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cannot make %s: %w", dir, err)
@@ -288,5 +308,14 @@ func saveProfile(ctx context.Context, addr, dir string, d time.Duration) error {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
 	logf("procfleet's CPU profile of the window: %s", path)
+	b, err = benchproc.Get(ctx, addr, "/debug/pprof/heap")
+	if err != nil {
+		return fmt.Errorf("cannot take procfleet's heap profile: %w", err)
+	}
+	path = filepath.Join(dir, "heap.pprof")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	logf("procfleet's heap profile at the end of the window: %s", path)
 	return nil
 }

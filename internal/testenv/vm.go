@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -28,6 +29,22 @@ type VM struct {
 func (vm *VM) Kill() {
 	if vm.cmd != nil {
 		_ = vm.cmd.Process.Kill()
+	}
+}
+
+// Pause stops the server with SIGSTOP: it still accepts connections (the
+// kernel does) but answers nothing, as a stalled server. Resume or Kill
+// ends it.
+func (vm *VM) Pause() {
+	if vm.cmd != nil {
+		_ = vm.cmd.Process.Signal(syscall.SIGSTOP)
+	}
+}
+
+// Resume continues a server stopped by Pause.
+func (vm *VM) Resume() {
+	if vm.cmd != nil {
+		_ = vm.cmd.Process.Signal(syscall.SIGCONT)
 	}
 }
 
