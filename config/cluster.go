@@ -268,9 +268,6 @@ func (c Cluster) Validate() error {
 	if err := c.Agents.validateRefresh("agents", c.upstreamProtocols()); err != nil {
 		return err
 	}
-	if err := c.validateEncoding("agents", c.Agents.Compress); err != nil {
-		return err
-	}
 	for i, o := range c.Overrides {
 		if err := o.Validate(fmt.Sprintf("overrides[%d]", i), c.Agents); err != nil {
 			return err
@@ -280,30 +277,12 @@ func (c Cluster) Validate() error {
 			if err := eff.validateRefresh(fmt.Sprintf("overrides[%d].agents", i), c.upstreamProtocols()); err != nil {
 				return err
 			}
-			if err := c.validateEncoding(fmt.Sprintf("overrides[%d].agents", i), eff.Compress); err != nil {
-				return err
-			}
 		}
 	}
 	if iv := c.Status.Interval.D(); iv < time.Second || iv > 10*time.Minute {
 		return fmt.Errorf("status.interval: %s is not accepted; want 1s to 10m", c.Status.Interval)
 	}
 	return c.ScrapeConfigs.Validate("scrape_configs")
-}
-
-// validateEncoding refuses zstd batches when an upstream is a procfleet
-// relay, which takes gzip or plain bodies only (its write-ahead log and
-// checks read gzip); key names the agents section of comp.
-func (c Cluster) validateEncoding(key string, comp Compress) error {
-	if comp.Encoding != EncodingZstd {
-		return nil
-	}
-	for i, u := range c.Upstreams {
-		if u.Relay && u.Protocol != ProtocolRemoteWrite {
-			return fmt.Errorf("%s.compress.encoding: zstd is not accepted with upstreams[%d] (%s), a procfleet relay, which takes gzip only; want gzip, or no relay upstreams", key, i, u.Name)
-		}
-	}
-	return nil
 }
 
 var upstreamName = regexp.MustCompile(`^[a-z0-9._-]{1,63}$`)

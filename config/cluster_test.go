@@ -151,10 +151,6 @@ func TestParseClusterErrors(t *testing.T) {
 	f("upstreams:\n"+a+b+"agents: {compress: {level: 10}}\n", `agents.compress.level: 10 is not accepted; want 1 (fastest) to 9 (smallest)`)
 	f("upstreams:\n"+a+b+"agents: {ship: {queue_bytes: 4KiB}}\n", `agents.ship.queue_bytes: 4KiB is not accepted; want 0 (no bound) or 64KiB or more`)
 	f("upstreams:\n"+a+b+"agents: {compress: {encoding: lz4}}\n", `agents.compress.encoding: "lz4" is not accepted; want gzip or zstd`)
-	f("upstreams:\n"+a+relay("r-a", "http://ra:8480/x")+"agents: {compress: {encoding: zstd}}\n",
-		`agents.compress.encoding: zstd is not accepted with upstreams[1] (r-a), a procfleet relay, which takes gzip only; want gzip, or no relay upstreams`)
-	f("upstreams:\n"+a+relay("r-a", "http://ra:8480/x")+"overrides:\n  - {match: {nodes: [h1]}, agents: {compress: {encoding: zstd}}}\n",
-		`overrides[0].agents.compress.encoding: zstd is not accepted with upstreams[1] (r-a), a procfleet relay`)
 	f("upstreams:\n"+a+b+"---\nring: {}\n", `more than one YAML document`)
 }
 

@@ -132,13 +132,15 @@ func (r *Relay) take(w http.ResponseWriter, req *http.Request, now time.Time) (i
 	if err != nil {
 		return 0, err
 	}
-	plain := false
+	plain, zstdBody := false, false
 	switch enc := strings.ToLower(strings.TrimSpace(req.Header.Get("Content-Encoding"))); enc {
 	case "gzip", "x-gzip":
+	case "zstd":
+		zstdBody = true
 	case "", "identity":
 		plain = true
 	default:
-		return 0, refuse(http.StatusUnsupportedMediaType, reasonEncoding, "Content-Encoding %q is not accepted; want gzip or none", enc)
+		return 0, refuse(http.StatusUnsupportedMediaType, reasonEncoding, "Content-Encoding %q is not accepted; want gzip, zstd or none", enc)
 	}
 	limit := int64(r.cfg.Import.MaxBodyBytes)
 	if req.ContentLength > limit {
@@ -153,6 +155,14 @@ func (r *Relay) take(w http.ResponseWriter, req *http.Request, now time.Time) (i
 	}
 	defer body.release()
 	parts := body.parts()
+	if zstdBody {
+		text, err := r.unzstd(req, body)
+		if err != nil {
+			return 0, err
+		}
+		defer text.release()
+		parts, plain = text.parts(), true
+	}
 	res, err := r.checkWithSlot(req, parts, plain)
 	if err != nil {
 		return 0, err

@@ -16,6 +16,7 @@ const (
 	reasonEncoding     = "unsupported_encoding"
 	reasonTooLarge     = "too_large"
 	reasonBadGzip      = "bad_gzip"
+	reasonBadZstd      = "bad_zstd"
 	reasonBadLine      = "bad_line"
 	reasonBadSnappy    = "bad_snappy"
 	reasonBadSeries    = "bad_series"
@@ -48,7 +49,7 @@ func newRelayMetrics(set *metrics.Set) relayMetrics {
 		recoverySeconds: set.NewFloatCounter("procfleet_relay_recovery_seconds"),
 	}
 	for _, r := range []string{reasonMethod, reasonUnauthorized, reasonNotReady, reasonQuery, reasonEncoding,
-		reasonTooLarge, reasonBadGzip, reasonBadLine, reasonBadSnappy, reasonBadSeries, reasonRead, reasonTimeout, reasonBusy, reasonFull, reasonDisk} {
+		reasonTooLarge, reasonBadGzip, reasonBadZstd, reasonBadLine, reasonBadSnappy, reasonBadSeries, reasonRead, reasonTimeout, reasonBusy, reasonFull, reasonDisk} {
 		m.rejected[r] = set.NewCounter(`procfleet_relay_rejected_total{reason="` + r + `"}`)
 	}
 	for i := range m.write {

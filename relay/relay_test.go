@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/procfleet/procfleet/config"
 	"github.com/procfleet/procfleet/internal/testenv"
 )
@@ -39,11 +41,17 @@ func TestRelayToVictoriaMetrics(t *testing.T) {
 		t.Fatalf("plain push = %d %q; want 204", code, msg)
 	}
 	after := time.Now().UnixMilli()
+	// zstd, as agents with compress.encoding zstd send it.
+	code, msg = push(t, nil, r.url+"?extra_label=instance%3Dh3",
+		zstdOf(t, fmt.Sprintf("relay_c{y=\"z\"} 9.25 %d\n", ts)), "Content-Encoding", "zstd")
+	if code != http.StatusNoContent {
+		t.Fatalf("zstd push = %d %q; want 204", code, msg)
+	}
 	var got map[string]testenv.Series
-	waitFor(t, "3 series in VictoriaMetrics", 20*time.Second, func() bool {
+	waitFor(t, "4 series in VictoriaMetrics", 20*time.Second, func() bool {
 		_, _ = vm.TryFlush()
-		ss, err := vm.TryExport(`{__name__=~"relay_a|relay_b"}`)
-		if err != nil || len(ss) != 3 {
+		ss, err := vm.TryExport(`{__name__=~"relay_a|relay_b|relay_c"}`)
+		if err != nil || len(ss) != 4 {
 			return false
 		}
 		got = map[string]testenv.Series{}
@@ -65,16 +73,39 @@ func TestRelayToVictoriaMetrics(t *testing.T) {
 	check(testenv.SeriesKey("relay_a", map[string]string{"x": "1", "instance": "h1", "job": "procfleet"}), 1.5, ts, ts)
 	check(testenv.SeriesKey("relay_a", map[string]string{"x": "2", "instance": "h1", "job": "procfleet"}), 2.5, ts, ts)
 	check(testenv.SeriesKey("relay_b", map[string]string{"instance": "h2"}), 7, before, after)
+	check(testenv.SeriesKey("relay_c", map[string]string{"y": "z", "instance": "h3"}), 9.25, ts, ts)
 	waitFor(t, "the log emptied", 5*time.Second, func() bool { return r.WAL().Len() == 0 })
-	if n := r.metric(t, "procfleet_relay_received_samples_total"); n != 3 {
-		t.Fatalf("received samples = %v; want 3", n)
+	if n := r.metric(t, "procfleet_relay_received_samples_total"); n != 4 {
+		t.Fatalf("received samples = %v; want 4", n)
 	}
 	// The relay's own metrics reach VictoriaMetrics through its log.
 	waitFor(t, "the relay's own metrics in VictoriaMetrics", 20*time.Second, func() bool {
 		_, _ = vm.TryFlush()
 		ss, err := vm.TryExport(`procfleet_relay_received_samples_total{instance="relay-self",job="procfleet"}`)
-		return err == nil && len(ss) == 1 && ss[0].Values[len(ss[0].Values)-1] == 3
+		return err == nil && len(ss) == 1 && ss[0].Values[len(ss[0].Values)-1] == 4
 	})
+}
+
+// zstdWideWindow is a zstd frame whose header asks for a 64MiB window
+// (window descriptor 0x80: exponent 16, 2^(10+16) bytes), holding "a 1\n"
+// in one raw block: valid, but over what the relay holds for a body.
+const zstdWideWindow = "\x28\xb5\x2f\xfd\x00\x80\x21\x00\x00a 1\n"
+
+// zstdOf compresses text as one zstd frame, with the encoder's options.
+func zstdOf(t testing.TB, text string, opts ...zstd.EOption) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw, err := zstd.NewWriter(&b, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := zw.Write([]byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // Every refusal has its status and reason, names what is wrong, and
@@ -93,6 +124,12 @@ func TestImportRefusals(t *testing.T) {
 		_, _ = zw.Write(lines)
 	}
 	_ = zw.Close()
+	var zstdBomb bytes.Buffer
+	zs, _ := zstd.NewWriter(&zstdBomb, zstd.WithEncoderLevel(zstd.SpeedBestCompression))
+	for range 16 {
+		_, _ = zs.Write(lines)
+	}
+	_ = zs.Close()
 	cases := []struct {
 		name   string
 		method string
@@ -108,7 +145,11 @@ func TestImportRefusals(t *testing.T) {
 		{"corrupt gzip", "POST", "", []byte("\x1f\x8b\x08garbage"), []string{"Content-Encoding", "gzip"}, 400, reasonBadGzip, "gzip"},
 		{"body too large", "POST", "", bytes.Repeat([]byte("a 1\n"), 20<<10), nil, 413, reasonTooLarge, "max_body_bytes"},
 		{"gzip bomb", "POST", "", bomb.Bytes(), []string{"Content-Encoding", "gzip"}, 413, reasonTooLarge, "max_decompressed_bytes"},
-		{"encoding", "POST", "", []byte("a 1\n"), []string{"Content-Encoding", "zstd"}, 415, reasonEncoding, "zstd"},
+		{"encoding", "POST", "", []byte("a 1\n"), []string{"Content-Encoding", "br"}, 415, reasonEncoding, `"br"`},
+		{"bad zstd line", "POST", "", zstdOf(t, "ok 1\nok{a=\"b\"} x\n"), []string{"Content-Encoding", "zstd"}, 400, reasonBadLine, "line 2"},
+		{"corrupt zstd", "POST", "", []byte("\x28\xb5\x2f\xfdgarbage"), []string{"Content-Encoding", "zstd"}, 400, reasonBadZstd, "zstd"},
+		{"zstd bomb", "POST", "", zstdBomb.Bytes(), []string{"Content-Encoding", "zstd"}, 413, reasonTooLarge, "max_decompressed_bytes"},
+		{"zstd window", "POST", "", []byte(zstdWideWindow), []string{"Content-Encoding", "zstd"}, 400, reasonBadZstd, "window"},
 		{"method", "GET", "", nil, nil, 405, reasonMethod, "POST"},
 		{"query arg", "POST", "?db=x", []byte("a 1\n"), nil, 400, reasonQuery, `"db"`},
 		{"extra_label", "POST", "?extra_label=bad", []byte("a 1\n"), nil, 400, reasonQuery, "extra_label"},
