@@ -151,6 +151,9 @@ live.`,
 				return err
 			}
 			logger := newLogger(cfg.Log)
+			// The pages of the binary that only the start touched leave
+			// the agent's resident memory (docs/performance.md).
+			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)
 			if clustered {
 				return runClustered(cmd.Context(), cfg, ef, mf, logger)
 			}
