@@ -140,6 +140,7 @@ upstreams, bandwidth budget and settings from the cluster config, applied
 live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			gcPercent, gcFromEnv := setAgentGCPercent()
 			clustered := ef.clustered(cmd)
 			if clustered {
 				if err := ef.validate(); err != nil {
@@ -151,6 +152,7 @@ live.`,
 				return err
 			}
 			logger := newLogger(cfg.Log)
+			logger.Debug("garbage collector", "gc_percent", gcPercent, "from_GOGC", gcFromEnv)
 			// The pages of the binary that only the start touched leave
 			// the agent's resident memory (docs/performance.md).
 			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,6 +70,11 @@ func TestAgentReleasesStartPages(t *testing.T) {
 	cmd := exec.CommandContext(ctx, binary, "agent", "--upstream", vm.ImportURL, "--listen", testenv.FreeAddr(t),
 		"--hostname", "start-pages", "--log-level", "debug")
 	cmd.Stderr = &log
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOGC=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +87,9 @@ func TestAgentReleasesStartPages(t *testing.T) {
 		}
 		return nil
 	})
+	if !strings.Contains(log.String(), fmt.Sprintf(`msg="garbage collector" gc_percent=%d from_GOGC=false`, agentGCPercent)) {
+		t.Errorf("the agent does not say it set the collector's percentage to %d:\n%s", agentGCPercent, log.String())
+	}
 	before, _ := strconv.ParseInt(m[1], 10, 64)
 	after, _ := strconv.ParseInt(m[2], 10, 64)
 	if before < 4<<20 || after >= before/2 {
@@ -112,4 +122,24 @@ func TestAgentReleasesStartPages(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestSetAgentGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "") // registers the restore of GOGC
+	os.Unsetenv("GOGC")
+	if p, env := setAgentGCPercent(); p != agentGCPercent || env {
+		t.Errorf("without GOGC: %d, %v; want %d, false", p, env, agentGCPercent)
+	}
+	if got := debug.SetGCPercent(100); got != agentGCPercent {
+		t.Errorf("the collector's percentage is %d; want %d", got, agentGCPercent)
+	}
+	t.Setenv("GOGC", "80")
+	debug.SetGCPercent(80) // as the runtime does from $GOGC at start
+	if p, env := setAgentGCPercent(); p != 80 || !env {
+		t.Errorf("with GOGC=80: %d, %v; want 80, true", p, env)
+	}
+	if got := debug.SetGCPercent(100); got != 80 {
+		t.Errorf("with GOGC=80 the collector's percentage is %d; want it left at 80", got)
+	}
 }
