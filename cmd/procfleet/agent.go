@@ -152,7 +152,8 @@ live.`,
 				return err
 			}
 			logger := newLogger(cfg.Log)
-			logger.Debug("garbage collector", "gc_percent", gcPercent, "from_GOGC", gcFromEnv)
+			heapProfile := setHeapProfile(cfg.Debug.PprofListen)
+			logger.Debug("go runtime", "gc_percent", gcPercent, "from_GOGC", gcFromEnv, "heap_profile", heapProfile)
 			// The pages of the binary that only the start touched leave
 			// the agent's resident memory (docs/performance.md).
 			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)

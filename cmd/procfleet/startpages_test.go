@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -87,8 +88,8 @@ func TestAgentReleasesStartPages(t *testing.T) {
 		}
 		return nil
 	})
-	if !strings.Contains(log.String(), fmt.Sprintf(`msg="garbage collector" gc_percent=%d from_GOGC=false`, agentGCPercent)) {
-		t.Errorf("the agent does not say it set the collector's percentage to %d:\n%s", agentGCPercent, log.String())
+	if !strings.Contains(log.String(), fmt.Sprintf(`msg="go runtime" gc_percent=%d from_GOGC=false heap_profile=false`, agentGCPercent)) {
+		t.Errorf("the agent does not say it set the collector's percentage to %d and turned the heap profile off:\n%s", agentGCPercent, log.String())
 	}
 	before, _ := strconv.ParseInt(m[1], 10, 64)
 	after, _ := strconv.ParseInt(m[2], 10, 64)
@@ -141,5 +142,16 @@ func TestSetAgentGCPercent(t *testing.T) {
 	}
 	if got := debug.SetGCPercent(100); got != 80 {
 		t.Errorf("with GOGC=80 the collector's percentage is %d; want it left at 80", got)
+	}
+}
+
+func TestSetHeapProfile(t *testing.T) {
+	defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 512 << 10
+	if !setHeapProfile("127.0.0.1:6060") || runtime.MemProfileRate != 512<<10 {
+		t.Errorf("with --pprof-listen the heap profile is off (rate %d)", runtime.MemProfileRate)
+	}
+	if setHeapProfile("") || runtime.MemProfileRate != 0 {
+		t.Errorf("without --pprof-listen the heap profile is on (rate %d)", runtime.MemProfileRate)
 	}
 }
