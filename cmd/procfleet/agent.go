@@ -140,8 +140,8 @@ upstreams, bandwidth budget and settings from the cluster config, applied
 live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			gcPercent, gcFromEnv := setAgentGCPercent()
 			clustered := ef.clustered(cmd)
+			gcPercent, gcFromEnv := setAgentGCPercent(clustered)
 			if clustered {
 				if err := ef.validate(); err != nil {
 					return err

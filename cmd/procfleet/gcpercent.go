@@ -6,24 +6,27 @@ import (
 	"runtime/debug"
 )
 
-// agentGCPercent is the agent's GOGC unless the environment sets GOGC.
-// The agent allocates little (about 100 KB/s with the default config, a
+// agentGCPercent is the standalone agent's GOGC unless the environment
+// sets GOGC. It allocates little (about 100 KB/s with the default config, a
 // garbage collection every 20 to 40 s at Go's default of 100), so its heap
 // stays at the size its start and its largest cycles grew it to: about
 // twice the live heap of 4 MB. At 25 the heap is held to 1.25 times the
 // live one, 2 MiB less resident memory, for the same CPU seconds in a 3
-// minute run side by side (docs/performance.md). A memory limit
-// (GOMEMLIMIT) low enough to matter doubled the agent's CPU.
+// minute run side by side (docs/performance.md). A clustered agent keeps
+// Go's default: its etcd client and gossip allocate about 1 MB/s, and at
+// 25 it spent 15 to 25% more CPU. A memory limit (GOMEMLIMIT) low enough
+// to matter doubled the standalone agent's CPU.
 const agentGCPercent = 25
 
 // setAgentGCPercent sets the garbage collector's target percentage to
-// agentGCPercent unless $GOGC is set, and returns the percentage in effect
-// and whether it came from $GOGC.
-func setAgentGCPercent() (percent int, fromEnv bool) {
-	if _, ok := os.LookupEnv("GOGC"); ok {
+// agentGCPercent for a standalone agent unless $GOGC is set, and returns
+// the percentage in effect and whether it came from $GOGC.
+func setAgentGCPercent(clustered bool) (percent int, fromEnv bool) {
+	_, fromEnv = os.LookupEnv("GOGC")
+	if fromEnv || clustered {
 		p := debug.SetGCPercent(-1) // read, then restore
 		debug.SetGCPercent(p)
-		return p, true
+		return p, fromEnv
 	}
 	debug.SetGCPercent(agentGCPercent)
 	return agentGCPercent, false
