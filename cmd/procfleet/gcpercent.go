@@ -14,7 +14,7 @@ import (
 // live one, 2 MiB less resident memory, for the same CPU seconds in a 3
 // minute run side by side (docs/performance.md). A clustered agent keeps
 // Go's default: its etcd client and gossip allocate about 1 MB/s, and at
-// 25 it spent 15 to 25% more CPU. A memory limit (GOMEMLIMIT) low enough
+// 25 it spent 15 to 29% more CPU. A memory limit (GOMEMLIMIT) low enough
 // to matter doubled the standalone agent's CPU.
 const agentGCPercent = 25
 
