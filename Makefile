@@ -15,8 +15,19 @@ BENCH_COUNT ?= 6
 
 .PHONY: build run test bench bench-e2e bench-fleet bench-scrape lint tools fuzz clean
 
+# bin/procfleet is the binary that runs on hosts (`make bench-e2e`, the
+# benchmarks, `procfleet install`): static (no cgo, so no libc and no
+# pthread stacks), without `procfleet dev`'s embedded etcd server
+# (-tags nodev) and without symbol tables. Each of the three costs every
+# agent resident memory; docs/performance.md has the figures.
+# bin/procfleet-dev is the same program with the embedded etcd, which
+# `make run` runs as `procfleet dev`.
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/procfleet ./cmd/procfleet
+	CGO_ENABLED=0 $(GO) build -tags nodev -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/procfleet ./cmd/procfleet
+
+.PHONY: build-dev
+build-dev:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/procfleet-dev ./cmd/procfleet
 
 # Stamp files carry the version so that bumping a pin rebuilds the binary.
 # A build from the Go module proxy is tried twice (10 s apart) before it
@@ -62,14 +73,14 @@ RUN_FIRST_TIME := 7 minutes on 2 busy cores
 .PHONY: run-say
 run-say:
 	@if [ -f $(BIN)/.victoria-metrics-$(VM_VERSION) ]; then \
-	  echo "make run: building bin/procfleet (seconds once the Go build cache is warm)"; \
+	  echo "make run: building bin/procfleet-dev (seconds once the Go build cache is warm)"; \
 	else \
-	  echo "make run: building bin/procfleet, then VictoriaMetrics $(VM_VERSION) into bin/ with go install;"; \
+	  echo "make run: building bin/procfleet-dev, then VictoriaMetrics $(VM_VERSION) into bin/ with go install;"; \
 	  echo "  the first time, with empty Go caches, this downloads and compiles for about $(RUN_FIRST_TIME);"; \
 	  echo "  go prints nothing while it compiles. Later runs reuse bin/ and take seconds."; \
 	fi
-run: run-say build $(BIN)/.victoria-metrics-$(VM_VERSION)
-	$(BIN)/procfleet dev --victoria-metrics $(BIN)/victoria-metrics
+run: run-say build-dev $(BIN)/.victoria-metrics-$(VM_VERSION)
+	$(BIN)/procfleet-dev dev --victoria-metrics $(BIN)/victoria-metrics
 
 # The second step is internal/promoracle, a nested test-only module that
 # checks prom/relabel against Prometheus itself; `go test ./...` at the

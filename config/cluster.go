@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -285,7 +284,7 @@ func (c Cluster) Validate() error {
 	return c.ScrapeConfigs.Validate("scrape_configs")
 }
 
-var upstreamName = regexp.MustCompile(`^[a-z0-9._-]{1,63}$`)
+var upstreamName = lazyRegexp(`^[a-z0-9._-]{1,63}$`)
 
 func validateUpstreams(us []Upstream) error {
 	if len(us) == 0 {
@@ -298,7 +297,7 @@ func validateUpstreams(us []Upstream) error {
 		if !u.Relay {
 			direct++
 		}
-		if !upstreamName.MatchString(u.Name) {
+		if !upstreamName().MatchString(u.Name) {
 			return fmt.Errorf("upstreams[%d].name: %q is not accepted; want 1 to 63 of a-z, 0-9, '-', '_' and '.'", i, u.Name)
 		}
 		if u.Credential != "" {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -30,12 +29,12 @@ type Credential struct {
 	Hosts []string `yaml:"hosts"`
 }
 
-var credentialName = regexp.MustCompile(`^[a-z0-9._-]{1,63}$`)
+var credentialName = lazyRegexp(`^[a-z0-9._-]{1,63}$`)
 
 // ValidateCredentialName checks the name of a credential, as a host's
 // credentials define it and the cluster document refers to it.
 func ValidateCredentialName(name string) error {
-	if !credentialName.MatchString(name) {
+	if !credentialName().MatchString(name) {
 		return fmt.Errorf("%q is not accepted; want 1 to 63 of a-z, 0-9, '-', '_' and '.', such as vm-writer", name)
 	}
 	return nil

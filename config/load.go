@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -40,7 +39,7 @@ func ParseAgent(data []byte) (Agent, error) {
 	return a, nil
 }
 
-var unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type config\.(\w+)`)
+var unknownField = lazyRegexp(`line (\d+): field (\S+) not found in type config\.(\w+)`)
 
 // decodeStrict decodes one YAML document into v, rejecting unknown keys and
 // rewording the decoder's messages so that they say what was accepted.
@@ -77,7 +76,7 @@ func rewordDecodeError(err error, ref string) error {
 	}
 	msgs := make([]string, len(te.Errors))
 	for i, m := range te.Errors {
-		msgs[i] = unknownField.ReplaceAllString(m, "line $1: unknown key $2 (see "+ref+" for the keys accepted)")
+		msgs[i] = unknownField().ReplaceAllString(m, "line $1: unknown key $2 (see "+ref+" for the keys accepted)")
 	}
 	return errors.New(strings.Join(msgs, "; "))
 }

@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"reflect"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -180,14 +179,14 @@ func (m OverrideMatch) Validate(key string) error {
 }
 
 var (
-	nodeName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
-	labelKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_./-]{0,62}$`)
+	nodeName = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$`)
+	labelKey = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_./-]{0,62}$`)
 )
 
 // ValidateNodeName checks a node name, as agents register under and
 // overrides match: it is part of etcd keys.
 func ValidateNodeName(name string) error {
-	if !nodeName.MatchString(name) {
+	if !nodeName().MatchString(name) {
 		return fmt.Errorf("node name %q is not accepted; want 1 to 253 of A-Z, a-z, 0-9, '-', '_' and '.', starting with a letter or digit", name)
 	}
 	return nil
@@ -196,7 +195,7 @@ func ValidateNodeName(name string) error {
 // ValidateLabel checks one label, as agents register with and overrides
 // match.
 func ValidateLabel(key, value string) error {
-	if !labelKey.MatchString(key) {
+	if !labelKey().MatchString(key) {
 		return fmt.Errorf("key %q is not accepted; want 1 to 63 of A-Z, a-z, 0-9, '_', '.', '/' and '-', starting with a letter or '_'", key)
 	}
 	ok := value != "" && len(value) <= 253

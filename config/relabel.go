@@ -96,7 +96,7 @@ func (c *RelabelConfig) UnmarshalYAML(n *yaml.Node) error {
 // relabelTargetLegacy is Prometheus' pattern for a target_label (replace)
 // or replacement (labelmap) that uses the regex's groups: legacy name
 // characters and $name or ${name} references.
-var relabelTargetLegacy = regexp.MustCompile(`^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$`)
+var relabelTargetLegacy = lazyRegexp(`^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$`)
 
 // Validate checks c as Prometheus' relabel.Config.Validate does with the
 // legacy name scheme, and that Regex compiles; key, such as
@@ -127,7 +127,7 @@ func (c RelabelConfig) validateFields(key string) error {
 	case (writesTarget || equal) && t == "":
 		return fmt.Errorf("%s.target_label: missing; %s needs a target_label", key, a)
 	case a == RelabelReplace && !strings.Contains(t, "$") && !validLabelName(t),
-		a == RelabelReplace && strings.Contains(t, "$") && !relabelTargetLegacy.MatchString(t),
+		a == RelabelReplace && strings.Contains(t, "$") && !relabelTargetLegacy().MatchString(t),
 		a != RelabelReplace && (writesTarget || equal) && !validLabelName(t):
 		want := "a label name [a-zA-Z_][a-zA-Z0-9_]*"
 		if a == RelabelReplace {
@@ -136,7 +136,7 @@ func (c RelabelConfig) validateFields(key string) error {
 		return fmt.Errorf("%s.target_label: %q is not accepted for %s; want %s", key, t, a, want)
 	case (a == RelabelLowercase || a == RelabelUppercase || equal) && c.Replacement != DefaultRelabelReplacement:
 		return fmt.Errorf("%s.replacement: not accepted for %s, which writes no replacement", key, a)
-	case a == RelabelLabelMap && !relabelTargetLegacy.MatchString(c.Replacement):
+	case a == RelabelLabelMap && !relabelTargetLegacy().MatchString(c.Replacement):
 		return fmt.Errorf("%s.replacement: %q is not accepted for labelmap; want a label name that may use the regex's groups ($1, ${name})", key, c.Replacement)
 	case equal && (c.Regex != DefaultRelabelRegex || c.Modulus != 0 || c.Separator != DefaultRelabelSeparator):
 		return fmt.Errorf("%s: %s takes only source_labels and target_label, no regex, modulus, separator or replacement", key, a)

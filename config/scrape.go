@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,7 +184,7 @@ func (s ScrapeConfigs) Job(name string) (ScrapeConfig, bool) {
 	return ScrapeConfig{}, false
 }
 
-var jobName = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+var jobName = lazyRegexp(`^[A-Za-z0-9_.:-]{1,128}$`)
 
 // Validate checks c; key, such as "scrape_configs[0]", prefixes errors.
 func (c ScrapeConfig) Validate(key string) error {
@@ -202,7 +201,7 @@ func (c ScrapeConfig) Validate(key string) error {
 }
 
 func (c ScrapeConfig) validateHTTP(key string) error {
-	if !jobName.MatchString(c.JobName) {
+	if !jobName().MatchString(c.JobName) {
 		return fmt.Errorf("%s.job_name: %q is not accepted; want 1 to 128 of A-Z, a-z, 0-9, '_', '-', '.' and ':', such as node", key, c.JobName)
 	}
 	if c.ScrapeInterval <= 0 {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -43,7 +42,7 @@ func (c *FileSDConfig) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // fileSDName is Prometheus' pattern for file_sd file names.
-var fileSDName = regexp.MustCompile(`^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`)
+var fileSDName = lazyRegexp(`^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$`)
 
 // Validate checks c; key prefixes errors.
 func (c FileSDConfig) Validate(key string) error {
@@ -65,7 +64,7 @@ func validateFileSDName(f string) error {
 	if path.Clean(f) != f || f == "." || strings.HasPrefix(f, "../") || strings.Contains(f, "\\") || strings.ContainsRune(f, 0) {
 		return fmt.Errorf("%q is not accepted; want a clean path inside the file_sd directory (%s), without '..', such as db/*.yaml", f, DefaultFileSDDir)
 	}
-	if !fileSDName.MatchString(f) {
+	if !fileSDName().MatchString(f) {
 		return fmt.Errorf("%q is not accepted; want a name ending in .json, .yml or .yaml, with at most one '*' in its last element", f)
 	}
 	return nil
@@ -109,7 +108,7 @@ func (c *DNSSDConfig) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-var dnsName = regexp.MustCompile(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$`)
+var dnsName = lazyRegexp(`^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$`)
 
 // Validate checks c; key prefixes errors.
 func (c DNSSDConfig) Validate(key string) error {
@@ -117,7 +116,7 @@ func (c DNSSDConfig) Validate(key string) error {
 		return fmt.Errorf("%s.names: empty; want DNS names such as [_node._tcp.example.com]", key)
 	}
 	for i, n := range c.Names {
-		if len(n) > 253 || !dnsName.MatchString(n) {
+		if len(n) > 253 || !dnsName().MatchString(n) {
 			return fmt.Errorf("%s.names[%d]: %q is not a DNS name; want one such as _node._tcp.example.com", key, i, n)
 		}
 	}

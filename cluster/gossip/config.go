@@ -206,6 +206,13 @@ func (c Config) memberlistConfig(logger *slog.Logger, d *delegate) *memberlist.C
 	mc.PushPullInterval = c.PushPullInterval
 	mc.TCPTimeout = c.TCPTimeout
 	mc.DeadNodeReclaimTime = time.Nanosecond
+	// No LZW: memberlist makes a new compressor (16 KB of tables) for
+	// every packet it sends and a decompressor for every one it receives,
+	// 60% of a clustered agent's allocations for packets of a few hundred
+	// bytes that compress little (docs/performance.md). Members that
+	// compress still interoperate: a compressed packet is decoded whatever
+	// the receiver's setting.
+	mc.EnableCompression = false
 	if len(c.SecretKey) > 0 {
 		mc.SecretKey = append([]byte(nil), c.SecretKey...)
 		// Validate checked the keys: NewKeyring cannot fail here.

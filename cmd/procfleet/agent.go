@@ -141,6 +141,7 @@ live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			clustered := ef.clustered(cmd)
+			gcPercent, gcFromEnv := setAgentGCPercent(clustered)
 			if clustered {
 				if err := ef.validate(); err != nil {
 					return err
@@ -151,6 +152,11 @@ live.`,
 				return err
 			}
 			logger := newLogger(cfg.Log)
+			heapProfile := setHeapProfile(cfg.Debug.PprofListen)
+			logger.Debug("go runtime", "gc_percent", gcPercent, "from_GOGC", gcFromEnv, "heap_profile", heapProfile)
+			// The pages of the binary that only the start touched leave
+			// the agent's resident memory (docs/performance.md).
+			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)
 			if clustered {
 				return runClustered(cmd.Context(), cfg, ef, mf, logger)
 			}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procfleet/procfleet/internal/testenv"
+)
+
+func TestParseExeMapping(t *testing.T) {
+	for _, c := range []struct {
+		line string
+		ok   bool
+	}{
+		{"00400000-00da7000 r-xp 00000000 fe:00 42                           /usr/local/bin/procfleet", true},
+		{"00da7000-01886000 r--p 009a7000 fe:00 42                           /usr/local/bin/procfleet (deleted)", true},
+		{"01886000-01905000 rw-p 01486000 fe:00 42                           /usr/local/bin/procfleet", false}, // data: written
+		{"01886000-01905000 r--s 01486000 fe:00 42                           /usr/local/bin/procfleet", false}, // shared
+		{"01886000-01905000 ---p 01486000 fe:00 42                           /usr/local/bin/procfleet", false}, // guard
+		{"00400000-00da7000 r-xp 00000000 fe:00 43                           /usr/local/bin/other", false},
+		{"135b16000000-135b16c00000 rw-p 00000000 00:00 0 ", false},
+		{"Rss:                 120 kB", false},
+	} {
+		m, ok := parseExeMapping(c.line, 42)
+		if ok != c.ok {
+			t.Errorf("parseExeMapping(%q) = %v, want %v", c.line, ok, c.ok)
+		}
+		if ok && (m.start == 0 || m.end <= m.start) {
+			t.Errorf("parseExeMapping(%q) = %+v", c.line, m)
+		}
+	}
+}
+
+// kept is set at run time: releasing the executable's pages must not take
+// the data segment back to the file's values.
+var kept = "from the file"
+
+func TestReleaseExePages(t *testing.T) {
+	kept = strings.ToUpper("set at run time")
+	before, after, err := releaseExePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("resident pages of the test binary: %d KiB before, %d KiB after", before>>10, after>>10)
+	if before <= 0 || after >= before/2 {
+		t.Errorf("resident bytes of the executable's mappings %d before, %d after; want at least halved", before, after)
+	}
+	if kept != "SET AT RUN TIME" {
+		t.Errorf("a variable set at run time reads %q after the release", kept)
+	}
+}
+
+// TestAgentReleasesStartPages runs the agent binary and checks that it
+// releases its start-up pages startPagesDelay after its start, and keeps
+// running and shipping afterwards.
+func TestAgentReleasesStartPages(t *testing.T) {
+	vm := testenv.StartVM(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log syncBuffer
+	cmd := exec.CommandContext(ctx, binary, "agent", "--upstream", vm.ImportURL, "--listen", testenv.FreeAddr(t),
+		"--hostname", "start-pages", "--log-level", "debug")
+	cmd.Stderr = &log
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOGC=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	line := regexp.MustCompile(`msg="released the executable's start-up pages".* resident_before=(\d+) resident_after=(\d+)`)
+	var m []string
+	testenv.Eventually(t, startPagesDelay+30*time.Second, 100*time.Millisecond, "the release's log line", func() error {
+		if m = line.FindStringSubmatch(log.String()); m == nil {
+			return fmt.Errorf("not in the log yet:\n%s", log.String())
+		}
+		return nil
+	})
+	if !strings.Contains(log.String(), fmt.Sprintf(`msg="go runtime" gc_percent=%d from_GOGC=false heap_profile=false`, agentGCPercent)) {
+		t.Errorf("the agent does not say it set the collector's percentage to %d and turned the heap profile off:\n%s", agentGCPercent, log.String())
+	}
+	before, _ := strconv.ParseInt(m[1], 10, 64)
+	after, _ := strconv.ParseInt(m[2], 10, 64)
+	if before < 4<<20 || after >= before/2 {
+		t.Errorf("agent released its start-up pages from %d to %d resident bytes; want 4 MiB or more, at least halved", before, after)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(binary, &st); err != nil {
+		t.Fatal(err)
+	}
+	maps, err := exeMappings(fmt.Sprintf("/proc/%d/smaps", cmd.Process.Pid), st.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var now int64
+	for _, mp := range maps {
+		now += mp.rss
+	}
+	if len(maps) == 0 || now >= before {
+		t.Errorf("the agent's mappings of its executable: %d of them, %d resident bytes; want fewer than the %d before the release", len(maps), now, before)
+	}
+	// It keeps shipping with the pages it maps again.
+	testenv.Eventually(t, 30*time.Second, 200*time.Millisecond, "a sample after the release", func() error {
+		vm.Flush(t)
+		s, err := vm.TryExport(`node_context_switches_total{instance="start-pages"}`)
+		if err != nil {
+			return err
+		}
+		if len(s) == 0 || len(s[0].Values) < 8 {
+			return fmt.Errorf("%d series", len(s))
+		}
+		return nil
+	})
+}
+
+func TestSetAgentGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "") // registers the restore of GOGC
+	os.Unsetenv("GOGC")
+	if p, env := setAgentGCPercent(true); p != 100 || env {
+		t.Errorf("clustered, without GOGC: %d, %v; want Go's 100, false", p, env)
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("clustered, the collector's percentage is %d; want it left at 100", got)
+	}
+	if p, env := setAgentGCPercent(false); p != agentGCPercent || env {
+		t.Errorf("without GOGC: %d, %v; want %d, false", p, env, agentGCPercent)
+	}
+	if got := debug.SetGCPercent(100); got != agentGCPercent {
+		t.Errorf("the collector's percentage is %d; want %d", got, agentGCPercent)
+	}
+	t.Setenv("GOGC", "80")
+	debug.SetGCPercent(80) // as the runtime does from $GOGC at start
+	if p, env := setAgentGCPercent(false); p != 80 || !env {
+		t.Errorf("with GOGC=80: %d, %v; want 80, true", p, env)
+	}
+	if got := debug.SetGCPercent(100); got != 80 {
+		t.Errorf("with GOGC=80 the collector's percentage is %d; want it left at 80", got)
+	}
+}
+
+func TestSetHeapProfile(t *testing.T) {
+	defer func(r int) { runtime.MemProfileRate = r }(runtime.MemProfileRate)
+	runtime.MemProfileRate = 512 << 10
+	if !setHeapProfile("127.0.0.1:6060") || runtime.MemProfileRate != 512<<10 {
+		t.Errorf("with --pprof-listen the heap profile is off (rate %d)", runtime.MemProfileRate)
+	}
+	if setHeapProfile("") || runtime.MemProfileRate != 0 {
+		t.Errorf("without --pprof-listen the heap profile is on (rate %d)", runtime.MemProfileRate)
+	}
+}
