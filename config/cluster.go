@@ -133,6 +133,7 @@ type ClusterShip struct {
 	DrainTimeout        Duration     `yaml:"drain_timeout"`
 	RedeliverWindow     Duration     `yaml:"redeliver_window"`
 	RedeliverMaxBytes   ByteSize     `yaml:"redeliver_max_bytes"`
+	StreamFor           Duration     `yaml:"stream_for"`
 	// Credential names the host credential for the upstreams that name
 	// none (see Upstream.Credential); overrides may change it. Empty: such
 	// upstreams are sent to with the host's own ship.auth and ship.tls.
@@ -372,7 +373,7 @@ func clusterAgentsOf(a Agent) ClusterAgents {
 			Timeouts: s.Timeouts, Retry: s.Retry, ProbeInterval: s.ProbeInterval,
 			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches,
 			DrainTimeout: s.DrainTimeout, RedeliverWindow: s.RedeliverWindow,
-			RedeliverMaxBytes: s.RedeliverMaxBytes,
+			RedeliverMaxBytes: s.RedeliverMaxBytes, StreamFor: s.StreamFor,
 		},
 	}
 }
@@ -386,6 +387,7 @@ func (ca ClusterAgents) applyTo(a *Agent) {
 	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
 	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
 	d.RedeliverWindow, d.RedeliverMaxBytes = s.RedeliverWindow, s.RedeliverMaxBytes
+	d.StreamFor = s.StreamFor
 }
 
 // UpstreamNames returns the names of the upstreams, in document order.
