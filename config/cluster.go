@@ -134,6 +134,7 @@ type ClusterShip struct {
 	RedeliverWindow     Duration     `yaml:"redeliver_window"`
 	RedeliverMaxBytes   ByteSize     `yaml:"redeliver_max_bytes"`
 	StreamFor           Duration     `yaml:"stream_for"`
+	StreamEncoding      string       `yaml:"stream_encoding"`
 	// Credential names the host credential for the upstreams that name
 	// none (see Upstream.Credential); overrides may change it. Empty: such
 	// upstreams are sent to with the host's own ship.auth and ship.tls.
@@ -374,6 +375,7 @@ func clusterAgentsOf(a Agent) ClusterAgents {
 			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches,
 			DrainTimeout: s.DrainTimeout, RedeliverWindow: s.RedeliverWindow,
 			RedeliverMaxBytes: s.RedeliverMaxBytes, StreamFor: s.StreamFor,
+			StreamEncoding: s.StreamEncoding,
 		},
 	}
 }
@@ -387,7 +389,7 @@ func (ca ClusterAgents) applyTo(a *Agent) {
 	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
 	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
 	d.RedeliverWindow, d.RedeliverMaxBytes = s.RedeliverWindow, s.RedeliverMaxBytes
-	d.StreamFor = s.StreamFor
+	d.StreamFor, d.StreamEncoding = s.StreamFor, s.StreamEncoding
 }
 
 // UpstreamNames returns the names of the upstreams, in document order.

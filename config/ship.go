@@ -62,6 +62,11 @@ type Ship struct {
 	// reads a body whole before storing it) get one request per batch.
 	// 0 turns streaming off. 0 (off) or 2s to 2m; default 30s.
 	StreamFor Duration `yaml:"stream_for"`
+	// StreamEncoding is the encoding of streamed requests: zstd, whose
+	// window (512 KiB) holds several seconds of batches, so that each is
+	// compressed against the ones before it, or gzip, whose 32 KiB window
+	// holds less than one. VictoriaMetrics takes both. Default zstd.
+	StreamEncoding string `yaml:"stream_encoding"`
 	// Auth authenticates requests to the upstreams that Credentials does
 	// not name. Host-local: never taken from the cluster config. Default
 	// none.
@@ -80,6 +85,12 @@ type Ship struct {
 	// cluster member fills it from the cluster's upstreams. Default none.
 	Protocols map[string]UpstreamProtocol `yaml:"protocols,omitempty"`
 }
+
+// Encodings of Ship.StreamEncoding.
+const (
+	StreamZstd = "zstd"
+	StreamGzip = "gzip"
+)
 
 // Upstream choice strategies of Ship.Strategy.
 const (
@@ -157,6 +168,7 @@ func DefaultShip() Ship {
 		RedeliverWindow:     Duration(10 * time.Second),
 		RedeliverMaxBytes:   8 << 20,
 		StreamFor:           Duration(30 * time.Second),
+		StreamEncoding:      StreamZstd,
 	}
 }
 
@@ -206,6 +218,9 @@ func (s Ship) Validate(key string) error {
 	}
 	if s.StreamFor != 0 && (s.StreamFor < Duration(2*time.Second) || s.StreamFor > Duration(2*time.Minute)) {
 		return fmt.Errorf("%s.stream_for: %s is not accepted; want 0 (off) or 2s to 2m, such as 30s", key, s.StreamFor)
+	}
+	if s.StreamEncoding != StreamZstd && s.StreamEncoding != StreamGzip {
+		return fmt.Errorf("%s.stream_encoding: %q is not accepted; want %s or %s", key, s.StreamEncoding, StreamZstd, StreamGzip)
 	}
 	if err := validateAuthTLS(key+".auth", key+".tls", s.Auth, s.TLS); err != nil {
 		return err

@@ -48,6 +48,8 @@ func TestShipValidate(t *testing.T) {
 	f("stream short", func(s *Ship) { s.StreamFor = Duration(time.Second) }, "ship.stream_for: 1s is not accepted")
 	f("stream long", func(s *Ship) { s.StreamFor = Duration(3 * time.Minute) }, "ship.stream_for")
 	f("stream negative", func(s *Ship) { s.StreamFor = -1 }, "ship.stream_for")
+	f("stream gzip", func(s *Ship) { s.StreamEncoding = "gzip" }, "")
+	f("stream encoding", func(s *Ship) { s.StreamEncoding = "snappy" }, `ship.stream_encoding: "snappy" is not accepted`)
 	f("basic", func(s *Ship) { s.Auth = ShipAuth{Username: "u", PasswordFile: "/p"} }, "")
 	f("bearer", func(s *Ship) { s.Auth = ShipAuth{BearerTokenFile: "/t"} }, "")
 	f("both auth", func(s *Ship) { s.Auth = ShipAuth{Username: "u", PasswordFile: "/p", BearerTokenFile: "/t"} },

@@ -11,15 +11,19 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/procfleet/procfleet/config"
 )
 
 // Streaming. With ship.stream_for above 0, fresh batches go to a
 // VictoriaMetrics upstream (one whose answers carry X-Server-Hostname) in
-// one import request kept open for stream_for: its body is a single gzip
-// stream, each batch decompressed and written into it as a segment ended
-// by a sync flush, so that VictoriaMetrics parses the batch at once and
-// the next one is compressed with the context of those before it. The
-// request is sent chunked; its headers and its answer serve every segment.
+// one import request kept open for stream_for: its body is a single zstd
+// (ship.stream_encoding; or gzip) stream, each batch decompressed and
+// written into it as a segment ended by a flush, so that VictoriaMetrics
+// parses the batch at once and the next one is compressed with the
+// context of those before it. The request is sent chunked; its headers
+// and its answer serve every segment.
 //
 // A segment is held until the request ends. On 2xx every segment is
 // delivered (and kept for the redelivery window); on anything else the
@@ -31,9 +35,46 @@ import (
 //
 // Everything here runs on the sender goroutine.
 
-// streamLevel is the gzip level of streams: the context carried over
-// makes level 5 as small as higher ones on one-second batches.
+// streamLevel is the gzip level of gzip streams.
 const streamLevel = 5
+
+// streamWindow is the zstd window of zstd streams: several seconds of an
+// agent's text (one second is 50 to 150 KB), so that each batch is
+// compressed against the ones before it. Deflate's 32 KB window holds less
+// than one batch, which is why gzip streams gain little (see
+// docs/design-notes.md).
+const streamWindow = 512 << 10
+
+// streamEncoder is a gzip.Writer or a zstd.Encoder.
+type streamEncoder interface {
+	io.Writer
+	Flush() error
+	Close() error
+}
+
+// newStreamEncoder returns an encoder for ship.stream_encoding enc
+// writing to w, reusing old when it is of that encoding.
+func newStreamEncoder(enc string, w io.Writer, old streamEncoder) streamEncoder {
+	switch e := old.(type) {
+	case *zstd.Encoder:
+		if enc == config.StreamZstd {
+			e.Reset(w)
+			return e
+		}
+	case *gzip.Writer:
+		if enc == config.StreamGzip {
+			e.Reset(w)
+			return e
+		}
+	}
+	if enc == config.StreamGzip {
+		zw, _ := gzip.NewWriterLevel(w, streamLevel) // the level is valid
+		return zw
+	}
+	zw, _ := zstd.NewWriter(w, zstd.WithWindowSize(streamWindow), zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(true)) // valid options
+	return zw
+}
 
 // streamIdle is how long an open stream goes without a write before the
 // shipper writes an empty sync flush into it: the transport finds a
@@ -59,7 +100,7 @@ type stream struct {
 // alone.
 type streamState struct {
 	cur   *stream
-	zw    *gzip.Writer
+	zw    streamEncoder
 	zr    *gzip.Reader
 	plain bytes.Buffer
 	seg   bytes.Buffer
@@ -220,11 +261,7 @@ func (s *Shipper) openStream(ctx context.Context, ep *endpoint, target string) {
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	now := time.Now()
 	c := &stream{ep: ep, target: target, started: now, written: now, pw: pw, cancel: cancel, done: make(chan struct{}), reqCtx: reqCtx}
-	if s.st.zw == nil {
-		s.st.zw, _ = gzip.NewWriterLevel(&s.st.seg, streamLevel) // the level is valid
-	} else {
-		s.st.zw.Reset(&s.st.seg)
-	}
+	s.st.zw = newStreamEncoder(s.cfg.StreamEncoding, &s.st.seg, s.st.zw)
 	s.st.cur = c
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, pr)
 	if err != nil {
@@ -234,7 +271,7 @@ func (s *Shipper) openStream(ctx context.Context, ep *endpoint, target string) {
 		return
 	}
 	req.ContentLength = -1 // chunked
-	req.Header.Set("Content-Encoding", "gzip")
+	req.Header.Set("Content-Encoding", s.cfg.StreamEncoding)
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set("User-Agent", "procfleet")
 	if err := ep.auth.apply(req); err != nil {

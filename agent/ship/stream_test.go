@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/procfleet/procfleet/config"
 	"github.com/procfleet/procfleet/internal/testenv"
@@ -20,18 +21,26 @@ import (
 
 // TestStreamRealVictoriaMetrics streams batches to the pinned
 // VictoriaMetrics in one request and reads each back while the request is
-// still open: VictoriaMetrics parses a streamed gzip body as it arrives.
+// still open: VictoriaMetrics parses a streamed zstd or gzip body as it
+// arrives.
 func TestStreamRealVictoriaMetrics(t *testing.T) {
 	vm := testenv.StartVM(t)
+	for _, enc := range []string{config.StreamZstd, config.StreamGzip} {
+		t.Run(enc, func(t *testing.T) { streamToVM(t, vm, enc) })
+	}
+}
+
+func streamToVM(t *testing.T, vm *testenv.VM, enc string) {
 	set := metrics.NewSet()
 	cfg := testConfig(vm.ImportURL)
 	cfg.StreamFor = config.Duration(2 * time.Minute)
+	cfg.StreamEncoding = enc
 	s := newShipper(t, cfg, Deps{Metrics: set})
 	stop := run(t, s)
 
 	ts := time.Now().UnixMilli()
 	sample := func(i int) string {
-		return fmt.Sprintf("procfleet_stream_test{i=\"%d\"} %d %d\n", i, i, ts+int64(i)*1000)
+		return fmt.Sprintf("procfleet_stream_test{enc=%q,i=\"%d\"} %d %d\n", enc, i, i, ts+int64(i)*1000)
 	}
 	// The first batch goes alone: its answer says VictoriaMetrics.
 	s.Enqueue(batch(t, sample(0)))
@@ -42,7 +51,7 @@ func TestStreamRealVictoriaMetrics(t *testing.T) {
 		s.Enqueue(batch(t, sample(i)))
 		waitFor(t, fmt.Sprintf("batch %d queryable while its stream is open", i), 15*time.Second, func() bool {
 			vm.Flush(t)
-			got, err := vm.TryExport(fmt.Sprintf(`procfleet_stream_test{i="%d"}`, i))
+			got, err := vm.TryExport(fmt.Sprintf(`procfleet_stream_test{enc=%q,i="%d"}`, enc, i))
 			return err == nil && len(got) == 1 && len(got[0].Values) == 1 && got[0].Values[0] == float64(i)
 		})
 		if open, ended := metricValue(t, set, "procfleet_ship_streams_total"),
@@ -67,6 +76,14 @@ func TestStreamRealVictoriaMetrics(t *testing.T) {
 // vmLike answers as VictoriaMetrics does (X-Server-Hostname), so that the
 // shipper streams to it.
 func vmLike(w http.ResponseWriter) { w.Header().Set("X-Server-Hostname", "test") }
+
+// decoder returns a reader of r's body as its Content-Encoding says.
+func decoder(r *http.Request) (io.Reader, error) {
+	if r.Header.Get("Content-Encoding") == "zstd" {
+		return zstd.NewReader(r.Body, zstd.WithDecoderConcurrency(1))
+	}
+	return gzip.NewReader(r.Body)
+}
 
 // cutConn closes the connection of w at once, without an answer. (A
 // handler's panic would first read the rest of a chunked body, which for
@@ -96,7 +113,7 @@ func (c *streamCutter) fault(_ int, w http.ResponseWriter, r *http.Request) bool
 	if r.Method != http.MethodPost {
 		return false
 	}
-	zr, err := gzip.NewReader(r.Body)
+	zr, err := decoder(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return true
@@ -213,7 +230,7 @@ func TestStreamCutSpooled(t *testing.T) {
 		if r.Method != http.MethodPost {
 			return false
 		}
-		zr, err := gzip.NewReader(r.Body)
+		zr, err := decoder(r)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return true
