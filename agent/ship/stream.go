@@ -126,9 +126,12 @@ func (s *Shipper) nextBatch() *Batch {
 	return s.q.pop()
 }
 
-// streamable reports whether b may go into a stream.
+// streamable reports whether b may go into a stream: the generators'
+// batches, which all share one target. A scraper's batches (their own
+// labels, another target) go one request each beside the stream rather
+// than end it.
 func (s *Shipper) streamable(b *Batch) bool {
-	return s.cfg.StreamFor > 0 && !b.Plain && !b.single
+	return s.cfg.StreamFor > 0 && !b.Plain && !b.single && !b.OwnLabels && b.Query == ""
 }
 
 // streams reports whether ep takes streamed requests.
@@ -143,7 +146,7 @@ func (s *Shipper) offer(ctx context.Context, b *Batch) bool {
 	if !s.streamable(b) {
 		return false
 	}
-	if c := s.st.cur; c != nil && (c.target != s.targetOf(c.ep, b, 0) || !s.usable(c.ep) || s.streamOver()) {
+	if c := s.st.cur; c != nil && (!s.usable(c.ep) || s.streamOver()) {
 		s.endStream(ctx)
 	}
 	if s.st.cur == nil {

@@ -59,6 +59,20 @@ func streamToVM(t *testing.T, vm *testenv.VM, enc string) {
 			t.Fatalf("after batch %d: %v streams opened, %v ended; want 1 open", i, open, ended)
 		}
 	}
+	// A scraper's batch (its own labels, another target) goes beside the
+	// stream, which stays open.
+	own := batch(t, sample(9))
+	own.OwnLabels = true
+	s.Enqueue(own)
+	waitFor(t, "the scraper's batch", 15*time.Second, func() bool {
+		vm.Flush(t)
+		got, err := vm.TryExport(fmt.Sprintf(`procfleet_stream_test{enc=%q,i="9"}`, enc))
+		return err == nil && len(got) == 1
+	})
+	if open, ended := metricValue(t, set, "procfleet_ship_streams_total"),
+		metricValue(t, set, `procfleet_ship_streams_ended_total{result="delivered"}`); open != 1 || ended != 0 {
+		t.Fatalf("after the scraper's batch: %v streams opened, %v ended; want 1 open", open, ended)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -68,8 +82,8 @@ func streamToVM(t *testing.T, vm *testenv.VM, enc string) {
 	if got := metricValue(t, set, "procfleet_ship_stream_segments_total"); got != 3 {
 		t.Fatalf("segments = %v; want 3", got)
 	}
-	if got := metricValue(t, set, `procfleet_ship_requests_total{endpoint="`+vm.ImportURL+`",status="204"}`); got != 2 {
-		t.Fatalf("requests = %v; want 2 (one alone, one streamed)", got)
+	if got := metricValue(t, set, `procfleet_ship_requests_total{endpoint="`+vm.ImportURL+`",status="204"}`); got != 3 {
+		t.Fatalf("requests = %v; want 3 (the first and the scraper's alone, one streamed)", got)
 	}
 }
 
