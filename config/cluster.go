@@ -133,6 +133,8 @@ type ClusterShip struct {
 	DrainTimeout        Duration     `yaml:"drain_timeout"`
 	RedeliverWindow     Duration     `yaml:"redeliver_window"`
 	RedeliverMaxBytes   ByteSize     `yaml:"redeliver_max_bytes"`
+	StreamFor           Duration     `yaml:"stream_for"`
+	StreamEncoding      string       `yaml:"stream_encoding"`
 	// Credential names the host credential for the upstreams that name
 	// none (see Upstream.Credential); overrides may change it. Empty: such
 	// upstreams are sent to with the host's own ship.auth and ship.tls.
@@ -372,7 +374,8 @@ func clusterAgentsOf(a Agent) ClusterAgents {
 			Timeouts: s.Timeouts, Retry: s.Retry, ProbeInterval: s.ProbeInterval,
 			FailuresToUnhealthy: s.FailuresToUnhealthy, QueueBatches: s.QueueBatches, QueueBytes: s.QueueBytes,
 			DrainTimeout: s.DrainTimeout, RedeliverWindow: s.RedeliverWindow,
-			RedeliverMaxBytes: s.RedeliverMaxBytes,
+			RedeliverMaxBytes: s.RedeliverMaxBytes, StreamFor: s.StreamFor,
+			StreamEncoding: s.StreamEncoding,
 		},
 	}
 }
@@ -386,6 +389,7 @@ func (ca ClusterAgents) applyTo(a *Agent) {
 	d.Timeouts, d.Retry, d.ProbeInterval = s.Timeouts, s.Retry, s.ProbeInterval
 	d.FailuresToUnhealthy, d.QueueBatches, d.DrainTimeout = s.FailuresToUnhealthy, s.QueueBatches, s.DrainTimeout
 	d.RedeliverWindow, d.RedeliverMaxBytes, d.QueueBytes = s.RedeliverWindow, s.RedeliverMaxBytes, s.QueueBytes
+	d.StreamFor, d.StreamEncoding = s.StreamFor, s.StreamEncoding
 }
 
 // UpstreamNames returns the names of the upstreams, in document order.

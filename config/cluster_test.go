@@ -527,6 +527,32 @@ overrides:
 	}
 }
 
+// TestAgentConfigStreamFor: agents.ship.stream_for is a cluster key,
+// overridable, checked with its path.
+func TestAgentConfigStreamFor(t *testing.T) {
+	c := clusterWithOverrides(t, `
+agents:
+  ship: {stream_for: 10s}
+overrides:
+  - match: {nodes: [small]}
+    agents:
+      ship: {stream_for: 0s}
+`)
+	for node, want := range map[string]time.Duration{"other": 10 * time.Second, "small": 0} {
+		a, err := c.AgentConfig(node, nil, DefaultAgent())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Ship.StreamFor.D() != want {
+			t.Fatalf("%s: ship.stream_for %s; want %s", node, a.Ship.StreamFor, want)
+		}
+	}
+	if _, err := ParseCluster([]byte(twoUpstreams + "agents:\n  ship: {stream_for: 1s}\n")); err == nil ||
+		!strings.Contains(err.Error(), "agents.ship.stream_for") {
+		t.Fatalf("stream_for 1s: %v; want an error naming agents.ship.stream_for", err)
+	}
+}
+
 // TestRingFallbacksDefaultFitsTheDocument checks that a document without
 // ring.fallbacks is accepted whatever its number of upstreams: the
 // default is 1, or 0 with a single upstream (before, a document with one

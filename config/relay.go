@@ -116,6 +116,8 @@ func DefaultRelay() Relay {
 	s.Timeouts.Response = Duration(30 * time.Second)
 	// Kept in the write-ahead log, on disk, not in memory.
 	s.RedeliverMaxBytes = 64 << 20
+	// It sends from its log, merged, never fresh batches one by one.
+	s.StreamFor = 0
 	return Relay{
 		Listen: "0.0.0.0:9478",
 		Import: RelayImport{

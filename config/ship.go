@@ -56,6 +56,23 @@ type Ship struct {
 	// write-ahead log or spool. 64KiB to 16GiB; default 8MiB for the
 	// agent, 64MiB for the relay.
 	RedeliverMaxBytes ByteSize `yaml:"redeliver_max_bytes"`
+	// StreamFor is how long one import request to a VictoriaMetrics
+	// upstream (one that answers with its X-Server-Hostname header:
+	// single-node, vminsert, vmagent, vmauth) is kept open, its gzip body
+	// streamed a batch at a time with a sync flush after each, so that the
+	// compression context carries over from one batch to the next and one
+	// request's headers serve them all. VictoriaMetrics parses each batch
+	// as it arrives. Batches are acknowledged when the request ends with
+	// 2xx; a request that fails has every batch it carried sent again on
+	// its own (or spooled). Other upstreams (a procfleet relay, which
+	// reads a body whole before storing it) get one request per batch.
+	// 0 turns streaming off. 0 (off) or 2s to 2m; default 30s.
+	StreamFor Duration `yaml:"stream_for"`
+	// StreamEncoding is the encoding of streamed requests: zstd, whose
+	// window (512 KiB) holds several seconds of batches, so that each is
+	// compressed against the ones before it, or gzip, whose 32 KiB window
+	// holds less than one. VictoriaMetrics takes both. Default zstd.
+	StreamEncoding string `yaml:"stream_encoding"`
 	// Auth authenticates requests to the upstreams that Credentials does
 	// not name. Host-local: never taken from the cluster config. Default
 	// none.
@@ -74,6 +91,12 @@ type Ship struct {
 	// cluster member fills it from the cluster's upstreams. Default none.
 	Protocols map[string]UpstreamProtocol `yaml:"protocols,omitempty"`
 }
+
+// Encodings of Ship.StreamEncoding.
+const (
+	StreamZstd = "zstd"
+	StreamGzip = "gzip"
+)
 
 // Upstream choice strategies of Ship.Strategy.
 const (
@@ -151,6 +174,8 @@ func DefaultShip() Ship {
 		DrainTimeout:        Duration(10 * time.Second),
 		RedeliverWindow:     Duration(10 * time.Second),
 		RedeliverMaxBytes:   8 << 20,
+		StreamFor:           Duration(30 * time.Second),
+		StreamEncoding:      StreamZstd,
 	}
 }
 
@@ -200,6 +225,12 @@ func (s Ship) Validate(key string) error {
 	if s.RedeliverMaxBytes < 64<<10 || s.RedeliverMaxBytes > 16<<30 {
 		return fmt.Errorf("%s.redeliver_max_bytes: %s is not accepted; want 64KiB to 16GiB, such as 8MiB",
 			key, FormatBytes(int64(s.RedeliverMaxBytes)))
+	}
+	if s.StreamFor != 0 && (s.StreamFor < Duration(2*time.Second) || s.StreamFor > Duration(2*time.Minute)) {
+		return fmt.Errorf("%s.stream_for: %s is not accepted; want 0 (off) or 2s to 2m, such as 30s", key, s.StreamFor)
+	}
+	if s.StreamEncoding != StreamZstd && s.StreamEncoding != StreamGzip {
+		return fmt.Errorf("%s.stream_encoding: %q is not accepted; want %s or %s", key, s.StreamEncoding, StreamZstd, StreamGzip)
 	}
 	if err := validateAuthTLS(key+".auth", key+".tls", s.Auth, s.TLS); err != nil {
 		return err

@@ -45,6 +45,13 @@ func TestShipValidate(t *testing.T) {
 	f("redeliver long", func(s *Ship) { s.RedeliverWindow = Duration(11 * time.Minute) }, "ship.redeliver_window")
 	f("redeliver bytes small", func(s *Ship) { s.RedeliverMaxBytes = 1 << 10 }, "ship.redeliver_max_bytes")
 	f("redeliver bytes large", func(s *Ship) { s.RedeliverMaxBytes = 17 << 30 }, "ship.redeliver_max_bytes")
+	f("stream off", func(s *Ship) { s.StreamFor = 0 }, "")
+	f("stream 2m", func(s *Ship) { s.StreamFor = Duration(2 * time.Minute) }, "")
+	f("stream short", func(s *Ship) { s.StreamFor = Duration(time.Second) }, "ship.stream_for: 1s is not accepted")
+	f("stream long", func(s *Ship) { s.StreamFor = Duration(3 * time.Minute) }, "ship.stream_for")
+	f("stream negative", func(s *Ship) { s.StreamFor = -1 }, "ship.stream_for")
+	f("stream gzip", func(s *Ship) { s.StreamEncoding = "gzip" }, "")
+	f("stream encoding", func(s *Ship) { s.StreamEncoding = "snappy" }, `ship.stream_encoding: "snappy" is not accepted`)
 	f("basic", func(s *Ship) { s.Auth = ShipAuth{Username: "u", PasswordFile: "/p"} }, "")
 	f("bearer", func(s *Ship) { s.Auth = ShipAuth{BearerTokenFile: "/t"} }, "")
 	f("both auth", func(s *Ship) { s.Auth = ShipAuth{Username: "u", PasswordFile: "/p", BearerTokenFile: "/t"} },

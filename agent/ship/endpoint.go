@@ -63,9 +63,12 @@ type endpoint struct {
 
 	healthy atomic.Bool // read by the gauge without a lock
 	probing atomic.Bool // a probe is in flight
-	bytes   *metrics.Counter
-	reqMu   sync.Mutex
-	reqs    map[string]*metrics.Counter // by status
+	// vm marks an upstream whose answers carry X-Server-Hostname:
+	// VictoriaMetrics, which parses a streamed body as it arrives.
+	vm    atomic.Bool
+	bytes *metrics.Counter
+	reqMu sync.Mutex
+	reqs  map[string]*metrics.Counter // by status
 
 	// guarded by Shipper.mu
 	failures  int

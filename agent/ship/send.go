@@ -122,6 +122,9 @@ func (s *Shipper) attemptOnce(ctx context.Context, ep *endpoint, b *Batch) resul
 	ep.bytes.Add(len(body))
 	s.sent.Add(uint64(len(body)))
 	s.countRequest(ep, strconv.Itoa(resp.StatusCode))
+	if resp.Header.Get("X-Server-Hostname") != "" {
+		ep.vm.Store(true)
+	}
 	var excerpt string
 	if resp.StatusCode/100 != 2 {
 		excerpt = readExcerpt(resp.Body)

@@ -104,6 +104,10 @@ type Batch struct {
 	// labels; the upstream's own query and Query are.
 	OwnLabels bool
 
+	// single keeps the batch out of streams: it was in one that failed,
+	// and is sent again on its own.
+	single bool
+
 	// conv identifies the batch to the shipper's remote-write conversion,
 	// which keeps the last one for retries; 0 until first converted.
 	conv uint64
@@ -176,6 +180,9 @@ type Shipper struct {
 	// heldTo and ackedTo are the last spooled record held and
 	// acknowledged; the sender's alone.
 	heldTo, ackedTo uint64
+	// st is the open stream and its buffers (ship.stream_for); the
+	// sender's alone.
+	st streamState
 
 	retries     *metrics.Counter
 	redelivered *metrics.Counter
@@ -190,6 +197,12 @@ type Shipper struct {
 	dropSpoolErr  *metrics.Counter
 	dropRecord    *metrics.Counter
 	replaySplits  *metrics.Counter
+
+	streamsOpened    *metrics.Counter
+	streamsDelivered *metrics.Counter
+	streamsFailed    *metrics.Counter
+	streamSegments   *metrics.Counter
+	streamResent     *metrics.Counter
 }
 
 // New checks cfg and builds a shipper for its upstreams. It starts nothing.
@@ -271,6 +284,11 @@ func (s *Shipper) registerMetrics() {
 	s.dropSpoolErr = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="spool_error"}`)
 	s.dropRecord = s.set.NewCounter(`procfleet_ship_dropped_batches_total{reason="unreadable_record"}`)
 	s.replaySplits = s.set.NewCounter("procfleet_ship_replay_splits_total")
+	s.streamsOpened = s.set.NewCounter("procfleet_ship_streams_total")
+	s.streamsDelivered = s.set.NewCounter(`procfleet_ship_streams_ended_total{result="delivered"}`)
+	s.streamsFailed = s.set.NewCounter(`procfleet_ship_streams_ended_total{result="failed"}`)
+	s.streamSegments = s.set.NewCounter("procfleet_ship_stream_segments_total")
+	s.streamResent = s.set.NewCounter("procfleet_ship_stream_resent_batches_total")
 }
 
 // Enqueue queues b for sending. When the queue holds QueueBatches
@@ -343,7 +361,8 @@ func (s *Shipper) Run(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	s.closeIdle()
-	lost += s.q.clear()
+	lost += s.q.clear() + len(s.st.again)
+	s.st.again = nil
 	if lost > 0 {
 		s.dropDrain.Add(lost)
 		return fmt.Errorf("cannot deliver %d batches within ship.drain_timeout %s", lost, s.cfg.DrainTimeout)
@@ -360,7 +379,11 @@ func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
 	}
 	for {
 		s.expire()
-		b := s.q.pop()
+		if s.st.cur != nil && (ctx.Err() != nil || s.streamOver()) {
+			s.closeStream(sendCtx)
+		}
+		s.keepAlive(sendCtx)
+		b := s.nextBatch()
 		if b == nil {
 			if s.pending() && sendCtx.Err() == nil {
 				s.redeliverPending(sendCtx, false)
@@ -370,13 +393,21 @@ func (s *Shipper) sendLoop(ctx, sendCtx context.Context) int {
 				return 0
 			}
 			expiry, stop := s.expiryTimer()
+			streamEnd, streamDone, stopStream := s.streamTimer()
 			select {
 			case <-s.q.ready:
 			case <-s.windowReady():
 			case <-expiry:
+			case <-streamEnd:
+			case <-streamDone:
+			case <-streamDone:
 			case <-ctx.Done():
 			}
 			stop()
+			stopStream()
+			continue
+		}
+		if ctx.Err() == nil && s.offer(sendCtx, b) {
 			continue
 		}
 		ep, err := s.deliver(sendCtx, b, sendOpts{})

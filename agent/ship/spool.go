@@ -21,7 +21,14 @@ func (s *Shipper) spoolLoop(ctx, sendCtx context.Context) {
 	round := 0 // replay rounds failed in a row, for the backoff
 	for {
 		s.expire()
-		if b := s.q.pop(); b != nil {
+		if s.st.cur != nil && (ctx.Err() != nil || s.streamOver()) {
+			s.closeStream(sendCtx)
+		}
+		s.keepAlive(sendCtx)
+		if b := s.nextBatch(); b != nil {
+			if ctx.Err() == nil && (s.spool.Len() == 0 || s.anyHealthy()) && s.offer(sendCtx, b) {
+				continue
+			}
 			s.sendFresh(sendCtx, b)
 			continue
 		}
@@ -51,14 +58,18 @@ func (s *Shipper) spoolLoop(ctx, sendCtx context.Context) {
 			continue
 		}
 		expiry, stop := s.expiryTimer()
+		streamEnd, streamDone, stopStream := s.streamTimer()
 		select {
 		case <-s.q.ready:
 		case <-changed:
 		case <-s.windowReady():
 		case <-expiry:
+		case <-streamEnd:
+		case <-streamDone:
 		case <-ctx.Done():
 		}
 		stop()
+		stopStream()
 	}
 }
 

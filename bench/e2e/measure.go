@@ -19,6 +19,8 @@ type snapshot struct {
 	ticks    map[int]int64 // utime+stime per pid: the agents and the VictoriaMetrics
 	up, down int64         // proxy counters
 	rows     float64       // vm_rows_inserted_total
+	requests float64       // vm_http_requests_total of the write path
+	body     float64       // request body bytes, as the sender counts them
 }
 
 // sideWindow is one side's raw results over the window.
@@ -139,6 +141,9 @@ func (b *bench) snapshot(ctx context.Context, w *window, end bool) error {
 			return fmt.Errorf("side %s: rows inserted: %w", sw.s.label, err)
 		}
 		s.rows = rows
+		if s.requests, s.body, err = b.requestCounts(ctx, sw.s); err != nil {
+			return fmt.Errorf("side %s: request counts: %w", sw.s.label, err)
+		}
 		if end {
 			sw.end = s
 		} else {
@@ -255,4 +260,24 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// requestCounts returns the write requests the side's VictoriaMetrics
+// took (vm_http_requests_total of the import or remote-write path) and
+// the request body bytes its sender counted: procfleet_ship_bytes_total
+// (A), vmagent_remotewrite_bytes_sent_total (B).
+func (b *bench) requestCounts(ctx context.Context, s *side) (requests, body float64, err error) {
+	vmText, err := benchproc.Get(ctx, s.vm.addr, "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	path, from, name := `path="/api/v1/import/prometheus"`, b.agentAt, "procfleet_ship_bytes_total"
+	if s == b.b {
+		path, from, name = `path="/api/v1/write"`, b.vaAt, "vmagent_remotewrite_bytes_sent_total"
+	}
+	senderText, err := benchproc.Get(ctx, from, "/metrics")
+	if err != nil {
+		return 0, 0, err
+	}
+	return sumMetricWith(string(vmText), "vm_http_requests_total", path), sumMetric(string(senderText), name), nil
 }

@@ -63,6 +63,15 @@ type SideReport struct {
 	WireBytesPerSeriesSecond float64          `json:"wire_bytes_per_series_second"`
 	SamplesPerSeriesSecond   float64          `json:"samples_per_series_second"`
 	VictoriaMetricsCPUSecs   float64          `json:"victoriametrics_cpu_seconds"`
+	// Per delivered sample (rows VictoriaMetrics inserted in the window).
+	WireBytesPerSample     float64 `json:"wire_bytes_per_sample"`
+	CPUUsPerSample         float64 `json:"cpu_us_per_sample"`
+	Requests               int64   `json:"requests"`
+	SamplesPerRequest      float64 `json:"samples_per_request"`
+	BodyBytes              int64   `json:"body_bytes"`
+	OverheadBytes          int64   `json:"overhead_bytes"`
+	BodyBytesPerSample     float64 `json:"body_bytes_per_sample"`
+	OverheadBytesPerSample float64 `json:"overhead_bytes_per_sample"`
 }
 
 // FloorReport is the freshness of samples imported straight into a third
@@ -112,6 +121,8 @@ var notes = []string{
 	"freshness: for each new sample (timestamp in the window) of the probed series, the time the /api/v1/export poll (every 100ms) that first returned it was sent minus its timestamp; VictoriaMetrics runs with -search.latencyOffset=0s",
 	"victoriametrics_floor: a third VictoriaMetrics (same version and flags) takes one sample per second of one series, imported straight by the harness with the time of sending as its timestamp, and is probed like the sides: VictoriaMetrics' own share of freshness, which no sender can go below",
 	"per_series_second figures divide by series x duration_s; ratio is A/B; victoriametrics_cpu_seconds (not an agent cost) includes the freshness polls",
+	"per_sample figures divide by samples (rows delivered into the side's VictoriaMetrics in the window): wire_bytes_per_sample, cpu_us_per_sample (cpu_seconds x 1e6 / samples)",
+	"requests: delta of the side's VictoriaMetrics vm_http_requests_total for the write path (A /api/v1/import/prometheus, B /api/v1/write), counted when a request arrives (a streamed one once); body_bytes: request body bytes as the sender counts them (A procfleet_ship_bytes_total, B vmagent_remotewrite_bytes_sent_total); overhead_bytes: wire_bytes - body_bytes (request and response headers, chunk framing, answers, probes)",
 }
 
 // buildReport derives every figure from the raw window.
@@ -175,6 +186,18 @@ func sideReport(sw *sideWindow, dur float64, clkTck int64) SideReport {
 	f := sw.fresh
 	r.FreshnessP50MS, r.FreshnessP99MS, r.FreshnessMaxMS = f.P50, f.P99, f.Max
 	r.FreshnessSamples, r.FreshnessSeries, r.FreshnessPollErrors = f.N, f.Series, f.PollErrors
+	r.Requests = int64(sw.end.requests - sw.start.requests)
+	r.BodyBytes = int64(sw.end.body - sw.start.body)
+	r.OverheadBytes = r.WireBytes - r.BodyBytes
+	if n := float64(r.Samples); n > 0 {
+		r.WireBytesPerSample = float64(r.WireBytes) / n
+		r.CPUUsPerSample = r.CPUSeconds * 1e6 / n
+		r.BodyBytesPerSample = float64(r.BodyBytes) / n
+		r.OverheadBytesPerSample = float64(r.OverheadBytes) / n
+	}
+	if r.Requests > 0 {
+		r.SamplesPerRequest = float64(r.Samples) / float64(r.Requests)
+	}
 	if ss := float64(r.Series) * dur; ss > 0 {
 		r.CPUUsPerSeriesSecond = r.CPUSeconds * 1e6 / ss
 		r.WireBytesPerSeriesSecond = float64(r.WireBytes) / ss
@@ -209,6 +232,14 @@ func fields(s SideReport) []struct {
 		{"wire_bytes_per_series_second", s.WireBytesPerSeriesSecond},
 		{"samples_per_series_second", s.SamplesPerSeriesSecond},
 		{"victoriametrics_cpu_seconds", s.VictoriaMetricsCPUSecs},
+		{"wire_bytes_per_sample", s.WireBytesPerSample},
+		{"cpu_us_per_sample", s.CPUUsPerSample},
+		{"requests", float64(s.Requests)},
+		{"samples_per_request", s.SamplesPerRequest},
+		{"body_bytes", float64(s.BodyBytes)},
+		{"overhead_bytes", float64(s.OverheadBytes)},
+		{"body_bytes_per_sample", s.BodyBytesPerSample},
+		{"overhead_bytes_per_sample", s.OverheadBytesPerSample},
 	}
 }
 
@@ -229,6 +260,7 @@ func targets(a, b SideReport) map[string]Target {
 		"wire_bytes_per_series_second": {Want: "A <= 0.1 x B", A: a.WireBytesPerSeriesSecond, Limit: 0.1 * b.WireBytesPerSeriesSecond},
 		"freshness_p99_ms":             {Want: "A <= 2500", A: a.FreshnessP99MS, Limit: 2500},
 		"rss_bytes":                    {Want: "A < 40 MiB", A: float64(a.RSSBytes), Limit: rssLimit},
+		"wire_bytes_per_sample":        {Want: "A <= 8", A: a.WireBytesPerSample, Limit: 8},
 	}
 	for k, v := range t {
 		v.Met = v.A <= v.Limit
@@ -268,7 +300,7 @@ func printTable(out io.Writer, r *Report) {
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "\ntargets for A:")
-	for _, k := range []string{"cpu_us_per_series_second", "wire_bytes_per_series_second", "freshness_p99_ms", "rss_bytes"} {
+	for _, k := range []string{"cpu_us_per_series_second", "wire_bytes_per_series_second", "freshness_p99_ms", "rss_bytes", "wire_bytes_per_sample"} {
 		t := r.Targets[k]
 		verdict := "met"
 		if !t.Met {

@@ -52,6 +52,18 @@ func (vm *vmServer) rowsInserted(ctx context.Context) (float64, error) {
 	return sumMetric(string(b), "vm_rows_inserted_total"), nil
 }
 
+// sumMetricWith is sumMetric over the samples whose line holds label
+// (such as `path="/api/v1/write"`).
+func sumMetricWith(text, name, label string) float64 {
+	var sel strings.Builder
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, name+"{") && strings.Contains(line, label) {
+			sel.WriteString(line)
+		}
+	}
+	return sumMetric(sel.String(), name)
+}
+
 // sumMetric adds the values of every sample of name in Prometheus text.
 func sumMetric(text, name string) float64 {
 	var sum float64

@@ -1,0 +1,455 @@
+package ship
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/procfleet/procfleet/config"
+)
+
+// Streaming. With ship.stream_for above 0, fresh batches go to a
+// VictoriaMetrics upstream (one whose answers carry X-Server-Hostname) in
+// one import request kept open for stream_for: its body is a single zstd
+// (ship.stream_encoding; or gzip) stream, each batch decompressed and
+// written into it as a segment ended by a flush, so that VictoriaMetrics
+// parses the batch at once and the next one is compressed with the
+// context of those before it. The request is sent chunked; its headers
+// and its answer serve every segment.
+//
+// A segment is held until the request ends. On 2xx every segment is
+// delivered (and kept for the redelivery window); on anything else the
+// endpoint's failure is recorded as for one batch, and every segment is
+// sent again whole, one request each, before any other batch (with a
+// spool, given one round of endpoints and spooled when none takes it), so
+// nothing is lost; VictoriaMetrics may have parsed some of them already,
+// and takes the identical samples again as it does after a redelivery.
+//
+// Everything here runs on the sender goroutine.
+
+// streamLevel is the gzip level of gzip streams.
+const streamLevel = 5
+
+// streamWindow is the zstd window of zstd streams: several seconds of an
+// agent's text (one second is 50 to 150 KB), so that each batch is
+// compressed against the ones before it. At level fastest with lower
+// memory the encoder holds about 1.1 MiB (1.7 MiB without, the same
+// output). Deflate's 32 KB window holds less
+// than one batch, which is why gzip streams gain little (see
+// docs/design-notes.md).
+const streamWindow = 512 << 10
+
+// streamEncoder is a gzip.Writer or a zstd.Encoder.
+type streamEncoder interface {
+	io.Writer
+	Flush() error
+	Close() error
+}
+
+// newStreamEncoder returns an encoder for ship.stream_encoding enc
+// writing to w, reusing old when it is of that encoding.
+func newStreamEncoder(enc string, w io.Writer, old streamEncoder) streamEncoder {
+	switch e := old.(type) {
+	case *zstd.Encoder:
+		if enc == config.StreamZstd {
+			e.Reset(w)
+			return e
+		}
+	case *gzip.Writer:
+		if enc == config.StreamGzip {
+			e.Reset(w)
+			return e
+		}
+	}
+	if enc == config.StreamGzip {
+		zw, _ := gzip.NewWriterLevel(w, streamLevel) // the level is valid
+		return zw
+	}
+	zw, _ := zstd.NewWriter(w, zstd.WithWindowSize(streamWindow), zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true)) // valid options
+	return zw
+}
+
+// streamIdle is how long an open stream goes without a write before the
+// shipper writes an empty sync flush into it: the transport finds a
+// connection gone only when it writes, and returns only then.
+const streamIdle = time.Second
+
+// stream is one import request whose body is being written.
+type stream struct {
+	ep      *endpoint
+	target  string
+	started time.Time
+	written time.Time // last write
+	pw      *io.PipeWriter
+	cancel  context.CancelCauseFunc
+	segs    []*Batch
+	done    chan struct{} // closed when the request returned
+	resp    *http.Response
+	err     error
+	reqCtx  context.Context
+}
+
+// streamState is the shipper's streaming state, the sender goroutine's
+// alone.
+type streamState struct {
+	cur   *stream
+	zw    streamEncoder
+	zr    *gzip.Reader
+	zd    *zstd.Decoder // for batches of compress.encoding zstd
+	plain bytes.Buffer
+	seg   bytes.Buffer
+	// again holds batches to send one request each before the queue: the
+	// segments of a stream that failed.
+	again []*Batch
+}
+
+// nextBatch returns the next batch to send: a failed stream's segments
+// first, then the queue's oldest.
+func (s *Shipper) nextBatch() *Batch {
+	if a := s.st.again; len(a) > 0 {
+		b := a[0]
+		a[0] = nil
+		s.st.again = a[1:]
+		if len(s.st.again) == 0 {
+			s.st.again = nil
+		}
+		return b
+	}
+	return s.q.pop()
+}
+
+// streamable reports whether b may go into a stream: the generators'
+// batches, which all share one target. A scraper's batches (their own
+// labels, another target) go one request each beside the stream rather
+// than end it.
+func (s *Shipper) streamable(b *Batch) bool {
+	return s.cfg.StreamFor > 0 && !b.Plain && !b.single && !b.OwnLabels && b.Query == ""
+}
+
+// streams reports whether ep takes streamed requests.
+func (ep *endpoint) streams() bool {
+	return ep.vm.Load() && ep.rwVersion() == 0 && ep.unusable == ""
+}
+
+// offer writes b into the open stream, opening one when none is, and
+// reports whether it did; false leaves b to one request of its own. A
+// stream that fails or ends is settled here.
+func (s *Shipper) offer(ctx context.Context, b *Batch) bool {
+	if !s.streamable(b) {
+		return false
+	}
+	if c := s.st.cur; c != nil && (!s.usable(c.ep) || s.streamOver()) {
+		s.endStream(ctx)
+	}
+	if s.st.cur == nil {
+		if s.pending() || ctx.Err() != nil {
+			return false
+		}
+		p := s.peek()
+		if p == nil || !p.streams() {
+			return false
+		}
+		if err := s.decompress(b); err != nil {
+			s.warnThrottled("stream", "cannot decompress a batch for streaming; sending it on its own", "err", err)
+			return false
+		}
+		s.openStream(ctx, p, s.targetOf(p, b, 0))
+	} else if err := s.decompress(b); err != nil {
+		s.warnThrottled("stream", "cannot decompress a batch for streaming; sending it on its own", "err", err)
+		return false
+	}
+	c := s.st.cur
+	c.segs = append(c.segs, b)
+	if err := s.writeSegment(ctx, c); err != nil {
+		s.failStream(ctx, err)
+		return true
+	}
+	if s.streamOver() {
+		s.endStream(ctx)
+	}
+	return true
+}
+
+// peek returns the endpoint pick would choose now, without moving the
+// round robin; nil when none is ready.
+func (s *Shipper) peek() *endpoint {
+	s.mu.Lock()
+	next := s.next
+	s.mu.Unlock()
+	p := s.pick(nil)
+	if p.state != picked {
+		return nil
+	}
+	if !p.ep.streams() {
+		s.mu.Lock()
+		s.next = next // leave the turn to deliver
+		s.mu.Unlock()
+	}
+	return p.ep
+}
+
+// usable reports whether ep is still an upstream, healthy and not behind
+// a Retry-After.
+func (s *Shipper) usable(ep *endpoint) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ep.healthy.Load() && contains(s.eps, ep) && !ep.notBefore.After(s.now())
+}
+
+// streamOver reports whether the open stream has run for stream_for, or
+// its request returned (the upstream answered or went away early).
+func (s *Shipper) streamOver() bool {
+	c := s.st.cur
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c.done:
+		return true
+	default:
+	}
+	return time.Since(c.started) >= s.cfg.StreamFor.D()
+}
+
+// streamTimer returns a channel that fires when the open stream is due to
+// end or to be kept alive (nil when none is open), one closed when its
+// request returns, and the function that stops the timer.
+func (s *Shipper) streamTimer() (due <-chan time.Time, done <-chan struct{}, stop func()) {
+	c := s.st.cur
+	if c == nil {
+		return nil, nil, func() {}
+	}
+	d := min(s.cfg.StreamFor.D()-time.Since(c.started), streamIdle-time.Since(c.written))
+	t := time.NewTimer(max(d, 0))
+	return t.C, c.done, func() { t.Stop() }
+}
+
+// keepAlive writes an empty sync flush into the open stream when it went
+// streamIdle without a write, and settles it when that write fails.
+func (s *Shipper) keepAlive(ctx context.Context) {
+	c := s.st.cur
+	if c == nil || time.Since(c.written) < streamIdle {
+		return
+	}
+	s.st.seg.Reset()
+	_ = s.st.zw.Flush()
+	if err := s.writeStream(c, s.st.seg.Bytes()); err != nil {
+		s.failStream(ctx, err)
+	}
+}
+
+// writeStream writes p into c within the send timeout.
+func (s *Shipper) writeStream(c *stream, p []byte) error {
+	t := time.AfterFunc(s.cfg.Timeouts.Send.D(), func() { c.cancel(errSendTimeout) })
+	_, err := c.pw.Write(p)
+	t.Stop()
+	c.written = time.Now()
+	if err != nil {
+		return err
+	}
+	c.ep.bytes.Add(len(p))
+	s.sent.Add(uint64(len(p)))
+	return nil
+}
+
+// openStream starts the request of a stream to ep.
+func (s *Shipper) openStream(ctx context.Context, ep *endpoint, target string) {
+	pr, pw := io.Pipe()
+	reqCtx, cancel := context.WithCancelCause(ctx)
+	now := time.Now()
+	c := &stream{ep: ep, target: target, started: now, written: now, pw: pw, cancel: cancel, done: make(chan struct{}), reqCtx: reqCtx}
+	s.st.zw = newStreamEncoder(s.cfg.StreamEncoding, &s.st.seg, s.st.zw)
+	s.st.cur = c
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, pr)
+	if err != nil {
+		c.err = err
+		_ = pr.CloseWithError(err)
+		close(c.done)
+		return
+	}
+	req.ContentLength = -1 // chunked
+	req.Header.Set("Content-Encoding", s.cfg.StreamEncoding)
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("User-Agent", "procfleet")
+	if err := ep.auth.apply(req); err != nil {
+		s.warnThrottled("auth", "cannot refresh credentials; using the last ones read", "err", err)
+	}
+	go func() {
+		defer close(c.done)
+		c.resp, c.err = ep.client.Do(req)
+		// An answer before the body ended (an error) fails the writes
+		// still to come rather than leaving them blocked.
+		_ = pr.CloseWithError(errStreamAnswered)
+	}()
+	s.streamsOpened.Inc()
+}
+
+// errStreamAnswered fails writes into a stream whose request returned.
+var errStreamAnswered = errors.New("upstream answered before the stream ended")
+
+// decompress reads b's text into st.plain, ending with a newline.
+func (s *Shipper) decompress(b *Batch) error {
+	st := &s.st
+	st.plain.Reset()
+	if b.Zstd {
+		if st.zd == nil {
+			zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+			if err != nil {
+				return err
+			}
+			st.zd = zd
+		}
+		if err := st.zd.Reset(bytes.NewReader(b.Body)); err != nil {
+			return err
+		}
+		if _, err := st.plain.ReadFrom(st.zd); err != nil {
+			return err
+		}
+		if n := st.plain.Len(); n > 0 && st.plain.Bytes()[n-1] != '\n' {
+			st.plain.WriteByte('\n')
+		}
+		return nil
+	}
+	if st.zr == nil {
+		zr, err := gzip.NewReader(bytes.NewReader(b.Body))
+		if err != nil {
+			return err
+		}
+		st.zr = zr
+	} else if err := st.zr.Reset(bytes.NewReader(b.Body)); err != nil {
+		return err
+	}
+	if _, err := st.plain.ReadFrom(st.zr); err != nil {
+		return err
+	}
+	if n := st.plain.Len(); n > 0 && st.plain.Bytes()[n-1] != '\n' {
+		st.plain.WriteByte('\n') // a line must not run into the next segment's
+	}
+	return nil
+}
+
+// writeSegment compresses st.plain into the stream c, flushes and writes
+// it, after the limiter's credit and within the send timeout.
+func (s *Shipper) writeSegment(ctx context.Context, c *stream) error {
+	st := &s.st
+	st.seg.Reset()
+	_, _ = st.zw.Write(st.plain.Bytes()) // into a bytes.Buffer: no error
+	_ = st.zw.Flush()
+	seg := st.seg.Bytes()
+	if s.limiter != nil {
+		if err := s.limiter.Wait(ctx, len(seg)); err != nil {
+			return err
+		}
+	}
+	if err := s.writeStream(c, seg); err != nil {
+		return err
+	}
+	s.streamSegments.Inc()
+	return nil
+}
+
+// endStream ends the body of the open stream, waits for the answer and
+// settles it.
+func (s *Shipper) endStream(ctx context.Context) {
+	c := s.st.cur
+	s.st.seg.Reset()
+	_ = s.st.zw.Close()
+	err := s.writeStream(c, s.st.seg.Bytes())
+	if err == nil {
+		_ = c.pw.Close()
+	}
+	s.settleStream(ctx, err)
+}
+
+// failStream ends the open stream after a failed write.
+func (s *Shipper) failStream(ctx context.Context, err error) {
+	c := s.st.cur
+	c.cancel(err)
+	_ = c.pw.CloseWithError(err)
+	s.settleStream(ctx, err)
+}
+
+// settleStream waits for the open stream's request to return and settles
+// its segments: delivered, or each to be sent again on its own.
+func (s *Shipper) settleStream(ctx context.Context, werr error) {
+	c := s.st.cur
+	s.st.cur = nil
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		// The transport waits for its body reader before it returns.
+		_ = c.pw.CloseWithError(ctx.Err())
+		c.cancel(ctx.Err())
+		<-c.done
+	}
+	defer c.cancel(nil)
+	r := s.streamResult(ctx, c, werr)
+	if r.outcome != aborted {
+		s.settle(c.ep, r, 0)
+	}
+	if r.outcome == delivered {
+		for _, b := range c.segs {
+			s.keepBatch(c.ep, b)
+		}
+		s.streamsDelivered.Inc()
+		return
+	}
+	if r.unreachable {
+		s.crashed(c.ep)
+	}
+	s.streamsFailed.Inc()
+	s.streamResent.Add(len(c.segs))
+	if len(c.segs) > 0 {
+		s.warnThrottled("stream resend", "streamed request failed; sending each of its batches again on its own",
+			"endpoint", c.ep.label, "batches", len(c.segs), "err", r.err)
+	}
+	for _, b := range c.segs {
+		b.single = true
+	}
+	s.st.again = append(c.segs, s.st.again...)
+}
+
+// streamResult maps the stream's answer to an outcome, as attemptOnce
+// does for one batch.
+func (s *Shipper) streamResult(ctx context.Context, c *stream, werr error) result {
+	if c.err != nil || c.resp == nil {
+		if ctx.Err() != nil {
+			return result{outcome: aborted, err: ctx.Err()}
+		}
+		s.countRequest(c.ep, "error")
+		err := c.err
+		if err == nil {
+			err = werr
+		}
+		return result{outcome: failed, unreachable: true, err: fmt.Errorf("ship to %s: %w", c.ep.label, requestError(err, c.reqCtx))}
+	}
+	resp := c.resp
+	s.countRequest(c.ep, strconv.Itoa(resp.StatusCode))
+	var excerpt string
+	if resp.StatusCode/100 != 2 {
+		excerpt = readExcerpt(resp.Body)
+	}
+	drain(resp.Body)
+	if resp.StatusCode/100 == 2 && werr != nil {
+		// Answered 2xx before the body ended: it took part of it.
+		return result{outcome: failed, err: fmt.Errorf("ship to %s: stream cut: %w", c.ep.label, werr)}
+	}
+	return s.classify(c.ep, resp, excerpt, false)
+}
+
+// closeStream ends the open stream, if any; its failed segments join
+// st.again.
+func (s *Shipper) closeStream(ctx context.Context) {
+	if s.st.cur != nil {
+		s.endStream(ctx)
+	}
+}
