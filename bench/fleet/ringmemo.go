@@ -16,7 +16,7 @@ import (
 // own core, which BenchmarkChurn measures, but thousands of members on two
 // shared cores would spend the simulation recomputing one ring N times
 // over (N² work as the fleet starts or restarts), starving etcd, whose
-// load is what the simulator measures. The memo keeps the last few
+// load is what the simulator measures. The memo keeps the last 64
 // distinct inputs' results; members whose inputs differ (one that does not
 // see its own registration yet, a different revision) compute their own.
 type ringMemo struct {
@@ -33,7 +33,7 @@ type memoEntry struct {
 	err  error
 }
 
-const memoSize = 8
+const memoSize = 64
 
 func (m *ringMemo) compute(in ring.Input) (map[string]ring.Assignment, error) {
 	key := inputKey(in)
