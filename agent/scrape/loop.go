@@ -111,27 +111,14 @@ func nextInstant(now time.Time, interval, phase time.Duration) time.Time {
 }
 
 // scrape scrapes the target once, for the instant at, and hands its lines
-// (or only its report, when it failed) to the pipeline. The body is read
-// as sent first; parsing and delivering hold one of the manager's parse
-// slots, so that at most that many scrapes hold their lines at once.
+// (or only its report, when it failed) to the pipeline.
 func (l *loop) scrape(ctx context.Context, at time.Time) {
 	stamp := at.UnixMilli()
-	raw := l.m.raws.get()
-	defer l.m.raws.put(raw)
-	start := time.Now()
-	gz, rawErr := l.fetch(ctx, raw)
-	fetched := time.Since(start)
-	select {
-	case l.m.slots <- struct{}{}:
-	case <-ctx.Done():
-		return // the agent stops
-	}
-	defer func() { <-l.m.slots }()
 	buf := l.m.outputs.get()
 	defer l.m.outputs.put(buf)
-	start = time.Now()
-	out, st, err := l.parse(*raw, gz, rawErr, stamp, (*buf)[:0])
-	dur := fetched + time.Since(start)
+	start := time.Now()
+	out, st, err := l.scrapeBody(ctx, stamp, (*buf)[:0])
+	dur := time.Since(start)
 	if err != nil {
 		out = out[:0]
 	}
@@ -162,37 +149,18 @@ func (l *loop) parser0() *promtext.ScrapeParser {
 	return p
 }
 
-// fetch requests the target and reads its body, as sent, into *raw. It
-// reports whether the body is gzip.
-func (l *loop) fetch(ctx context.Context, raw *[]byte) (bool, error) {
+// scrapeBody requests the target and parses its answer into dst.
+func (l *loop) scrapeBody(ctx context.Context, stamp int64, dst []byte) ([]byte, promtext.ScrapeStats, error) {
 	if l.setup != nil {
-		return false, l.setup
+		return dst, promtext.ScrapeStats{}, l.setup
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.t.Timeout)
 	defer cancel()
-	body, gz, err := open(ctx, l.client, &l.t)
+	body, err := open(ctx, l.client, &l.t, l.limit)
 	if err != nil {
-		return false, err
+		return dst, promtext.ScrapeStats{}, err
 	}
 	defer body.Close()
-	*raw, err = readRaw(body, (*raw)[:0], rawCap(l.limit, gz))
-	switch {
-	case errors.Is(err, ErrBodySizeLimit):
-		return gz, fail(reasonBodySize, fmt.Errorf("%w: the body has %d bytes or more (body_size_limit or the host's bound)", ErrBodySizeLimit, l.limit))
-	case err != nil:
-		return gz, fail(reasonOf(ctx, reasonHTTP), fmt.Errorf("cannot read the body: %w", err))
-	}
-	return gz, nil
-}
-
-// parse parses the body fetch read (or reports fetch's error, rawErr)
-// into dst.
-func (l *loop) parse(raw []byte, gz bool, rawErr error, stamp int64, dst []byte) ([]byte, promtext.ScrapeStats, error) {
-	if rawErr != nil {
-		return dst, promtext.ScrapeStats{Bytes: int64(len(raw))}, rawErr
-	}
-	body, done := bodyOf(raw, gz, l.limit)
-	defer done()
 	out, st, err := l.parser.Parse(body, stamp, dst)
 	if err == nil {
 		return out, st, nil
@@ -205,7 +173,7 @@ func (l *loop) parse(raw []byte, gz bool, rawErr error, stamp int64, dst []byte)
 	case errors.As(err, &re) && errors.Is(err, promtext.ErrCorruptGzip):
 		err = fail(reasonFormat, err)
 	case errors.As(err, &re):
-		err = fail(reasonHTTP, fmt.Errorf("cannot read the body: %w", err))
+		err = fail(reasonOf(ctx, reasonHTTP), fmt.Errorf("cannot read the body: %w", err))
 	case errors.As(err, &le):
 		err = fail(reasonParse, err)
 	default:

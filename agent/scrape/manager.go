@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +22,6 @@ type Manager struct {
 	deps    Deps
 	clients clients
 	outputs outputPool
-	raws    outputPool    // bodies as sent, read before a parse slot is taken; grown to fit (outputPool.fit)
-	slots   chan struct{} // parse slots: GOMAXPROCS scrapes parse and deliver at once
 
 	wake chan struct{} // a new target set waits in want
 
@@ -50,7 +47,7 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{cfg: cfg, deps: deps, clients: clients{rt: deps.Transport},
-		wake: make(chan struct{}, 1), loops: map[string]*loop{}, slots: make(chan struct{}, runtime.GOMAXPROCS(0)), raws: outputPool{fit: true}}
+		wake: make(chan struct{}, 1), loops: map[string]*loop{}}
 	set := deps.Metrics
 	m.targets = set.NewGauge(`procfleet_scrape_targets`, func() float64 {
 		m.mu.Lock()
@@ -254,10 +251,7 @@ func cutLines(out []byte, max int) int {
 
 // outputPool keeps the buffers scrapes write their lines into until they
 // are delivered. Buffers larger than maxPooledOutput are not kept.
-type outputPool struct {
-	p   sync.Pool
-	fit bool // new buffers start empty (readRaw grows them to the body) rather than at 64 KiB
-}
+type outputPool struct{ p sync.Pool }
 
 const maxPooledOutput = 4 << 20
 
@@ -265,10 +259,7 @@ func (o *outputPool) get() *[]byte {
 	if b, ok := o.p.Get().(*[]byte); ok {
 		return b
 	}
-	var b []byte
-	if !o.fit {
-		b = make([]byte, 0, 64<<10)
-	}
+	b := make([]byte, 0, 64<<10)
 	return &b
 }
 
