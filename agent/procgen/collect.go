@@ -162,13 +162,21 @@ func (g *Generator) readSched(p *proc, base int) (sf schedFields, ok bool) {
 		return sf, false
 	}
 	data, err := g.readKept(p, fdSched, base, 0)
+	return g.gateSched(data, err, &p.noSched)
+}
+
+// gateSched parses a schedstat read for the gate (of a process or a
+// thread). A file that is missing or not readable sets *noSched: the gate
+// is off for that task from then on.
+func (g *Generator) gateSched(data []byte, err error, noSched *bool) (schedFields, bool) {
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || isPermission(err) {
-			p.noSched = true
+			*noSched = true
 		}
-		return sf, false
+		return schedFields{}, false
 	}
-	if sf, err = parseSchedstat(data); err != nil {
+	sf, err := parseSchedstat(data)
+	if err != nil {
 		g.parseErr(err)
 		return sf, false
 	}

@@ -254,17 +254,7 @@ func (g *Generator) readThreadSched(t *thread, base int) (sf schedFields, ok boo
 		return sf, false
 	}
 	data, err := g.readThreadKept(t, tfdSched, base)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || isPermission(err) {
-			t.noSched = true
-		}
-		return sf, false
-	}
-	if sf, err = parseSchedstat(data); err != nil {
-		g.parseErr(err)
-		return sf, false
-	}
-	return sf, sf.pcount != 0
+	return g.gateSched(data, err, &t.noSched)
 }
 
 // threadStatusOf returns the status values of t: those of the last scan
