@@ -183,11 +183,16 @@ scrape_configs:
 	if err != nil {
 		return err
 	}
-	ag, err := b.ps.Start("procfleet", b.bins.procfleet, "agent",
-		"--upstream", "http://"+b.a.proxy.Addr()+"/api/v1/import/prometheus",
+	args := []string{"agent",
+		"--upstream", "http://" + b.a.proxy.Addr() + "/api/v1/import/prometheus",
 		"--listen", "127.0.0.1:0",
-		"--pprof-listen", "127.0.0.1:0",
-		"--hostname", b.a.instance)
+		"--hostname", b.a.instance}
+	if b.o.profile != "" {
+		// pprof is off by default in the agent, and on it keeps the heap
+		// profiler's pages: only a run that takes a profile serves it.
+		args = append(args, "--pprof-listen", "127.0.0.1:0")
+	}
+	ag, err := b.ps.Start("procfleet", b.bins.procfleet, args...)
 	if err != nil {
 		return err
 	}
@@ -206,8 +211,10 @@ func (b *bench) waitReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if b.pprofAt, err = waitLogMatch(ctx, b.a.agents[0], agentPprof, time.Second); err != nil {
-		return err
+	if b.o.profile != "" {
+		if b.pprofAt, err = waitLogMatch(ctx, b.a.agents[0], agentPprof, time.Second); err != nil {
+			return err
+		}
 	}
 	b.agentAt = addr
 	if b.off != nil {
