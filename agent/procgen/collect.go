@@ -192,18 +192,24 @@ func (g *Generator) statusOf(p *proc, base int, still bool) (statusFields, bool)
 		g.closeFD(p, fdStatus)
 		return p.status, true
 	}
-	p.hasStatus = false
 	data, err := g.readKept(p, fdStatus, base, 0)
+	return g.keepStatus(data, err, &p.status, &p.hasStatus)
+}
+
+// keepStatus parses a status read (of a process or a thread) into *status
+// for the next scan's gate; *has says whether *status holds this scan's.
+func (g *Generator) keepStatus(data []byte, err error, status *statusFields, has *bool) (statusFields, bool) {
+	*has = false
 	if err != nil {
 		return statusFields{}, false
 	}
-	status, err := parseStatus(data)
+	st, err := parseStatus(data)
 	if err != nil {
 		g.parseErr(err)
 		return statusFields{}, false
 	}
-	p.status, p.hasStatus = status, true
-	return status, true
+	*status, *has = st, true
+	return st, true
 }
 
 // ioOf returns the io values of p: those of the last scan when still says

@@ -264,18 +264,8 @@ func (g *Generator) threadStatusOf(t *thread, base int, still bool) (statusField
 		g.threadStatus++
 		return t.status, true
 	}
-	t.hasStatus = false
 	data, err := g.read(base, "status", 0)
-	if err != nil {
-		return statusFields{}, false
-	}
-	status, err := parseStatus(data)
-	if err != nil {
-		g.parseErr(err)
-		return statusFields{}, false
-	}
-	t.status, t.hasStatus = status, true
-	return status, true
+	return g.keepStatus(data, err, &t.status, &t.hasStatus)
 }
 
 // readThreadKept reads file i of t through its kept descriptor, keeping
