@@ -3,7 +3,6 @@ package ship
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/procfleet/procfleet/prom/remotewrite"
 )
 
@@ -41,8 +38,7 @@ const maxTextBytes = 1 << 30
 type rwConv struct {
 	mu   sync.Mutex
 	enc  remotewrite.Encoder
-	zr   *gzip.Reader
-	zd   *zstd.Decoder
+	tr   textReader
 	text bytes.Buffer
 
 	ids     uint64 // Batch.conv given out
@@ -67,25 +63,7 @@ func (c *rwConv) encode(b *Batch, version int, query url.Values) ([]byte, error)
 	text := b.Body
 	if !b.Plain {
 		c.text.Reset()
-		var r io.Reader
-		var err error
-		switch {
-		case b.Zstd && c.zd == nil:
-			c.zd, err = zstd.NewReader(bytes.NewReader(b.Body), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxTextBytes))
-			r = c.zd
-		case b.Zstd:
-			err = c.zd.Reset(bytes.NewReader(b.Body))
-			r = c.zd
-		case c.zr == nil:
-			c.zr, err = gzip.NewReader(bytes.NewReader(b.Body))
-			r = c.zr
-		default:
-			err = c.zr.Reset(bytes.NewReader(b.Body))
-			r = c.zr
-		}
-		if err == nil {
-			_, err = c.text.ReadFrom(io.LimitReader(r, maxTextBytes))
-		}
+		err := c.tr.read(&c.text, b, maxTextBytes)
 		if err != nil {
 			return nil, fmt.Errorf("cannot decompress the batch: %w", err)
 		}

@@ -103,8 +103,7 @@ type stream struct {
 type streamState struct {
 	cur   *stream
 	zw    streamEncoder
-	zr    *gzip.Reader
-	zd    *zstd.Decoder // for batches of compress.encoding zstd
+	tr    textReader
 	plain bytes.Buffer
 	seg   bytes.Buffer
 	// again holds batches to send one request each before the queue: the
@@ -300,35 +299,7 @@ var errStreamAnswered = errors.New("upstream answered before the stream ended")
 func (s *Shipper) decompress(b *Batch) error {
 	st := &s.st
 	st.plain.Reset()
-	if b.Zstd {
-		if st.zd == nil {
-			zd, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
-			if err != nil {
-				return err
-			}
-			st.zd = zd
-		}
-		if err := st.zd.Reset(bytes.NewReader(b.Body)); err != nil {
-			return err
-		}
-		if _, err := st.plain.ReadFrom(st.zd); err != nil {
-			return err
-		}
-		if n := st.plain.Len(); n > 0 && st.plain.Bytes()[n-1] != '\n' {
-			st.plain.WriteByte('\n')
-		}
-		return nil
-	}
-	if st.zr == nil {
-		zr, err := gzip.NewReader(bytes.NewReader(b.Body))
-		if err != nil {
-			return err
-		}
-		st.zr = zr
-	} else if err := st.zr.Reset(bytes.NewReader(b.Body)); err != nil {
-		return err
-	}
-	if _, err := st.plain.ReadFrom(st.zr); err != nil {
+	if err := st.tr.read(&st.plain, b, maxTextBytes); err != nil {
 		return err
 	}
 	if n := st.plain.Len(); n > 0 && st.plain.Bytes()[n-1] != '\n' {
