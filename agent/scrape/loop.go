@@ -25,6 +25,7 @@ type loop struct {
 	client *client
 	setup  error // why the target cannot be scraped at all (credentials, rules)
 	limit  int64 // body size limit, bytes
+	expect int64 // the bytes the next scrape is expected to write: the last one's
 
 	mu    sync.Mutex // guards state
 	state TargetState
@@ -34,6 +35,7 @@ func newLoop(m *Manager, t Target) *loop {
 	l := &loop{m: m, t: t, key: t.Key(), stop: make(chan struct{}), done: make(chan struct{})}
 	l.phase = Phase(l.key, t.Interval)
 	l.state = TargetState{Key: l.key, Job: t.Job.JobName, Target: t.Address, URL: t.URL().String(), Labels: t.Labels, Health: HealthUnknown}
+	l.expect = firstExpect
 	l.limit = int64(t.Job.BodySizeLimit)
 	if l.limit <= 0 {
 		l.limit = m.cfg.MaxBodyBytes
@@ -110,9 +112,20 @@ func nextInstant(now time.Time, interval, phase time.Duration) time.Time {
 	return base.Round(0)
 }
 
+// firstExpect is what a target not scraped yet is expected to write: the
+// output pool's first capacity.
+const firstExpect = 64 << 10
+
 // scrape scrapes the target once, for the instant at, and hands its lines
-// (or only its report, when it failed) to the pipeline.
+// (or only its report, when it failed) to the pipeline. It first takes
+// the bytes it expects to write from the manager's pending budget, waiting
+// while the pipeline is behind; stopped meanwhile, it scrapes nothing.
 func (l *loop) scrape(ctx context.Context, at time.Time) {
+	held := l.expect
+	if !l.m.pending.acquire(ctx, l.stop, held, l.m.pendingWaits.Inc) {
+		return
+	}
+	defer func() { l.m.pending.release(held) }()
 	stamp := at.UnixMilli()
 	buf := l.m.outputs.get()
 	defer l.m.outputs.put(buf)
@@ -124,6 +137,11 @@ func (l *loop) scrape(ctx context.Context, at time.Time) {
 	}
 	out = l.parser0().AppendReport(out, stamp, promtext.ReportSeries{Up: err == nil, Duration: dur, Stats: st})
 	*buf = out
+	if n := int64(len(out)); n > held {
+		l.m.pending.grow(n - held)
+		held = n
+	}
+	l.expect = max(int64(len(out)), 1)
 	if derr := l.m.deliver(ctx, out); derr != nil {
 		return // ctx is done: the agent stops
 	}

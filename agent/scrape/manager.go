@@ -22,6 +22,7 @@ type Manager struct {
 	deps    Deps
 	clients clients
 	outputs outputPool
+	pending *budget
 
 	wake chan struct{} // a new target set waits in want
 
@@ -36,6 +37,8 @@ type Manager struct {
 	dropped   map[string]*metrics.Counter
 	failures  map[string]*metrics.Counter
 	durations *metrics.FloatCounter
+	// pendingWaits counts scrapes that waited for the pending budget.
+	pendingWaits *metrics.Counter
 }
 
 // New returns a Manager with no target.
@@ -46,9 +49,15 @@ func New(cfg Config, deps Deps) (*Manager, error) {
 	if err := deps.check(); err != nil {
 		return nil, err
 	}
+	if cfg.MaxPendingBytes == 0 {
+		cfg.MaxPendingBytes = DefaultConfig().MaxPendingBytes
+	}
 	m := &Manager{cfg: cfg, deps: deps, clients: clients{rt: deps.Transport},
-		wake: make(chan struct{}, 1), loops: map[string]*loop{}}
+		pending: newBudget(cfg.MaxPendingBytes),
+		wake:    make(chan struct{}, 1), loops: map[string]*loop{}}
 	set := deps.Metrics
+	set.NewGauge(`procfleet_scrape_pending_bytes`, func() float64 { return float64(m.pending.inUse()) })
+	m.pendingWaits = set.NewCounter(`procfleet_scrape_pending_waits_total`)
 	m.targets = set.NewGauge(`procfleet_scrape_targets`, func() float64 {
 		m.mu.Lock()
 		defer m.mu.Unlock()

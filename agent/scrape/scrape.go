@@ -47,17 +47,23 @@ type Config struct {
 	// Default 1,000,000: what a scrape holds in memory until it is known
 	// to succeed is about 100 bytes a sample.
 	MaxSamples int
+	// MaxPendingBytes bounds the scrape output held between requests and
+	// their delivery into the pipeline (see budget): when the pipeline
+	// falls behind, scrapes wait before they send their requests rather
+	// than each hold a parsed output. A target larger than the bound is
+	// still scraped, alone. Default (and when 0) 8 MiB.
+	MaxPendingBytes int64
 }
 
 // DefaultConfig returns the defaults of Config.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 64 << 20, MaxSamples: 1_000_000}
+	return Config{MaxBodyBytes: 64 << 20, MaxSamples: 1_000_000, MaxPendingBytes: 8 << 20}
 }
 
 // Validate checks c.
 func (c Config) Validate() error {
-	if c.MaxBodyBytes <= 0 || c.MaxSamples <= 0 {
-		return fmt.Errorf("scrape: max body bytes %d and max samples %d; want both positive", c.MaxBodyBytes, c.MaxSamples)
+	if c.MaxBodyBytes <= 0 || c.MaxSamples <= 0 || c.MaxPendingBytes < 0 {
+		return fmt.Errorf("scrape: max body bytes %d, max samples %d and max pending bytes %d; want positive (max pending bytes 0 for the default)", c.MaxBodyBytes, c.MaxSamples, c.MaxPendingBytes)
 	}
 	return nil
 }
