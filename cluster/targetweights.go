@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -250,4 +251,29 @@ func (m *Member) runWeights(ctx context.Context, cli *clientv3.Client, sess *ses
 		}
 		written, lease, last = data, info.Lease, time.Now()
 	}
+}
+
+// ReadTargetWeights reads every member's weight list at revision rev (the
+// current one when 0) and returns the weight of each target by
+// targets.WeightKey, merged as members merge them. A list that cannot be
+// decoded is left out, as members leave it out.
+func ReadTargetWeights(ctx context.Context, cli *clientv3.Client, space keys.Space, rev int64) (map[uint64]uint64, error) {
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	resp, err := cli.Get(ctx, space.TargetWeights(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", space.TargetWeights(), err)
+	}
+	var lists [][]targets.Weight
+	for _, kv := range resp.Kvs {
+		if _, ok := space.ParseTargetWeight(string(kv.Key)); !ok {
+			continue
+		}
+		if ws, err := targets.DecodeWeights(kv.Value); err == nil {
+			lists = append(lists, ws)
+		}
+	}
+	return targets.MergeWeights(lists...), nil
 }
