@@ -119,3 +119,57 @@ func TestOwnWeighed(t *testing.T) {
 		t.Fatalf("%d targets owned, want 40", len(seen))
 	}
 }
+
+// weighedFixture is ownFixture(n) with a weight list per agent of 10,
+// each holding the classes of a tenth of the targets.
+func weighedFixture(n int) ([]targets.Member, map[string][]targets.Weight) {
+	var agents []targets.Member
+	for i := range 10 {
+		agents = append(agents, targets.Member{Name: fmt.Sprintf("a%d", i)})
+	}
+	_, pubs := ownFixture(n)
+	lists := map[string][]targets.Weight{}
+	for i, tg := range pubs["fleet"].targets {
+		node := agents[i%10].Name
+		lists[node] = append(lists[node], targets.Weight{Key: targets.WeightKey(tg.ID("fleet")), Class: uint64(500 + i%1500)})
+	}
+	for node, l := range lists {
+		data, _ := targets.EncodeWeights(l)
+		lists[node], _ = targets.DecodeWeights(data)
+	}
+	return agents, lists
+}
+
+// BenchmarkOwnWeighed is BenchmarkOwn with a published weight for every
+// target.
+func BenchmarkOwnWeighed(b *testing.B) {
+	jobs, pubs := ownFixture(100000)
+	agents, lists := weighedFixture(100000)
+	in := ownInput{node: "a0", rev: 1, jobs: jobs, pubs: pubs, agents: agents, weights: newWeightSet(1, lists), now: time.Unix(1_800_000_000, 0)}
+	b.ReportAllocs()
+	for b.Loop() {
+		var s scraping
+		if out := s.own(in); out.owned < 9000 {
+			b.Fatalf("owned %d", out.owned)
+		}
+	}
+}
+
+// BenchmarkWeightSet measures what a member does on each change of a
+// weight list: decode the list, merge every member's (100,000 targets
+// over 10 members).
+func BenchmarkWeightSet(b *testing.B) {
+	_, lists := weighedFixture(100000)
+	data, _ := targets.EncodeWeights(lists["a3"])
+	b.ReportAllocs()
+	for b.Loop() {
+		ws, err := targets.DecodeWeights(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lists["a3"] = ws
+		if s := newWeightSet(1, lists); len(s.merged) != 100000 {
+			b.Fatalf("%d weights", len(s.merged))
+		}
+	}
+}
