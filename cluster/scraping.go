@@ -171,9 +171,10 @@ func (s *scraping) own(in ownInput) ownOutput {
 }
 
 // ownCluster assigns the published targets of job over the live agents it
-// selects, weighed by the members' published classes, into want and ids (this member's, by key) and others (the
-// rest's owners, by ID). Only this member's targets are made into scrape
-// targets: that is most of the cost.
+// selects, weighed by the members' published classes, into want and ids
+// (this member's, by key) and others (the rest's owners, by ID). Only
+// this member's targets are made into scrape targets: that is most of the
+// cost.
 func (s *scraping) ownCluster(in ownInput, job *config.ScrapeConfig, want map[string]scrape.Target, ids, others, bad map[string]string) {
 	set, ok := in.pubs[job.JobName]
 	if !ok || len(set.targets) == 0 {

@@ -24,6 +24,10 @@ import (
 // changed.
 const DefaultTargetWeightInterval = 5 * time.Second
 
+// gainedWeightInterval is how often a member rewrites its weight list at
+// most while the list gains targets.
+const gainedWeightInterval = time.Second
+
 // weightHold bounds how long a member keeps publishing the class of a
 // target it handed over, waiting for the new owner to publish one.
 const weightHold = 2 * time.Minute
@@ -192,7 +196,8 @@ func (w *weightWriter) update(states []scrape.TargetState, scraping, owners map[
 // runWeights publishes the member's weight list until ctx ends, bound to
 // the session's lease: on each report of the scraper's states (every
 // 500 ms), when the encoded list changed or the lease did, at most every
-// TargetWeightInterval. A steady fleet writes nothing.
+// TargetWeightInterval, or every second when the list gains a target. A
+// steady fleet writes nothing.
 func (m *Member) runWeights(ctx context.Context, cli *clientv3.Client, sess *session.Session) {
 	r := m.scrape
 	key, err := m.space.TargetWeight(m.cfg.Node)
@@ -201,7 +206,8 @@ func (m *Member) runWeights(ctx context.Context, cli *clientv3.Client, sess *ses
 	}
 	var (
 		w       weightWriter
-		written []byte // nil: the key holds nothing of this member's
+		written []byte              // nil: the key holds nothing of this member's
+		keys    = map[uint64]bool{} // of the weights in written
 		lease   clientv3.LeaseID
 		last    time.Time
 		warned  int
@@ -220,8 +226,15 @@ func (m *Member) runWeights(ctx context.Context, cli *clientv3.Client, sess *ses
 		scraping, owners := r.clusterIDs, r.owners
 		r.mu.Unlock()
 		list := w.update(states, scraping, owners, r.weights.Load(), time.Now())
+		// A target the list gains (one just taken over, or scraped for
+		// the first time) is published within a second: until then it
+		// weighs what its old owner holds, or the median.
+		every := m.cfg.TargetWeightInterval
+		if slices.ContainsFunc(list, func(w targets.Weight) bool { return !keys[w.Key] }) {
+			every = min(every, gainedWeightInterval)
+		}
 		info, _ := sess.Info()
-		if info.Phase != session.Registered || time.Since(last) < m.cfg.TargetWeightInterval {
+		if info.Phase != session.Registered || time.Since(last) < every {
 			continue
 		}
 		var data []byte
@@ -250,6 +263,10 @@ func (m *Member) runWeights(ctx context.Context, cli *clientv3.Client, sess *ses
 			continue
 		}
 		written, lease, last = data, info.Lease, time.Now()
+		clear(keys)
+		for _, w := range list {
+			keys[w.Key] = true
+		}
 	}
 }
 

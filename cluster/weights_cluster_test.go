@@ -295,7 +295,7 @@ func TestClusterWeights(t *testing.T) {
 		var ok bool
 		ratio, before, ok = converged(classOf(heavy))
 		return ok
-	}, 60*time.Second, &why)
+	}, 90*time.Second, &why)
 	t.Logf("converged after %s", time.Since(start))
 	t.Logf("weighted: the busiest member scrapes %.3fx the ideal samples", ratio)
 	if ratio > 1.2 {
@@ -328,7 +328,7 @@ func TestClusterWeights(t *testing.T) {
 		var ok bool
 		ratio, after, ok = converged(classOf(heavy))
 		return ok
-	}, 60*time.Second, &why)
+	}, 90*time.Second, &why)
 	moved := 0
 	for name, o := range after {
 		if before[name] != o {
