@@ -361,3 +361,53 @@ func waitWhy(t *testing.T, what string, cond func() bool, timeout time.Duration,
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestWeightsGainedAtOnce: a member whose weight list gains a target (a
+// target added to the job, scraped for the first time) writes it within
+// a second, whatever its TargetWeightInterval (an hour here, so that
+// only the first write would be allowed otherwise).
+func TestWeightsGainedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	writeSeries(t, dir, 96) // 100 samples with node_exporter's own 4
+	ne := testenv.StartNodeExporter(t, "/proc", "/sys", []string{"textfile"},
+		"--collector.textfile.directory="+dir, "--web.disable-exporter-metrics")
+	addr := strings.TrimSuffix(strings.TrimPrefix(ne.URL, "http://"), "/metrics")
+	doc := func(names ...string) []byte {
+		var static []string
+		for _, n := range names {
+			static = append(static, fmt.Sprintf("{targets: ['%s'], labels: {name: %s}}", addr, n))
+		}
+		return []byte(oneUpstream + "scrape_configs:\n  - {job_name: fleet, scrape_interval: 1s, scrape_timeout: 1s, static_configs: [" +
+			strings.Join(static, ", ") + "]}\n")
+	}
+	e := etcdtest.StartEtcd(t)
+	cli := etcdtest.NewEtcdClient(t, e.Endpoints)
+	st, rev := bootstrap(t, cli, doc("a"))
+	space, _ := keys.New("ct")
+	cfg := testConfig(e.Endpoints, "a1")
+	cfg.TargetWeightInterval = time.Hour
+	runScrapingMember(t, cfg)
+	var why string
+	published := func(n int) func() bool {
+		return func() bool {
+			sets, err := ReadPublishedTargets(context.Background(), cli, space)
+			if err != nil || len(sets["fleet"]) != n {
+				why = fmt.Sprintf("%d targets published, %v", len(sets["fleet"]), err)
+				return false
+			}
+			ws, err := ReadTargetWeights(context.Background(), cli, space, 0)
+			for _, tg := range sets["fleet"] {
+				if c := ws[targets.WeightKey(tg.ID("fleet"))]; c != 96 {
+					why = fmt.Sprintf("%s %v has class %d (%v)", tg.Address, tg.Labels, c, err)
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitWhy(t, "the first target's class published", published(1), 20*time.Second, &why)
+	if _, err := st.Set(context.Background(), doc("a", "b"), rev); err != nil {
+		t.Fatal(err)
+	}
+	waitWhy(t, "the second target's class published", published(2), 20*time.Second, &why)
+}
