@@ -111,6 +111,11 @@ type Config struct {
 	// report (target-reports/<node>) at most, unless its targets changed.
 	// Default DefaultTargetReportInterval.
 	TargetReportInterval time.Duration
+	// TargetWeightInterval is how often an agent rewrites its weight list
+	// (target-weights/<node>: the weight classes of the placement cluster
+	// targets it scraped) at most; it writes only when a class changed.
+	// Default DefaultTargetWeightInterval.
+	TargetWeightInterval time.Duration
 	// Metrics receives the member's procfleet_cluster_* gauges (config
 	// revision applied, budget, registered members by kind, gossip
 	// running, saved state) and the running gossip's procfleet_gossip_*
@@ -198,6 +203,9 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	}
 	if cfg.TargetReportInterval <= 0 {
 		cfg.TargetReportInterval = DefaultTargetReportInterval
+	}
+	if cfg.TargetWeightInterval <= 0 {
+		cfg.TargetWeightInterval = DefaultTargetWeightInterval
 	}
 	if cfg.StateWait <= 0 {
 		cfg.StateWait = 2 * time.Second

@@ -56,8 +56,9 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			changes = g.Changes()
 		}
 		var localChanged, leave <-chan struct{}
+		var weights <-chan *weightSet
 		if m.scrape != nil {
-			localChanged, leave = m.scrape.local.Changed(), m.scrape.kick
+			localChanged, leave, weights = m.scrape.local.Changed(), m.scrape.kick, m.scrape.weightsC
 		}
 		if !ls.scrape.wake.IsZero() {
 			linger.Reset(time.Until(ls.scrape.wake))
@@ -73,6 +74,18 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 				return
 			}
 			ls.scrape.pubs, ls.scrape.gotPubs = p, true
+		case w, ok := <-weights:
+			if !ok { // Run's context ended
+				m.scrape.weightsC = nil
+				continue
+			}
+			// Weights change as members' counts cross classes, each
+			// member's at most every TargetWeightInterval: coalesced
+			// as membership is.
+			m.scrape.weights.Store(w)
+			if !co.now(time.Now()) {
+				continue
+			}
 		case <-m.gossip.Swaps():
 			g, _ = m.gossip.current()
 			ls.view.reset()

@@ -35,11 +35,23 @@ type scrapeRunner struct {
 	handovers *metrics.Counter
 	badLogged map[string]string // only the loop touches it
 
+	// The weight watch, run while a placement cluster job selects the
+	// member; only the loop touches these.
+	weightsC    <-chan *weightSet // nil while no watch runs
+	stopWeights context.CancelFunc
+	ctx         context.Context // Run's, for the watches started later
+	wg          *sync.WaitGroup
+	cli         *clientv3.Client
+	weights     atomic.Pointer[weightSet] // the latest the loop took, for the writer
+	weightKick  chan struct{}             // ReportTargets tells the writer; capacity 1
+
 	mu          sync.Mutex
-	ownedKeys   []string // the keys of the owned targets of placement cluster jobs
-	ownedDigest string   // the scrapedDigest of their IDs
-	discErrs    []string // of the elected discovery
-	targetErrs  []string // targets that cannot be scraped
+	ownedKeys   []string          // the keys of the owned targets of placement cluster jobs
+	clusterIDs  map[string]string // key -> ID of the placement cluster targets scraped, lingering ones too
+	owners      map[string]string // ID -> owner of the placement cluster targets owned elsewhere
+	ownedDigest string            // the scrapedDigest of their IDs
+	discErrs    []string          // of the elected discovery
+	targetErrs  []string          // targets that cannot be scraped
 
 	leaving atomic.Bool
 	kick    chan struct{} // Leave asks the loop to evaluate; capacity 1
@@ -62,7 +74,8 @@ func newScrapeRunner(m *Member, local config.Agent) (*scrapeRunner, error) {
 	}
 	r := &scrapeRunner{m: m, local: mgr, out: make(chan []scrape.Target, 1), badLogged: map[string]string{},
 		report: reporter{kick: make(chan struct{}, 1)}, kick: make(chan struct{}, 1), left: make(chan struct{}),
-		disc: newDiscoverer(m.space, m.cfg.Node, deps, m.log)}
+		weightKick: make(chan struct{}, 1),
+		disc:       newDiscoverer(m.space, m.cfg.Node, deps, m.log)}
 	r.disc.onErrors = func(errs []string) {
 		r.mu.Lock()
 		r.discErrs = errs
@@ -83,6 +96,8 @@ func (r *scrapeRunner) start(ctx context.Context, wg *sync.WaitGroup, cli *clien
 	wg.Go(func() { r.disc.run(ctx, cli, sess) })
 	wg.Go(func() { _ = r.local.Run(ctx) })
 	wg.Go(func() { r.m.runReports(ctx, cli, sess) })
+	wg.Go(func() { r.m.runWeights(ctx, cli, sess) })
+	r.ctx, r.wg, r.cli = ctx, wg, cli
 	return watchTargets(ctx, cli, r.m.space, r.m.log)
 }
 
@@ -92,23 +107,46 @@ func (r *scrapeRunner) start(ctx context.Context, wg *sync.WaitGroup, cli *clien
 func (r *scrapeRunner) setJobs(jobs []config.ScrapeConfig) {
 	r.disc.setJobs(jobs)
 	var local []config.ScrapeConfig
+	weighed := false
 	for _, j := range jobs {
 		if j.Placement == config.PlacementLocal && j.SelectsMember(r.m.cfg.Labels) {
 			local = append(local, j)
 		}
+		weighed = weighed || j.Placement == config.PlacementCluster && j.SelectsMember(r.m.cfg.Labels)
 	}
+	r.watchWeights(weighed)
 	if err := r.local.Apply(local); err != nil {
 		r.m.log.Warn("cannot apply the local scrape jobs to discovery", "err", err)
+	}
+}
+
+// watchWeights starts the watch of the members' weight lists when on,
+// and stops it when not: a member that no placement cluster job selects
+// owns none of their targets and needs no weights. Only the loop calls
+// it, once start ran.
+func (r *scrapeRunner) watchWeights(on bool) {
+	switch {
+	case r.ctx == nil || on == (r.weightsC != nil):
+	case on:
+		ctx, cancel := context.WithCancel(r.ctx)
+		r.weightsC, r.stopWeights = watchWeights(ctx, r.wg, r.cli, r.m.space, r.m.log), cancel
+	default:
+		r.stopWeights()
+		r.weightsC, r.stopWeights = nil, nil
+		r.weights.Store(nil)
 	}
 }
 
 // evaluate computes the targets this member scrapes and hands them out
 // when the inputs changed or a lingering target is due.
 func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
+	if r.weightsC != nil && r.weights.Load() == nil {
+		return // the weights are read first: without them the owners would differ from the others'
+	}
 	in := ownInput{
 		node: r.m.cfg.Node, rev: ls.rev, jobs: ls.cluster.ScrapeConfigs, pubs: ls.scrape.pubs,
 		agents: liveAgents(ls.view.withoutGone(ls.live)), local: r.local.Targets(), now: time.Now(),
-		scraped: map[string]string{},
+		scraped: map[string]string{}, weights: r.weights.Load(),
 	}
 	if g != nil {
 		gone := map[string]bool{}
@@ -129,6 +167,7 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 	out := ls.scrape.own(in)
 	r.mu.Lock()
 	r.ownedKeys, r.ownedDigest = out.clusterKeys, scrapedDigest(out.cluster)
+	r.clusterIDs, r.owners = out.ids, out.others
 	r.mu.Unlock()
 	r.owned.Store(int64(out.owned))
 	r.lingering.Store(int64(out.lingering))

@@ -50,6 +50,7 @@ type ownInput struct {
 	agents  []targets.Member // live agents, gossip-dead ones left out
 	local   map[string]discovery.Targets
 	scraped map[string]string // node -> its gossip's Scraped digest
+	weights *weightSet        // the members' weight lists; nil: every target weighs the same
 	now     time.Time
 }
 
@@ -61,9 +62,13 @@ type ownOutput struct {
 	// sorted: what the gossip's Scraped digest names; clusterKeys their
 	// keys (scrape.Target.Key), which the scraper's states carry.
 	cluster, clusterKeys []string
-	lingering            int
-	given                int // targets this member stopped scraping since it moved
-	bad                  map[string]string
+	// ids are the IDs of the placement cluster targets scraped, owned or
+	// lingering, by key; others the owners of those owned elsewhere, by
+	// ID. The weight writer takes them.
+	ids, others map[string]string
+	lingering   int
+	given       int // targets this member stopped scraping since it moved
+	bad         map[string]string
 }
 
 // own computes the targets this member scrapes: those of placement
@@ -152,6 +157,12 @@ func (s *scraping) own(in ownInput) ownOutput {
 		out.given++
 	}
 	s.scraped = next
+	out.ids, out.others = make(map[string]string, len(ids)), others
+	for key, st := range next {
+		if st.id != "" {
+			out.ids[key] = st.id
+		}
+	}
 	out.targets = make([]scrape.Target, 0, len(next))
 	for _, key := range slices.Sorted(maps.Keys(next)) {
 		out.targets = append(out.targets, next[key].t)
@@ -160,9 +171,10 @@ func (s *scraping) own(in ownInput) ownOutput {
 }
 
 // ownCluster assigns the published targets of job over the live agents it
-// selects, into want and ids (this member's, by key) and others (the
-// rest's owners, by ID). Only this member's targets are made into scrape
-// targets: that is most of the cost.
+// selects, weighed by the members' published classes, into want and ids
+// (this member's, by key) and others (the rest's owners, by ID). Only
+// this member's targets are made into scrape targets: that is most of the
+// cost.
 func (s *scraping) ownCluster(in ownInput, job *config.ScrapeConfig, want map[string]scrape.Target, ids, others, bad map[string]string) {
 	set, ok := in.pubs[job.JobName]
 	if !ok || len(set.targets) == 0 {
@@ -171,7 +183,8 @@ func (s *scraping) ownCluster(in ownInput, job *config.ScrapeConfig, want map[st
 	eligible := targets.Select(in.agents, job.Members)
 	refs := make([]targets.Ref, len(set.targets))
 	for i, t := range set.targets {
-		refs[i] = targets.Ref{ID: t.ID(job.JobName)}
+		id := t.ID(job.JobName)
+		refs[i] = targets.Ref{ID: id, Samples: in.weights.class(id)}
 	}
 	res, err := targets.Assign(targets.DefaultConfig(), eligible, refs)
 	if err != nil {
@@ -208,6 +221,9 @@ func (in ownInput) signature() string {
 		for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
 			b.WriteString("," + k + "=" + a.Labels[k])
 		}
+	}
+	if in.weights != nil {
+		b.WriteString("\x00w" + strconv.FormatInt(in.weights.rev, 10))
 	}
 	for _, job := range slices.Sorted(maps.Keys(in.local)) {
 		b.WriteString("\x00l" + job + "=" + strconv.FormatUint(in.local[job].Version, 10))

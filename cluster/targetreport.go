@@ -62,7 +62,8 @@ type reporter struct {
 
 // ReportTargets records the states of the targets the agent scrapes; the
 // member writes them to etcd at most every TargetReportInterval, and
-// at once when the set of targets changed, and tells the gossip once it
+// at once when the set of targets changed, publishes the weight classes
+// of its placement cluster targets (runWeights), and tells the gossip once it
 // scraped each target it owns (a member handing targets over to it waits
 // for that). It may be called often (every half second); it never blocks.
 func (m *Member) ReportTargets(states []scrape.TargetState) {
@@ -74,9 +75,11 @@ func (m *Member) ReportTargets(states []scrape.TargetState) {
 	rep.mu.Lock()
 	rep.pending, rep.at, rep.set = states, time.Now(), true
 	rep.mu.Unlock()
-	select {
-	case rep.kick <- struct{}{}:
-	default:
+	for _, kick := range []chan struct{}{rep.kick, m.scrape.weightKick} {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
 	}
 }
 

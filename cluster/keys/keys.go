@@ -10,6 +10,7 @@
 //	status/<node>             a member's status, bound to its lease
 //	election/discovery/       the election of the member that runs discovery
 //	target-reports/<node>     the states of the targets a member scrapes, bound to its lease
+//	target-weights/<node>     the weight classes of the targets a member scraped, bound to its lease
 //
 // Cluster and node names are checked before they become part of a key, so
 // that no name can reach outside its cluster's keyspace. A Space is a plain
@@ -177,5 +178,22 @@ func (s Space) TargetReport(node string) (string, error) {
 // ParseTargetReport returns the node of a TargetReport key.
 func (s Space) ParseTargetReport(key string) (string, bool) {
 	node, ok := strings.CutPrefix(key, s.TargetReports())
+	return node, ok && ValidateNode(node) == nil
+}
+
+// TargetWeights returns the prefix of all members' target weight lists.
+func (s Space) TargetWeights() string { return s.Prefix() + "target-weights/" }
+
+// TargetWeight returns the key of node's target weight list.
+func (s Space) TargetWeight(node string) (string, error) {
+	if err := ValidateNode(node); err != nil {
+		return "", err
+	}
+	return s.TargetWeights() + node, nil
+}
+
+// ParseTargetWeight returns the node of a TargetWeight key.
+func (s Space) ParseTargetWeight(key string) (string, bool) {
+	node, ok := strings.CutPrefix(key, s.TargetWeights())
 	return node, ok && ValidateNode(node) == nil
 }

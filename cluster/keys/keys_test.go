@@ -100,6 +100,20 @@ func TestSpace(t *testing.T) {
 	if _, ok := s.ParseConfigMetaHistory(s.ConfigHistoryRev(7)); ok {
 		t.Error("ParseConfigMetaHistory took a config-history key")
 	}
+	tw, err := s.TargetWeight("web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(tw, "/procfleet/prod/target-weights/web-1")
+	if node, ok := s.ParseTargetWeight(tw); !ok || node != "web-1" {
+		t.Errorf("ParseTargetWeight(%q) = %q, %v", tw, node, ok)
+	}
+	if _, ok := s.ParseTargetWeight(s.TargetWeights() + "a/b"); ok {
+		t.Error("ParseTargetWeight took a key with a slash in the node")
+	}
+	if _, err := s.TargetWeight(".."); !errors.Is(err, ErrInvalidName) {
+		t.Errorf("TargetWeight(..) = %v, want ErrInvalidName", err)
+	}
 	if a, b := s.ConfigHistoryRev(9), s.ConfigHistoryRev(10); a >= b {
 		t.Errorf("history keys do not sort by revision: %q >= %q", a, b)
 	}

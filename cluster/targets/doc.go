@@ -21,6 +21,14 @@
 // on every member, so that two members scraping one target during a
 // handover stamp their samples at the same instants.
 //
+// # Weights
+//
+// Each member publishes the classes of the targets it scraped as a weight
+// list ([EncodeWeights], [DecodeWeights]: 9 bytes a target, keyed by
+// [WeightKey]); [NextClass] holds a class back while a count hovers
+// around a boundary, and [MergeWeights] turns the lists of all members
+// into the weights Assign takes: the largest class of each target.
+//
 // # Publication
 //
 // [Encode] turns a job's resolved targets into the values of a manifest

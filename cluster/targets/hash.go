@@ -31,6 +31,7 @@ const (
 	domainTarget = "procfleet/target\x00"
 	domainMember = "procfleet/member\x00"
 	domainPhase  = "procfleet/phase\x00"
+	domainWeight = "procfleet/weight\x00"
 )
 
 // sumIn is the 64-bit hash of s in a domain.

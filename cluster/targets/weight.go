@@ -14,9 +14,9 @@ const MaxWeightClass = 1 << 40
 //
 // Assign weighs targets by class, not by raw count, so that a target's
 // owner does not change on every scrape: classes are 12.5 % to 25 %
-// apart. Whoever publishes weights for Assign should publish a new one
-// only when its class changes, and may hold one back while the count
-// hovers around a boundary. It is a pure function.
+// apart. Members publish a new class only when NextClass changes it,
+// which holds one back while the count hovers around a boundary. It is a
+// pure function.
 func WeightClass(samples uint64) uint64 {
 	if samples >= MaxWeightClass {
 		return MaxWeightClass
@@ -26,4 +26,35 @@ func WeightClass(samples uint64) uint64 {
 		return samples
 	}
 	return (samples + 1<<(shift-1)) >> shift << shift
+}
+
+// NextClass returns the class to publish for a target whose published
+// class is prev (0 when none) and whose last scrape returned samples (not
+// 0): WeightClass(samples), except that prev is kept while samples lies
+// strictly between the classes next to prev. A count must thus move a
+// whole class away before the class follows it, and a count hovering
+// around the boundary of two classes (halfway between them) changes
+// nothing. It is a pure function.
+func NextClass(prev, samples uint64) uint64 {
+	c := WeightClass(samples)
+	if prev == 0 || c == prev {
+		return c
+	}
+	if classBelow(prev) < samples && samples < classAbove(prev) {
+		return prev
+	}
+	return c
+}
+
+// classAbove returns the class after c, a class: c plus its grid step.
+func classAbove(c uint64) uint64 {
+	return c + 1<<max(0, bits.Len64(c)-3)
+}
+
+// classBelow returns the class before c, a class (0 below 1).
+func classBelow(c uint64) uint64 {
+	if c <= 1 {
+		return 0
+	}
+	return c - 1<<max(0, bits.Len64(c-1)-3)
 }

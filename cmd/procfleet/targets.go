@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/procfleet/procfleet/cluster"
 	"github.com/procfleet/procfleet/cluster/configstore"
 	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/cluster/targets"
 )
 
 // targetsOutput is the JSON of `procfleet targets -o json`.
@@ -32,7 +34,11 @@ type targetRow struct {
 	LastScrape      string            `json:"last_scrape"`
 	DurationSeconds float64           `json:"duration_seconds"`
 	Samples         int               `json:"samples"`
-	LastError       string            `json:"last_error"`
+	// Weight is the target's weight class in ownership (the samples of
+	// its last scrape rounded to three binary digits, as its scraper
+	// published it), 0 when none is published.
+	Weight    uint64 `json:"weight"`
+	LastError string `json:"last_error"`
 }
 
 func newTargetsCmd() *cobra.Command {
@@ -44,8 +50,9 @@ func newTargetsCmd() *cobra.Command {
 		Long: `targets lists every scrape target the members report (each member writes
 the state of the targets it scrapes every few seconds), with its job, labels,
 owner (the member that scrapes it), health (up, down, unknown before its first
-scrape), the time and duration of its last scrape, the samples it returned and
-its last error. A published target of a placement cluster job that no member
+scrape), the time and duration of its last scrape, the samples it returned,
+its weight in ownership (the class of its samples its scraper published, "-"
+before any) and its last error. A published target of a placement cluster job that no member
 reports yet is listed with no owner and health unknown. A target being handed
 over from one member to another is listed once for each.`,
 		Args: cobra.NoArgs,
@@ -89,6 +96,36 @@ func readTargets(ctx context.Context, cli *clientv3.Client, clusterName, job str
 	if err != nil {
 		return nil, err
 	}
+	weights, err := cluster.ReadTargetWeights(ctx, cli, space, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The published targets by job and address, with their weights, for
+	// the reported ones: a reported target is the published one whose
+	// public labels it carries.
+	type weighed struct {
+		labels []targets.Label
+		weight uint64
+	}
+	byAddr := map[string][]weighed{}
+	for name, ts := range pubs {
+		for _, t := range ts {
+			k := name + "\x00" + t.Address
+			byAddr[k] = append(byAddr[k], weighed{t.Labels, weights[targets.WeightKey(t.ID(name))]})
+		}
+	}
+	weightOf := func(job, addr string, labels map[string]string) uint64 {
+	next:
+		for _, c := range byAddr[job+"\x00"+addr] {
+			for _, l := range c.labels {
+				if !strings.HasPrefix(l.Name, "__") && labels[l.Name] != l.Value {
+					continue next
+				}
+			}
+			return c.weight
+		}
+		return 0
+	}
 	rows := []targetRow{}
 	seen := map[string]bool{}
 	for node, r := range reports {
@@ -97,7 +134,8 @@ func readTargets(ctx context.Context, cli *clientv3.Client, clusterName, job str
 				continue
 			}
 			row := targetRow{Job: t.Job, Target: t.Target, Labels: t.Labels, Owner: node, Health: t.Health,
-				DurationSeconds: t.DurationSeconds, Samples: t.Samples, LastError: t.LastError}
+				DurationSeconds: t.DurationSeconds, Samples: t.Samples, LastError: t.LastError,
+				Weight: weightOf(t.Job, t.Target, t.Labels)}
 			if t.LastScrape != nil {
 				row.LastScrape = t.LastScrape.Format(time.RFC3339Nano)
 			}
@@ -111,7 +149,8 @@ func readTargets(ctx context.Context, cli *clientv3.Client, clusterName, job str
 		}
 		for _, t := range ts {
 			if !seen[name+"\x00"+t.Address] {
-				rows = append(rows, targetRow{Job: name, Target: t.Address, Health: "unknown"})
+				rows = append(rows, targetRow{Job: name, Target: t.Address, Health: "unknown",
+					Weight: weights[targets.WeightKey(t.ID(name))]})
 			}
 		}
 	}
@@ -123,7 +162,7 @@ func readTargets(ctx context.Context, cli *clientv3.Client, clusterName, job str
 
 func printTargets(w io.Writer, rows []targetRow) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "JOB\tTARGET\tOWNER\tHEALTH\tLAST SCRAPE\tDURATION\tSAMPLES\tLAST ERROR")
+	fmt.Fprintln(tw, "JOB\tTARGET\tOWNER\tHEALTH\tLAST SCRAPE\tDURATION\tSAMPLES\tWEIGHT\tLAST ERROR")
 	for _, r := range rows {
 		owner, last := r.Owner, r.LastScrape
 		if owner == "" {
@@ -132,8 +171,12 @@ func printTargets(w io.Writer, rows []targetRow) {
 		if last == "" {
 			last = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3fs\t%d\t%s\n", r.Job, r.Target, owner, r.Health, last,
-			r.DurationSeconds, r.Samples, r.LastError)
+		weight := "-"
+		if r.Weight > 0 {
+			weight = strconv.FormatUint(r.Weight, 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.3fs\t%d\t%s\t%s\n", r.Job, r.Target, owner, r.Health, last,
+			r.DurationSeconds, r.Samples, weight, r.LastError)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\n%s\n", plural(len(rows), "target"))

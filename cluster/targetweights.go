@@ -1,0 +1,296 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/procfleet/procfleet/agent/scrape"
+	"github.com/procfleet/procfleet/cluster/etcdclient"
+	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/cluster/session"
+	"github.com/procfleet/procfleet/cluster/targets"
+)
+
+// DefaultTargetWeightInterval is how often a member rewrites its weight
+// list (target-weights/<node>) at most; it writes only when a class
+// changed.
+const DefaultTargetWeightInterval = 5 * time.Second
+
+// gainedWeightInterval is how often a member rewrites its weight list at
+// most while the list gains targets.
+const gainedWeightInterval = time.Second
+
+// weightHold bounds how long a member keeps publishing the class of a
+// target it handed over, waiting for the new owner to publish one.
+const weightHold = 2 * time.Minute
+
+// weightSet is every member's weight list as read from etcd at one
+// revision. It is never modified once handed out.
+type weightSet struct {
+	rev    int64                       // of the last change seen
+	byNode map[string][]targets.Weight // each member's list, sorted by key
+	merged map[uint64]uint64           // targets.MergeWeights over byNode
+}
+
+// class returns the weight of target ID id, 0 when none is published.
+func (w *weightSet) class(id string) uint64 {
+	if w == nil {
+		return 0
+	}
+	return w.merged[targets.WeightKey(id)]
+}
+
+// carries reports whether node's list holds the target of weight key k.
+func (w *weightSet) carries(node string, k uint64) bool {
+	return w != nil && targets.HasWeight(w.byNode[node], k)
+}
+
+// newWeightSet merges lists into a weightSet at rev.
+func newWeightSet(rev int64, byNode map[string][]targets.Weight) *weightSet {
+	lists := make([][]targets.Weight, 0, len(byNode))
+	for _, n := range slices.Sorted(maps.Keys(byNode)) {
+		lists = append(lists, byNode[n])
+	}
+	return &weightSet{rev: rev, byNode: byNode, merged: targets.MergeWeights(lists...)}
+}
+
+// watchWeights delivers the members' weight lists each time one changes:
+// a read of target-weights/, then a watch of it from the next revision,
+// on the target watch's stream. A list that cannot be decoded counts as
+// empty, on every member alike, and is logged once. The channel is closed
+// once ctx ends.
+func watchWeights(ctx context.Context, wg *sync.WaitGroup, cli *clientv3.Client, space keys.Space, log *slog.Logger) <-chan *weightSet {
+	out := make(chan *weightSet, 1)
+	wg.Go(func() {
+		defer close(out)
+		for ctx.Err() == nil {
+			resp, err := cli.Get(ctx, space.TargetWeights(), clientv3.WithPrefix())
+			if err != nil {
+				log.Debug("cannot read the target weights; retrying", "err", err)
+				sleepCtx(ctx, time.Second)
+				continue
+			}
+			byNode := map[string][]targets.Weight{}
+			take := func(node string, value []byte) {
+				ws, err := targets.DecodeWeights(value)
+				if err != nil {
+					delete(byNode, node)
+					log.Warn("ignoring a member's target weights", "node", node, "err", err)
+					return
+				}
+				byNode[node] = ws
+			}
+			for _, kv := range resp.Kvs {
+				if node, ok := space.ParseTargetWeight(string(kv.Key)); ok {
+					take(node, kv.Value)
+				}
+			}
+			if !send(ctx, out, newWeightSet(resp.Header.Revision, maps.Clone(byNode))) {
+				return
+			}
+			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "targets"))
+			wch := cli.Watch(wctx, space.TargetWeights(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+			for wr := range wch {
+				if wr.Err() != nil {
+					log.Debug("target weight watch failed; reading again", "err", wr.Err())
+					break
+				}
+				var rev int64
+				for _, ev := range wr.Events {
+					node, ok := space.ParseTargetWeight(string(ev.Kv.Key))
+					if !ok {
+						continue
+					}
+					rev = ev.Kv.ModRevision
+					if ev.Type == clientv3.EventTypeDelete {
+						delete(byNode, node)
+						continue
+					}
+					take(node, ev.Kv.Value)
+				}
+				if rev == 0 {
+					continue
+				}
+				if !send(ctx, out, newWeightSet(rev, maps.Clone(byNode))) {
+					cancel()
+					return
+				}
+			}
+			cancel()
+			sleepCtx(ctx, 200*time.Millisecond)
+		}
+	})
+	return out
+}
+
+// weightWriter keeps the classes a member publishes, by target ID. Only
+// the writer's goroutine touches it.
+type weightWriter struct {
+	pub map[string]*heldWeight
+}
+
+type heldWeight struct {
+	key    uint64    // targets.WeightKey of the ID
+	class  uint64    // published
+	gaveUp time.Time // when the member stopped scraping the target; zero while it does
+}
+
+// update takes the scraper's states and what the member scrapes of the
+// placement cluster jobs (scraping: key -> target ID, owned and lingering
+// targets alike), and returns the weights to publish. A target scraped
+// successfully gets targets.NextClass of its published class and its
+// samples; a failed scrape keeps the class. A target the member no longer
+// scrapes keeps its class until its owner (owners: ID -> owner of the
+// targets owned elsewhere) publishes one (seen in ws), it leaves the
+// published sets, or weightHold passed: the target weighs the same all
+// through a handover, so that its weight does not move it again.
+func (w *weightWriter) update(states []scrape.TargetState, scraping, owners map[string]string, ws *weightSet, now time.Time) []targets.Weight {
+	if w.pub == nil {
+		w.pub = map[string]*heldWeight{}
+	}
+	mine := make(map[string]bool, len(scraping))
+	for _, id := range scraping {
+		mine[id] = true
+	}
+	for _, s := range states {
+		id, ok := scraping[s.Key]
+		if !ok {
+			continue
+		}
+		e := w.pub[id]
+		if s.Health == scrape.HealthUp && s.Samples > 0 {
+			if e == nil {
+				e = &heldWeight{key: targets.WeightKey(id)}
+				w.pub[id] = e
+			}
+			e.class = targets.NextClass(e.class, uint64(s.Samples))
+		}
+	}
+	out := make([]targets.Weight, 0, len(w.pub))
+	for id, e := range w.pub {
+		if mine[id] {
+			e.gaveUp = time.Time{}
+		} else {
+			if e.gaveUp.IsZero() {
+				e.gaveUp = now
+			}
+			owner, published := owners[id]
+			if !published || ws.carries(owner, e.key) || now.Sub(e.gaveUp) >= weightHold {
+				delete(w.pub, id)
+				continue
+			}
+		}
+		out = append(out, targets.Weight{Key: e.key, Class: e.class})
+	}
+	return out
+}
+
+// runWeights publishes the member's weight list until ctx ends, bound to
+// the session's lease: on each report of the scraper's states (every
+// 500 ms), when the encoded list changed or the lease did, at most every
+// TargetWeightInterval, or every second when the list gains a target. A
+// steady fleet writes nothing.
+func (m *Member) runWeights(ctx context.Context, cli *clientv3.Client, sess *session.Session) {
+	r := m.scrape
+	key, err := m.space.TargetWeight(m.cfg.Node)
+	if err != nil {
+		return
+	}
+	var (
+		w       weightWriter
+		written []byte              // nil: the key holds nothing of this member's
+		keys    = map[uint64]bool{} // of the weights in written
+		lease   clientv3.LeaseID
+		last    time.Time
+		warned  int
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.weightKick:
+		}
+		states, _, ok := r.report.latest()
+		if !ok {
+			continue
+		}
+		r.mu.Lock()
+		scraping, owners := r.clusterIDs, r.owners
+		r.mu.Unlock()
+		list := w.update(states, scraping, owners, r.weights.Load(), time.Now())
+		// A target the list gains (one just taken over, or scraped for
+		// the first time) is published within a second: until then it
+		// weighs what its old owner holds, or the median.
+		every := m.cfg.TargetWeightInterval
+		if slices.ContainsFunc(list, func(w targets.Weight) bool { return !keys[w.Key] }) {
+			every = min(every, gainedWeightInterval)
+		}
+		info, _ := sess.Info()
+		if info.Phase != session.Registered || time.Since(last) < every {
+			continue
+		}
+		var data []byte
+		if len(list) > 0 {
+			var dropped int
+			data, dropped = targets.EncodeWeights(list)
+			if dropped != warned {
+				if dropped > 0 {
+					m.log.Warn("too many scrape targets to publish all their weights; the lightest weigh the median", "left_out", dropped)
+				}
+				warned = dropped
+			}
+		}
+		if bytes.Equal(data, written) && (data == nil || info.Lease == lease) {
+			continue
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if data == nil {
+			_, err = cli.Delete(wctx, key)
+		} else {
+			_, err = cli.Put(wctx, key, string(data), clientv3.WithLease(info.Lease))
+		}
+		cancel()
+		if err != nil {
+			m.log.Debug("cannot write the target weights", "err", err)
+			continue
+		}
+		written, lease, last = data, info.Lease, time.Now()
+		clear(keys)
+		for _, w := range list {
+			keys[w.Key] = true
+		}
+	}
+}
+
+// ReadTargetWeights reads every member's weight list at revision rev (the
+// current one when 0) and returns the weight of each target by
+// targets.WeightKey, merged as members merge them. A list that cannot be
+// decoded is left out, as members leave it out.
+func ReadTargetWeights(ctx context.Context, cli *clientv3.Client, space keys.Space, rev int64) (map[uint64]uint64, error) {
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	resp, err := cli.Get(ctx, space.TargetWeights(), opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s: %w", space.TargetWeights(), err)
+	}
+	var lists [][]targets.Weight
+	for _, kv := range resp.Kvs {
+		if _, ok := space.ParseTargetWeight(string(kv.Key)); !ok {
+			continue
+		}
+		if ws, err := targets.DecodeWeights(kv.Value); err == nil {
+			lists = append(lists, ws)
+		}
+	}
+	return targets.MergeWeights(lists...), nil
+}
