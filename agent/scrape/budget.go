@@ -18,56 +18,81 @@ import (
 // A scrape is let in while the bytes taken are under the limit, whatever
 // its own size, so that a target larger than the whole budget is still
 // scraped; what it writes beyond its estimate is counted (grow) without
-// waiting, as the body and sample limits already bound it. The budget
-// does not pace the reading of a body: a scrape that was let in reads and
-// parses at the parser's pace, as before.
+// waiting, as the body and sample limits already bound it. Waiting scrapes
+// are let in first come, first served, and only as many as the bytes given
+// back make room for: a release wakes no scrape that would have to wait
+// again. The budget does not pace the reading of a body: a scrape that was
+// let in reads and parses at the parser's pace, as before.
 type budget struct {
 	limit int64
 
-	mu      sync.Mutex
-	used    int64
-	waiters int
-	freed   chan struct{} // closed, and replaced, when bytes are given back
+	mu    sync.Mutex
+	used  int64
+	queue []*waiter // first come, first served
+}
+
+// waiter is a scrape waiting for bytes; ready is closed once they are
+// taken for it.
+type waiter struct {
+	n     int64
+	ready chan struct{}
 }
 
 func newBudget(limit int64) *budget {
-	return &budget{limit: limit, freed: make(chan struct{})}
+	return &budget{limit: limit}
 }
 
-// acquire takes n bytes once the bytes taken are under the limit; when
-// it has to wait for that, it calls onWait (if not nil) first, once. It
-// returns false, having taken nothing, when ctx is done or stop is closed
-// first.
+// acquire takes n bytes once the bytes taken are under the limit and the
+// scrapes that came first were let in; when it has to wait for that, it
+// calls onWait (if not nil) first. It returns false, having taken nothing,
+// when ctx is done or stop is closed first.
 func (b *budget) acquire(ctx context.Context, stop <-chan struct{}, n int64, onWait func()) bool {
 	b.mu.Lock()
-	for waited := false; b.used >= b.limit; waited = true {
-		if !waited && onWait != nil {
-			onWait()
-		}
-		ch := b.freed
-		b.waiters++
+	if b.used < b.limit && len(b.queue) == 0 {
+		b.used += n
 		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			b.leave()
-			return false
-		case <-stop:
-			b.leave()
-			return false
-		}
-		b.mu.Lock()
-		b.waiters--
+		return true
 	}
-	b.used += n
+	w := &waiter{n: n, ready: make(chan struct{})}
+	b.queue = append(b.queue, w)
 	b.mu.Unlock()
-	return true
+	if onWait != nil {
+		onWait()
+	}
+	select {
+	case <-w.ready:
+		return true
+	case <-ctx.Done():
+	case <-stop:
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	select {
+	case <-w.ready:
+		// Let in meanwhile: give the bytes back.
+		b.used -= n
+		b.admit()
+	default:
+		for i, q := range b.queue {
+			if q == w {
+				b.queue = append(b.queue[:i], b.queue[i+1:]...)
+				break
+			}
+		}
+	}
+	return false
 }
 
-func (b *budget) leave() {
-	b.mu.Lock()
-	b.waiters--
-	b.mu.Unlock()
+// admit lets in the waiting scrapes, in their order, while the bytes taken
+// are under the limit. b.mu is held.
+func (b *budget) admit() {
+	for len(b.queue) > 0 && b.used < b.limit {
+		w := b.queue[0]
+		b.queue[0] = nil
+		b.queue = b.queue[1:]
+		b.used += w.n
+		close(w.ready)
+	}
 }
 
 // grow takes n more bytes without waiting.
@@ -77,14 +102,11 @@ func (b *budget) grow(n int64) {
 	b.mu.Unlock()
 }
 
-// release gives n bytes back and wakes the scrapes waiting.
+// release gives n bytes back and lets in the scrapes they make room for.
 func (b *budget) release(n int64) {
 	b.mu.Lock()
 	b.used -= n
-	if b.waiters > 0 && b.used < b.limit {
-		close(b.freed)
-		b.freed = make(chan struct{})
-	}
+	b.admit()
 	b.mu.Unlock()
 }
 
@@ -93,4 +115,11 @@ func (b *budget) inUse() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// waiting reports the scrapes waiting.
+func (b *budget) waiting() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
 }
