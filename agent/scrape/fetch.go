@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/procfleet/procfleet/prom/promtext"
@@ -49,17 +50,19 @@ func (f *failure) Unwrap() error { return f.err }
 
 func fail(reason string, err error) error { return &failure{reason: reason, err: err} }
 
-// open sends the scrape request of t and returns the body to parse, limited
-// to limit-1 bytes after decompression; close it. The request is bound
-// to ctx, which carries the scrape's timeout.
-func open(ctx context.Context, cl *client, t *Target, limit int64) (io.ReadCloser, error) {
+// open sends the scrape request of t, whose URL is u, and returns the body
+// to parse, limited to limit-1 bytes after decompression; close it. The
+// request is bound to ctx, which carries the scrape's timeout.
+func open(ctx context.Context, cl *client, t *Target, u *url.URL, limit int64) (io.ReadCloser, error) {
 	if !cl.creds.Allows(t.Address) {
 		return nil, fail(reasonCredential, fmt.Errorf("the credentials of job %s are pinned to other hosts than %s", t.Job.JobName, t.Address))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.URL().String(), http.NoBody)
-	if err != nil {
-		return nil, fail(reasonHTTP, err)
-	}
+	// As http.NewRequestWithContext makes it, without parsing the URL
+	// again on every scrape; the transport does not change req.URL.
+	req := (&http.Request{
+		Method: http.MethodGet, URL: u, Host: u.Host, Header: make(http.Header, 6),
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+	}).WithContext(ctx)
 	req.Header.Set("Accept", acceptHeader)
 	req.Header.Set("Accept-Encoding", encodingHeader)
 	req.Header.Set("User-Agent", userAgent)
@@ -83,7 +86,7 @@ func open(ctx context.Context, cl *client, t *Target, limit int64) (io.ReadClose
 	case "", "identity":
 		return &limitedBody{r: resp.Body, c: resp.Body, left: limit - 1}, nil
 	case "gzip":
-		return &gzipBody{z: promtext.NewGzipReader(resp.Body, limit-1), c: resp.Body}, nil
+		return &gzipBody{z: promtext.GetGzipReader(resp.Body, limit-1), c: resp.Body}, nil
 	default:
 		resp.Body.Close()
 		return nil, fail(reasonFormat, fmt.Errorf("the target answered with Content-Encoding %q; want gzip or none", enc))
@@ -155,4 +158,11 @@ func (b *gzipBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *gzipBody) Close() error { return b.c.Close() }
+// Close closes the body and gives the decompressor back to its pool.
+func (b *gzipBody) Close() error {
+	if b.z != nil {
+		promtext.PutGzipReader(b.z)
+		b.z = nil
+	}
+	return b.c.Close()
+}

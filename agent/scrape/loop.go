@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type loop struct {
 	setup  error // why the target cannot be scraped at all (credentials, rules)
 	limit  int64 // body size limit, bytes
 	expect int64 // the bytes the next scrape is expected to write: the last one's
+	url    *url.URL
 
 	mu    sync.Mutex // guards state
 	state TargetState
@@ -36,6 +38,7 @@ func newLoop(m *Manager, t Target) *loop {
 	l.phase = Phase(l.key, t.Interval)
 	l.state = TargetState{Key: l.key, Job: t.Job.JobName, Target: t.Address, URL: t.URL().String(), Labels: t.Labels, Health: HealthUnknown}
 	l.expect = firstExpect
+	l.url = t.URL()
 	l.limit = int64(t.Job.BodySizeLimit)
 	if l.limit <= 0 {
 		l.limit = m.cfg.MaxBodyBytes
@@ -174,7 +177,7 @@ func (l *loop) scrapeBody(ctx context.Context, stamp int64, dst []byte) ([]byte,
 	}
 	ctx, cancel := context.WithTimeout(ctx, l.t.Timeout)
 	defer cancel()
-	body, err := open(ctx, l.client, &l.t, l.limit)
+	body, err := open(ctx, l.client, &l.t, l.url, l.limit)
 	if err != nil {
 		return dst, promtext.ScrapeStats{}, err
 	}

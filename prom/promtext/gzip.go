@@ -140,6 +140,21 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 var gzipPool = sync.Pool{New: func() any { return new(GzipReader) }}
 
+// GetGzipReader is NewGzipReader from a pool: the reader keeps its
+// decompressor (a 32 KiB window and its tables) from one body to the
+// next. Give it back with PutGzipReader once done with it.
+func GetGzipReader(r io.Reader, limit int64) *GzipReader {
+	z := gzipPool.Get().(*GzipReader)
+	z.Reset(r, limit)
+	return z
+}
+
+// PutGzipReader gives z, which must not be used any more, to the pool.
+func PutGzipReader(z *GzipReader) {
+	z.Reset(nil, 0)
+	gzipPool.Put(z)
+}
+
 // CheckGzip is Check for a gzip body r, decompressed by a pooled
 // GzipReader limited to lim.MaxBytes. Besides Check's errors it returns
 // ErrCorruptGzip (wrapped) for an invalid gzip stream.

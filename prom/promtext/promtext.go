@@ -239,12 +239,8 @@ func Inspect(r io.Reader, lim Limits, gzipped bool) (Result, error) {
 	if err := lim.Validate(); err != nil {
 		return Result{}, err
 	}
-	z := gzipPool.Get().(*GzipReader)
-	z.Reset(r, lim.MaxBytes)
-	defer func() {
-		z.Reset(nil, 0)
-		gzipPool.Put(z)
-	}()
+	z := GetGzipReader(r, lim.MaxBytes)
+	defer PutGzipReader(z)
 	return inspect(z, lim)
 }
 
