@@ -141,7 +141,7 @@ live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			clustered := ef.clustered(cmd)
-			gcPercent, gcFromEnv := setAgentGCPercent(clustered)
+			gcPercent, gcFromEnv := setAgentGCPercent()
 			if clustered {
 				if err := ef.validate(); err != nil {
 					return err

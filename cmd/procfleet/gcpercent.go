@@ -6,24 +6,27 @@ import (
 	"runtime/debug"
 )
 
-// agentGCPercent is the standalone agent's GOGC unless the environment
-// sets GOGC. It allocates little (about 100 KB/s with the default config, a
+// agentGCPercent is the agent's GOGC unless the environment sets GOGC. It
+// allocates little (about 100 KB/s standalone with the default config, a
 // garbage collection every 20 to 40 s at Go's default of 100), so its heap
 // stays at the size its start and its largest cycles grew it to: about
 // twice the live heap of 4 MB. At 25 the heap is held to 1.25 times the
 // live one, 2 MiB less resident memory, for the same CPU seconds in a 3
-// minute run side by side (docs/performance.md). A clustered agent keeps
-// Go's default: its etcd client and gossip allocate about 1 MB/s, and at
-// 25 it spent 15 to 29% more CPU. A memory limit (GOMEMLIMIT) low enough
+// minute run side by side (docs/performance.md). A clustered agent kept
+// Go's default while its gossip allocated 64 KiB per packet received
+// (about 1 MB/s in all; at 25 it spent 15 to 29% more CPU); with the
+// gossip's own transport it allocates about as little as a standalone
+// one, and 25 held it 3.8 MiB smaller for 7% more CPU than 100, still
+// less than before the transport. A memory limit (GOMEMLIMIT) low enough
 // to matter doubled the standalone agent's CPU.
 const agentGCPercent = 25
 
 // setAgentGCPercent sets the garbage collector's target percentage to
-// agentGCPercent for a standalone agent unless $GOGC is set, and returns
-// the percentage in effect and whether it came from $GOGC.
-func setAgentGCPercent(clustered bool) (percent int, fromEnv bool) {
+// agentGCPercent unless $GOGC is set, and returns the percentage in
+// effect and whether it came from $GOGC.
+func setAgentGCPercent() (percent int, fromEnv bool) {
 	_, fromEnv = os.LookupEnv("GOGC")
-	if fromEnv || clustered {
+	if fromEnv {
 		p := debug.SetGCPercent(-1) // read, then restore
 		debug.SetGCPercent(p)
 		return p, fromEnv

@@ -129,13 +129,7 @@ func TestSetAgentGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	t.Setenv("GOGC", "") // registers the restore of GOGC
 	os.Unsetenv("GOGC")
-	if p, env := setAgentGCPercent(true); p != 100 || env {
-		t.Errorf("clustered, without GOGC: %d, %v; want Go's 100, false", p, env)
-	}
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("clustered, the collector's percentage is %d; want it left at 100", got)
-	}
-	if p, env := setAgentGCPercent(false); p != agentGCPercent || env {
+	if p, env := setAgentGCPercent(); p != agentGCPercent || env {
 		t.Errorf("without GOGC: %d, %v; want %d, false", p, env, agentGCPercent)
 	}
 	if got := debug.SetGCPercent(100); got != agentGCPercent {
@@ -143,7 +137,7 @@ func TestSetAgentGCPercent(t *testing.T) {
 	}
 	t.Setenv("GOGC", "80")
 	debug.SetGCPercent(80) // as the runtime does from $GOGC at start
-	if p, env := setAgentGCPercent(false); p != 80 || !env {
+	if p, env := setAgentGCPercent(); p != 80 || !env {
 		t.Errorf("with GOGC=80: %d, %v; want 80, true", p, env)
 	}
 	if got := debug.SetGCPercent(100); got != 80 {
