@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -157,6 +158,9 @@ live.`,
 			// The pages of the binary that only the start touched leave
 			// the agent's resident memory (docs/performance.md).
 			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)
+			if !gcFromEnv {
+				go tuneGCPercent(cmd.Context(), 10*time.Second, logger)
+			}
 			if clustered {
 				return runClustered(cmd.Context(), cfg, ef, mf, logger)
 			}
