@@ -161,6 +161,7 @@ live.`,
 			if !gcFromEnv {
 				go tuneGCPercent(cmd.Context(), 10*time.Second, logger)
 			}
+			agentProcsPolicy = newProcsPolicy(logger)
 			if clustered {
 				return runClustered(cmd.Context(), cfg, ef, mf, logger)
 			}
