@@ -145,7 +145,7 @@ func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) 
 	return a, nil
 }
 
-// scrapeBuffers bounds the scraper's 64 KiB buffers not yet compressed.
+// scrapeBuffers bounds the scraper's 16 KiB buffers not yet compressed.
 const scrapeBuffers = 16
 
 // newScraper builds the scraper, its buffers and its compressor. The

@@ -54,8 +54,8 @@ type Agent struct {
 type Scheduler struct {
 	// Workers is how many generators may run at once. Default 2.
 	Workers int `yaml:"workers"`
-	// Buffers bounds the 64 KiB buffers that hold lines not yet compressed;
-	// generators wait for one when all are in use. Default 64 (4 MiB).
+	// Buffers bounds the 16 KiB buffers that hold lines not yet compressed;
+	// generators wait for one when all are in use. Default 64 (1 MiB).
 	Buffers int `yaml:"buffers"`
 }
 

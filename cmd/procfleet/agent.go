@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -141,7 +142,7 @@ live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			clustered := ef.clustered(cmd)
-			gcPercent, gcFromEnv := setAgentGCPercent(clustered)
+			gcPercent, gcFromEnv := setAgentGCPercent()
 			if clustered {
 				if err := ef.validate(); err != nil {
 					return err
@@ -157,6 +158,10 @@ live.`,
 			// The pages of the binary that only the start touched leave
 			// the agent's resident memory (docs/performance.md).
 			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)
+			if !gcFromEnv {
+				go tuneGCPercent(cmd.Context(), 10*time.Second, logger)
+			}
+			agentProcsPolicy = newProcsPolicy(logger)
 			if clustered {
 				return runClustered(cmd.Context(), cfg, ef, mf, logger)
 			}

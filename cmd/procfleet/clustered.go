@@ -326,6 +326,7 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 				logger.Info("applied cluster settings", "revision", u.Revision, "upstreams", u.Assignment.Upstreams, "budget", u.Assignment.Budget)
 			}
 		case ts := <-m.ScrapeTargets():
+			agentProcsPolicy.scraping(len(ts) > 0)
 			a.SetTargets(ts)
 		case <-report.C:
 			reportShipper(a, m)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"regexp"
@@ -129,13 +130,7 @@ func TestSetAgentGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	t.Setenv("GOGC", "") // registers the restore of GOGC
 	os.Unsetenv("GOGC")
-	if p, env := setAgentGCPercent(true); p != 100 || env {
-		t.Errorf("clustered, without GOGC: %d, %v; want Go's 100, false", p, env)
-	}
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("clustered, the collector's percentage is %d; want it left at 100", got)
-	}
-	if p, env := setAgentGCPercent(false); p != agentGCPercent || env {
+	if p, env := setAgentGCPercent(); p != agentGCPercent || env {
 		t.Errorf("without GOGC: %d, %v; want %d, false", p, env, agentGCPercent)
 	}
 	if got := debug.SetGCPercent(100); got != agentGCPercent {
@@ -143,7 +138,7 @@ func TestSetAgentGCPercent(t *testing.T) {
 	}
 	t.Setenv("GOGC", "80")
 	debug.SetGCPercent(80) // as the runtime does from $GOGC at start
-	if p, env := setAgentGCPercent(false); p != 80 || !env {
+	if p, env := setAgentGCPercent(); p != 80 || !env {
 		t.Errorf("with GOGC=80: %d, %v; want 80, true", p, env)
 	}
 	if got := debug.SetGCPercent(100); got != 80 {
@@ -160,4 +155,55 @@ func TestSetHeapProfile(t *testing.T) {
 	if setHeapProfile("") || runtime.MemProfileRate != 0 {
 		t.Errorf("without --pprof-listen the heap profile is on (rate %d)", runtime.MemProfileRate)
 	}
+}
+
+func TestGCPercentFor(t *testing.T) {
+	for _, c := range []struct {
+		live uint64
+		cur  int
+		want int
+	}{
+		{4 << 20, agentGCPercent, agentGCPercent}, // a /proc agent
+		{4 << 20, 100, agentGCPercent},            // a scraper whose jobs went away
+		{bigHeap, agentGCPercent, 100},            // a scraper
+		{bigHeap - 1, agentGCPercent, agentGCPercent},
+		{bigHeap - 1, 100, 100}, // between the two: no flapping
+		{bigHeap / 2, 100, 100},
+		{bigHeap/2 - 1, 100, agentGCPercent},
+	} {
+		if got := gcPercentFor(c.live, c.cur); got != c.want {
+			t.Errorf("gcPercentFor(%d, %d) = %d; want %d", c.live, c.cur, got, c.want)
+		}
+	}
+}
+
+// TestTuneGCPercent: a live heap past bigHeap puts the collector at Go's
+// 100, and it comes back to agentGCPercent once the heap is small again.
+func TestTuneGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(agentGCPercent))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); tuneGCPercent(ctx, 10*time.Millisecond, slog.New(slog.DiscardHandler)) }()
+	defer func() { cancel(); <-done }()
+	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+	big := make([]*[1 << 20]byte, 0, 40)
+	for range 40 {
+		big = append(big, new([1 << 20]byte))
+	}
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, "Go's 100 with 40 MiB live", func() error {
+		runtime.GC()
+		if p := percent(); p != 100 {
+			return fmt.Errorf("percentage %d", p)
+		}
+		return nil
+	})
+	runtime.KeepAlive(big)
+	clear(big)
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, "agentGCPercent once the heap is small", func() error {
+		runtime.GC()
+		if p := percent(); p != agentGCPercent {
+			return fmt.Errorf("percentage %d", p)
+		}
+		return nil
+	})
 }
