@@ -163,13 +163,13 @@ func TestGCPercentFor(t *testing.T) {
 		cur  int
 		want int
 	}{
-		{4 << 20, agentGCPercent, agentGCPercent}, // a /proc agent
-		{4 << 20, 100, agentGCPercent},            // a scraper whose jobs went away
-		{bigHeap, agentGCPercent, 100},            // a scraper
+		{4 << 20, agentGCPercent, agentGCPercent},   // a /proc agent
+		{4 << 20, scraperGCPercent, agentGCPercent}, // a scraper whose jobs went away
+		{bigHeap, agentGCPercent, scraperGCPercent}, // a scraper
 		{bigHeap - 1, agentGCPercent, agentGCPercent},
-		{bigHeap - 1, 100, 100}, // between the two: no flapping
-		{bigHeap / 2, 100, 100},
-		{bigHeap/2 - 1, 100, agentGCPercent},
+		{bigHeap - 1, scraperGCPercent, scraperGCPercent}, // between the two: no flapping
+		{bigHeap / 2, scraperGCPercent, scraperGCPercent},
+		{bigHeap/2 - 1, scraperGCPercent, agentGCPercent},
 	} {
 		if got := gcPercentFor(c.live, c.cur); got != c.want {
 			t.Errorf("gcPercentFor(%d, %d) = %d; want %d", c.live, c.cur, got, c.want)
@@ -177,8 +177,8 @@ func TestGCPercentFor(t *testing.T) {
 	}
 }
 
-// TestTuneGCPercent: a live heap past bigHeap puts the collector at Go's
-// 100, and it comes back to agentGCPercent once the heap is small again.
+// TestTuneGCPercent: a live heap past bigHeap puts the collector at
+// scraperGCPercent, and it comes back to agentGCPercent once the heap is small again.
 func TestTuneGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(agentGCPercent))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -190,9 +190,9 @@ func TestTuneGCPercent(t *testing.T) {
 	for range 40 {
 		big = append(big, new([1 << 20]byte))
 	}
-	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, "Go's 100 with 40 MiB live", func() error {
+	testenv.Eventually(t, 10*time.Second, 10*time.Millisecond, "scraperGCPercent with 40 MiB live", func() error {
 		runtime.GC()
-		if p := percent(); p != 100 {
+		if p := percent(); p != scraperGCPercent {
 			return fmt.Errorf("percentage %d", p)
 		}
 		return nil
