@@ -371,11 +371,11 @@ func TestRunPortTaken(t *testing.T) {
 	default:
 	}
 
-	// memberlist needs UDP on the same port too.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// memberlist needs UDP on the same port too. The port is one whose
+	// TCP side was free a moment ago: on a busy host a random UDP port's
+	// number may be a TCP connection's local port, and the TCP bind would
+	// then fail first.
+	pc := udpOnlyPort(t)
 	defer pc.Close()
 	cfg = testConfig("c")
 	cfg.BindPort = pc.LocalAddr().(*net.UDPAddr).Port
@@ -386,4 +386,24 @@ func TestRunPortTaken(t *testing.T) {
 	if be, ok := errors.AsType[*BindError](g.Run(context.Background())); !ok || be.Proto != "udp" {
 		t.Errorf("Run on a port taken for UDP = %v; want a BindError for udp", be)
 	}
+}
+
+// udpOnlyPort returns a UDP socket on loopback whose port number is free
+// for TCP.
+func udpOnlyPort(t *testing.T) net.PacketConn {
+	t.Helper()
+	for range 50 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			l.Close()
+			return pc
+		}
+		pc.Close()
+	}
+	t.Fatal("no UDP port on loopback whose TCP port was free in 50 tries")
+	return nil
 }
