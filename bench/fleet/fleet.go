@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"regexp"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -255,6 +256,9 @@ func (s *simMember) stop() {
 // comparison in the same outage: odd node numbers.
 func noSpread(node string) bool { return (node[len(node)-1]-'0')%2 == 1 }
 
+// nodeNumber matches a member's node name in a message.
+var nodeNumber = regexp.MustCompile(`sim-[0-9]+`)
+
 // nodeName is member i's node name.
 func nodeName(i int) string { return fmt.Sprintf("sim-%05d", i) }
 
@@ -419,7 +423,8 @@ func waitApplied(f simFleet, rev int64, since time.Time, timeout time.Duration) 
 			st := states[i]
 			msg := "settings of an older revision"
 			if st.Pending != "" {
-				msg = st.Pending
+				// One count per reason, not per member.
+				msg = nodeNumber.ReplaceAllString(st.Pending, "sim-N")
 			}
 			why[msg]++
 			if len(missing) <= 3 {

@@ -45,6 +45,10 @@ type options struct {
 	etcdNice  int
 	etcdCPUs  string
 	procs     int
+	partial   string
+	// memLimit is the simulator's soft memory limit in bytes, shared by
+	// its processes (runtime/debug.SetMemoryLimit).
+	memLimit int64
 	// startTimeout bounds a fleet's start.
 	startTimeout time.Duration
 	dir          string
@@ -69,6 +73,10 @@ func main() {
 	flag.StringVar(&o.etcdCPUs, "etcd-cpus", "", "CPUs the etcd processes run on (taskset -c list; default: the simulator's), to starve the simulator alone: taskset -c 1 go run ./bench/fleet -etcd-cpus 0-1")
 	flag.IntVar(&o.procs, "procs", 0, fmt.Sprintf("processes that run the members (0: one per %d members; 1: all in this process)", membersPerProc))
 	flag.DurationVar(&o.startTimeout, "start-timeout", 8*time.Minute, "how long a fleet may take to start (every member on the first config revision)")
+	flag.StringVar(&o.partial, "partial", "", "write the report so far to this file after each size")
+	var memGiB float64
+	flag.Float64Var(&memGiB, "mem-limit", 16, "the simulator's soft memory limit in GiB, shared by its processes (the collector runs more often near it; members' member sets grow with N², a member's memory is in docs/performance.md)")
+	flag.Int64Var(&o.memLimit, "child-mem-limit", 0, "a child's soft memory limit in bytes")
 	flag.BoolVar(&isChild, "child", false, "run as a child process of the simulator (-procs): members -child-first.. of -child-total, commands on stdin")
 	flag.StringVar(&co.endpoints, "child-endpoints", "", "a child's etcd endpoints, comma-separated")
 	flag.IntVar(&co.first, "child-first", 0, "a child's first member")
@@ -92,6 +100,12 @@ func main() {
 	// is plentiful) so that the collector does not take the CPU the
 	// members and etcd need.
 	debug.SetGCPercent(400)
+	if !isChild {
+		o.memLimit = int64(memGiB * (1 << 30))
+	}
+	if o.memLimit > 0 {
+		debug.SetMemoryLimit(o.memLimit)
+	}
 	if o.pprof != "" {
 		go func() {
 			if err := http.ListenAndServe(o.pprof, nil); err != nil {
@@ -144,6 +158,12 @@ func run(o options) error {
 			break
 		}
 		rep.Sizes = append(rep.Sizes, *r)
+		if o.partial != "" {
+			// What ran so far survives a larger size that never ends.
+			if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+				_ = os.WriteFile(o.partial, append(b, '\n'), 0o644)
+			}
+		}
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
