@@ -293,10 +293,14 @@ func (f *fleet) start(n, gossipers, batch int, rev int64, timeout time.Duration)
 	return finishStart(f, n, rev, begin, timeout)
 }
 
+// startQuorum is the share of the fleet that must have started when the
+// start's time is up for the run to go on without the others (-start-quorum).
+var startQuorum = 0.99
+
 // finishStart waits until the fleet took revision rev: the end of start.
 func finishStart(f simFleet, n int, rev int64, begin time.Time, timeout time.Duration) (time.Duration, error) {
 	delays, err := waitApplied(f, rev, begin, timeout)
-	if err != nil && len(delays) < n*99/100 {
+	if err != nil && float64(len(delays)) < startQuorum*float64(n) {
 		return 0, fmt.Errorf("fleet of %d did not start: %w", n, err)
 	}
 	if err != nil {

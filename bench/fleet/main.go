@@ -73,6 +73,7 @@ func main() {
 	flag.StringVar(&o.etcdCPUs, "etcd-cpus", "", "CPUs the etcd processes run on (taskset -c list; default: the simulator's), to starve the simulator alone: taskset -c 1 go run ./bench/fleet -etcd-cpus 0-1")
 	flag.IntVar(&o.procs, "procs", 0, fmt.Sprintf("processes that run the members (0: one per %d members; 1: all in this process)", membersPerProc))
 	flag.DurationVar(&o.startTimeout, "start-timeout", 8*time.Minute, "how long a fleet may take to start (every member on the first config revision)")
+	flag.Float64Var(&startQuorum, "start-quorum", startQuorum, "share of the fleet that must have started within -start-timeout for the run to go on without the others (reported as stragglers)")
 	flag.StringVar(&o.partial, "partial", "", "write the report so far to this file after each size")
 	var memGiB float64
 	flag.Float64Var(&memGiB, "mem-limit", 16, "the simulator's soft memory limit in GiB, shared by its processes (the collector runs more often near it; members' member sets grow with N², a member's memory is in docs/performance.md)")
