@@ -34,15 +34,16 @@ type etcdNode struct {
 // etcdCluster is three etcd server processes on loopback.
 type etcdCluster struct {
 	bin   string
-	nice  int // the processes' nice value (see -etcd-nice)
+	nice  int    // the processes' nice value (see -etcd-nice)
+	cpus  string // the CPUs they run on (see -etcd-cpus); "": as the simulator
 	nodes []*etcdNode
 }
 
 // startEtcd starts three etcd processes from bin, data under dir, client
 // ports base, base+1, base+2 and peer ports base+10.., and waits until
 // they serve. A nice value other than 0 starts them through nice(1).
-func startEtcd(bin, dir string, base, nice int) (*etcdCluster, error) {
-	c := &etcdCluster{bin: bin, nice: nice}
+func startEtcd(bin, dir string, base, nice int, cpus string) (*etcdCluster, error) {
+	c := &etcdCluster{bin: bin, nice: nice, cpus: cpus}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot make etcd's directory: %w", err)
 	}
@@ -64,7 +65,7 @@ func startEtcd(bin, dir string, base, nice int) (*etcdCluster, error) {
 			"--quota-backend-bytes", strconv.Itoa(8 << 30), "--log-level", "warn",
 		}
 		n.logPath = filepath.Join(dir, n.name+".log")
-		if err := n.start(bin, nice); err != nil {
+		if err := n.start(bin, nice, cpus); err != nil {
 			c.stop()
 			return nil, err
 		}
@@ -76,7 +77,7 @@ func startEtcd(bin, dir string, base, nice int) (*etcdCluster, error) {
 	return c, nil
 }
 
-func (n *etcdNode) start(bin string, nice int) error {
+func (n *etcdNode) start(bin string, nice int, cpus string) error {
 	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("cannot create the log of %s: %w", n.name, err)
@@ -86,6 +87,11 @@ func (n *etcdNode) start(bin string, nice int) error {
 	if nice != 0 {
 		// nice(1) execs etcd in its own process: the PID stays etcd's.
 		cmd = exec.Command("nice", append([]string{"-n", strconv.Itoa(nice), bin}, n.args...)...)
+	}
+	if cpus != "" {
+		// taskset(1) execs too; etcd's affinity no longer follows the
+		// simulator's (a simulator pinned to one CPU to starve it).
+		cmd = exec.Command("taskset", append([]string{"-c", cpus}, cmd.Args...)...)
 	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -9,13 +9,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/procfleet/procfleet/cluster/configstore"
-	"github.com/procfleet/procfleet/cluster/ring"
 )
 
 // runFaults moves etcd's leader, kills one etcd member and restarts it,
 // then stops all of etcd for o.outage and starts it again, measuring what
 // the fleet does; rev is the config revision the fleet runs on.
-func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configstore.Store, f *fleet, rev int64) (*faultReport, error) {
+func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configstore.Store, f simFleet, rev int64) (*faultReport, error) {
 	fr := &faultReport{}
 	ids, err := memberIDs(ec, cli)
 	if err != nil {
@@ -62,7 +61,7 @@ func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configst
 		return fr, fmt.Errorf("with %s down: %w", victim.name, err)
 	}
 	start := time.Now()
-	if err := victim.start(ec.bin, ec.nice); err != nil {
+	if err := victim.start(ec.bin, ec.nice, ec.cpus); err != nil {
 		return fr, err
 	}
 	if err := ec.waitHealthy(60 * time.Second); err != nil {
@@ -74,49 +73,43 @@ func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configst
 
 	// All of etcd down for o.outage.
 	progress("faults: all of etcd down for %s", o.outage)
-	type held struct {
-		a       ring.Assignment
-		updates int
-	}
-	kept := make([]held, len(f.members))
-	for i, s := range f.members {
-		u, n := s.snapshot()
-		kept[i] = held{u.Assignment, n}
-	}
+	kept := f.states()
 	before = registrations(f)
 	for _, n := range ec.nodes {
 		n.kill()
 	}
 	time.Sleep(o.outage)
-	for i, s := range f.members {
-		u, n := s.snapshot()
-		if n != kept[i].updates || !slices.Equal(u.Assignment.Upstreams, kept[i].a.Upstreams) {
+	for i, st := range f.states() {
+		if st.Updates != kept[i].Updates || !slices.Equal(st.Upstreams, kept[i].Upstreams) {
 			fr.AllDown.ChangedDuringOutage++
 			progress("faults: %s (gossip %v) changed settings with etcd down: upstreams %v -> %v, revision %d, %d updates",
-				s.node, s.gossip, kept[i].a.Upstreams, u.Assignment.Upstreams, u.Revision, n-kept[i].updates)
+				f.node(i), st.Gossip, kept[i].Upstreams, st.Upstreams, st.Revision, st.Updates-kept[i].Updates)
 		}
 	}
 	fr.AllDown.OutageSeconds = o.outage.Seconds()
 	progress("faults: starting etcd again")
 	for _, n := range ec.nodes {
-		if err := n.start(ec.bin, ec.nice); err != nil {
+		if err := n.start(ec.bin, ec.nice, ec.cpus); err != nil {
 			return fr, err
 		}
 	}
 	back := time.Now()
-	// Poll the members' registrations every 50ms: when each registered
-	// again, counted from etcd's start.
-	at := make([]time.Duration, len(f.members))
-	pending := len(f.members)
+	// When each member registered again, counted from etcd's start (the
+	// members' counters are polled every 50ms).
+	at := make([]time.Duration, f.size())
+	pending := f.size()
 	deadline := back.Add(3 * time.Minute)
 	for pending > 0 && time.Now().Before(deadline) {
-		for i, s := range f.stats() {
-			if at[i] == 0 && s.Registrations > before[i] {
-				at[i] = time.Since(back)
+		for i := range at {
+			if at[i] != 0 {
+				continue
+			}
+			if t, ok := f.registeredAt(i, before[i]); ok {
+				at[i] = max(t.Sub(back), time.Nanosecond)
 				pending--
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err := ec.waitHealthy(10 * time.Second); err != nil {
 		return fr, err
@@ -126,7 +119,7 @@ func runFaults(o options, ec *etcdCluster, cli *clientv3.Client, store *configst
 	for i, d := range at {
 		if d > 0 {
 			times = append(times, d)
-			if noSpread(f.members[i].node) {
+			if noSpread(f.node(i)) {
 				atOnceT = append(atOnceT, d)
 			} else {
 				spreadT = append(spreadT, d)

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"regexp"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -23,19 +26,68 @@ const clusterName = "fleet"
 // agent; a goroutine takes its updates as the agent would and reports a
 // shipper's view every 2s as the agent does.
 type simMember struct {
+	index  int // in the whole fleet
 	node   string
 	gossip bool
 	m      *cluster.Member
 	cancel context.CancelFunc
 	done   chan struct{}
+	// onApplied, when set, is told the first time the member takes each
+	// revision (a child process reports it to the parent).
+	onApplied func(index int, rev int64, at time.Time)
 
 	mu      sync.Mutex
 	applied map[int64]time.Time // first Update of each revision
 	last    cluster.Update
-	updates int // Updates taken
+	updates int       // Updates taken
+	regs    []regMark // when the registrations counter grew
 }
 
-// fleet is the running simulated members.
+// regMark is when a member's registrations counter reached n.
+type regMark struct {
+	N  int       `json:"n"`
+	At time.Time `json:"at"`
+}
+
+// memberState is what the measurements read of one member: its counters,
+// why it hands out nothing yet, and its last update.
+type memberState struct {
+	Stats     cluster.Stats `json:"stats"`
+	Pending   string        `json:"pending,omitempty"`
+	Revision  int64         `json:"revision"`
+	Updates   int           `json:"updates"`
+	Upstreams []string      `json:"upstreams,omitempty"`
+	Gossip    bool          `json:"gossip,omitempty"`
+}
+
+// simFleet is the simulated fleet as the measurements see it: the members
+// of this process (fleet) or those of several child processes (procFleet).
+// Members are numbered 0..size()-1 across the whole fleet.
+type simFleet interface {
+	// start starts n members, batch every 250ms, gossipers of them with
+	// gossip, and returns once every member took an update of revision
+	// rev or later (or at least 99% of them when timeout passed).
+	start(n, gossipers, batch int, rev int64, timeout time.Duration) (time.Duration, error)
+	size() int
+	node(i int) string
+	// appliedAt returns when member i first took revision rev or a later
+	// one, and whether it has.
+	appliedAt(i int, rev int64) (time.Time, bool)
+	// registeredAt returns when member i's registrations counter first
+	// exceeded after, and whether it has.
+	registeredAt(i int, after int) (time.Time, bool)
+	states() []memberState
+	// restart stops member i and starts it again (a new process on its
+	// host: new client, lease and counters).
+	restart(i int) error
+	// pids are the simulator's processes, for their CPU and memory.
+	pids() []int
+	// ringCounts are the ring computations run and shared (-share-ring).
+	ringCounts() (computed, shared int64)
+	stopAll()
+}
+
+// fleet is the running simulated members of this process.
 type fleet struct {
 	endpoints []string
 	log       *slog.Logger
@@ -44,19 +96,40 @@ type fleet struct {
 	// memo, when set, shares ring computations among the members (see
 	// ringMemo); nil: each member computes its own.
 	memo *ringMemo
+	// first is the fleet-wide index of members[0] (a child process runs a
+	// slice of the fleet); total and gossipers are the whole fleet's.
+	first, total, gossipers int
+	onApplied               func(index int, rev int64, at time.Time)
+	onRegister              func(index int, mark regMark)
+	pollOnce                sync.Once
 }
 
-// startMember starts member i of the fleet: with gossip on loopback when
-// withGossip, else with cluster.Config.NoGossip.
-func (f *fleet) startMember(node string, withGossip bool) (*simMember, error) {
+// withGossip reports whether member i of a fleet of n with gossipers
+// gossiping members runs gossip: every n/gossipers-th, spread over the
+// fleet (and so over the child processes, which run consecutive slices).
+func withGossip(i, n, gossipers int) bool {
+	if gossipers <= 0 {
+		return false
+	}
+	every := max(1, n/gossipers)
+	return i%every == 0 && i/every < gossipers
+}
+
+// startMember starts member index of the fleet: with gossip on loopback
+// when withGossip, else with cluster.Config.NoGossip.
+func (f *fleet) startMember(index int, withGossip bool) (*simMember, error) {
+	node := nodeName(index)
 	gc := gossip.DefaultConfig()
 	gc.BindAddr, gc.BindPort = "127.0.0.1", 0
 	cfg := cluster.Config{
 		Cluster: clusterName, Node: node, Kind: keys.Agent,
-		Labels:  map[string]string{"zone": fmt.Sprintf("z%d", len(node)%3)},
+		Labels:  map[string]string{"zone": fmt.Sprintf("z%d", index%3)},
 		Address: "127.0.0.1:9100", Version: "fleet-sim",
 		Etcd:   etcdclient.Config{Endpoints: f.endpoints},
 		Gossip: gc, NoGossip: !withGossip,
+	}
+	if noSpread(node) {
+		cfg.ReregisterSpread = -1
 	}
 	if f.memo != nil {
 		cfg.RingCompute = f.memo.compute
@@ -68,12 +141,19 @@ func (f *fleet) startMember(node string, withGossip bool) (*simMember, error) {
 		return nil, fmt.Errorf("cannot make member %s: %w", node, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &simMember{node: node, gossip: withGossip, m: m, cancel: cancel, done: make(chan struct{}), applied: map[int64]time.Time{}}
+	s := &simMember{index: index, node: node, gossip: withGossip, m: m, cancel: cancel, done: make(chan struct{}),
+		applied: map[int64]time.Time{}, onApplied: f.onApplied}
 	go func() {
 		defer close(s.done)
-		if err := m.Run(ctx); err != nil {
-			f.log.Error("member stopped", "node", node, "err", err)
-		}
+		// Every goroutine the member starts (its etcd client's and gRPC's
+		// among them) carries its node name: a goroutine profile
+		// (-pprof, /debug/pprof/goroutine?debug=1) tells one member's
+		// goroutines from the others'.
+		pprof.Do(ctx, pprof.Labels("node", node), func(ctx context.Context) {
+			if err := m.Run(ctx); err != nil {
+				f.log.Error("member stopped", "node", node, "err", err)
+			}
+		})
 	}()
 	go s.consume(ctx)
 	return s, nil
@@ -92,12 +172,16 @@ func (s *simMember) consume(ctx context.Context) {
 		case u := <-s.m.Updates():
 			now := time.Now()
 			s.mu.Lock()
-			if _, ok := s.applied[u.Revision]; !ok {
+			_, seen := s.applied[u.Revision]
+			if !seen {
 				s.applied[u.Revision] = now
 			}
 			s.last = u
 			s.updates++
 			s.mu.Unlock()
+			if !seen && s.onApplied != nil {
+				s.onApplied(s.index, u.Revision, now)
+			}
 		case <-report.C:
 			s.mu.Lock()
 			ups := s.last.Agent.Ship.Upstreams
@@ -117,8 +201,14 @@ func (s *simMember) consume(ctx context.Context) {
 func (s *simMember) appliedAt(rev int64) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return firstApplied(s.applied, rev)
+}
+
+// firstApplied returns the earliest time in applied of revision rev or a
+// later one.
+func firstApplied(applied map[int64]time.Time, rev int64) (time.Time, bool) {
 	var first time.Time
-	for r, at := range s.applied {
+	for r, at := range applied {
 		if r >= rev && (first.IsZero() || at.Before(first)) {
 			first = at
 		}
@@ -126,11 +216,34 @@ func (s *simMember) appliedAt(rev int64) (time.Time, bool) {
 	return first, !first.IsZero()
 }
 
-// snapshot returns the last update and the count of updates taken.
-func (s *simMember) snapshot() (cluster.Update, int) {
+// registeredAt returns when the member's registrations first exceeded
+// after (as the fleet's poller saw them).
+func (s *simMember) registeredAt(after int) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.last, s.updates
+	return firstRegistered(s.regs, after)
+}
+
+func firstRegistered(marks []regMark, after int) (time.Time, bool) {
+	for _, m := range marks {
+		if m.N > after {
+			return m.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// state returns what the measurements read of the member.
+func (s *simMember) state() memberState {
+	st := memberState{Stats: s.m.Stats(), Gossip: s.gossip}
+	if err := s.m.Pending(); err != nil {
+		st.Pending = err.Error()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.Revision, st.Updates = s.last.Revision, s.updates
+	st.Upstreams = slices.Clone(s.last.Assignment.Upstreams)
+	return st
 }
 
 func (s *simMember) stop() {
@@ -143,52 +256,159 @@ func (s *simMember) stop() {
 // comparison in the same outage: odd node numbers.
 func noSpread(node string) bool { return (node[len(node)-1]-'0')%2 == 1 }
 
+// nodeNumber matches a member's node name in a message.
+var nodeNumber = regexp.MustCompile(`sim-[0-9]+`)
+
 // nodeName is member i's node name.
 func nodeName(i int) string { return fmt.Sprintf("sim-%05d", i) }
 
-// start starts n members, batch at a time, gossipers of them with gossip
-// (spread over the fleet: every n/gossipers-th), and returns once every
-// member took an update of revision rev or later, or timeout passed.
+// start starts the members first..first+n-1 of a fleet of total (the
+// whole fleet in one process: first 0, n total), batch at a time every
+// 250ms; those withGossip picks run gossip. It returns once they all
+// took revision rev or later, or timeout passed; with rev 0 it returns
+// once they are started.
 func (f *fleet) start(n, gossipers, batch int, rev int64, timeout time.Duration) (time.Duration, error) {
-	begin := time.Now()
-	every := 0
-	if gossipers > 0 {
-		every = max(1, n/gossipers)
+	if f.total == 0 {
+		f.total = n
 	}
-	for i := range n {
-		withGossip := every > 0 && i%every == 0 && i/every < gossipers
-		s, err := f.startMember(nodeName(i), withGossip)
+	f.gossipers = gossipers
+	begin := time.Now()
+	for j := range n {
+		i := f.first + j
+		s, err := f.startMember(i, withGossip(i, f.total, gossipers))
 		if err != nil {
 			return 0, err
 		}
+		f.mu.Lock()
 		f.members = append(f.members, s)
-		if (i+1)%batch == 0 {
+		f.mu.Unlock()
+		if (j+1)%batch == 0 {
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
-	delays, err := f.waitApplied(rev, begin, timeout)
-	if err != nil && len(delays) < n*99/100 {
+	f.pollOnce.Do(func() { go f.pollRegistrations() })
+	if rev == 0 {
+		return time.Since(begin), nil
+	}
+	return finishStart(f, n, rev, begin, timeout)
+}
+
+// startQuorum is the share of the fleet that must have started when the
+// start's time is up for the run to go on without the others (-start-quorum).
+var startQuorum = 0.99
+
+// finishStart waits until the fleet took revision rev: the end of start.
+func finishStart(f simFleet, n int, rev int64, begin time.Time, timeout time.Duration) (time.Duration, error) {
+	delays, err := waitApplied(f, rev, begin, timeout)
+	if err != nil && float64(len(delays)) < startQuorum*float64(n) {
 		return 0, fmt.Errorf("fleet of %d did not start: %w", n, err)
 	}
 	if err != nil {
-		// A few stragglers (their etcd client wedged) do not stop the run.
+		// A few stragglers do not stop the run.
 		progress("going on without them: %v", err)
 	}
 	return time.Since(begin), nil
 }
 
+// pollRegistrations notes, every 50ms, when each member's registrations
+// counter grew: the spread of the re-registrations after an outage.
+func (f *fleet) pollRegistrations() {
+	for {
+		time.Sleep(50 * time.Millisecond)
+		f.mu.Lock()
+		ms := slices.Clone(f.members)
+		f.mu.Unlock()
+		if ms == nil {
+			return
+		}
+		now := time.Now()
+		for _, s := range ms {
+			n := s.m.Stats().Registrations
+			s.mu.Lock()
+			grew := n > 0 && (len(s.regs) == 0 || s.regs[len(s.regs)-1].N < n)
+			if grew {
+				s.regs = append(s.regs, regMark{N: n, At: now})
+			}
+			s.mu.Unlock()
+			if grew && f.onRegister != nil {
+				f.onRegister(s.index, regMark{N: n, At: now})
+			}
+		}
+	}
+}
+
+func (f *fleet) size() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.members)
+}
+
+func (f *fleet) member(i int) *simMember {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.members[i-f.first]
+}
+
+func (f *fleet) node(i int) string { return nodeName(i) }
+
+func (f *fleet) appliedAt(i int, rev int64) (time.Time, bool) { return f.member(i).appliedAt(rev) }
+
+func (f *fleet) registeredAt(i int, after int) (time.Time, bool) {
+	return f.member(i).registeredAt(after)
+}
+
+func (f *fleet) states() []memberState {
+	f.mu.Lock()
+	ms := slices.Clone(f.members)
+	f.mu.Unlock()
+	out := make([]memberState, len(ms))
+	for i, s := range ms {
+		out[i] = s.state()
+	}
+	return out
+}
+
+// restart stops member i and starts it again; resetting, when set, is
+// called between the two.
+func (f *fleet) restart(i int) error { return f.restartWith(i, nil) }
+
+func (f *fleet) restartWith(i int, resetting func()) error {
+	old := f.member(i)
+	old.stop()
+	if resetting != nil {
+		resetting()
+	}
+	s, err := f.startMember(old.index, old.gossip)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.members[i-f.first] = s
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *fleet) pids() []int { return []int{os.Getpid()} }
+
+func (f *fleet) ringCounts() (int64, int64) {
+	if f.memo == nil {
+		return 0, 0
+	}
+	return f.memo.computed.Load(), f.memo.shared.Load()
+}
+
 // waitApplied waits until every member took revision rev (or later) and
-// returns each member's delay from since, sorted by member.
-func (f *fleet) waitApplied(rev int64, since time.Time, timeout time.Duration) ([]time.Duration, error) {
+// returns each member's delay from since.
+func waitApplied(f simFleet, rev int64, since time.Time, timeout time.Duration) ([]time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	said := time.Now()
 	for {
 		var delays []time.Duration
-		var missing []*simMember
-		for _, s := range f.members {
-			at, ok := s.appliedAt(rev)
+		var missing []int
+		for i := range f.size() {
+			at, ok := f.appliedAt(i, rev)
 			if !ok {
-				missing = append(missing, s)
+				missing = append(missing, i)
 				continue
 			}
 			delays = append(delays, at.Sub(since))
@@ -196,48 +416,52 @@ func (f *fleet) waitApplied(rev int64, since time.Time, timeout time.Duration) (
 		if len(missing) == 0 {
 			return delays, nil
 		}
+		late := time.Now().After(deadline)
+		if !late && time.Since(said) < 15*time.Second {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		why := map[string]int{}
-		for _, s := range missing {
+		states := f.states()
+		for _, i := range missing {
+			st := states[i]
 			msg := "settings of an older revision"
-			if err := s.m.Pending(); err != nil {
-				msg = err.Error()
+			if st.Pending != "" {
+				// One count per reason, not per member.
+				msg = nodeNumber.ReplaceAllString(st.Pending, "sim-N")
 			}
 			why[msg]++
-		}
-		if len(missing) <= 3 {
-			for _, s := range missing {
-				u, n := s.snapshot()
-				why[fmt.Sprintf("%s (gossip %v) at revision %d after %d updates, %+v", s.node, s.gossip, u.Revision, n, s.m.Stats())]++
+			if len(missing) <= 3 {
+				why[fmt.Sprintf("%s (gossip %v) at revision %d after %d updates, %+v", f.node(i), st.Gossip, st.Revision, st.Updates, st.Stats)]++
 			}
 		}
-		if time.Now().After(deadline) {
-			return delays, fmt.Errorf("%d of %d members did not take config revision %d within %s: %v", len(missing), len(f.members), rev, timeout, why)
+		if late {
+			return delays, fmt.Errorf("%d of %d members did not take config revision %d within %s: %v", len(missing), f.size(), rev, timeout, why)
 		}
-		if time.Since(said) >= 15*time.Second {
-			progress("%d of %d members took config revision %d; the others: %v", len(delays), len(f.members), rev, why)
-			said = time.Now()
-		}
-		time.Sleep(100 * time.Millisecond)
+		progress("%d of %d members took config revision %d; the others: %v", len(delays), f.size(), rev, why)
+		said = time.Now()
 	}
 }
 
 // stats returns every member's counters.
-func (f *fleet) stats() []cluster.Stats {
-	f.mu.Lock()
-	ms := slices.Clone(f.members)
-	f.mu.Unlock()
-	out := make([]cluster.Stats, len(ms))
-	for i, s := range ms {
-		out[i] = s.m.Stats()
+func stats(f simFleet) []cluster.Stats {
+	states := f.states()
+	out := make([]cluster.Stats, len(states))
+	for i, st := range states {
+		out[i] = st.Stats
 	}
 	return out
 }
 
 // stopAll stops every member, many at once.
 func (f *fleet) stopAll() {
+	f.mu.Lock()
+	ms := f.members
+	f.members = nil
+	f.mu.Unlock()
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 200)
-	for _, s := range f.members {
+	for _, s := range ms {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -245,7 +469,6 @@ func (f *fleet) stopAll() {
 		})
 	}
 	wg.Wait()
-	f.members = nil
 }
 
 // upstreams is the simulated cluster's count of upstreams.

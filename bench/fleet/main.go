@@ -43,12 +43,22 @@ type options struct {
 	pprof     string
 	shareRing bool
 	etcdNice  int
-	dir       string
+	etcdCPUs  string
+	procs     int
+	partial   string
+	// memLimit is the simulator's soft memory limit in bytes, shared by
+	// its processes (runtime/debug.SetMemoryLimit).
+	memLimit int64
+	// startTimeout bounds a fleet's start.
+	startTimeout time.Duration
+	dir          string
 }
 
 func main() {
 	var o options
+	var co childOptions
 	var sizes string
+	var isChild bool
 	flag.StringVar(&o.bin, "bin", "bin", "directory holding the etcd binary (make bench-fleet builds bin/etcd)")
 	flag.StringVar(&sizes, "n", "1000,3000,10000", "fleet sizes to simulate, comma-separated, run in this order")
 	flag.IntVar(&o.faults, "faults", 3000, "fleet size at which to inject etcd faults (0: none); the largest size run when it is not among -n")
@@ -60,10 +70,26 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "where etcd's data directories go (default: the system's temp directory); /dev/shm takes the disk's fsync latency out of the figures on a machine whose disk other work shares")
 	flag.BoolVar(&o.shareRing, "share-ring", true, "members share ring computations of identical inputs (one process holds them all; see ringMemo)")
 	flag.IntVar(&o.etcdNice, "etcd-nice", -10, "nice value of the etcd processes (negative needs root; 0: as the simulator), so that the simulated members, which would each have a host of their own, do not starve etcd")
+	flag.StringVar(&o.etcdCPUs, "etcd-cpus", "", "CPUs the etcd processes run on (taskset -c list; default: the simulator's), to starve the simulator alone: taskset -c 1 go run ./bench/fleet -etcd-cpus 0-1")
+	flag.IntVar(&o.procs, "procs", 0, fmt.Sprintf("processes that run the members (0: one per %d members; 1: all in this process)", membersPerProc))
+	flag.DurationVar(&o.startTimeout, "start-timeout", 8*time.Minute, "how long a fleet may take to start (every member on the first config revision)")
+	flag.Float64Var(&startQuorum, "start-quorum", startQuorum, "share of the fleet that must have started within -start-timeout for the run to go on without the others (reported as stragglers)")
+	flag.StringVar(&o.partial, "partial", "", "write the report so far to this file after each size")
+	var memGiB float64
+	flag.Float64Var(&memGiB, "mem-limit", 16, "the simulator's soft memory limit in GiB, shared by its processes (the collector runs more often near it; members' member sets grow with N², a member's memory is in docs/performance.md)")
+	flag.Int64Var(&o.memLimit, "child-mem-limit", 0, "a child's soft memory limit in bytes")
+	flag.BoolVar(&isChild, "child", false, "run as a child process of the simulator (-procs): members -child-first.. of -child-total, commands on stdin")
+	flag.StringVar(&co.endpoints, "child-endpoints", "", "a child's etcd endpoints, comma-separated")
+	flag.IntVar(&co.first, "child-first", 0, "a child's first member")
+	flag.IntVar(&co.count, "child-count", 0, "a child's member count")
+	flag.IntVar(&co.total, "child-total", 0, "the fleet's size, for a child")
 	flag.BoolVar(&o.verbose, "v", false, "log the members' warnings to stderr")
 	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (host:port) while the simulation runs")
 	flag.Parse()
 	for _, f := range strings.Split(sizes, ",") {
+		if isChild {
+			break
+		}
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 10 {
 			fmt.Fprintf(os.Stderr, "fleet: -n %q: %q is not a fleet size of 10 or more\n", sizes, f)
@@ -75,12 +101,26 @@ func main() {
 	// is plentiful) so that the collector does not take the CPU the
 	// members and etcd need.
 	debug.SetGCPercent(400)
+	if !isChild {
+		o.memLimit = int64(memGiB * (1 << 30))
+	}
+	if o.memLimit > 0 {
+		debug.SetMemoryLimit(o.memLimit)
+	}
 	if o.pprof != "" {
 		go func() {
 			if err := http.ListenAndServe(o.pprof, nil); err != nil {
 				fmt.Fprintln(os.Stderr, "fleet: pprof:", err)
 			}
 		}()
+	}
+	if isChild {
+		progressPrefix = fmt.Sprintf("[members %d..%d] ", co.first, co.first+co.count-1)
+		if err := runChild(o, co, o.batch); err != nil {
+			fmt.Fprintln(os.Stderr, "fleet child:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet:", err)
@@ -119,6 +159,12 @@ func run(o options) error {
 			break
 		}
 		rep.Sizes = append(rep.Sizes, *r)
+		if o.partial != "" {
+			// What ran so far survives a larger size that never ends.
+			if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+				_ = os.WriteFile(o.partial, append(b, '\n'), 0o644)
+			}
+		}
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
@@ -127,5 +173,8 @@ func run(o options) error {
 
 // progress says on stderr where the run stands.
 func progress(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, args...)...)
+	fmt.Fprintf(os.Stderr, "%s %s"+format+"\n", append([]any{time.Now().UTC().Format("15:04:05"), progressPrefix}, args...)...)
 }
+
+// progressPrefix names a child process in its progress lines.
+var progressPrefix string

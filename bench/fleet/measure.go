@@ -27,7 +27,7 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 	}
 	r.RingComputeMs = ms(cost)
 	progress("fleet of %d: one ring computation takes %s here", n, cost)
-	ec, err := startEtcd(bin, dir, o.port, o.etcdNice)
+	ec, err := startEtcd(bin, dir, o.port, o.etcdNice, o.etcdCPUs)
 	if err != nil {
 		return nil, err
 	}
@@ -46,30 +46,44 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("cannot write the cluster document: %w", err)
 	}
-	f := &fleet{endpoints: ec.endpoints(), log: log}
-	if o.shareRing {
-		f.memo = &ringMemo{}
-		defer func() {
-			r.RingComputations, r.RingShared = f.memo.computed.Load(), f.memo.shared.Load()
-		}()
+	procs := o.procsFor(n)
+	r.Processes = procs
+	var f simFleet
+	if procs <= 1 {
+		lf := &fleet{endpoints: ec.endpoints(), log: log}
+		if o.shareRing {
+			lf.memo = &ringMemo{}
+		}
+		f = lf
+	} else {
+		pf, err := startChildren(o, ec.endpoints(), n, procs)
+		if err != nil {
+			return nil, err
+		}
+		f = pf
 	}
 	defer f.stopAll()
-	self0, _, _ := procStat(os.Getpid())
-	started, err := f.start(n, o.gossipers, o.batch, rev, 8*time.Minute)
+	if o.shareRing {
+		// Before stopAll (deferred first, run last): children report their
+		// counts while they run.
+		defer func() { r.RingComputations, r.RingShared = f.ringCounts() }()
+	}
+	self0, _ := simUsage(f)
+	started, err := f.start(n, o.gossipers, o.batch, rev, o.startTimeout)
 	if err != nil {
 		return nil, err
 	}
-	self1, _, _ := procStat(os.Getpid())
+	self1, _ := simUsage(f)
 	r.Start = startReport{Seconds: round(started.Seconds()), SimulatorCPUSeconds: round(self1 - self0)}
 	progress("fleet of %d: started in %s; settling", n, started.Round(time.Second))
 	settle(f)
 
 	progress("fleet of %d: steady state for %s", n, o.steady)
 	s0 := ec.sample()
-	p0, _, _ := procStat(os.Getpid())
+	p0, _ := simUsage(f)
 	time.Sleep(o.steady)
 	s1 := ec.sample()
-	p1, rss, _ := procStat(os.Getpid())
+	p1, rss := simUsage(f)
 	r.Steady = steadyOf(ec, s0, s1)
 	r.Steady.SimulatorCores = round((p1 - p0) / s1.at.Sub(s0.at).Seconds())
 	r.Steady.SimulatorRSSMiB = round(float64(rss) / (1 << 20))
@@ -99,10 +113,10 @@ func runSize(o options, bin, dir string, n int, faults bool, log *slog.Logger) (
 
 // settle waits until the fleet's recomputes stop (fewer than one per
 // member over 3s) or a minute passed: the start's churn is over.
-func settle(f *fleet) {
+func settle(f simFleet) {
 	total := func() uint64 {
 		var t uint64
-		for _, s := range f.stats() {
+		for _, s := range stats(f) {
 			t += s.Recomputes
 		}
 		return t
@@ -111,7 +125,7 @@ func settle(f *fleet) {
 	for range 20 {
 		time.Sleep(3 * time.Second)
 		cur := total()
-		if cur-prev < uint64(len(f.members)) {
+		if cur-prev < uint64(f.size()) {
 			return
 		}
 		prev = cur
@@ -151,7 +165,7 @@ func steadyOf(ec *etcdCluster, s0, s1 sample) steadyReport {
 // configChange writes the cluster document with upstream capacity
 // capacityMiB over revision rev and measures how long each member takes
 // to hand out the new revision.
-func configChange(store *configstore.Store, f *fleet, rev int64, capacityMiB int) (latency, int64, error) {
+func configChange(store *configstore.Store, f simFleet, rev int64, capacityMiB int) (latency, int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -167,7 +181,7 @@ func configChange(store *configstore.Store, f *fleet, rev int64, capacityMiB int
 	if err != nil {
 		return latency{}, rev, fmt.Errorf("cannot write config revision after %d: %w", rev, err)
 	}
-	delays, err := f.waitApplied(nrev, start, 2*time.Minute)
+	delays, err := waitApplied(f, nrev, start, 2*time.Minute)
 	l := latencyOf(delays)
 	l.Applied = len(delays)
 	if err != nil {
@@ -182,10 +196,11 @@ func configChange(store *configstore.Store, f *fleet, rev int64, capacityMiB int
 // fleet, paced to take about window, and reports what the others went
 // through: membership events, recomputes, and the CPU they would spend
 // on a host of their own (recomputes times cost).
-func rollingRestart(f *fleet, ec *etcdCluster, k int, window, cost time.Duration) (restartReport, error) {
-	every := len(f.members) / k
+func rollingRestart(f simFleet, ec *etcdCluster, k int, window, cost time.Duration) (restartReport, error) {
+	n := f.size()
+	every := n / k
 	var idx []int
-	for i := every / 2; i < len(f.members) && len(idx) < k; i += every {
+	for i := every / 2; i < n && len(idx) < k; i += every {
 		idx = append(idx, i)
 	}
 	restarted := map[int]bool{}
@@ -193,9 +208,9 @@ func rollingRestart(f *fleet, ec *etcdCluster, k int, window, cost time.Duration
 		restarted[i] = true
 	}
 	pace := window / time.Duration(k)
-	st0 := f.stats()
+	st0 := stats(f)
 	s0 := ec.sample()
-	p0, _, _ := procStat(os.Getpid())
+	p0, _ := simUsage(f)
 	begin := time.Now()
 	// Each restart on a goroutine of its own, started at the pace: a
 	// member that takes a while to stop (a gossip leaving) does not hold
@@ -206,17 +221,10 @@ func rollingRestart(f *fleet, ec *etcdCluster, k int, window, cost time.Duration
 		if d := time.Until(begin.Add(time.Duration(j) * pace)); d > 0 {
 			time.Sleep(d)
 		}
-		old := f.members[i]
 		wg.Go(func() {
-			old.stop()
-			s, err := f.startMember(old.node, old.gossip)
-			if err != nil {
+			if err := f.restart(i); err != nil {
 				errs <- err
-				return
 			}
-			f.mu.Lock()
-			f.members[i] = s
-			f.mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -226,13 +234,13 @@ func rollingRestart(f *fleet, ec *etcdCluster, k int, window, cost time.Duration
 	}
 	took := time.Since(begin)
 	time.Sleep(2 * time.Second) // the last coalesced recomputes
-	st1 := f.stats()
+	st1 := stats(f)
 	s1 := ec.sample()
-	p1, _, _ := procStat(os.Getpid())
+	p1, _ := simUsage(f)
 	secs := s1.at.Sub(s0.at).Seconds()
 	var events, recomputes []float64
 	var wall []time.Duration
-	for i := range f.members {
+	for i := range st1 {
 		if restarted[i] {
 			continue
 		}
@@ -296,21 +304,35 @@ func memberIDs(ec *etcdCluster, cli *clientv3.Client) ([]uint64, error) {
 	return ids, nil
 }
 
-func registrations(f *fleet) []int {
-	out := make([]int, len(f.members))
-	for i, s := range f.stats() {
+func registrations(f simFleet) []int {
+	st := stats(f)
+	out := make([]int, len(st))
+	for i, s := range st {
 		out[i] = s.Registrations
 	}
 	return out
 }
 
 // reregistered counts the members whose registrations grew since before.
-func reregistered(before []int, f *fleet) int {
+func reregistered(before []int, f simFleet) int {
 	n := 0
-	for i, s := range f.stats() {
+	for i, s := range stats(f) {
 		if s.Registrations > before[i] {
 			n++
 		}
 	}
 	return n
+}
+
+// simUsage returns the simulator's CPU seconds so far and its resident
+// memory, over all its processes.
+func simUsage(f simFleet) (cpu float64, rss int64) {
+	for _, pid := range f.pids() {
+		c, r, err := procStat(pid)
+		if err == nil {
+			cpu += c
+			rss += r
+		}
+	}
+	return cpu, rss
 }

@@ -20,7 +20,9 @@ type report struct {
 
 // sizeReport is one fleet size's figures.
 type sizeReport struct {
-	Members       int     `json:"members"`
+	Members int `json:"members"`
+	// Processes is how many processes ran the members (-procs).
+	Processes     int     `json:"simulator_processes"`
 	RingComputeMs float64 `json:"ring_compute_ms"`
 	// RingComputations and RingShared count the ring computations the
 	// simulator ran and those members took from another's (-share-ring).

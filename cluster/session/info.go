@@ -48,6 +48,10 @@ type Info struct {
 	// Registrations counts the leases the member key was written with: 1
 	// after the first registration, one more for each re-registration.
 	Registrations int
+	// Resumed counts the keep-alives that ended without an answer within
+	// the TTL while etcd still held the lease, which the session kept
+	// instead of registering again (see Run).
+	Resumed int
 	// Since is when the session entered Phase.
 	Since time.Time
 	// Err is why the session is Lost (or Connecting after a failed

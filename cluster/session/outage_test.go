@@ -24,9 +24,10 @@ func TestEtcdDownLongerThanTTL(t *testing.T) {
 
 	e.Stop()
 	stopped := time.Now()
-	// The client declares the lease lost a TTL after etcd's last answer,
-	// checking every second.
-	lost := await(t, s.Session, testTTL+2*time.Second, "lost", func(i Info) bool { return i.Phase == Lost })
+	// The client ends the keep-alive a TTL after etcd's last answer,
+	// checking every second; the session declares the lease lost when
+	// etcd could not say within half the TTL that it still holds it.
+	lost := await(t, s.Session, testTTL+testTTL/2+2*time.Second, "lost", func(i Info) bool { return i.Phase == Lost })
 	t.Logf("lost %s after etcd stopped: %v", time.Since(stopped), lost.Err)
 	time.Sleep(time.Until(stopped.Add(testTTL + time.Second)))
 	e.Restart(t)
@@ -108,7 +109,7 @@ func TestClusterAllDown(t *testing.T) {
 
 	c.StopAll()
 	stopped := time.Now()
-	lost := await(t, s.Session, testTTL+2*time.Second, "lost", func(i Info) bool { return i.Phase == Lost })
+	lost := await(t, s.Session, testTTL+testTTL/2+2*time.Second, "lost", func(i Info) bool { return i.Phase == Lost })
 	t.Logf("lost %s after etcd stopped: %v", time.Since(stopped), lost.Err)
 	time.Sleep(time.Until(stopped.Add(testTTL + time.Second)))
 	c.RestartAll(t)
@@ -141,7 +142,7 @@ func TestReregisterSpread(t *testing.T) {
 	e.Stop()
 	stopped := time.Now()
 	for _, s := range ss {
-		await(t, s.Session, testTTL+3*time.Second, "lost", func(i Info) bool { return i.Phase == Lost })
+		await(t, s.Session, testTTL+testTTL/2+3*time.Second, "lost", func(i Info) bool { return i.Phase == Lost })
 	}
 	time.Sleep(time.Until(stopped.Add(testTTL + time.Second)))
 	e.Restart(t)

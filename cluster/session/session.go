@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -173,8 +174,17 @@ func (s *Session) Run(ctx context.Context) error {
 			s.revoke(ctx, stale)
 			stale = 0
 		}
-		err = s.hold(ctx, lease, alive)
-		stop()
+		for {
+			err = s.hold(ctx, lease, alive)
+			stop()
+			if ctx.Err() != nil || !errors.Is(err, ErrLeaseLost) {
+				break
+			}
+			var kept bool
+			if alive, stop, kept = s.resume(ctx, lease); !kept {
+				break
+			}
+		}
 		if ctx.Err() != nil {
 			s.revoke(ctx, lease)
 			break
@@ -183,6 +193,41 @@ func (s *Session) Run(ctx context.Context) error {
 		stale = lease
 	}
 	return nil
+}
+
+// resume keeps lease after its keep-alive ended without an answer within
+// the TTL, when etcd still holds the lease with the member key bound to
+// it, and restarts its keep-alive. The client ends a keep-alive whose
+// answers come later than the TTL, but etcd renewed the lease on every
+// request it received: the answers were late, not the lease lost (a
+// process short of CPU reads them late; so does a congested connection).
+// Registering again would grant a lease, write the member key under it
+// (an event to every member's watch) and revoke the old one: three writes
+// through raft and a fan-out to the fleet, for nothing, and more of them
+// the slower the member already is. kept is false when etcd let the lease
+// expire, or cannot say within half the TTL: Run registers again.
+func (s *Session) resume(ctx context.Context, lease clientv3.LeaseID) (_ <-chan *clientv3.LeaseKeepAliveResponse, stop func(), kept bool) {
+	s.log.Info("keep-alive of the lease ended without an answer within its TTL; asking etcd whether it still holds it",
+		"lease", fmt.Sprintf("%x", lease))
+	// Half the TTL: etcd renewed the lease until about a third of the TTL
+	// before the client gave up on it, so an answer that takes longer
+	// comes too late to keep it, and a member cut off from etcd is
+	// declared lost at most that much later.
+	tctx, cancel := context.WithTimeout(ctx, s.opts.ttl/2)
+	defer cancel()
+	ttl, err := s.cli.TimeToLive(tctx, lease, clientv3.WithAttachedKeys())
+	if err != nil || ttl.TTL <= 0 || !slices.ContainsFunc(ttl.Keys, func(k []byte) bool { return string(k) == s.memberKey }) {
+		return nil, nil, false
+	}
+	kctx, stop := context.WithCancel(ctx)
+	alive, err := s.cli.KeepAlive(kctx, lease)
+	if err != nil {
+		stop()
+		return nil, nil, false
+	}
+	s.update(func(i *Info) { i.Resumed++ })
+	s.log.Info("etcd still holds the lease; keeping it", "lease", fmt.Sprintf("%x", lease), "ttl_seconds", ttl.TTL)
+	return alive, stop, true
 }
 
 // register obtains a lease, writes the member key and the latest status
