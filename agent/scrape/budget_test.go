@@ -116,15 +116,7 @@ func TestScrapePendingBounded(t *testing.T) {
 		targets = append(targets, target(t, job, fmt.Sprintf("%s?t=%d", url, i), "tgt", strconv.Itoa(i)))
 	}
 	m.Apply(targets)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runManager(t, m)
 	h := &harness{m: m, set: set}
 	// Every target is due within a second: four are let in, the other
 	// sixteen wait, each once, before sending anything.

@@ -89,6 +89,12 @@ func startManager(t testing.TB, cfg Config, deps Deps) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runManager(t, m)
+	return &harness{m: m, sink: s, set: deps.Metrics}
+}
+
+// runManager runs m until the test's end.
+func runManager(t testing.TB, m *Manager) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -98,7 +104,6 @@ func startManager(t testing.TB, cfg Config, deps Deps) *harness {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &harness{m: m, sink: s, set: deps.Metrics}
 }
 
 // testJob returns a job with Prometheus' defaults and interval.
