@@ -124,6 +124,8 @@ func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) 
 		Query:           query,
 		Spool:           a.spool,
 		SpoolBatchBytes: int(cfg.Compress.TargetBytes),
+		Text:            cfg.Compress,
+		TextDone:        func(b []byte) { a.comp.PutText(b) },
 	})
 	if err != nil {
 		a.closeSpool()
@@ -134,6 +136,9 @@ func New(cfg config.Agent, logger *slog.Logger, opts ...Option) (*Agent, error) 
 		a.closeSpool()
 		return nil, err
 	}
+	// While the shipper streams, it compresses the generators' batches
+	// itself, once, into the stream (see ship's text batches).
+	a.comp.SetTextWanted(a.shipper.WantsText)
 	if a.sched, err = a.newScheduler(cfg); err != nil {
 		a.closeSpool()
 		return nil, err
@@ -196,7 +201,7 @@ func (a *Agent) newScheduler(cfg config.Agent) (*sched.Scheduler, error) {
 }
 
 func (a *Agent) enqueue(b compress.Batch) {
-	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Zstd: b.Zstd, Samples: b.Samples, Created: b.Created})
+	a.shipper.Enqueue(&ship.Batch{Body: b.Body, Zstd: b.Zstd, Text: b.Text, Samples: b.Samples, Created: b.Created})
 }
 
 func (a *Agent) enqueueScraped(b compress.Batch) {

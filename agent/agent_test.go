@@ -174,6 +174,10 @@ func testAgentToVictoriaMetrics(t *testing.T, enc string) {
 		t.Error("no procfleet_* self-metrics arrived through the pipeline")
 	}
 
+	// Once the shipper streams, the compressor hands it text and the
+	// stream compresses it: the count of text batches arrives through it.
+	waitForVM(t, vm, `procfleet_compress_text_batches_total{instance="itest-host"}`, 30*time.Second, func(v float64) bool { return v >= 3 })
+
 	// The self HTTP server answers.
 	for path, want := range map[string]string{
 		"/healthz": "ok",
@@ -238,4 +242,24 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: %s", url, resp.Status)
 	}
 	return b.String()
+}
+
+// waitForVM polls vm until the last value of the series selected by query
+// satisfies ok.
+func waitForVM(t *testing.T, vm *testenv.VM, query string, timeout time.Duration, ok func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last []float64
+	for time.Now().Before(deadline) {
+		vm.Flush(t)
+		series, err := vm.TryExport(query)
+		if err == nil && len(series) == 1 && len(series[0].Values) > 0 {
+			last = series[0].Values
+			if ok(last[len(last)-1]) {
+				return
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("%s: VictoriaMetrics holds %v after %s", query, last, timeout)
 }

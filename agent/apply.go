@@ -97,6 +97,7 @@ func (a *Agent) apply(cfg config.Agent) (*sched.Scheduler, error) {
 		next = s
 	}
 	if !reflect.DeepEqual(old.Compress, cfg.Compress) {
+		a.shipper.SetTextConfig(cfg.Compress)
 		if err := a.comp.SetConfig(cfg.Compress); err != nil {
 			return nil, err
 		}

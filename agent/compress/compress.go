@@ -29,6 +29,10 @@ type Batch struct {
 	Body []byte
 	// Zstd marks a zstd frame; the body is gzip otherwise.
 	Zstd bool
+	// Text marks a body of plain text, not compressed: made while the
+	// receiver asked for text (see SetTextWanted). Its body may go back
+	// to the compressor with PutText once the receiver is done with it.
+	Text bool
 	// Samples is the number of lines in the batch.
 	Samples int
 	// RawBytes is the size of the text before compression.
@@ -57,9 +61,14 @@ type Compressor struct {
 	zs      *zstd.Encoder // made on first use
 	zbuf    bytes.Buffer
 	raw     int
-	samples int
-	created time.Time
-	flushed time.Time // when the last batch was flushed
+	// Text batches (see SetTextWanted): text says the batch being made is
+	// one; free holds bodies given back by PutText.
+	wantText atomic.Pointer[func() bool]
+	text     bool
+	free     chan []byte
+	samples  int
+	created  time.Time
+	flushed  time.Time // when the last batch was flushed
 
 	bytesIn, bytesOut atomic.Uint64
 	flushSize         *metrics.Counter
@@ -67,6 +76,7 @@ type Compressor struct {
 	flushIdle         *metrics.Counter
 	flushStop         *metrics.Counter
 	batchBytes        *metrics.Histogram
+	textBatches       *metrics.Counter
 }
 
 // New returns a compressor that returns sent buffers to pool and hands
@@ -79,12 +89,14 @@ func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*C
 	if err != nil {
 		return nil, fmt.Errorf("cannot create gzip writer: %w", err)
 	}
-	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), wake: make(chan struct{}, 1), zw: gz, gz: gz, gzLevel: cfg.Level}
+	c := &Compressor{cfg: cfg, pool: pool, out: out, in: make(chan *emit.Buffer, 8), wake: make(chan struct{}, 1), zw: gz, gz: gz, gzLevel: cfg.Level,
+		free: make(chan []byte, 2)}
 	c.flushSize = set.NewCounter(`procfleet_compress_flushes_total{reason="size"}`)
 	c.flushAge = set.NewCounter(`procfleet_compress_flushes_total{reason="age"}`)
 	c.flushIdle = set.NewCounter(`procfleet_compress_flushes_total{reason="idle"}`)
 	c.flushStop = set.NewCounter(`procfleet_compress_flushes_total{reason="stop"}`)
 	c.batchBytes = set.NewHistogram(`procfleet_compress_batch_bytes`)
+	c.textBatches = set.NewCounter(`procfleet_compress_text_batches_total`)
 	set.NewGauge(`procfleet_compress_bytes_in_total`, func() float64 { return float64(c.bytesIn.Load()) })
 	set.NewGauge(`procfleet_compress_bytes_out_total`, func() float64 { return float64(c.bytesOut.Load()) })
 	set.NewGauge(`procfleet_compress_ratio`, func() float64 {
@@ -110,6 +122,35 @@ func (c *Compressor) SetConfig(cfg config.Compress) error {
 	default:
 	}
 	return nil
+}
+
+// SetTextWanted makes the compressor ask want, at the start of each batch,
+// whether the batch is to be handed on as plain text rather than
+// compressed: the shipper wants text while it writes batches into a
+// streamed request, which compresses them itself (with the context of the
+// batches before), and compresses on its own whatever it sends otherwise.
+// The size that flushes a text batch is TargetBytes times textFactor. Safe
+// for concurrent use; nil stops asking.
+func (c *Compressor) SetTextWanted(want func() bool) {
+	if want == nil {
+		c.wantText.Store(nil)
+		return
+	}
+	c.wantText.Store(&want)
+}
+
+// textFactor scales TargetBytes, a compressed size, to the text size that
+// flushes a text batch: the agent's text compresses about 12 times with
+// gzip (docs/performance.md).
+const textFactor = 8
+
+// PutText gives the body of a text batch back for a later one, once its
+// receiver is done with it. Safe for concurrent use.
+func (c *Compressor) PutText(body []byte) {
+	select {
+	case c.free <- body[:0]:
+	default:
+	}
 }
 
 // applyNext takes a config set by SetConfig: the target size and flush age
@@ -211,14 +252,19 @@ func (c *Compressor) add(b *emit.Buffer) {
 		return
 	}
 	if c.raw == 0 {
-		c.zw = c.encoder()
-		c.zbuf.Reset()
-		c.zw.Reset(&c.zbuf)
-		c.created = time.Now()
+		c.start()
 	}
-	_, _ = c.zw.Write(b.B) // writes to a bytes.Buffer cannot fail
 	c.raw += len(b.B)
 	c.samples += bytes.Count(b.B, []byte{'\n'})
+	if c.text {
+		c.zbuf.Write(b.B)
+		c.pool.Put(b)
+		if int64(c.zbuf.Len()) >= int64(c.cfg.TargetBytes)*textFactor {
+			c.flush(c.flushSize)
+		}
+		return
+	}
+	_, _ = c.zw.Write(b.B) // writes to a bytes.Buffer cannot fail
 	c.bytesIn.Add(uint64(len(b.B)))
 	c.pool.Put(b)
 	if int64(c.zbuf.Len()) >= int64(c.cfg.TargetBytes) {
@@ -226,7 +272,33 @@ func (c *Compressor) add(b *emit.Buffer) {
 	}
 }
 
+// start begins a batch: text when the receiver wants text, else
+// compressed as the config asks.
+func (c *Compressor) start() {
+	c.created = time.Now()
+	c.zbuf.Reset()
+	want := c.wantText.Load()
+	wasText := c.text
+	c.text = want != nil && (*want)()
+	if c.text {
+		if !wasText && c.zw == c.gz {
+			// A fresh writer holds no compression state until its first
+			// write (about 1 MB at level 5): while text is wanted, the
+			// agent keeps none.
+			c.gz, _ = gzip.NewWriterLevel(nil, c.gzLevel) // the level was valid
+			c.zw = c.gz
+		}
+		return
+	}
+	c.zw = c.encoder()
+	c.zw.Reset(&c.zbuf)
+}
+
 func (c *Compressor) flush(reason *metrics.Counter) {
+	if c.text {
+		c.flushText(reason)
+		return
+	}
 	_ = c.zw.Close()
 	body := bytes.Clone(c.zbuf.Bytes())
 	c.bytesOut.Add(uint64(len(body)))
@@ -235,6 +307,29 @@ func (c *Compressor) flush(reason *metrics.Counter) {
 	c.flushed = time.Now()
 	_, isZstd := c.zw.(*zstd.Encoder)
 	batch := Batch{Body: body, Zstd: isZstd, Samples: c.samples, RawBytes: c.raw, Created: c.created}
+	c.raw, c.samples = 0, 0
+	c.out(batch)
+}
+
+// flushText hands on the text batch being made, in a body given back by
+// PutText when one is large enough.
+func (c *Compressor) flushText(reason *metrics.Counter) {
+	var body []byte
+	select {
+	case b := <-c.free:
+		if cap(b) >= c.zbuf.Len() {
+			body = b
+		}
+	default:
+	}
+	body = append(body, c.zbuf.Bytes()...)
+	if c.zbuf.Cap() > 4*max(c.zbuf.Len(), 64<<10) {
+		c.zbuf = bytes.Buffer{} // one large scan does not keep its buffer for good
+	}
+	reason.Inc()
+	c.textBatches.Inc()
+	c.flushed = time.Now()
+	batch := Batch{Body: body, Text: true, Samples: c.samples, RawBytes: c.raw, Created: c.created}
 	c.raw, c.samples = 0, 0
 	c.out(batch)
 }

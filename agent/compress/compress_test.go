@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
 type collector struct {
@@ -52,6 +54,9 @@ func (c *collector) text(t *testing.T) (string, int) {
 
 // decode returns the text of b, gzip or zstd as b says.
 func decode(b Batch) ([]byte, error) {
+	if b.Text {
+		return b.Body, nil
+	}
 	if b.Zstd {
 		zd, err := zstd.NewReader(nil)
 		if err != nil {
@@ -292,5 +297,79 @@ func TestCompressorSetEncoding(t *testing.T) {
 	}
 	if got, _ := col.text(t); got != "a 1\nb 1\nc 1\n" {
 		t.Fatalf("batches hold %q", got)
+	}
+}
+
+// While the receiver wants text, batches are its plain text, decided at
+// the start of each batch; a body given back is used again; a text batch
+// flushes at TargetBytes times textFactor.
+func TestCompressorText(t *testing.T) {
+	cfg := config.Compress{Level: 5, TargetBytes: 4 << 10, FlushAge: config.Duration(time.Minute)}
+	pool := emit.NewPool(4)
+	col := &collector{}
+	set := metrics.NewSet()
+	c, err := New(cfg, pool, col.out, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want atomic.Bool
+	c.SetTextWanted(want.Load)
+	add := func(text string) { // as Run does, without its goroutine
+		b, err := pool.Get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.B = append(b.B, text...)
+		c.add(b)
+	}
+	add("a 1\n")
+	want.Store(true) // within a batch: the next one
+	add("b 1\n")
+	c.flush(c.flushIdle)
+	add("c 1\n")
+	add("d 1\n")
+	want.Store(false)
+	c.flush(c.flushIdle)
+	if len(col.batches) != 2 || col.batches[0].Text || !col.batches[1].Text {
+		t.Fatalf("batches %+v; want a gzip one, then a text one", col.batches)
+	}
+	if b := col.batches[1]; string(b.Body) != "c 1\nd 1\n" || b.Samples != 2 || b.RawBytes != 8 {
+		t.Fatalf("text batch %q, %d samples, %d raw bytes; want \"c 1\\nd 1\\n\", 2, 8", b.Body, b.Samples, b.RawBytes)
+	}
+	add("e 1\n")
+	c.flush(c.flushIdle)
+	if b := col.batches[2]; b.Text {
+		t.Fatal("a batch started while text was not wanted came as text")
+	}
+	// A body given back carries the next text batch.
+	want.Store(true)
+	given := make([]byte, 0, 64<<10)
+	c.PutText(given)
+	add("f 1\n")
+	c.flush(c.flushIdle)
+	if b := col.batches[3]; !b.Text || &b.Body[:1][0] != &given[:1][0] {
+		t.Fatal("the text batch was not made in the body given back")
+	}
+	// Size: TargetBytes times textFactor of text, not of compressed bytes.
+	line := strings.Repeat("x", 100) + " 1\n"
+	n := 0
+	for len(col.batches) == 4 {
+		add(line)
+		n += len(line)
+		if n > 2*textFactor*int(cfg.TargetBytes) {
+			t.Fatalf("no flush after %d bytes of text", n)
+		}
+	}
+	if n < textFactor*int(cfg.TargetBytes) {
+		t.Fatalf("a text batch flushed by size at %d bytes; want at least %d", n, textFactor*int(cfg.TargetBytes))
+	}
+	if got, _ := col.text(t); !strings.HasPrefix(got, "a 1\nb 1\nc 1\nd 1\ne 1\nf 1\n") {
+		t.Fatalf("batches hold %q...", got[:40])
+	}
+	if v := testenv.MetricValue(t, set, "procfleet_compress_text_batches_total"); v != 3 {
+		t.Fatalf("text batches counted %v; want 3", v)
+	}
+	if pool.InUse() != 0 {
+		t.Fatalf("%d buffers not returned to the pool", pool.InUse())
 	}
 }

@@ -37,6 +37,7 @@ type sendOpts struct {
 // what is pending when deliver starts, and what an upstream that becomes
 // unreachable under b held.
 func (s *Shipper) deliver(ctx context.Context, b *Batch, o sendOpts) (*endpoint, error) {
+	s.pk.pack(b)
 	var tried []*endpoint
 	avoiding := o.avoid != nil
 	if avoiding {

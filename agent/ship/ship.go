@@ -98,6 +98,10 @@ type Batch struct {
 	// Zstd marks a zstd-compressed body (compress.encoding zstd), sent
 	// with Content-Encoding zstd.
 	Zstd bool
+	// Text marks the compressor's plain text, made while WantsText held:
+	// a stream takes it as it is, anything else compresses it first (gzip
+	// at Deps.TextLevel). Plain bodies are sent as they are.
+	Text bool
 	// OwnLabels marks a body whose lines carry their own instance and job
 	// labels (a scraper's: the targets'). Deps.Query is not added to its
 	// requests, since VictoriaMetrics' extra_label would override those
@@ -138,6 +142,13 @@ type Deps struct {
 	// SpoolBatchBytes bounds the bodies of spooled batches sent together in
 	// one request. 0 sends them one by one.
 	SpoolBatchBytes int
+	// Text says how text batches not streamed are compressed: as the
+	// compressor's config (compress.encoding and compress.level; the
+	// zero value is gzip at Go's default level).
+	Text config.Compress
+	// TextDone, when set, takes the body of a text batch back once the
+	// shipper is done with it (compress.Compressor.PutText).
+	TextDone func([]byte)
 }
 
 // Shipper sends batches upstream. Enqueue, SetUpstreams, State and
@@ -183,6 +194,10 @@ type Shipper struct {
 	// st is the open stream and its buffers (ship.stream_for); the
 	// sender's alone.
 	st streamState
+	// textOK says text batches are welcome (see WantsText); pk compresses
+	// those that are not streamed.
+	textOK atomic.Bool
+	pk     packer
 
 	retries     *metrics.Counter
 	redelivered *metrics.Counter
@@ -224,6 +239,7 @@ func New(cfg config.Ship, deps Deps) (*Shipper, error) {
 		spool:    deps.Spool,
 		merge:    deps.SpoolBatchBytes,
 		healthCh: make(chan struct{}),
+		pk:       packer{cfg: deps.Text, done: deps.TextDone},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -298,6 +314,9 @@ func (s *Shipper) registerMetrics() {
 func (s *Shipper) Enqueue(b *Batch) {
 	if b == nil {
 		return
+	}
+	if b.Text && s.q.len() > 0 {
+		s.pk.pack(b) // the sender is behind: it will not stream this one now
 	}
 	for _, old := range s.q.push(b) {
 		if s.spool != nil {

@@ -225,6 +225,7 @@ func minTime(a, b time.Time) time.Time {
 // store writes b to the spool, counting it as spooled or, when the spool
 // refuses it, as dropped. Safe for concurrent use.
 func (s *Shipper) store(b *Batch) {
+	s.pk.pack(b)
 	created := b.Created
 	if created.IsZero() {
 		created = s.now()

@@ -92,6 +92,11 @@ type stream struct {
 	pw      *io.PipeWriter
 	cancel  context.CancelCauseFunc
 	segs    []*Batch
+	offs    []int         // where each segment's text starts in the body's text
+	lens    []int         // text bytes of each segment
+	text    int           // text bytes written into the body
+	body    []byte        // every byte written into the body, and the end of the encoding
+	zstd    bool          // body is zstd, else gzip
 	done    chan struct{} // closed when the request returned
 	resp    *http.Response
 	err     error
@@ -151,27 +156,50 @@ func (s *Shipper) offer(ctx context.Context, b *Batch) bool {
 	}
 	if s.st.cur == nil {
 		if s.pending() || ctx.Err() != nil {
+			s.textOK.Store(false)
 			return false
 		}
 		p := s.peek()
 		if p == nil || !p.streams() {
+			s.textOK.Store(false)
 			return false
 		}
-		if err := s.decompress(b); err != nil {
+		text, err := s.segmentText(b)
+		if err != nil {
 			s.warnThrottled("stream", "cannot decompress a batch for streaming; sending it on its own", "err", err)
 			return false
 		}
 		s.openStream(ctx, p, s.targetOf(p, b, 0))
-	} else if err := s.decompress(b); err != nil {
+		return s.writeBatch(ctx, b, text)
+	}
+	text, err := s.segmentText(b)
+	if err != nil {
 		s.warnThrottled("stream", "cannot decompress a batch for streaming; sending it on its own", "err", err)
 		return false
 	}
+	return s.writeBatch(ctx, b, text)
+}
+
+// writeBatch writes b, whose text is text, into the open stream as a
+// segment, and settles the stream when the write fails or the stream is
+// over. It reports true: b is the stream's from here on.
+func (s *Shipper) writeBatch(ctx context.Context, b *Batch, text []byte) bool {
 	c := s.st.cur
 	c.segs = append(c.segs, b)
-	if err := s.writeSegment(ctx, c); err != nil {
+	c.offs = append(c.offs, c.text)
+	c.lens = append(c.lens, len(text))
+	c.text += len(text)
+	err := s.writeSegment(ctx, c, text)
+	if b.Text {
+		// The segment lives on in the stream's body (c.body).
+		s.pk.release(b.Body)
+		b.Body = nil
+	}
+	if err != nil {
 		s.failStream(ctx, err)
 		return true
 	}
+	s.textOK.Store(true)
 	if s.streamOver() {
 		s.endStream(ctx)
 	}
@@ -240,11 +268,19 @@ func (s *Shipper) keepAlive(ctx context.Context) {
 		return
 	}
 	s.st.seg.Reset()
+	// An empty line: zstd's flush writes nothing when it holds nothing,
+	// and a write of nothing does not reach the connection. VictoriaMetrics
+	// skips empty lines.
+	_, _ = s.st.zw.Write(newline)
 	_ = s.st.zw.Flush()
+	c.text++
+	c.body = append(c.body, s.st.seg.Bytes()...)
 	if err := s.writeStream(c, s.st.seg.Bytes()); err != nil {
 		s.failStream(ctx, err)
 	}
 }
+
+var newline = []byte{'\n'}
 
 // writeStream writes p into c within the send timeout.
 func (s *Shipper) writeStream(c *stream, p []byte) error {
@@ -265,7 +301,8 @@ func (s *Shipper) openStream(ctx context.Context, ep *endpoint, target string) {
 	pr, pw := io.Pipe()
 	reqCtx, cancel := context.WithCancelCause(ctx)
 	now := time.Now()
-	c := &stream{ep: ep, target: target, started: now, written: now, pw: pw, cancel: cancel, done: make(chan struct{}), reqCtx: reqCtx}
+	c := &stream{ep: ep, target: target, started: now, written: now, pw: pw, cancel: cancel, done: make(chan struct{}), reqCtx: reqCtx,
+		zstd: s.cfg.StreamEncoding != config.StreamGzip}
 	s.st.zw = newStreamEncoder(s.cfg.StreamEncoding, &s.st.seg, s.st.zw)
 	s.st.cur = c
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, pr)
@@ -295,27 +332,36 @@ func (s *Shipper) openStream(ctx context.Context, ep *endpoint, target string) {
 // errStreamAnswered fails writes into a stream whose request returned.
 var errStreamAnswered = errors.New("upstream answered before the stream ended")
 
-// decompress reads b's text into st.plain, ending with a newline.
-func (s *Shipper) decompress(b *Batch) error {
+// segmentText returns the text of b for a segment, ending with a
+// newline: a text batch's body, or the decompressed body in st.plain.
+func (s *Shipper) segmentText(b *Batch) ([]byte, error) {
+	if b.Text {
+		if n := len(b.Body); n > 0 && b.Body[n-1] != '\n' {
+			b.Body = append(b.Body, '\n') // a line must not run into the next segment's
+		}
+		return b.Body, nil
+	}
 	st := &s.st
 	st.plain.Reset()
 	if err := st.tr.read(&st.plain, b, maxTextBytes); err != nil {
-		return err
+		return nil, err
 	}
 	if n := st.plain.Len(); n > 0 && st.plain.Bytes()[n-1] != '\n' {
-		st.plain.WriteByte('\n') // a line must not run into the next segment's
+		st.plain.WriteByte('\n')
 	}
-	return nil
+	return st.plain.Bytes(), nil
 }
 
-// writeSegment compresses st.plain into the stream c, flushes and writes
-// it, after the limiter's credit and within the send timeout.
-func (s *Shipper) writeSegment(ctx context.Context, c *stream) error {
+// writeSegment compresses text into the stream c, flushes and writes it,
+// after the limiter's credit and within the send timeout. The stream's
+// body keeps the bytes whether or not they were written.
+func (s *Shipper) writeSegment(ctx context.Context, c *stream, text []byte) error {
 	st := &s.st
 	st.seg.Reset()
-	_, _ = st.zw.Write(st.plain.Bytes()) // into a bytes.Buffer: no error
+	_, _ = st.zw.Write(text) // into a bytes.Buffer: no error
 	_ = st.zw.Flush()
 	seg := st.seg.Bytes()
+	c.body = append(c.body, seg...)
 	if s.limiter != nil {
 		if err := s.limiter.Wait(ctx, len(seg)); err != nil {
 			return err
@@ -334,6 +380,7 @@ func (s *Shipper) endStream(ctx context.Context) {
 	c := s.st.cur
 	s.st.seg.Reset()
 	_ = s.st.zw.Close()
+	c.body = append(c.body, s.st.seg.Bytes()...)
 	err := s.writeStream(c, s.st.seg.Bytes())
 	if err == nil {
 		_ = c.pw.Close()
@@ -346,6 +393,9 @@ func (s *Shipper) failStream(ctx context.Context, err error) {
 	c := s.st.cur
 	c.cancel(err)
 	_ = c.pw.CloseWithError(err)
+	s.st.seg.Reset()
+	_ = s.st.zw.Close() // the body is whole again, for settleStream to read
+	c.body = append(c.body, s.st.seg.Bytes()...)
 	s.settleStream(ctx, err)
 }
 
@@ -368,12 +418,11 @@ func (s *Shipper) settleStream(ctx context.Context, werr error) {
 		s.settle(c.ep, r, 0)
 	}
 	if r.outcome == delivered {
-		for _, b := range c.segs {
-			s.keepBatch(c.ep, b)
-		}
+		s.keepBatch(c.ep, c.kept())
 		s.streamsDelivered.Inc()
 		return
 	}
+	s.textOK.Store(false)
 	if r.unreachable {
 		s.crashed(c.ep)
 	}
@@ -383,10 +432,49 @@ func (s *Shipper) settleStream(ctx context.Context, werr error) {
 		s.warnThrottled("stream resend", "streamed request failed; sending each of its batches again on its own",
 			"endpoint", c.ep.label, "batches", len(c.segs), "err", r.err)
 	}
-	for _, b := range c.segs {
-		b.single = true
+	s.st.again = append(s.cutStream(c), s.st.again...)
+}
+
+// kept returns the batch that stands for c's segments in the redelivery
+// window: the body c wrote, whole, in one request.
+func (c *stream) kept() *Batch {
+	b := &Batch{Body: c.body, Zstd: c.zstd, single: true}
+	for i, seg := range c.segs {
+		if i == 0 {
+			b.Created = seg.Created
+		}
+		b.Samples += seg.Samples
 	}
-	s.st.again = append(c.segs, s.st.again...)
+	return b
+}
+
+// cutStream returns c's segments as batches of their own, each to be sent
+// again alone: their text, read back from c's body. When the body cannot
+// be read (it can only be the encoder's own output), it is sent whole.
+func (s *Shipper) cutStream(c *stream) []*Batch {
+	if len(c.segs) == 0 {
+		return nil
+	}
+	st := &s.st
+	st.plain.Reset()
+	whole := c.kept()
+	if err := st.tr.read(&st.plain, whole, maxTextBytes); err != nil {
+		s.warnThrottled("stream cut", "cannot read a failed stream back; sending it again whole", "err", err)
+		return []*Batch{whole}
+	}
+	text := st.plain.Bytes()
+	if len(text) != c.text {
+		s.warnThrottled("stream cut", "a failed stream reads back at another length; sending it again whole",
+			"bytes", len(text), "written", c.text)
+		return []*Batch{whole}
+	}
+	out := make([]*Batch, len(c.segs))
+	for i, seg := range c.segs {
+		b := &Batch{Body: bytes.Clone(text[c.offs[i] : c.offs[i]+c.lens[i]]), Text: true, Samples: seg.Samples, Created: seg.Created, single: true}
+		s.pk.pack(b)
+		out[i] = b
+	}
+	return out
 }
 
 // streamResult maps the stream's answer to an outcome, as attemptOnce
