@@ -111,6 +111,8 @@ type streamState struct {
 	tr    textReader
 	plain bytes.Buffer
 	seg   bytes.Buffer
+	// lastBody is the size of the last stream's body.
+	lastBody int
 	// again holds batches to send one request each before the queue: the
 	// segments of a stream that failed.
 	again []*Batch
@@ -194,6 +196,11 @@ func (s *Shipper) writeBatch(ctx context.Context, b *Batch, text []byte) bool {
 		// The segment lives on in the stream's body (c.body).
 		s.pk.release(b.Body)
 		b.Body = nil
+		if s.st.tr.zr != nil || s.st.plain.Cap() > 0 {
+			// Text flows: what decompressed the batches before is not
+			// needed until a stream fails.
+			s.st.tr, s.st.plain = textReader{}, bytes.Buffer{}
+		}
 	}
 	if err != nil {
 		s.failStream(ctx, err)
@@ -304,6 +311,9 @@ func (s *Shipper) openStream(ctx context.Context, ep *endpoint, target string) {
 	c := &stream{ep: ep, target: target, started: now, written: now, pw: pw, cancel: cancel, done: make(chan struct{}), reqCtx: reqCtx,
 		zstd: s.cfg.StreamEncoding != config.StreamGzip}
 	s.st.zw = newStreamEncoder(s.cfg.StreamEncoding, &s.st.seg, s.st.zw)
+	// The body grows to about the last stream's size: made at that size
+	// at once, it leaves no garbage of its growth.
+	c.body = make([]byte, 0, s.st.lastBody+s.st.lastBody/8)
 	s.st.cur = c
 	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, target, pr)
 	if err != nil {
@@ -404,6 +414,7 @@ func (s *Shipper) failStream(ctx context.Context, err error) {
 func (s *Shipper) settleStream(ctx context.Context, werr error) {
 	c := s.st.cur
 	s.st.cur = nil
+	s.st.lastBody = len(c.body)
 	select {
 	case <-c.done:
 	case <-ctx.Done():
@@ -463,6 +474,11 @@ func (s *Shipper) cutStream(c *stream) []*Batch {
 		return []*Batch{whole}
 	}
 	text := st.plain.Bytes()
+	defer func() {
+		// A failed stream is rare: its decoder (the stream's window) and
+		// text are not kept for the next.
+		st.tr, st.plain = textReader{}, bytes.Buffer{}
+	}()
 	if len(text) != c.text {
 		s.warnThrottled("stream cut", "a failed stream reads back at another length; sending it again whole",
 			"bytes", len(text), "written", c.text)
