@@ -271,14 +271,7 @@ func TestCompressorSetEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	add := func(text string) { // as Run does, without its goroutine
-		b, err := pool.Get(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.B = append(b.B, text...)
-		c.add(b)
-	}
+	add := adder(t, c, pool)
 	add("a 1\n")
 	zcfg := cfg
 	zcfg.Encoding = config.EncodingZstd
@@ -314,14 +307,7 @@ func TestCompressorText(t *testing.T) {
 	}
 	var want atomic.Bool
 	c.SetTextWanted(want.Load)
-	add := func(text string) { // as Run does, without its goroutine
-		b, err := pool.Get(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.B = append(b.B, text...)
-		c.add(b)
-	}
+	add := adder(t, c, pool)
 	add("a 1\n")
 	want.Store(true) // within a batch: the next one
 	add("b 1\n")
@@ -371,5 +357,18 @@ func TestCompressorText(t *testing.T) {
 	}
 	if pool.InUse() != 0 {
 		t.Fatalf("%d buffers not returned to the pool", pool.InUse())
+	}
+}
+
+// adder returns a func that hands text to c as Run does, without its
+// goroutine.
+func adder(t *testing.T, c *Compressor, pool *emit.Pool) func(string) {
+	return func(text string) {
+		b, err := pool.Get(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.B = append(b.B, text...)
+		c.add(b)
 	}
 }

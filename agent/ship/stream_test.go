@@ -114,16 +114,27 @@ func cutConn(w http.ResponseWriter) {
 	_ = conn.Close()
 }
 
-// streamCutter is an upstream that reads the first streamed request line
-// by line and cuts its connection once it has read cutAfter lines; every
-// other request it takes whole, recording each line.
+// streamCutter is an upstream that answers as VictoriaMetrics does, reads
+// each request line by line (skipping empty lines, as VictoriaMetrics
+// does: a stream's keep-alive) and, when cutAfter is above 0, cuts the
+// connection of the first streamed request once it has read cutAfter
+// lines, without an answer; every other request it takes whole, recording
+// its Content-Encoding and lines. Bodies that are not compressed are
+// refused.
 type streamCutter struct {
 	cutAfter int
 
 	mu      sync.Mutex
 	cut     bool
 	partial []string   // lines of the cut stream
-	taken   [][]string // lines of each request answered 204
+	reqs    []recorded // each request answered 204
+}
+
+// recorded is a request a streamCutter answered 204.
+type recorded struct {
+	enc      string
+	streamed bool
+	lines    []string
 }
 
 func (c *streamCutter) fault(_ int, w http.ResponseWriter, r *http.Request) bool {
@@ -131,18 +142,26 @@ func (c *streamCutter) fault(_ int, w http.ResponseWriter, r *http.Request) bool
 	if r.Method != http.MethodPost {
 		return false
 	}
+	enc := r.Header.Get("Content-Encoding")
+	if enc != "gzip" && enc != "zstd" {
+		http.Error(w, "want a compressed body, got Content-Encoding "+enc, http.StatusUnsupportedMediaType)
+		return true
+	}
 	zr, err := decoder(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return true
 	}
 	c.mu.Lock()
-	cutThis := !c.cut && r.ContentLength < 0
+	cutThis := c.cutAfter > 0 && !c.cut && r.ContentLength < 0
 	c.cut = c.cut || cutThis
 	c.mu.Unlock()
 	var lines []string
 	sc := bufio.NewScanner(zr)
 	for sc.Scan() {
+		if sc.Text() == "" {
+			continue
+		}
 		lines = append(lines, sc.Text())
 		if cutThis && len(lines) == c.cutAfter {
 			c.mu.Lock()
@@ -157,16 +176,27 @@ func (c *streamCutter) fault(_ int, w http.ResponseWriter, r *http.Request) bool
 		return true
 	}
 	c.mu.Lock()
-	c.taken = append(c.taken, lines)
+	c.reqs = append(c.reqs, recorded{enc: enc, streamed: r.ContentLength < 0, lines: lines})
 	c.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 	return true
 }
 
+// state returns the lines of the cut stream and of each request taken.
 func (c *streamCutter) state() (partial []string, taken [][]string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.partial), slices.Clone(c.taken)
+	for _, r := range c.reqs {
+		taken = append(taken, r.lines)
+	}
+	return slices.Clone(c.partial), taken
+}
+
+// taken returns the requests answered 204.
+func (c *streamCutter) taken() []recorded {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.reqs)
 }
 
 // TestStreamCutResent cuts a stream after its second batch: the shipper

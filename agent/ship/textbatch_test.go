@@ -1,7 +1,6 @@
 package ship
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net/http"
@@ -21,72 +20,6 @@ import (
 // shipper wants text.
 func textBatch(s string) *Batch {
 	return &Batch{Body: []byte(s), Text: true, Samples: strings.Count(s, "\n"), Created: time.Now()}
-}
-
-// recorder is an upstream that answers as VictoriaMetrics does and
-// records, for each request it took, its Content-Encoding and its lines.
-// A cut, when set, cuts the connection of the first streamed request once
-// it has read that many lines, without an answer.
-type recorder struct {
-	cutAfter int
-
-	mu   sync.Mutex
-	cut  bool
-	reqs []recorded
-}
-
-type recorded struct {
-	enc      string
-	streamed bool
-	lines    []string
-}
-
-func (c *recorder) fault(_ int, w http.ResponseWriter, r *http.Request) bool {
-	vmLike(w)
-	if r.Method != http.MethodPost {
-		return false
-	}
-	enc := r.Header.Get("Content-Encoding")
-	if enc != "gzip" && enc != "zstd" {
-		http.Error(w, "want a compressed body, got Content-Encoding "+enc, http.StatusUnsupportedMediaType)
-		return true
-	}
-	zr, err := decoder(r)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return true
-	}
-	c.mu.Lock()
-	cutThis := c.cutAfter > 0 && !c.cut && r.ContentLength < 0
-	c.cut = c.cut || cutThis
-	c.mu.Unlock()
-	var lines []string
-	sc := bufio.NewScanner(zr)
-	for sc.Scan() {
-		if sc.Text() == "" {
-			continue // a stream's keep-alive; VictoriaMetrics skips empty lines
-		}
-		lines = append(lines, sc.Text())
-		if cutThis && len(lines) == c.cutAfter {
-			cutConn(w)
-			return true
-		}
-	}
-	if err := sc.Err(); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return true
-	}
-	c.mu.Lock()
-	c.reqs = append(c.reqs, recorded{enc: enc, streamed: r.ContentLength < 0, lines: lines})
-	c.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
-	return true
-}
-
-func (c *recorder) taken() []recorded {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.reqs)
 }
 
 // TestTextBatchesStreamed: once a stream is open the shipper wants text;
@@ -150,7 +83,7 @@ func TestTextBatchesStreamed(t *testing.T) {
 func TestTextBatchesCutResent(t *testing.T) {
 	for _, enc := range []string{config.StreamZstd, config.StreamGzip} {
 		t.Run(enc, func(t *testing.T) {
-			c := &recorder{cutAfter: 3}
+			c := &streamCutter{cutAfter: 3}
 			up := newUpstream(t, c.fault)
 			set := metrics.NewSet()
 			cfg := testConfig(up.URL())
@@ -270,7 +203,7 @@ func TestTextBatchQueuedBehind(t *testing.T) {
 // unreachable and comes back, that body is sent again in one request with
 // every line of the stream.
 func TestStreamKeptWhole(t *testing.T) {
-	c := &recorder{}
+	c := &streamCutter{}
 	up := newUpstream(t, c.fault)
 	set := metrics.NewSet()
 	cfg := testConfig(up.URL())
