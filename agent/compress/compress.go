@@ -110,7 +110,7 @@ func New(cfg config.Compress, pool *emit.Pool, out Output, set *metrics.Set) (*C
 }
 
 // SetConfig applies cfg while Run runs: the target size and flush age at
-// once (within a tick), the encoding and gzip level from the next batch on. It is safe
+// at once, the encoding and gzip level from the next batch on. It is safe
 // for concurrent use.
 func (c *Compressor) SetConfig(cfg config.Compress) error {
 	if err := cfg.Validate("compress"); err != nil {
@@ -198,26 +198,47 @@ func (c *Compressor) Idle(ctx context.Context) error {
 // sent and flushes the last batch. Stop sending before cancelling ctx so that
 // nothing is left behind.
 func (c *Compressor) Run(ctx context.Context) error {
-	tick := time.NewTicker(c.tickEvery())
-	defer tick.Stop()
+	// One timer, armed while a batch is open, for the batch's flush age:
+	// the compressor wakes when a batch is due, not every tick (a tick of
+	// a tenth of the flush age woke the agent ten times a second).
+	age := time.NewTimer(time.Hour)
+	age.Stop()
+	defer age.Stop()
+	armed := false
+	arm := func() {
+		switch {
+		case c.raw > 0 && !armed:
+			age.Reset(max(c.cfg.FlushAge.D()-time.Since(c.created), 0))
+			armed = true
+		case c.raw == 0 && armed:
+			age.Stop() // flushed before its age: no wake-up for nothing
+			armed = false
+		}
+	}
 	for {
 		select {
 		case b := <-c.in:
 			if b == idleMark {
 				if c.raw > 0 && time.Since(c.flushed) >= c.cfg.MinFlushInterval.D() {
 					c.flush(c.flushIdle)
+					arm()
 				}
 				continue
 			}
 			c.add(b)
+			arm()
 		case <-c.wake:
-			if c.applyNext() {
-				tick.Reset(c.tickEvery())
+			if c.applyNext() && armed {
+				age.Stop()
+				armed = false
+				arm() // the new flush age
 			}
-		case now := <-tick.C:
-			if c.raw > 0 && now.Sub(c.created) >= c.cfg.FlushAge.D() {
+		case <-age.C:
+			armed = false
+			if c.raw > 0 && time.Since(c.created) >= c.cfg.FlushAge.D() {
 				c.flush(c.flushAge)
 			}
+			arm() // a younger batch opened since the timer was armed
 		case <-ctx.Done():
 			for {
 				select {
@@ -236,14 +257,6 @@ func (c *Compressor) Run(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-func (c *Compressor) tickEvery() time.Duration {
-	d := c.cfg.FlushAge.D() / 10
-	if d < 5*time.Millisecond {
-		d = 5 * time.Millisecond
-	}
-	return d
 }
 
 func (c *Compressor) add(b *emit.Buffer) {
