@@ -129,6 +129,11 @@ type Generator struct {
 	noCarry   bool // build every series even when nothing changed (tests, benchmarks)
 	noSeek    bool // list every process every scan (tests, benchmarks)
 	carryOK   bool // this scan follows the last one on the same Scan (see carry)
+	oneRun    bool // this scan's loadavg counted one runnable task, the generator's (see kthreadStill)
+	viaKept   bool // the last readThrough read through a descriptor kept from before
+	noKCarry  bool // read every kernel thread's stat (tests, benchmarks)
+	kByPath   bool // let kthreadStill trust a schedstat read by path (fixture trees in tests)
+	soleRun   bool // take every scan's loadavg to count one runnable task (tests, benchmarks)
 	lastScan  *emit.Scan
 	lastRun   uint64
 	seed      maphash.Seed
@@ -136,6 +141,7 @@ type Generator struct {
 	skippedStatus uint64 // status reads the gate saved, since New
 	carried       uint64 // processes carried over unchanged, since New
 	skippedIO     uint64 // io reads the gate saved, since New
+	skippedStat   uint64 // kernel threads' stat reads saved (see kthreadStill), since New
 
 	tidName       []byte // decimal TID being read
 	threadBudget  int    // most descriptors threads may keep this scan (setTier)
@@ -168,7 +174,11 @@ type proc struct {
 	// and the scans since the task directory was last listed.
 	numThreads int64
 	sinceList  int
-	fds        [nFDs]int32 // kept descriptors plus one; 0 is none
+	// A kernel thread whose stat may be left unread (see kthreadStill),
+	// as its last stat read showed it, and the scans since that read.
+	kthread   bool
+	sinceStat int
+	fds       [nFDs]int32 // kept descriptors plus one; 0 is none
 
 	// The gate (see Generator): schedstat as read at the start of the
 	// last scan, the thread count of that scan's stat, and the status and
@@ -254,6 +264,12 @@ func (g *Generator) SkippedReads() (status, io uint64) {
 	return g.skippedStatus, g.skippedIO
 }
 
+// SkippedStats reports how many reads of a kernel thread's stat were saved
+// since New (see kthreadStill).
+func (g *Generator) SkippedStats() uint64 {
+	return g.skippedStat
+}
+
 // ThreadCounts reports, since New, how many thread status reads the
 // schedstat gate saved, how many threads were carried over unchanged, and
 // how many task directories were listed and how many were not (every
@@ -285,9 +301,11 @@ func (g *Generator) Collect(s *emit.Scan) error {
 		g.checkDiscovery()
 	}
 	full, rs, n := true, [2]pidRange{}, 0
+	g.oneRun = g.soleRun
 	if g.disc.able && !g.noSeek {
 		c, ok := g.readCounters()
 		full, rs, n = g.disc.plan(c, ok, len(g.order))
+		g.oneRun = g.oneRun || (ok && c.running == 1)
 	}
 	g.nextOrder = g.nextOrder[:0]
 	var err error
