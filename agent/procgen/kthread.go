@@ -73,6 +73,10 @@ import "bytes"
 // LXCFS serves (discovery is off: no counters are read), and every
 // fullListEvery-th scan of a thread anyway, as a backstop against a
 // change this reasoning missed.
+//
+// With Options.Threads, the one thread of a kernel thread (task/TID, TID
+// the PID) is the same task, and its stat is left unread on the same
+// terms (kthreadThreadStill).
 
 // Kernel constants for kthreadStill.
 const (

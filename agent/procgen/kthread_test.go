@@ -226,3 +226,47 @@ func TestKthreadStatSkippedRealProc(t *testing.T) {
 		t.Errorf("no proc_pid_info of kthreadd")
 	}
 }
+
+// With threads on, the thread of an idle kernel thread has its stat left
+// unread as the process does.
+func TestKthreadThreadStatSkipped(t *testing.T) {
+	root := newRoot(t)
+	files := procFiles(40, "x", 'S', 1, 1, 3, "")
+	files["40/schedstat"] = "1000 20 7\n"
+	files["40/task/40/schedstat"] = "1000 20 7\n"
+	files["40/task/40/status"] = statusText("kworker/0:1", 0, 5, 1)
+	write := func(utime uint64) {
+		stat := kthreadStat(40, "kworker/0:1", 'I', 2, utime)
+		files["40/stat"], files["40/task/40/stat"] = stat, stat
+		writeTree(t, root, files)
+	}
+	g := New(Options{ProcRoot: root, Threads: true})
+	g.soleRun, g.kByPath = true, true
+	sc := newScanner(g, 1)
+	threadCPU := func(ls []string) string {
+		for _, l := range grep(ls, `{pid="40",tid="40",mode="user"}`) {
+			return l[strings.LastIndexByte(l, ' ')+1:]
+		}
+		return "none"
+	}
+	for i, c := range []struct {
+		sole    bool
+		want    string
+		skipped uint64
+	}{
+		{true, "1", 0},    // first scan
+		{true, "1.01", 0}, // the gate's basis
+		{true, "1.01", 2}, // process and thread left unread
+		{false, "1.03", 2},
+		{true, "1.03", 4},
+	} {
+		write(uint64(100 + i))
+		g.soleRun = c.sole
+		if got := threadCPU(sc.cycle(t)); got != c.want {
+			t.Errorf("scan %d: thread user CPU %s, want %s", i, got, c.want)
+		}
+		if n := g.SkippedStats(); n != c.skipped {
+			t.Errorf("scan %d: SkippedStats = %d, want %d", i, n, c.skipped)
+		}
+	}
+}

@@ -213,6 +213,8 @@ type thread struct {
 	statSum   uint64
 	markFrom  int
 	markCount int
+	kthread   bool // see kthreadThreadStill
+	sinceStat int
 	fds       [nThreadFDs]int32 // kept descriptors plus one; 0 is none
 }
 
