@@ -78,8 +78,10 @@ import (
 // when the last scan's stat also showed a single thread, no other thread
 // could have been created since (only the leader could have), and io is
 // written again too; a process with more threads has io read every scan.
-// stat is always read: memory can be reclaimed from a process that does
-// not run. The gate needs two scans of a process with a schedstat; a
+// stat is read every scan: memory can be reclaimed from a process that
+// does not run, and its parent can exit. Kernel threads, which have
+// neither, are the exception when the host is quiet: see kthread.go. The
+// gate needs two scans of a process with a schedstat; a
 // process without one (no CONFIG_SCHED_INFO, a fixture tree), or with
 // pcount 0 (sched_info off), has everything read every scan. SkippedReads
 // counts the reads saved.
