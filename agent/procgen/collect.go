@@ -42,6 +42,9 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 	// schedstat comes first: the status and io values the gate keeps must
 	// hold as of this read, and the thread count of the stat below must
 	// be seen after it (see Generator).
+	if !fresh && p.kthread {
+		g.recheckRun()
+	}
 	sched, schedOK := g.readSched(p, base)
 	if !fresh && g.kthreadStill(p, sched, schedOK, g.viaKept) && g.carryOver(s, p) {
 		// A kernel thread that cannot have changed: its stat is not read.

@@ -78,6 +78,39 @@ import "bytes"
 // the PID) is the same task, and its stat is left unread on the same
 // terms (kthreadThreadStill).
 
+// A scan's first loadavg read is at its start, when the agent's other
+// generators and the host's periodic tasks often wake up with it. So when
+// it counted other runnable tasks, loadavg is read again before the
+// schedstat of every runCheckEvery-th kernel thread visited, at most
+// maxRunReads times a scan (a read costs about half of a stat read saved):
+// a read that counts the generator alone holds for every kernel thread
+// whose schedstat is read after it, and whose last stat was read before
+// it, which is every one visited later in the scan.
+const (
+	runCheckEvery = 8
+	maxRunReads   = 4
+)
+
+// recheckRun reads loadavg again before a kernel thread's schedstat when
+// no read of this scan has counted the generator alone yet (see above).
+func (g *Generator) recheckRun() {
+	if g.oneRun || g.runReads >= maxRunReads || !g.disc.able || g.noSeek || g.disc.fds[dLoadavg] == 0 {
+		return
+	}
+	if g.runWait++; g.runWait < runCheckEvery {
+		return
+	}
+	g.runWait = 0
+	g.runReads++
+	data, err := g.r.ReadFD(g.disc.fds[dLoadavg]-1, nil, 0)
+	if err != nil {
+		return
+	}
+	if running, _, _, ok := parseLoadavgPIDs(data); ok && running == 1 {
+		g.oneRun = true
+	}
+}
+
 // Kernel constants for kthreadStill.
 const (
 	pfKthread   = 0x00200000 // PF_KTHREAD, include/linux/sched.h

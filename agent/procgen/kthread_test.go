@@ -270,3 +270,40 @@ func TestKthreadThreadStatSkipped(t *testing.T) {
 		}
 	}
 }
+
+// recheckRun reads loadavg again every runCheckEvery-th kernel thread, at
+// most maxRunReads times a scan, until a read counts one runnable task.
+func TestRecheckRun(t *testing.T) {
+	for _, c := range []struct {
+		loadavg   string
+		visits    int
+		wantOne   bool
+		wantReads int
+	}{
+		{"0.1 0.2 0.3 1/100 500\n", runCheckEvery - 1, false, 0},
+		{"0.1 0.2 0.3 1/100 500\n", runCheckEvery, true, 1},
+		{"0.1 0.2 0.3 1/100 500\n", 10 * runCheckEvery, true, 1},
+		{"0.1 0.2 0.3 3/100 500\n", 2 * runCheckEvery, false, 2},
+		{"0.1 0.2 0.3 3/100 500\n", 10 * runCheckEvery, false, maxRunReads},
+		{"garbage\n", 2 * runCheckEvery, false, 2},
+	} {
+		path := t.TempDir() + "/loadavg"
+		if err := os.WriteFile(path, []byte(c.loadavg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := New(Options{ProcRoot: t.TempDir()})
+		g.disc.able, g.disc.fds[dLoadavg] = true, int(f.Fd())+1
+		for range c.visits {
+			g.recheckRun()
+		}
+		if g.oneRun != c.wantOne || g.runReads != c.wantReads {
+			t.Errorf("%q after %d kernel threads: oneRun %v after %d reads, want %v after %d",
+				c.loadavg, c.visits, g.oneRun, g.runReads, c.wantOne, c.wantReads)
+		}
+		f.Close()
+	}
+}

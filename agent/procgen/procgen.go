@@ -131,7 +131,9 @@ type Generator struct {
 	noCarry   bool // build every series even when nothing changed (tests, benchmarks)
 	noSeek    bool // list every process every scan (tests, benchmarks)
 	carryOK   bool // this scan follows the last one on the same Scan (see carry)
-	oneRun    bool // this scan's loadavg counted one runnable task, the generator's (see kthreadStill)
+	oneRun    bool // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
+	runReads  int  // loadavg reads of this scan for oneRun past the first (recheckRun)
+	runWait   int  // kernel threads visited since the last of them
 	viaKept   bool // the last readThrough read through a descriptor kept from before
 	noKCarry  bool // read every kernel thread's stat (tests, benchmarks)
 	kByPath   bool // let kthreadStill trust a schedstat read by path (fixture trees in tests)
@@ -305,7 +307,7 @@ func (g *Generator) Collect(s *emit.Scan) error {
 		g.checkDiscovery()
 	}
 	full, rs, n := true, [2]pidRange{}, 0
-	g.oneRun = g.soleRun
+	g.oneRun, g.runReads, g.runWait = g.soleRun, 0, 0
 	if g.disc.able && !g.noSeek {
 		c, ok := g.readCounters()
 		full, rs, n = g.disc.plan(c, ok, len(g.order))
