@@ -46,8 +46,9 @@ import "bytes"
 //     yet put on a CPU is R in stat with nothing new in its schedstat
 //     (run delay and pcount are counted when it arrives on a CPU), and
 //     is exactly what the state series is for (a starved ksoftirqd). So
-//     the stat is left unread only in a scan whose /proc/loadavg, read at
-//     its start, counted one runnable task (nr_running(), which counts
+//     the stat is left unread only when a read of /proc/loadavg in this
+//     scan, at its start or again before this thread's schedstat
+//     (recheckRun), counted one runnable task (nr_running(), which counts
 //     every task on a run queue, running or waiting): the generator's
 //     own. Then the thread was not runnable at that instant, which lies
 //     after the last scan's stat read and before this scan's schedstat
