@@ -87,7 +87,7 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 // scheduler closes it).
 type processCounts struct {
 	*procgen.Generator
-	status, io, all, fresh            delta
+	status, io, stat, all, fresh      delta
 	taskStatus, taskListed, taskSaved delta
 }
 
@@ -109,6 +109,7 @@ func countProcess(g *procgen.Generator, set *metrics.Set) *processCounts {
 		Generator:  g,
 		status:     delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="status"}`)},
 		io:         delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="io"}`)},
+		stat:       delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="stat"}`)},
 		all:        delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="all"}`)},
 		fresh:      delta{c: set.GetOrCreateCounter(`procfleet_generator_listings_total{generator="process",kind="new"}`)},
 		taskStatus: delta{c: set.GetOrCreateCounter(`procfleet_generator_reads_skipped_total{generator="process",file="task/status"}`)},
@@ -123,6 +124,7 @@ func (c *processCounts) Collect(s *emit.Scan) error {
 	all, fresh := c.Listings()
 	c.status.set(st)
 	c.io.set(io)
+	c.stat.set(c.SkippedStats())
 	c.all.set(all)
 	c.fresh.set(fresh)
 	taskStatus, _, listed, saved := c.ThreadCounts()

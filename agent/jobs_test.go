@@ -54,6 +54,12 @@ func TestProcessSkipsCounted(t *testing.T) {
 	if !strings.Contains(m, `procfleet_generator_reads_skipped_total{generator="process",file="io"}`) {
 		t.Fatalf("metrics lack the io count:\n%s", m)
 	}
+	// Kernel threads' stat reads saved: as many as the generator counts
+	// (none on a busy host, where loadavg counts other runnable tasks).
+	want = `procfleet_generator_reads_skipped_total{generator="process",file="stat"} ` + strconv.FormatUint(g.SkippedStats(), 10)
+	if !strings.Contains(m, want) {
+		t.Fatalf("metrics lack %q:\n%s", want, m)
+	}
 	// Three scans, each listing everything or only new PIDs.
 	all, fresh := g.Listings()
 	if all+fresh != 3 {

@@ -42,12 +42,25 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 	// schedstat comes first: the status and io values the gate keeps must
 	// hold as of this read, and the thread count of the stat below must
 	// be seen after it (see Generator).
+	if !fresh && p.kthread {
+		g.recheckRun()
+	}
 	sched, schedOK := g.readSched(p, base)
+	if !fresh && g.kthreadStill(p, sched, schedOK, g.viaKept) && g.carryOver(s, p) {
+		// A kernel thread that cannot have changed: its stat is not read.
+		g.skippedStat++
+		p.sinceStat++
+		if g.opts.Threads {
+			g.collectThreads(s, name, base, p)
+		}
+		return true
+	}
 	data, err := g.readKept(p, fdStat, base, 0)
 	var sum uint64
 	if err == nil {
 		sum = maphash.Bytes(g.seed, data)
 		if !fresh && g.carry(s, p, sum, sched, schedOK) {
+			p.sinceStat = 0
 			if g.opts.Threads {
 				g.collectThreads(s, name, base, p)
 			}
@@ -88,6 +101,8 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 	}
 	p.oneThread = st.numThreads == 1
 	p.numThreads = st.numThreads
+	p.kthread = isStillKthread(pid, &st)
+	p.sinceStat = 0
 
 	from := s.Mark()
 	g.emitProc(s, name, &st)
@@ -122,10 +137,16 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 // says that status and io hold too (the leader has not run; for io, the
 // process has one thread). It reports whether it did.
 func (g *Generator) carry(s *emit.Scan, p *proc, sum uint64, sched schedFields, schedOK bool) bool {
-	if !g.carryOK || p.markCount == 0 || p.seen != g.cycle-1 || sum != p.statSum {
-		return false
-	}
-	if !p.leaderStill(sched, schedOK) || !p.hasStatus {
+	return sum == p.statSum && p.leaderStill(sched, schedOK) && g.carryOver(s, p)
+}
+
+// carryOver writes the series of p as the last scan did, once the caller
+// established that its stat has not changed since and that its leader has
+// not run (leaderStill): when status holds too, and io (the process has
+// one thread) or the process has no io series, Scan.Carry stands for
+// them. It reports whether it did.
+func (g *Generator) carryOver(s *emit.Scan, p *proc) bool {
+	if !g.carryOK || p.markCount == 0 || p.seen != g.cycle-1 || !p.hasStatus {
 		return false
 	}
 	ioSkip := !p.noIO && p.oneThread && p.hasIO

@@ -76,9 +76,11 @@ const (
 
 var discoveryFiles = [3]string{"loadavg", "stat", "sys/kernel/pid_max"}
 
-// counters are what a scan reads to plan its listing.
+// counters are what a scan reads to plan its listing, and the runnable
+// tasks of loadavg for the kernel threads' carry (see kthreadStill).
 type counters struct {
 	last, forks, tasks, pidMax int64
+	running                    int64
 }
 
 // pidRange is the PIDs lo < pid <= hi.
@@ -149,7 +151,7 @@ func (g *Generator) readCounters() (c counters, ok bool) {
 		}
 		switch i {
 		case dLoadavg:
-			c.tasks, c.last, ok = parseLoadavgPIDs(data)
+			c.running, c.tasks, c.last, ok = parseLoadavgPIDs(data)
 		case dStat:
 			c.forks, ok = parseForks(data)
 		case dPidMax:
@@ -172,28 +174,33 @@ func (g *Generator) closeDiscovery() {
 	}
 }
 
-// parseLoadavgPIDs returns the task count (field 4 after its '/') and the
-// last PID allocated (field 5) of /proc/loadavg, "0.10 0.88 1.71 1/102 6867".
-func parseLoadavgPIDs(b []byte) (tasks, last int64, ok bool) {
+// parseLoadavgPIDs returns the runnable tasks (field 4 before its '/':
+// nr_running(), the reader included), the task count (field 4 after its
+// '/') and the last PID allocated (field 5) of /proc/loadavg,
+// "0.10 0.88 1.71 1/102 6867".
+func parseLoadavgPIDs(b []byte) (running, tasks, last int64, ok bool) {
 	line, _ := procfile.NextLine(b)
 	var f [5][]byte
 	for i := range f {
 		if f[i], line = nextField(line); f[i] == nil {
-			return 0, 0, false
+			return 0, 0, 0, false
 		}
 	}
 	if extra, _ := nextField(line); extra != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	i := bytes.IndexByte(f[3], '/')
 	if i < 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
+	}
+	if running, ok = parseDecimal(f[3][:i]); !ok {
+		return 0, 0, 0, false
 	}
 	if tasks, ok = parseDecimal(f[3][i+1:]); !ok {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	last, ok = parseDecimal(f[4])
-	return tasks, last, ok
+	return running, tasks, last, ok
 }
 
 // parseForks returns the value of the processes line of /proc/stat: every

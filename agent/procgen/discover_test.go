@@ -96,12 +96,12 @@ func TestPlan(t *testing.T) {
 }
 
 func TestParseCounters(t *testing.T) {
-	tasks, last, ok := parseLoadavgPIDs([]byte("0.10 0.88 1.71 1/102 6867\n"))
-	if !ok || tasks != 102 || last != 6867 {
-		t.Errorf("parseLoadavgPIDs = %d, %d, %v; want 102, 6867, true", tasks, last, ok)
+	running, tasks, last, ok := parseLoadavgPIDs([]byte("0.10 0.88 1.71 3/102 6867\n"))
+	if !ok || running != 3 || tasks != 102 || last != 6867 {
+		t.Errorf("parseLoadavgPIDs = %d, %d, %d, %v; want 3, 102, 6867, true", running, tasks, last, ok)
 	}
-	for _, bad := range []string{"", "0.10 0.88 1.71 1/102", "0.1 0.8 1.7 1102 6867", "0.1 0.8 1.7 1/x 6867", "0.1 0.8 1.7 1/2 -5", "0.1 0.8 1.7 1/2 99999999999999999999"} {
-		if _, _, ok := parseLoadavgPIDs([]byte(bad)); ok {
+	for _, bad := range []string{"", "0.10 0.88 1.71 1/102", "0.1 0.8 1.7 1102 6867", "0.1 0.8 1.7 1/x 6867", "0.1 0.8 1.7 1/2 -5", "0.1 0.8 1.7 1/2 99999999999999999999", "0.1 0.8 1.7 /2 5", "0.1 0.8 1.7 -1/2 5"} {
+		if _, _, _, ok := parseLoadavgPIDs([]byte(bad)); ok {
 			t.Errorf("parseLoadavgPIDs(%q) accepted", bad)
 		}
 	}

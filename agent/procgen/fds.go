@@ -102,6 +102,7 @@ func (g *Generator) setTier() {
 func (g *Generator) readKept(p *proc, i, base int, limit int) ([]byte, error) {
 	if i > g.tier {
 		g.closeFD(p, i)
+		g.viaKept = false
 		return g.read(base, fdFiles[i], limit)
 	}
 	return g.readThrough(&p.fds[i], nil, g.fdMax, base, fdFiles[i], limit)
@@ -110,11 +111,15 @@ func (g *Generator) readKept(p *proc, i, base int, limit int) ([]byte, error) {
 // readThrough reads file under the directory g.path[:base] through the
 // descriptor *fd (plus one; 0 is none) when there is one, opening it and
 // keeping it in *fd otherwise while g.kept (and *count, when not nil) stay
-// under max.
+// under max. g.viaKept tells whether the data came through a descriptor
+// kept from an earlier read: such a descriptor reads the task it was opened
+// on or fails (ESRCH), even once the PID is another task's.
 func (g *Generator) readThrough(fd *int32, count *int, max, base int, file string, limit int) ([]byte, error) {
+	g.viaKept = false
 	if *fd != 0 {
 		data, err := g.r.ReadFD(int(*fd-1), g.setPath(base, file), limit)
 		if err == nil {
+			g.viaKept = true
 			return data, nil
 		}
 		// The task exited, or the ID belongs to another one now: the

@@ -144,8 +144,8 @@ func FuzzParseCounters(f *testing.F) {
 	f.Add([]byte("cpu 1\nprocesses 4242\nprocs_running 1\n"))
 	f.Add([]byte("1 2 3 4/ 5"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if tasks, last, ok := parseLoadavgPIDs(data); ok && (tasks < 0 || last < 0) {
-			t.Fatalf("parseLoadavgPIDs(%q) = %d, %d", data, tasks, last)
+		if running, tasks, last, ok := parseLoadavgPIDs(data); ok && (running < 0 || tasks < 0 || last < 0) {
+			t.Fatalf("parseLoadavgPIDs(%q) = %d, %d, %d", data, running, tasks, last)
 		}
 		if n, ok := parseForks(data); ok && n < 0 {
 			t.Fatalf("parseForks(%q) = %d", data, n)

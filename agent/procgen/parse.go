@@ -23,6 +23,7 @@ type statFields struct {
 	comm       []byte // between the first '(' and the last ')'; aliases the input
 	state      byte
 	ppid       int64
+	flags      uint64 // the kernel's PF_* flags of the task
 	minflt     uint64
 	majflt     uint64
 	utime      uint64 // clock ticks
@@ -88,6 +89,8 @@ func (s *statFields) setField(i int, f []byte) error {
 		s.state = f[0]
 	case 1:
 		s.ppid, err = procfile.ParseInt(f)
+	case 6:
+		s.flags, err = procfile.ParseUint(f)
 	case 7:
 		s.minflt, err = procfile.ParseUint(f)
 	case 9:

@@ -32,7 +32,7 @@ func TestParseStat(t *testing.T) {
 			t.Errorf("%s:\n got %q %+v\nwant %q %+v", name, gc, got, wc, want)
 		}
 	}
-	base := statFields{state: 'S', ppid: 1, minflt: 100, majflt: 2, utime: 150, stime: 10, numThreads: 1, starttime: 4200, vsize: 172032000, rss: 2750}
+	base := statFields{state: 'S', ppid: 1, flags: 4194560, minflt: 100, majflt: 2, utime: 150, stime: 10, numThreads: 1, starttime: 4200, vsize: 172032000, rss: 2750}
 	with := func(comm string, mod func(*statFields)) statFields {
 		s := base
 		s.comm = []byte(comm)

@@ -78,8 +78,10 @@ import (
 // when the last scan's stat also showed a single thread, no other thread
 // could have been created since (only the leader could have), and io is
 // written again too; a process with more threads has io read every scan.
-// stat is always read: memory can be reclaimed from a process that does
-// not run. The gate needs two scans of a process with a schedstat; a
+// stat is read every scan: memory can be reclaimed from a process that
+// does not run, and its parent can exit. Kernel threads, which have
+// neither, are the exception when the host is quiet: see kthread.go. The
+// gate needs two scans of a process with a schedstat; a
 // process without one (no CONFIG_SCHED_INFO, a fixture tree), or with
 // pcount 0 (sched_info off), has everything read every scan. SkippedReads
 // counts the reads saved.
@@ -129,6 +131,13 @@ type Generator struct {
 	noCarry   bool // build every series even when nothing changed (tests, benchmarks)
 	noSeek    bool // list every process every scan (tests, benchmarks)
 	carryOK   bool // this scan follows the last one on the same Scan (see carry)
+	oneRun    bool // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
+	runReads  int  // loadavg reads of this scan for oneRun past the first (recheckRun)
+	runWait   int  // kernel threads visited since the last of them
+	viaKept   bool // the last readThrough read through a descriptor kept from before
+	noKCarry  bool // read every kernel thread's stat (tests, benchmarks)
+	kByPath   bool // let kthreadStill trust a schedstat read by path (fixture trees in tests)
+	soleRun   bool // take every scan's loadavg to count one runnable task (tests, benchmarks)
 	lastScan  *emit.Scan
 	lastRun   uint64
 	seed      maphash.Seed
@@ -136,6 +145,7 @@ type Generator struct {
 	skippedStatus uint64 // status reads the gate saved, since New
 	carried       uint64 // processes carried over unchanged, since New
 	skippedIO     uint64 // io reads the gate saved, since New
+	skippedStat   uint64 // kernel threads' stat reads saved (see kthreadStill), since New
 
 	tidName       []byte // decimal TID being read
 	threadBudget  int    // most descriptors threads may keep this scan (setTier)
@@ -168,7 +178,11 @@ type proc struct {
 	// and the scans since the task directory was last listed.
 	numThreads int64
 	sinceList  int
-	fds        [nFDs]int32 // kept descriptors plus one; 0 is none
+	// A kernel thread whose stat may be left unread (see kthreadStill),
+	// as its last stat read showed it, and the scans since that read.
+	kthread   bool
+	sinceStat int
+	fds       [nFDs]int32 // kept descriptors plus one; 0 is none
 
 	// The gate (see Generator): schedstat as read at the start of the
 	// last scan, the thread count of that scan's stat, and the status and
@@ -203,6 +217,8 @@ type thread struct {
 	statSum   uint64
 	markFrom  int
 	markCount int
+	kthread   bool // see kthreadThreadStill
+	sinceStat int
 	fds       [nThreadFDs]int32 // kept descriptors plus one; 0 is none
 }
 
@@ -254,6 +270,12 @@ func (g *Generator) SkippedReads() (status, io uint64) {
 	return g.skippedStatus, g.skippedIO
 }
 
+// SkippedStats reports how many reads of a kernel thread's stat were saved
+// since New (see kthreadStill).
+func (g *Generator) SkippedStats() uint64 {
+	return g.skippedStat
+}
+
 // ThreadCounts reports, since New, how many thread status reads the
 // schedstat gate saved, how many threads were carried over unchanged, and
 // how many task directories were listed and how many were not (every
@@ -285,9 +307,11 @@ func (g *Generator) Collect(s *emit.Scan) error {
 		g.checkDiscovery()
 	}
 	full, rs, n := true, [2]pidRange{}, 0
+	g.oneRun, g.runReads, g.runWait = g.soleRun, 0, 0
 	if g.disc.able && !g.noSeek {
 		c, ok := g.readCounters()
 		full, rs, n = g.disc.plan(c, ok, len(g.order))
+		g.oneRun = g.oneRun || (ok && c.running == 1)
 	}
 	g.nextOrder = g.nextOrder[:0]
 	var err error

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/agent/procfile"
@@ -162,6 +163,16 @@ func cpuPerRun(b *testing.B, run func()) float64 {
 	return cpu
 }
 
+// threadCPUTime returns the user+system CPU time of the calling thread in
+// nanoseconds.
+func threadCPUTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(1 /* RUSAGE_THREAD */, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
 // cpuTime returns the user+system CPU time of the process in nanoseconds.
 func cpuTime() int64 {
 	var ru syscall.Rusage
@@ -236,6 +247,20 @@ func BenchmarkProcessGeneratorRealProc(b *testing.B) {
 		return g
 	}
 	b.Run("threads=false", func(b *testing.B) { benchCollect(b, gen(b, Options{}), 60) })
+	// Kernel threads' stat read every scan (as before kthreadStill), and
+	// left unread as when loadavg counts the generator alone as runnable
+	// (this shared machine's load average seldom lets a scan see that).
+	b.Run("threads=false/kthreads=read", func(b *testing.B) {
+		g := gen(b, Options{})
+		g.noKCarry = true
+		benchCollect(b, g, 60)
+	})
+	b.Run("threads=false/kthreads=sole", func(b *testing.B) {
+		g := gen(b, Options{})
+		g.soleRun = true
+		benchCollect(b, g, 60)
+		b.ReportMetric(float64(g.SkippedStats())/float64(g.cycle), "stat-skipped/scan")
+	})
 	b.Run("threads=true", func(b *testing.B) { benchCollect(b, gen(b, Options{Threads: true}), 60) })
 	// The same without kept descriptors: every file opened and closed.
 	b.Run("threads=false/reopen", func(b *testing.B) {
@@ -243,6 +268,52 @@ func BenchmarkProcessGeneratorRealProc(b *testing.B) {
 		g.fdMax = 0
 		benchCollect(b, g, 60)
 	})
+}
+
+// BenchmarkProcessGeneratorPaced scans this machine's /proc once a second,
+// as the agent does, so that each scan finds the kernel's and the
+// generator's data cold, and reports the CPU of a scan (the scanning
+// thread, the sleeps in between not counted). Run it with a fixed count
+// of scans: -benchtime 20x. kthreads=read reads every kernel thread's
+// stat (as before kthreadStill); kthreads=sole leaves an idle one's
+// unread, as when loadavg counts the generator alone as runnable;
+// default is the generator as the agent runs it.
+func BenchmarkProcessGeneratorPaced(b *testing.B) {
+	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
+		b.Skip("no /proc/self/schedstat")
+	}
+	f := func(noKCarry, sole bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			// The scan's own CPU: its goroutine stays on this thread.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			g := New(Options{})
+			b.Cleanup(func() { _ = g.Close() })
+			g.noKCarry, g.soleRun = noKCarry, sole
+			run := benchScan(b, g, 60)
+			run()
+			time.Sleep(time.Second)
+			run()
+			skipped0, cycle0 := g.SkippedStats(), g.cycle
+			var cpu int64
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				time.Sleep(time.Second)
+				c0 := threadCPUTime()
+				run()
+				cpu += threadCPUTime() - c0
+			}
+			b.StopTimer()
+			n := float64(g.Tracked())
+			b.ReportMetric(float64(cpu)/float64(b.N)/1000, "cpu-µs/scan")
+			b.ReportMetric(float64(cpu)/float64(b.N)/n, "cpu-ns/process")
+			b.ReportMetric(n, "processes")
+			b.ReportMetric(float64(g.SkippedStats()-skipped0)/float64(g.cycle-cycle0), "stat-skipped/scan")
+		}
+	}
+	b.Run("kthreads=read", f(true, false))
+	b.Run("kthreads=sole", f(false, true))
+	b.Run("default", f(false, false))
 }
 
 // BenchmarkProcessMemory reports the heap the generator's per-process

@@ -166,6 +166,13 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 	// schedstat first, as for a process: the status values the gate keeps
 	// must hold as of this read.
 	sched, schedOK := g.readThreadSched(t, base)
+	if !fresh && g.kthreadThreadStill(t, sched, schedOK, g.viaKept) && g.carryThread(s, t) {
+		// The thread of a kernel thread that cannot have changed: its
+		// stat is not read (see kthreadStill).
+		g.skippedStat++
+		t.sinceStat++
+		return threadRead
+	}
 	data, err := g.readThreadKept(t, tfdStat, base)
 	if err != nil {
 		if fresh {
@@ -181,14 +188,9 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 	}
 	sum := maphash.Bytes(g.seed, data)
 	still := !fresh && t.still(sched, schedOK)
-	if still && g.carryOK && t.hasStatus && t.markCount > 0 && t.seen == g.cycle-1 && sum == t.statSum {
-		from := s.Mark()
-		if s.Carry(t.markFrom, t.markCount) {
-			t.seen, t.markFrom = g.cycle, from
-			g.threadStatus++
-			g.threadCarried++
-			return threadRead
-		}
+	if still && sum == t.statSum && g.carryThread(s, t) {
+		t.sinceStat = 0
+		return threadRead
 	}
 	st, err := parseStat(data)
 	if err != nil {
@@ -212,6 +214,7 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 	// After a reset the schedstat read may predate the stat that told the
 	// new thread apart: it is no basis for the next scan.
 	t.sched, t.hasSched = sched, schedOK && !reset
+	t.kthread, t.sinceStat = isStillKthread(tid, &st), 0
 
 	from := s.Mark()
 	s.Begin(mCPU).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("mode", "user").Value(float64(st.utime) / userHZ)
@@ -231,6 +234,30 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 		return threadNew
 	}
 	return threadRead
+}
+
+// carryThread writes the series of t as the last scan did, once the caller
+// established that its stat has not changed since and that it has not run
+// (still), when its status holds too. It reports whether it did.
+func (g *Generator) carryThread(s *emit.Scan, t *thread) bool {
+	if !g.carryOK || !t.hasStatus || t.markCount == 0 || t.seen != g.cycle-1 {
+		return false
+	}
+	from := s.Mark()
+	if !s.Carry(t.markFrom, t.markCount) {
+		return false
+	}
+	t.seen, t.markFrom = g.cycle, from
+	g.threadStatus++
+	g.threadCarried++
+	return true
+}
+
+// kthreadThreadStill is kthreadStill for the thread of a kernel thread
+// (task/TID of a kernel thread's own TID, its only thread).
+func (g *Generator) kthreadThreadStill(t *thread, sched schedFields, schedOK, viaKept bool) bool {
+	return t.kthread && g.oneRun && !g.noKCarry && (viaKept || g.kByPath) &&
+		t.sinceStat+1 < fullListEvery && t.still(sched, schedOK)
 }
 
 // keepUnread keeps t, which could not be read in this scan (cycle), for

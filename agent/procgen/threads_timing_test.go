@@ -151,7 +151,7 @@ func taskRoom(n int64) string {
 		return v
 	}
 	la, _ := os.ReadFile("/proc/loadavg")
-	tasks, _, _ := parseLoadavgPIDs(la)
+	_, tasks, _, _ := parseLoadavgPIDs(la)
 	need := tasks + n + 1000
 	if pm := readInt("/proc/sys/kernel/pid_max"); pm < need {
 		return fmt.Sprintf("kernel.pid_max is %d; %d tasks run and %d more are needed", pm, tasks, n)
