@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -162,13 +160,19 @@ func (g *Gossip) Run(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 
-	err := checkBind(g.cfg.BindAddr, g.cfg.BindPort)
+	mc := g.cfg.memberlistConfig(g.log, &delegate{g})
 	var ml *memberlist.Memberlist
+	tr, err := newTransport(g.cfg.BindAddr, g.cfg.BindPort, mc.Logger)
 	if err == nil {
-		ml, err = memberlist.Create(g.cfg.memberlistConfig(g.log, &delegate{g}))
-		if err != nil && strings.Contains(err.Error(), " listener on ") {
-			// Taken between checkBind and memberlist's own bind.
-			err = &BindError{Addr: net.JoinHostPort(g.cfg.BindAddr, strconv.Itoa(g.cfg.BindPort)), Proto: "tcp or udp", Err: err}
+		mc.Transport = tr
+		if mc.BindPort == 0 {
+			mc.BindPort = tr.port()
+		}
+		if mc.AdvertisePort == 0 {
+			mc.AdvertisePort = tr.port()
+		}
+		if ml, err = memberlist.Create(mc); err != nil {
+			_ = tr.Shutdown()
 		}
 	}
 	if err != nil {
