@@ -15,6 +15,10 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
+// useNetTransport makes Run use memberlist's NetTransport instead of the
+// package's transport; tests set it to compare the two.
+var useNetTransport bool
+
 // Errors of Run and Join, to be checked with errors.Is.
 var (
 	// ErrNotRunning: Join was called before Run started the memberlist
@@ -163,7 +167,16 @@ func (g *Gossip) Run(ctx context.Context) error {
 	mc := g.cfg.memberlistConfig(g.log, &delegate{g})
 	var ml *memberlist.Memberlist
 	tr, err := newTransport(g.cfg.BindAddr, g.cfg.BindPort, mc.Logger)
-	if err == nil {
+	if err == nil && useNetTransport {
+		// memberlist's own, on the port just bound and let go (tests).
+		port := tr.port()
+		_ = tr.Shutdown()
+		mc.BindPort = port
+		if g.cfg.AdvertisePort == 0 {
+			mc.AdvertisePort = port
+		}
+		ml, err = memberlist.Create(mc)
+	} else if err == nil {
 		mc.Transport = tr
 		if mc.BindPort == 0 {
 			mc.BindPort = tr.port()
