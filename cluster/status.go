@@ -51,8 +51,11 @@ type EndpointHealth struct {
 	// URL is the endpoint without userinfo and query.
 	URL     string `json:"url"`
 	Healthy bool   `json:"healthy"`
-	// Recent is true when the shipper sent or probed there lately: only
-	// recent views count as opinions in the gossip's down rule.
+	// Recent is true when the member's view of the endpoint is current
+	// enough to count as an opinion in the gossip's down rule: the shipper
+	// sent there or probed it lately, and, for a healthy endpoint, still
+	// sends there (not a fallback behind the endpoint that takes the
+	// batches).
 	Recent    bool   `json:"recent"`
 	LastError string `json:"last_error,omitempty"`
 	// Protocol is how the member sends there when not VictoriaMetrics'

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +14,10 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/hashicorp/memberlist"
 )
+
+// useNetTransport makes Run use memberlist's NetTransport instead of the
+// package's transport; tests set it to compare the two.
+var useNetTransport bool
 
 // Errors of Run and Join, to be checked with errors.Is.
 var (
@@ -162,13 +164,28 @@ func (g *Gossip) Run(ctx context.Context) error {
 	}
 	g.mu.Unlock()
 
-	err := checkBind(g.cfg.BindAddr, g.cfg.BindPort)
+	mc := g.cfg.memberlistConfig(g.log, &delegate{g})
 	var ml *memberlist.Memberlist
-	if err == nil {
-		ml, err = memberlist.Create(g.cfg.memberlistConfig(g.log, &delegate{g}))
-		if err != nil && strings.Contains(err.Error(), " listener on ") {
-			// Taken between checkBind and memberlist's own bind.
-			err = &BindError{Addr: net.JoinHostPort(g.cfg.BindAddr, strconv.Itoa(g.cfg.BindPort)), Proto: "tcp or udp", Err: err}
+	tr, err := newTransport(g.cfg.BindAddr, g.cfg.BindPort, mc.Logger)
+	if err == nil && useNetTransport {
+		// memberlist's own, on the port just bound and let go (tests).
+		port := tr.port()
+		_ = tr.Shutdown()
+		mc.BindPort = port
+		if g.cfg.AdvertisePort == 0 {
+			mc.AdvertisePort = port
+		}
+		ml, err = memberlist.Create(mc)
+	} else if err == nil {
+		mc.Transport = tr
+		if mc.BindPort == 0 {
+			mc.BindPort = tr.port()
+		}
+		if mc.AdvertisePort == 0 {
+			mc.AdvertisePort = tr.port()
+		}
+		if ml, err = memberlist.Create(mc); err != nil {
+			_ = tr.Shutdown()
 		}
 	}
 	if err != nil {

@@ -142,7 +142,7 @@ live.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			clustered := ef.clustered(cmd)
-			gcPercent, gcFromEnv := setAgentGCPercent(clustered)
+			gcPercent, gcFromEnv := setAgentGCPercent()
 			if clustered {
 				if err := ef.validate(); err != nil {
 					return err
@@ -159,7 +159,7 @@ live.`,
 			// the agent's resident memory (docs/performance.md).
 			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)
 			if !gcFromEnv {
-				go tuneGCPercent(cmd.Context(), 10*time.Second, gcPercent, logger)
+				go tuneGCPercent(cmd.Context(), 10*time.Second, logger)
 			}
 			agentProcsPolicy = newProcsPolicy(logger)
 			if clustered {

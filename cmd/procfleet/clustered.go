@@ -346,16 +346,33 @@ const opinionAge = time.Minute
 
 func reportShipper(a *agent.Agent, m *cluster.Member) {
 	sh := a.Shipper()
-	m.ReportShipper(sh.QueueLen()+sh.SpoolLen(), endpointHealth(sh.State()), sh.SentBytes())
+	m.ReportShipper(sh.QueueLen()+sh.SpoolLen(), endpointHealth(sh.State(), time.Now()), sh.SentBytes())
 }
 
-// endpointHealth turns the shipper's view of its endpoints into the
-// member's health report.
-func endpointHealth(states []ship.EndpointState) []cluster.EndpointHealth {
-	now := time.Now()
+// endpointHealth turns the shipper's view of its endpoints, in the order
+// of the member's assignment (a clustered shipper's strategy is ordered),
+// into the member's health report at now. A view counts as an opinion in
+// the gossip's down rule (Recent) when the shipper sent to the endpoint or
+// probed it within opinionAge, and, when it says healthy, only while the
+// shipper still sends there: up to the first healthy endpoint that no
+// Retry-After holds back, which takes the batches. A fallback that took a
+// batch while the primary was briefly out (a relay still starting) is not
+// sent to again, so its "healthy" would stand for a minute without anyone
+// checking it, and tie the vote of the member that finds that upstream
+// gone: that held a failover back for up to a minute (make e2e's compose
+// test, after vm1 stopped, with agent2's send to vm1 of its first second).
+// An unhealthy endpoint is probed, so its view stays current.
+func endpointHealth(states []ship.EndpointState, now time.Time) []cluster.EndpointHealth {
 	var eps []cluster.EndpointHealth
+	sending := false // an endpoint before this one takes the batches
 	for _, e := range states {
 		recent := now.Sub(e.LastSuccessAt) < opinionAge || now.Sub(e.LastErrorAt) < opinionAge
+		if e.Healthy && sending {
+			recent = false
+		}
+		if e.Healthy && !e.Unusable && !e.ThrottledUntil.After(now) {
+			sending = true
+		}
 		h := cluster.EndpointHealth{URL: e.URL, Healthy: e.Healthy, Recent: recent, LastError: e.LastError}
 		if e.Protocol != config.ProtocolImport {
 			h.Protocol = e.Protocol

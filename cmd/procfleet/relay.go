@@ -221,5 +221,5 @@ func reportRelay(r *relay.Relay, m *cluster.Member) {
 	if sh == nil {
 		return
 	}
-	m.ReportShipper(sh.SpoolLen(), endpointHealth(sh.State()), sh.SentBytes())
+	m.ReportShipper(sh.SpoolLen(), endpointHealth(sh.State(), time.Now()), sh.SentBytes())
 }

@@ -130,13 +130,7 @@ func TestSetAgentGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	t.Setenv("GOGC", "") // registers the restore of GOGC
 	os.Unsetenv("GOGC")
-	if p, env := setAgentGCPercent(true); p != 100 || env {
-		t.Errorf("clustered, without GOGC: %d, %v; want Go's 100, false", p, env)
-	}
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("clustered, the collector's percentage is %d; want it left at 100", got)
-	}
-	if p, env := setAgentGCPercent(false); p != agentGCPercent || env {
+	if p, env := setAgentGCPercent(); p != agentGCPercent || env {
 		t.Errorf("without GOGC: %d, %v; want %d, false", p, env, agentGCPercent)
 	}
 	if got := debug.SetGCPercent(100); got != agentGCPercent {
@@ -144,7 +138,7 @@ func TestSetAgentGCPercent(t *testing.T) {
 	}
 	t.Setenv("GOGC", "80")
 	debug.SetGCPercent(80) // as the runtime does from $GOGC at start
-	if p, env := setAgentGCPercent(false); p != 80 || !env {
+	if p, env := setAgentGCPercent(); p != 80 || !env {
 		t.Errorf("with GOGC=80: %d, %v; want 80, true", p, env)
 	}
 	if got := debug.SetGCPercent(100); got != 80 {
@@ -177,19 +171,9 @@ func TestGCPercentFor(t *testing.T) {
 		{bigHeap / 2, scraperGCPercent, scraperGCPercent},
 		{bigHeap/2 - 1, scraperGCPercent, agentGCPercent},
 	} {
-		if got := gcPercentFor(c.live, c.cur, agentGCPercent); got != c.want {
+		if got := gcPercentFor(c.live, c.cur); got != c.want {
 			t.Errorf("gcPercentFor(%d, %d) = %d; want %d", c.live, c.cur, got, c.want)
 		}
-	}
-	// A clustered agent: Go's 100 while its heap is small.
-	if got := gcPercentFor(4<<20, 100, 100); got != 100 {
-		t.Errorf("clustered, small heap: %d; want 100", got)
-	}
-	if got := gcPercentFor(bigHeap, 100, 100); got != scraperGCPercent {
-		t.Errorf("clustered, big heap: %d; want %d", got, scraperGCPercent)
-	}
-	if got := gcPercentFor(4<<20, scraperGCPercent, 100); got != 100 {
-		t.Errorf("clustered, heap small again: %d; want 100", got)
 	}
 }
 
@@ -199,10 +183,7 @@ func TestTuneGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(agentGCPercent))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tuneGCPercent(ctx, 10*time.Millisecond, agentGCPercent, slog.New(slog.DiscardHandler))
-	}()
+	go func() { defer close(done); tuneGCPercent(ctx, 10*time.Millisecond, slog.New(slog.DiscardHandler)) }()
 	defer func() { cancel(); <-done }()
 	percent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
 	big := make([]*[1 << 20]byte, 0, 40)
