@@ -12,7 +12,8 @@ import (
 
 // newTransport builds an HTTP transport with the TLS settings c (key, such
 // as "ship.tls", names them in errors): connect and TLS handshake bounded by
-// to.Connect, response headers by to.Response. The send phase is bounded
+// to.Connect, response headers by to.Response, and, on Linux, data sent
+// but not acknowledged by the upstream's TCP by to.Response too. The send phase is bounded
 // per request (see attempt). HTTP/2 is not forced: VictoriaMetrics and
 // vmagent speak HTTP/1.1, and HTTP/1.1 keeps the timeouts above exact.
 func newTransport(to config.ShipTimeouts, c config.ShipTLS, key string) (*http.Transport, error) {
@@ -20,7 +21,9 @@ func newTransport(to config.ShipTimeouts, c config.ShipTLS, key string) (*http.T
 	if err != nil {
 		return nil, err
 	}
-	d := &net.Dialer{Timeout: to.Connect.D(), KeepAlive: 30 * time.Second}
+	// Data sent must be acknowledged within the response timeout: the
+	// upstream's TCP answers for it (see userTimeout).
+	d := &net.Dialer{Timeout: to.Connect.D(), KeepAlive: 30 * time.Second, Control: userTimeout(to.Response.D())}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
