@@ -354,20 +354,25 @@ type encoder interface {
 	Close() error
 }
 
+// NewZstdEncoder returns the zstd encoder of batches (compress.encoding
+// zstd), writing nowhere until Reset: SpeedFastest with a 64 KiB window,
+// which on scraped and /proc text is both faster and smaller than larger
+// windows (docs/performance.md) and bounds the decoder's memory upstream;
+// one goroutine, as its user is one.
+func NewZstdEncoder() *zstd.Encoder {
+	zs, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithWindowSize(64<<10), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		panic("compress: zstd options: " + err.Error()) // constant options
+	}
+	return zs
+}
+
 // encoder returns the encoder for the next batch, as the config asks.
 func (c *Compressor) encoder() encoder {
 	if c.cfg.Encoding == config.EncodingZstd {
 		if c.zs == nil {
-			// SpeedFastest with a 64 KiB window: on scraped and /proc
-			// text it is both faster and smaller than larger windows
-			// (docs/performance.md), and it bounds the decoder's memory
-			// upstream. One goroutine: the compressor is one.
-			zs, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-				zstd.WithWindowSize(64<<10), zstd.WithEncoderConcurrency(1))
-			if err != nil {
-				return c.gz // the options are constant: cannot happen
-			}
-			c.zs = zs
+			c.zs = NewZstdEncoder()
 		}
 		return c.zs
 	}

@@ -118,6 +118,10 @@ type streamState struct {
 	again []*Batch
 }
 
+// dropDecoder lets the decompression state and buffer go, to be made
+// again when a batch must be decompressed.
+func (st *streamState) dropDecoder() { st.tr, st.plain = textReader{}, bytes.Buffer{} }
+
 // nextBatch returns the next batch to send: a failed stream's segments
 // first, then the queue's oldest.
 func (s *Shipper) nextBatch() *Batch {
@@ -199,7 +203,7 @@ func (s *Shipper) writeBatch(ctx context.Context, b *Batch, text []byte) bool {
 		if s.st.tr.zr != nil || s.st.plain.Cap() > 0 {
 			// Text flows: what decompressed the batches before is not
 			// needed until a stream fails.
-			s.st.tr, s.st.plain = textReader{}, bytes.Buffer{}
+			s.st.dropDecoder()
 		}
 	}
 	if err != nil {
@@ -474,11 +478,9 @@ func (s *Shipper) cutStream(c *stream) []*Batch {
 		return []*Batch{whole}
 	}
 	text := st.plain.Bytes()
-	defer func() {
-		// A failed stream is rare: its decoder (the stream's window) and
-		// text are not kept for the next.
-		st.tr, st.plain = textReader{}, bytes.Buffer{}
-	}()
+	// A failed stream is rare: its decoder (the stream's window) and text
+	// are not kept for the next.
+	defer st.dropDecoder()
 	if len(text) != c.text {
 		s.warnThrottled("stream cut", "a failed stream reads back at another length; sending it again whole",
 			"bytes", len(text), "written", c.text)

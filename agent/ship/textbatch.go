@@ -7,6 +7,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/procfleet/procfleet/agent/compress"
 	"github.com/procfleet/procfleet/config"
 )
 
@@ -55,9 +56,7 @@ func (p *packer) pack(b *Batch) {
 	zstdBody := p.cfg.Encoding == config.EncodingZstd
 	if zstdBody {
 		if p.zs == nil {
-			// compress's own settings for its zstd batches.
-			p.zs, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
-				zstd.WithWindowSize(64<<10), zstd.WithEncoderConcurrency(1)) // valid options
+			p.zs = compress.NewZstdEncoder()
 		}
 		p.zs.Reset(&p.buf)
 		_, _ = p.zs.Write(b.Body) // into a bytes.Buffer: no error

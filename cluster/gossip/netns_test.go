@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
 // The tests here run members as the compose demo does (deploy/compose):
@@ -35,17 +37,10 @@ const netnsEnv = "PROCFLEET_GOSSIP_NETNS_MEMBER"
 // when the test ends. It skips the test when not root or without ip(8).
 func netnsNet(t *testing.T, k int) (nss, ips []string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: network namespaces need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: no ip command (iproute2) to make network namespaces")
-	}
+	testenv.NeedNetns(t)
 	ipCmd := func(args ...string) {
 		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
+		testenv.IP(t, args...)
 	}
 	prefix := fmt.Sprintf("pfg%d", os.Getpid())
 	br := prefix + "br"

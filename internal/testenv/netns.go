@@ -24,12 +24,7 @@ var netnsSeq atomic.Int32
 // until it is healthy. It skips the test when not root or without ip(8).
 func StartNetnsVM(t testing.TB) *NetnsVM {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: network namespaces need root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipping: no ip command (iproute2) to make network namespaces")
-	}
+	NeedNetns(t)
 	n := netnsSeq.Add(1)
 	ns := fmt.Sprintf("pfvm%d-%d", os.Getpid()%100000, n)
 	host := fmt.Sprintf("pfh%d-%d", os.Getpid()%100000, n)
@@ -38,15 +33,15 @@ func StartNetnsVM(t testing.TB) *NetnsVM {
 	k := (os.Getpid()*7 + int(n)) % 16000
 	hostIP := fmt.Sprintf("10.213.%d.%d", k/64, (k%64)*4+1)
 	vmIP := fmt.Sprintf("10.213.%d.%d", k/64, (k%64)*4+2)
-	ipCmd(t, "netns", "add", ns)
+	IP(t, "netns", "add", ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	ipCmd(t, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
+	IP(t, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", host).Run() })
-	ipCmd(t, "addr", "add", hostIP+"/30", "dev", host)
-	ipCmd(t, "link", "set", host, "up")
-	ipCmd(t, "-n", ns, "addr", "add", vmIP+"/30", "dev", "eth0")
-	ipCmd(t, "-n", ns, "link", "set", "eth0", "up")
-	ipCmd(t, "-n", ns, "link", "set", "lo", "up")
+	IP(t, "addr", "add", hostIP+"/30", "dev", host)
+	IP(t, "link", "set", host, "up")
+	IP(t, "-n", ns, "addr", "add", vmIP+"/30", "dev", "eth0")
+	IP(t, "-n", ns, "link", "set", "eth0", "up")
+	IP(t, "-n", ns, "link", "set", "lo", "up")
 
 	addr := vmIP + ":8428"
 	args := []string{"netns", "exec", ns, Bin(t, "victoria-metrics"),
@@ -65,10 +60,23 @@ func StartNetnsVM(t testing.TB) *NetnsVM {
 // to VictoriaMetrics from then on is dropped, and nothing comes back.
 func (n *NetnsVM) Cut(t testing.TB) {
 	t.Helper()
-	ipCmd(t, "-n", n.ns, "link", "set", "eth0", "down")
+	IP(t, "-n", n.ns, "link", "set", "eth0", "down")
 }
 
-func ipCmd(t testing.TB, args ...string) {
+// NeedNetns skips the test, saying why, unless it can make network
+// namespaces: it runs as root and ip(8) is installed.
+func NeedNetns(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: network namespaces need root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("skipping: no ip command (iproute2) to make network namespaces")
+	}
+}
+
+// IP runs ip(8) with args and fails the test when it fails.
+func IP(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		t.Fatalf("testenv: ip %s: %v: %s", strings.Join(args, " "), err, out)
