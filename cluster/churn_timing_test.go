@@ -69,6 +69,9 @@ func benchChurn(b *testing.B, every time.Duration) {
 	}
 	cfg := testConfig(e.Endpoints, "observer")
 	cfg.RecomputeEvery = every
+	if every > 0 {
+		cfg.RecomputeShare = -1 // once per event: no spacing by time either
+	}
 	tm := runMember(b, cfg)
 	tm.waitUpdate("the observer's first settings", func(u Update) bool { return u.Revision > 0 })
 	evals := func() (uint64, time.Duration) {

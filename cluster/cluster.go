@@ -99,6 +99,17 @@ type Config struct {
 	// second, not one per event. Config changes are taken at once.
 	// Default 250ms.
 	RecomputeEvery time.Duration
+	// RecomputeShare is the share of its time a member may spend in the
+	// recomputes that membership and gossip changes cause: after one that
+	// took d, the next waits d/RecomputeShare when that is longer than
+	// RecomputeEvery, at most RecomputeMost. The ring's cost grows with the
+	// fleet, and the wait for a CPU on a busy host shows in d too, so a
+	// member of a large fleet, or on a loaded host, recomputes less often
+	// instead of taking more of the host. Default 0.01 (1%); negative: the
+	// spacing is RecomputeEvery alone.
+	RecomputeShare float64
+	// RecomputeMost caps the spacing RecomputeShare sets. Default 5s.
+	RecomputeMost time.Duration
 	// RingCompute computes the ring; nil means ring.Compute. Every member
 	// computes the same result from the same etcd state, so the fleet
 	// simulator (bench/fleet), which runs thousands of members in one
@@ -212,6 +223,12 @@ func New(cfg Config, local config.Agent, log *slog.Logger) (*Member, error) {
 	}
 	if cfg.RecomputeEvery <= 0 {
 		cfg.RecomputeEvery = 250 * time.Millisecond
+	}
+	if cfg.RecomputeShare == 0 {
+		cfg.RecomputeShare = 0.01
+	}
+	if cfg.RecomputeMost <= 0 {
+		cfg.RecomputeMost = 5 * time.Second
 	}
 	if cfg.Gossip.BindAddr == "" {
 		cfg.Gossip = gossip.DefaultConfig()

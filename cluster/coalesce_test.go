@@ -10,7 +10,7 @@ import (
 // (a config change) makes unnecessary.
 func TestCoalescer(t *testing.T) {
 	const every = 50 * time.Millisecond
-	c := newCoalescer(every)
+	c := newCoalescer(every, every, 0)
 	t0 := time.Now()
 	if !c.now(t0) {
 		t.Fatal("first event not taken at once")
@@ -49,5 +49,50 @@ func TestCoalescer(t *testing.T) {
 	// After a quiet spell, at once again.
 	if !c.now(time.Now().Add(every)) {
 		t.Fatal("event after a quiet spell not taken at once")
+	}
+}
+
+// The spacing follows the last evaluation's time: share of it, never less
+// than every, never more than most.
+func TestCoalescerShare(t *testing.T) {
+	const every, most = 50 * time.Millisecond, 2 * time.Second
+	c := newCoalescer(every, most, 0.01)
+	defer c.stop()
+	t0 := time.Now()
+	if !c.now(t0) {
+		t.Fatal("first event not taken at once")
+	}
+	c.evaluated(t0)
+	c.took(10 * time.Millisecond) // 1s at 1%
+	if c.now(t0.Add(900 * time.Millisecond)) {
+		t.Fatal("event 0.9s after an evaluation of 10ms taken at once (spacing 1s at 1%)")
+	}
+	c.stop()
+	if !c.now(t0.Add(time.Second)) {
+		t.Fatal("event 1s after an evaluation of 10ms not taken at once")
+	}
+	c.evaluated(t0)
+	c.took(time.Second) // 100s at 1%: capped
+	if c.now(t0.Add(most - time.Millisecond)) {
+		t.Fatal("event within the cap taken at once")
+	}
+	c.stop()
+	if !c.now(t0.Add(most)) {
+		t.Fatalf("spacing not capped at %v", most)
+	}
+	c.evaluated(t0)
+	c.took(time.Microsecond) // 100µs at 1%: every
+	if c.now(t0.Add(every - time.Millisecond)) {
+		t.Fatal("spacing below every")
+	}
+	c.stop()
+	if !c.now(t0.Add(every)) {
+		t.Fatal("a quick evaluation left a spacing above every")
+	}
+	off := newCoalescer(every, most, -1)
+	off.evaluated(t0)
+	off.took(time.Second)
+	if !off.now(t0.Add(every)) {
+		t.Fatal("a negative share still spaced by the evaluation's time")
 	}
 }

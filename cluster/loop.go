@@ -46,7 +46,7 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 	// fresh join: look again every refresh even when nothing is signalled.
 	refresh := time.NewTicker(5 * time.Second)
 	defer refresh.Stop()
-	co := newCoalescer(m.cfg.RecomputeEvery)
+	co := newCoalescer(m.cfg.RecomputeEvery, m.cfg.RecomputeMost, m.cfg.RecomputeShare)
 	defer co.stop()
 	linger := time.NewTimer(time.Hour)
 	defer linger.Stop()
@@ -124,8 +124,10 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			m.takeLive(ls, lw.Snapshot(), g)
 		}
 		m.evaluate(ls, g)
+		took := time.Since(start)
+		co.took(took)
 		m.mu.Lock()
-		m.evalTime += time.Since(start)
+		m.evalTime += took
 		m.mu.Unlock()
 	}
 }
