@@ -170,6 +170,7 @@ type Member struct {
 	sess       *session.Session
 	evals      uint64            // the loop's evaluations of the gossip; tests wait on it
 	evalTime   time.Duration     // spent in them, for the churn benchmark
+	configSeen int64             // revision of the last config the watch delivered
 	events     atomic.Uint64     // membership events etcd's watch delivered
 	gotConfig  bool              // etcd gave a config the member could parse
 	gotLive    bool              // etcd gave the members
@@ -285,12 +286,17 @@ type Stats struct {
 	// after the first registration, one more for each re-registration
 	// (after etcd lost the lease).
 	Registrations int
+	// ConfigSeen is the revision of the last cluster document etcd's
+	// watch delivered to the member, taken or not: a member whose
+	// settings lag behind it is slow to evaluate, one whose ConfigSeen
+	// lags was not told.
+	ConfigSeen int64
 }
 
 // Stats returns the member's counters.
 func (m *Member) Stats() Stats {
 	m.mu.Lock()
-	st := Stats{Recomputes: m.evals, RecomputeTime: m.evalTime, MemberEvents: m.events.Load()}
+	st := Stats{Recomputes: m.evals, RecomputeTime: m.evalTime, MemberEvents: m.events.Load(), ConfigSeen: m.configSeen}
 	sess := m.sess
 	m.mu.Unlock()
 	if sess != nil {

@@ -106,6 +106,9 @@ func (m *Member) loop(ctx context.Context, saved *Update, cfgs <-chan configstor
 			if !ok {
 				return
 			}
+			m.mu.Lock()
+			m.configSeen = u.Revision
+			m.mu.Unlock()
 			if !m.takeConfig(ls, u) {
 				continue
 			}

@@ -125,7 +125,7 @@ func (f *fleet) startMember(index int, withGossip bool) (*simMember, error) {
 		Cluster: clusterName, Node: node, Kind: keys.Agent,
 		Labels:  map[string]string{"zone": fmt.Sprintf("z%d", index%3)},
 		Address: "127.0.0.1:9100", Version: "fleet-sim",
-		Etcd:   etcdclient.Config{Endpoints: f.endpoints},
+		Etcd:   etcdclient.Config{Endpoints: f.endpoints, KeepAliveTimeout: keepAliveTimeout},
 		Gossip: gc, NoGossip: !withGossip,
 	}
 	if noSpread(node) {
@@ -426,12 +426,18 @@ func waitApplied(f simFleet, rev int64, since time.Time, timeout time.Duration) 
 		for _, i := range missing {
 			st := states[i]
 			msg := "settings of an older revision"
+			switch {
+			case st.Stats.ConfigSeen < rev:
+				msg += ", config watch behind"
+			default:
+				msg += ", config seen"
+			}
 			if st.Pending != "" {
 				// One count per reason, not per member.
 				msg = nodeNumber.ReplaceAllString(st.Pending, "sim-N")
 			}
 			why[msg]++
-			if len(missing) <= 3 {
+			if len(missing) <= 3 || (late && len(why) < 40 && i%7 == 0) {
 				why[fmt.Sprintf("%s (gossip %v) at revision %d after %d updates, %+v", f.node(i), st.Gossip, st.Revision, st.Updates, st.Stats)]++
 			}
 		}

@@ -83,6 +83,7 @@ func main() {
 	flag.IntVar(&co.first, "child-first", 0, "a child's first member")
 	flag.IntVar(&co.count, "child-count", 0, "a child's member count")
 	flag.IntVar(&co.total, "child-total", 0, "the fleet's size, for a child")
+	flag.DurationVar(&keepAliveTimeout, "keepalive-timeout", keepAliveTimeout, "how long the members' etcd clients wait for a keep-alive ping's answer before they close the connection (agents: 5s); members that share two cores with etcd wait for a CPU longer than a host's agent does, and with 5s close hundreds of live connections a minute")
 	flag.BoolVar(&o.verbose, "v", false, "log the members' warnings to stderr")
 	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (host:port) while the simulation runs")
 	flag.Parse()
@@ -178,3 +179,12 @@ func progress(format string, args ...any) {
 
 // progressPrefix names a child process in its progress lines.
 var progressPrefix string
+
+// keepAliveTimeout is the members' etcdclient.Config.KeepAliveTimeout
+// (-keepalive-timeout). With the agents' 5s, 1,000 members over four
+// processes on two shared cores closed about 50 live connections a
+// second for lack of a ping's answer in time (each process waited on the
+// run queue for 2.5 CPU-seconds per second it ran), and every closed
+// connection fails the calls and watches on it: the fleet spent its CPU
+// reconnecting and catching up. A host's agent is not that late.
+var keepAliveTimeout = 30 * time.Second

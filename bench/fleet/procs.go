@@ -113,6 +113,7 @@ func startChildren(o options, endpoints []string, n, procs int) (*procFleet, err
 			"-gossip", strconv.Itoa(o.gossipers), "-batch", strconv.Itoa(max(1, o.batch/procs)),
 			"-share-ring=" + strconv.FormatBool(o.shareRing),
 			"-child-mem-limit", strconv.FormatInt(o.memLimit/int64(procs+1), 10),
+			"-keepalive-timeout", keepAliveTimeout.String(),
 		}
 		if o.verbose {
 			args = append(args, "-v")

@@ -4,6 +4,7 @@
 package etcdclient
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -33,6 +34,11 @@ type Config struct {
 	Username, PasswordFile string
 	// DialTimeout bounds the first connection. Default 5s.
 	DialTimeout time.Duration
+	// KeepAliveTimeout is how long a keep-alive ping may wait for its
+	// answer before the connection is taken for dead and closed. Default
+	// KeepAliveTimeout (5s). The fleet simulator, whose thousands of
+	// members share two cores, gives more.
+	KeepAliveTimeout time.Duration
 }
 
 // Keep-alive settings of the connections to etcd (see New).
@@ -44,6 +50,18 @@ const (
 // ConnectParams caps gRPC's reconnect backoff at 1s. gRPC's default grows
 // to 120s, so after an outage of a minute a member would wait about as long
 // again before it tries the etcd that came back.
+//
+// The time a connection attempt may take (TCP, TLS, HTTP/2's prefaces) is
+// gRPC's default of 20s, not the backoff's 1s: an etcd that thousands of
+// members reconnect to at once (after an outage, or a node's restart), or
+// a member whose host is busy, can take more than a second to finish a
+// handshake, and an attempt abandoned after 1s is tried again, and again,
+// each one a handshake more for etcd to do. With 1s, 1,000 simulated
+// members on two cores made 45,000 attempts in four minutes, nearly all
+// given up on, and hundreds could not register (docs/performance.md,
+// "Connection attempts given time"). An endpoint that refuses fails at
+// once either way; one that does not answer is given up after 20s while
+// the other endpoints' connections serve.
 var ConnectParams = grpc.ConnectParams{
 	Backoff: backoff.Config{
 		BaseDelay:  100 * time.Millisecond,
@@ -51,7 +69,7 @@ var ConnectParams = grpc.ConnectParams{
 		Jitter:     0.2,
 		MaxDelay:   time.Second,
 	},
-	MinConnectTimeout: time.Second,
+	MinConnectTimeout: 20 * time.Second,
 }
 
 // Validate checks c.
@@ -86,7 +104,7 @@ func New(c Config) (*clientv3.Client, error) {
 		// above etcd's default --grpc-keepalive-min-time of 5s, which
 		// answers more frequent pings with GOAWAY.
 		DialKeepAliveTime:    KeepAliveTime,
-		DialKeepAliveTimeout: KeepAliveTimeout,
+		DialKeepAliveTimeout: cmp.Or(c.KeepAliveTimeout, KeepAliveTimeout),
 		Logger:               zap.NewNop(),
 		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(ConnectParams)},
 	}
