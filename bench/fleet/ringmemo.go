@@ -20,14 +20,14 @@ import (
 // distinct inputs' results; members whose inputs differ (one that does not
 // see its own registration yet, a different revision) compute their own.
 type ringMemo struct {
+	entries sync.Map // inputKey -> *memoEntry
 	mu      sync.Mutex
-	entries []*memoEntry // most recent last
+	order   []uint64 // keys in entries, oldest first; under mu
 
 	computed, shared atomic.Int64
 }
 
 type memoEntry struct {
-	key  uint64
 	done chan struct{}
 	all  map[string]ring.Assignment
 	err  error
@@ -35,26 +35,30 @@ type memoEntry struct {
 
 const memoSize = 64
 
+// compute returns the ring of in, computed once for every input in the
+// memo. A hit takes no lock: with a mutex around the lookup, 146 of a
+// process's 250 members were found queued on it (a holder descheduled
+// while the process waits for a CPU holds everyone up), each evaluation
+// then taking seconds of the simulator's own making.
 func (m *ringMemo) compute(in ring.Input) (map[string]ring.Assignment, error) {
 	key := inputKey(in)
-	m.mu.Lock()
-	for _, e := range m.entries {
-		if e.key == key {
-			m.mu.Unlock()
-			<-e.done
-			m.shared.Add(1)
-			return e.all, e.err
-		}
+	e := &memoEntry{done: make(chan struct{})}
+	if v, loaded := m.entries.LoadOrStore(key, e); loaded {
+		got := v.(*memoEntry)
+		<-got.done
+		m.shared.Add(1)
+		return got.all, got.err
 	}
-	e := &memoEntry{key: key, done: make(chan struct{})}
-	if len(m.entries) == memoSize {
-		m.entries = slices.Delete(m.entries, 0, 1)
-	}
-	m.entries = append(m.entries, e)
-	m.mu.Unlock()
 	e.all, e.err = ring.Compute(in)
 	m.computed.Add(1)
 	close(e.done)
+	m.mu.Lock()
+	m.order = append(m.order, key)
+	if len(m.order) > memoSize {
+		m.entries.Delete(m.order[0])
+		m.order = slices.Delete(m.order, 0, 1)
+	}
+	m.mu.Unlock()
 	return e.all, e.err
 }
 
