@@ -92,11 +92,15 @@ type faultReport struct {
 	} `json:"one_killed"`
 	AllDown struct {
 		OutageSeconds       float64 `json:"outage_seconds"`
-		ChangedDuringOutage int     `json:"members_changed_settings_during_outage"`
-		EtcdHealthySeconds  float64 `json:"etcd_healthy_seconds"`
-		Reregistered        int     `json:"reregistered"`
-		NotReregistered     int     `json:"not_reregistered"`
-		Spread              spread  `json:"reregistration_spread"`
+		ChangedDuringOutage int     `json:"members_changed_upstreams_during_outage"`
+		// UpdatedSameUpstreams counts members that handed out settings
+		// with the same upstreams during the outage (a budget computed
+		// from membership events received before it).
+		UpdatedSameUpstreams int     `json:"members_updated_same_upstreams_during_outage"`
+		EtcdHealthySeconds   float64 `json:"etcd_healthy_seconds"`
+		Reregistered         int     `json:"reregistered"`
+		NotReregistered      int     `json:"not_reregistered"`
+		Spread               spread  `json:"reregistration_spread"`
 		// The half of the fleet with the default ReregisterSpread, and
 		// the half without (ReregisterSpread -1), in the same outage.
 		SpreadHalf   spread  `json:"reregistration_spread_default_half"`
