@@ -64,7 +64,8 @@ func newWeightSet(rev int64, byNode map[string][]targets.Weight) *weightSet {
 
 // watchWeights delivers the members' weight lists each time one changes:
 // a read of target-weights/, then a watch of it from the next revision,
-// on the target watch's stream. A list that cannot be decoded counts as
+// on a watch stream of its own: a fleet's weight lists can change by the
+// thousand during handovers, and the config must not wait behind them. A list that cannot be decoded counts as
 // empty, on every member alike, and is logged once. The channel is closed
 // once ctx ends.
 func watchWeights(ctx context.Context, wg *sync.WaitGroup, cli *clientv3.Client, space keys.Space, log *slog.Logger) <-chan *weightSet {
@@ -96,7 +97,7 @@ func watchWeights(ctx context.Context, wg *sync.WaitGroup, cli *clientv3.Client,
 			if !send(ctx, out, newWeightSet(resp.Header.Revision, maps.Clone(byNode))) {
 				return
 			}
-			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "targets"))
+			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "weights"))
 			wch := cli.Watch(wctx, space.TargetWeights(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 			for wr := range wch {
 				if wr.Err() != nil {
