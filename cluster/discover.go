@@ -10,7 +10,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/procfleet/procfleet/cluster/discovery"
 	"github.com/procfleet/procfleet/cluster/keys"
@@ -94,29 +93,18 @@ func (d *discoverer) term(ctx context.Context, sess *session.Session, lease clie
 		_, _ = sess.Await(lctx, func(i session.Info) bool { return i.Lease != lease })
 		cancel()
 	}()
-	cs, err := concurrency.NewSession(d.cli, concurrency.WithLease(lease), concurrency.WithContext(lctx))
+	key, rev, err := campaign(lctx, d.cli, d.space.DiscoveryElection(), lease, d.node)
 	if err != nil {
-		d.log.Debug("cannot join the discovery election; retrying", "err", err)
-		return
-	}
-	// Orphan, never Close: Close would revoke the member's own lease.
-	defer cs.Orphan()
-	go func() {
-		select {
-		case <-cs.Done():
-			cancel()
-		case <-lctx.Done():
+		if lctx.Err() == nil {
+			d.log.Debug("cannot campaign for the discovery election; retrying", "err", err)
 		}
-	}()
-	el := concurrency.NewElection(cs, d.space.DiscoveryElection())
-	if err := el.Campaign(lctx, d.node); err != nil {
 		return
 	}
 	d.leader.Store(true)
 	defer d.leader.Store(false)
 	defer d.onErrors(nil)
 	d.log.Info("elected to run discovery for the cluster's scrape jobs")
-	err = d.lead(lctx, el)
+	err = d.lead(lctx, clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
 	if ctx.Err() == nil {
 		d.log.Warn("no longer runs discovery", "err", err)
 	}
@@ -124,14 +112,14 @@ func (d *discoverer) term(ctx context.Context, sess *session.Session, lease clie
 		// A graceful stop: let the next candidate take over now, not when
 		// the lease is revoked.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		_ = el.Resign(rctx)
+		_ = resign(rctx, d.cli, key, rev)
 		rcancel()
 	}
 }
 
 // lead runs discovery and publishes until ctx ends or the member is no
-// longer the elected one.
-func (d *discoverer) lead(ctx context.Context, el *concurrency.Election) error {
+// longer the elected one: leader holds while it is.
+func (d *discoverer) lead(ctx context.Context, leader clientv3.Cmp) error {
 	mgr, err := discovery.NewManager(d.deps)
 	if err != nil {
 		return err
@@ -140,8 +128,7 @@ func (d *discoverer) lead(ctx context.Context, el *concurrency.Election) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = mgr.Run(mctx) })
 	defer func() { stop(); wg.Wait() }()
-	pub := &publisher{cli: d.cli, space: d.space, log: d.log,
-		leader: clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())}
+	pub := &publisher{cli: d.cli, space: d.space, log: d.log, leader: leader}
 	if err := pub.load(ctx); err != nil {
 		return err
 	}

@@ -66,6 +66,13 @@ type reporter struct {
 // of its placement cluster targets (runWeights), and tells the gossip once it
 // scraped each target it owns (a member handing targets over to it waits
 // for that). It may be called often (every half second); it never blocks.
+//
+// The command calls it while the agent is given targets or still scrapes
+// some, and once more with none; then it may stop until the member hands
+// out targets again (ScrapeTargets): what the member still has to do
+// without them (clear its report, keep the classes of targets it handed
+// over until their new owners publish theirs, retry a failed write) runs
+// on its own timers.
 func (m *Member) ReportTargets(states []scrape.TargetState) {
 	if m.scrape == nil {
 		return
@@ -112,26 +119,44 @@ func (rep *reporter) latest() (states []scrape.TargetState, at time.Time, ok boo
 	return rep.pending, rep.at, rep.set
 }
 
+// reportRetry is how soon a member tries again to write or clear its
+// target report after a write failed or while its session was not
+// registered: the command may have stopped reporting (it scrapes nothing).
+const reportRetry = time.Second
+
 // runReports writes the reports until ctx ends, bound to the session's
-// lease.
+// lease. A report without targets is not written: readers take a member
+// without a report for one that scrapes nothing, so a member that never
+// scraped writes nothing, and one whose targets are gone deletes its
+// report instead of rewriting it every TargetReportInterval.
 func (m *Member) runReports(ctx context.Context, cli *clientv3.Client, sess *session.Session) {
 	rep := &m.scrape.report
 	key, err := m.space.TargetReport(m.cfg.Node)
 	if err != nil {
 		return
 	}
-	var last time.Time
+	var (
+		last  time.Time
+		held  bool             // the key holds a report of this member's
+		retry <-chan time.Time // armed after a failed write
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-rep.kick:
+		case <-retry:
+			retry = nil
 		}
 		states, at, ok := rep.latest()
 		if !ok {
 			continue
 		}
 		ids := stateKeys(states)
+		if len(states) == 0 && !held {
+			rep.keys = ids
+			continue
+		}
 		if ids == rep.keys && time.Since(last) < m.cfg.TargetReportInterval {
 			// Unchanged targets wait for the interval; a change does not.
 			t := time.NewTimer(m.cfg.TargetReportInterval - time.Since(last))
@@ -155,17 +180,22 @@ func (m *Member) runReports(ctx context.Context, cli *clientv3.Client, sess *ses
 		}
 		info, _ := sess.Info()
 		if info.Phase != session.Registered {
+			retry = time.After(reportRetry)
 			continue
 		}
-		data := encodeReport(makeReport(m.cfg.Node, at, states))
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := cli.Put(wctx, key, string(data), clientv3.WithLease(info.Lease))
+		if len(states) == 0 {
+			_, err = cli.Delete(wctx, key)
+		} else {
+			_, err = cli.Put(wctx, key, string(encodeReport(makeReport(m.cfg.Node, at, states))), clientv3.WithLease(info.Lease))
+		}
 		cancel()
 		if err != nil {
 			m.log.Debug("cannot write the target report", "err", err)
+			retry = time.After(reportRetry)
 			continue
 		}
-		rep.keys, last = ids, time.Now()
+		rep.keys, last, held, retry = ids, time.Now(), len(states) > 0, nil
 	}
 }
 

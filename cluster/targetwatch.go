@@ -25,9 +25,11 @@ type publishedSets map[string]published
 
 // watchTargets delivers the published target sets each time one changes:
 // a read of every manifest, each set's chunks read at the manifest's
-// revision, then a watch of the manifests from the next revision. A set
-// that cannot be read keeps the last one read (and the read starts over
-// after a second). The channel is closed once ctx ends.
+// revision, then a watch of the manifests from the next revision, on the
+// config's watch stream (manifests change as rarely as the config, and
+// neither waits behind membership events). A set that cannot be read
+// keeps the last one read (and the read starts over after a second). The
+// channel is closed once ctx ends.
 func watchTargets(ctx context.Context, cli *clientv3.Client, space keys.Space, log *slog.Logger) <-chan publishedSets {
 	out := make(chan publishedSets, 1)
 	go func() {
@@ -50,7 +52,7 @@ func watchTargets(ctx context.Context, cli *clientv3.Client, space keys.Space, l
 			if !send(ctx, out, maps.Clone(sets)) {
 				return
 			}
-			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "targets"))
+			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "config"))
 			wch := cli.Watch(wctx, space.Targets(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 			for wr := range wch {
 				if wr.Err() != nil {

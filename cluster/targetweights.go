@@ -64,7 +64,8 @@ func newWeightSet(rev int64, byNode map[string][]targets.Weight) *weightSet {
 
 // watchWeights delivers the members' weight lists each time one changes:
 // a read of target-weights/, then a watch of it from the next revision,
-// on the target watch's stream. A list that cannot be decoded counts as
+// on a watch stream of its own: a fleet's weight lists can change by the
+// thousand during handovers, and the config must not wait behind them. A list that cannot be decoded counts as
 // empty, on every member alike, and is logged once. The channel is closed
 // once ctx ends.
 func watchWeights(ctx context.Context, wg *sync.WaitGroup, cli *clientv3.Client, space keys.Space, log *slog.Logger) <-chan *weightSet {
@@ -96,7 +97,7 @@ func watchWeights(ctx context.Context, wg *sync.WaitGroup, cli *clientv3.Client,
 			if !send(ctx, out, newWeightSet(resp.Header.Revision, maps.Clone(byNode))) {
 				return
 			}
-			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "targets"))
+			wctx, cancel := context.WithCancel(etcdclient.WatchStream(ctx, "weights"))
 			wch := cli.Watch(wctx, space.TargetWeights(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 			for wr := range wch {
 				if wr.Err() != nil {
@@ -193,81 +194,128 @@ func (w *weightWriter) update(states []scrape.TargetState, scraping, owners map[
 	return out
 }
 
+// holding reports whether w keeps the class of a target the member no
+// longer scrapes, waiting for its new owner to publish one.
+func (w *weightWriter) holding() bool {
+	for _, e := range w.pub {
+		if !e.gaveUp.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
 // runWeights publishes the member's weight list until ctx ends, bound to
 // the session's lease: on each report of the scraper's states (every
-// 500 ms), when the encoded list changed or the lease did, at most every
-// TargetWeightInterval, or every second when the list gains a target. A
-// steady fleet writes nothing.
+// 500 ms while the agent scrapes), when the encoded list changed or the
+// lease did, at most every TargetWeightInterval, or every second when the
+// list gains a target. A steady fleet writes nothing. While the list
+// holds targets the member handed over, and after a write that failed
+// or was held back, it also wakes on its own: the command stops
+// reporting once the agent scrapes nothing.
 func (m *Member) runWeights(ctx context.Context, cli *clientv3.Client, sess *session.Session) {
-	r := m.scrape
 	key, err := m.space.TargetWeight(m.cfg.Node)
 	if err != nil {
 		return
 	}
-	var (
-		w       weightWriter
-		written []byte              // nil: the key holds nothing of this member's
-		keys    = map[uint64]bool{} // of the weights in written
-		lease   clientv3.LeaseID
-		last    time.Time
-		warned  int
-	)
+	p := weightPublisher{m: m, cli: cli, sess: sess, key: key, keys: map[uint64]bool{}}
+	again := time.NewTimer(time.Hour)
+	again.Stop()
+	defer again.Stop()
+	var againC <-chan time.Time // again's channel while it is armed
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-r.weightKick:
+		case <-m.scrape.weightKick:
+		case <-againC:
 		}
-		states, _, ok := r.report.latest()
+		againC = nil
+		states, _, ok := m.scrape.report.latest()
 		if !ok {
 			continue
 		}
-		r.mu.Lock()
-		scraping, owners := r.clusterIDs, r.owners
-		r.mu.Unlock()
-		list := w.update(states, scraping, owners, r.weights.Load(), time.Now())
-		// A target the list gains (one just taken over, or scraped for
-		// the first time) is published within a second: until then it
-		// weighs what its old owner holds, or the median.
-		every := m.cfg.TargetWeightInterval
-		if slices.ContainsFunc(list, func(w targets.Weight) bool { return !keys[w.Key] }) {
-			every = min(every, gainedWeightInterval)
-		}
-		info, _ := sess.Info()
-		if info.Phase != session.Registered || time.Since(last) < every {
-			continue
-		}
-		var data []byte
-		if len(list) > 0 {
-			var dropped int
-			data, dropped = targets.EncodeWeights(list)
-			if dropped != warned {
-				if dropped > 0 {
-					m.log.Warn("too many scrape targets to publish all their weights; the lightest weigh the median", "left_out", dropped)
-				}
-				warned = dropped
-			}
-		}
-		if bytes.Equal(data, written) && (data == nil || info.Lease == lease) {
-			continue
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if data == nil {
-			_, err = cli.Delete(wctx, key)
-		} else {
-			_, err = cli.Put(wctx, key, string(data), clientv3.WithLease(info.Lease))
-		}
-		cancel()
-		if err != nil {
-			m.log.Debug("cannot write the target weights", "err", err)
-			continue
-		}
-		written, lease, last = data, info.Lease, time.Now()
-		clear(keys)
-		for _, w := range list {
-			keys[w.Key] = true
+		if d := p.pass(ctx, states); d > 0 {
+			again.Reset(d)
+			againC = again.C
 		}
 	}
+}
+
+// weightPublisher is runWeights' state; only its goroutine touches it.
+type weightPublisher struct {
+	m    *Member
+	cli  *clientv3.Client
+	sess *session.Session
+	key  string
+
+	w       weightWriter
+	written []byte          // nil: the key holds nothing of this member's
+	keys    map[uint64]bool // of the weights in written
+	lease   clientv3.LeaseID
+	last    time.Time // of the last write
+	warned  int
+}
+
+// pass updates the list with states and writes it when it changed, and
+// returns how soon it wants another pass without a report (0: not
+// before the next report).
+func (p *weightPublisher) pass(ctx context.Context, states []scrape.TargetState) time.Duration {
+	r := p.m.scrape
+	r.mu.Lock()
+	scraping, owners := r.clusterIDs, r.owners
+	r.mu.Unlock()
+	list := p.w.update(states, scraping, owners, r.weights.Load(), time.Now())
+	var idle time.Duration // what is left without a report: the handed-over targets age
+	if p.w.holding() {
+		idle = gainedWeightInterval
+	}
+	// A target the list gains (one just taken over, or scraped for
+	// the first time) is published within a second: until then it
+	// weighs what its old owner holds, or the median.
+	every := p.m.cfg.TargetWeightInterval
+	if slices.ContainsFunc(list, func(w targets.Weight) bool { return !p.keys[w.Key] }) {
+		every = min(every, gainedWeightInterval)
+	}
+	info, _ := p.sess.Info()
+	if info.Phase != session.Registered {
+		return reportRetry
+	}
+	if since := time.Since(p.last); since < every {
+		return every - since
+	}
+	var data []byte
+	if len(list) > 0 {
+		var dropped int
+		data, dropped = targets.EncodeWeights(list)
+		if dropped != p.warned {
+			if dropped > 0 {
+				p.m.log.Warn("too many scrape targets to publish all their weights; the lightest weigh the median", "left_out", dropped)
+			}
+			p.warned = dropped
+		}
+	}
+	if bytes.Equal(data, p.written) && (data == nil || info.Lease == p.lease) {
+		return idle
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	var err error
+	if data == nil {
+		_, err = p.cli.Delete(wctx, p.key)
+	} else {
+		_, err = p.cli.Put(wctx, p.key, string(data), clientv3.WithLease(info.Lease))
+	}
+	cancel()
+	if err != nil {
+		p.m.log.Debug("cannot write the target weights", "err", err)
+		return reportRetry
+	}
+	p.written, p.lease, p.last = data, info.Lease, time.Now()
+	clear(p.keys)
+	for _, w := range list {
+		p.keys[w.Key] = true
+	}
+	return idle
 }
 
 // ReadTargetWeights reads every member's weight list at revision rev (the

@@ -33,7 +33,9 @@ func (d discardSink) Send(_ context.Context, b *emit.Buffer) error {
 
 // scrapingMember is an agent member with a real scraper, wired as the
 // command wires them: the member's targets go to the scraper, the
-// scraper's states come back to the member every 250 ms.
+// scraper's states come back to the member every 250 ms while the
+// scraper is given targets or still has some, once more when it has
+// none, then not until it is given targets again.
 type scrapingMember struct {
 	m   *Member
 	mgr *scrape.Manager
@@ -59,7 +61,10 @@ func runScrapingMember(t *testing.T, cfg Config) *scrapingMember {
 	wg.Go(func() { _ = mgr.Run(ctx) })
 	wg.Go(func() {
 		tick := time.NewTicker(250 * time.Millisecond)
+		tick.Stop()
 		defer tick.Stop()
+		var tickC <-chan time.Time
+		given := false
 		for {
 			select {
 			case <-ctx.Done():
@@ -67,8 +72,18 @@ func runScrapingMember(t *testing.T, cfg Config) *scrapingMember {
 			case <-m.Updates():
 			case ts := <-m.ScrapeTargets():
 				mgr.Apply(ts)
-			case <-tick.C:
-				m.ReportTargets(mgr.Targets())
+				given = len(ts) > 0
+				if tickC == nil {
+					tick.Reset(250 * time.Millisecond)
+					tickC = tick.C
+				}
+			case <-tickC:
+				states := mgr.Targets()
+				m.ReportTargets(states)
+				if len(states) == 0 && !given {
+					tick.Stop()
+					tickC = nil
+				}
 			}
 		}
 	})

@@ -165,8 +165,12 @@ func (c Config) tls() (*tls.Config, error) {
 // metadata on one stream, and etcd sends a stream's events in order: a
 // config change written while thousands of membership events are queued
 // for the member watch (a rolling restart of a large fleet) waits behind
-// them. The config and target watches take streams of their own, so that a
-// busy member watch does not delay them.
+// them. The config watch takes a stream of its own, so that a busy member
+// watch does not delay it; the watches whose keys change as rarely share
+// it (the published target sets, the discovery election), and the members'
+// weight lists, which change by the thousand during handovers, take
+// another. Each stream costs the client goroutines and buffers, and etcd
+// a stream per member.
 func WatchStream(ctx context.Context, name string) context.Context {
 	return clientv3.WithRequireLeader(metadata.AppendToOutgoingContext(ctx, watchStreamKey, name))
 }

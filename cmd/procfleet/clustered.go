@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/procfleet/procfleet/agent"
+	"github.com/procfleet/procfleet/agent/scrape"
 	"github.com/procfleet/procfleet/agent/ship"
 	"github.com/procfleet/procfleet/cluster"
 	"github.com/procfleet/procfleet/cluster/gossip"
@@ -296,10 +297,8 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 	var left chan struct{}
 	report := time.NewTicker(2 * time.Second)
 	defer report.Stop()
-	// Often enough that a member handing targets over to this one sees
-	// them scraped within a second; etcd writes are rate-limited apart.
-	targets := time.NewTicker(500 * time.Millisecond)
-	defer targets.Stop()
+	targets := newTargetReports()
+	defer targets.stop()
 	for {
 		select {
 		case <-stopping:
@@ -328,13 +327,65 @@ func runAgentMember(ctx context.Context, a *agent.Agent, m *cluster.Member, run 
 		case ts := <-m.ScrapeTargets():
 			agentProcsPolicy.scraping(len(ts) > 0)
 			a.SetTargets(ts)
+			targets.given(ts)
 		case <-report.C:
 			reportShipper(a, m)
-		case <-targets.C:
-			m.ReportTargets(a.Targets())
+		case <-targets.c:
+			states := a.Targets()
+			m.ReportTargets(states)
+			targets.reported(states)
 		}
 	}
 }
+
+// targetReportEvery is how often a clustered agent hands its scraper's
+// states to its member while it scrapes: often enough that a member
+// handing targets over to this one sees them scraped within a second
+// (the first scrape, this report, the gossip); etcd writes are
+// rate-limited apart.
+const targetReportEvery = 500 * time.Millisecond
+
+// targetReports paces the reports of the scraper's states to the member
+// (cluster.Member.ReportTargets): every targetReportEvery while the agent
+// is given targets or still scrapes some, once more when it has none,
+// then not until the member hands out targets again. An agent that
+// scrapes nothing, as most do, does not wake for it. Only the command's
+// loop touches it.
+type targetReports struct {
+	t       *time.Ticker
+	c       <-chan time.Time // t's channel while reports are due, else nil
+	scrapes bool             // the last targets given were not empty
+}
+
+// newTargetReports returns the pacing of an agent given no targets yet:
+// no report is due.
+func newTargetReports() *targetReports {
+	t := time.NewTicker(targetReportEvery)
+	t.Stop()
+	return &targetReports{t: t}
+}
+
+// given notes the targets handed to the scraper (an empty set too, so
+// that the member hears the last ones are gone), and reports until it
+// scrapes none.
+func (tr *targetReports) given(ts []scrape.Target) {
+	tr.scrapes = len(ts) > 0
+	if tr.c == nil {
+		tr.t.Reset(targetReportEvery)
+		tr.c = tr.t.C
+	}
+}
+
+// reported notes the states just reported: once the agent scrapes
+// nothing and is given nothing, the reports stop.
+func (tr *targetReports) reported(states []scrape.TargetState) {
+	if len(states) == 0 && !tr.scrapes {
+		tr.t.Stop()
+		tr.c = nil
+	}
+}
+
+func (tr *targetReports) stop() { tr.t.Stop() }
 
 // leaveTimeout bounds how long a stopping agent keeps scraping the
 // targets it hands over.
