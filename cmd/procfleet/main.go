@@ -17,7 +17,7 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot().ExecuteContext(ctx)
+	err := execute(ctx, os.Args[1:])
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "procfleet:", err)
@@ -25,7 +25,45 @@ func main() {
 	}
 }
 
-func newRoot() *cobra.Command {
+// execute runs the command args name. A command that runs until ctx is
+// done (agent) parses and checks everything inside cobra, then leaves its
+// run to execute, which starts it once cobra has returned: the command
+// tree (every command's flags and texts, about 100 KB of heap) is then
+// garbage, and cobra's frames are not on the main goroutine's stack, whose
+// every frame each garbage collection looks up in the binary's function
+// tables, mapping their pages (docs/performance.md).
+func execute(ctx context.Context, args []string) error {
+	var later deferredRun
+	root := newRootDeferring(&later)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		return err
+	}
+	if later.run == nil {
+		return nil
+	}
+	return later.run()
+}
+
+// deferredRun is the run a command leaves to execute; nil run: none.
+type deferredRun struct{ run func() error }
+
+// deferOrRun hands run to later, or runs it when there is no later (a
+// command tree made by newRoot, as the tests make it).
+func deferOrRun(later *deferredRun, run func() error) error {
+	if later == nil {
+		return run()
+	}
+	later.run = run
+	return nil
+}
+
+// newRoot returns the command tree; long runs run inside Execute.
+func newRoot() *cobra.Command { return newRootDeferring(nil) }
+
+// newRootDeferring returns the command tree whose long runs go to later
+// (see execute) when later is not nil.
+func newRootDeferring(later *deferredRun) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "procfleet",
 		Short:         "Granular Linux host statistics from a whole fleet into VictoriaMetrics",
@@ -33,7 +71,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newScanCmd(), newAgentCmd(), newRelayCmd(), newDevCmd(), newClusterCmd(), newConfigCmd(), newStatusCmd(), newTargetsCmd(), newUICmd(), newInstallCmd(), newUninstallCmd())
+	root.AddCommand(newScanCmd(), newAgentCmd(later), newRelayCmd(), newDevCmd(), newClusterCmd(), newConfigCmd(), newStatusCmd(), newTargetsCmd(), newUICmd(), newInstallCmd(), newUninstallCmd())
 	markUsage(root) // last: it covers every command added above
 	return root
 }
