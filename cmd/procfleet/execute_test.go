@@ -67,3 +67,22 @@ func TestAgentRunsOutsideCobra(t *testing.T) {
 		t.Fatalf("agent on a taken port: exit %d, stderr %q; want 1 and the listen error", code, errOut)
 	}
 }
+
+// notifyContext's context is done at the signal, and stop ends it too.
+func TestNotifyContext(t *testing.T) {
+	ctx, stop := notifyContext(syscall.SIGUSR1)
+	if err := syscall.Kill(syscall.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("context not done 10s after SIGUSR1")
+	}
+	stop()
+	ctx2, stop2 := notifyContext(syscall.SIGUSR2)
+	stop2()
+	if ctx2.Err() == nil {
+		t.Fatal("context not done after stop")
+	}
+}

@@ -16,12 +16,40 @@ import (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(os.Interrupt, syscall.SIGTERM)
 	err := execute(ctx, os.Args[1:])
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "procfleet:", err)
 		os.Exit(exitCode(err))
+	}
+}
+
+// notifyContext is signal.NotifyContext: its context is done at the first
+// of sigs, and stop unregisters them. signal.NotifyContext's goroutine
+// waits in a function of os/signal, whose function tables lie apart from
+// everything else the agent's goroutines wait in; every garbage collection
+// looks up each frame of each goroutine there, mapping 64 KiB of the binary
+// around each (docs/performance.md). This one waits in waitSignal, beside
+// main's own frames.
+func notifyContext(sigs ...os.Signal) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	go waitSignal(ctx, ch, cancel)
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel()
+	}
+}
+
+// waitSignal calls cancel when a signal arrives on ch, and returns then or
+// when ctx is done.
+func waitSignal(ctx context.Context, ch <-chan os.Signal, cancel context.CancelFunc) {
+	select {
+	case <-ch:
+		cancel()
+	case <-ctx.Done():
 	}
 }
 
