@@ -197,9 +197,9 @@ func (s *Scan) Carry(from, n int) bool {
 	return true
 }
 
-func (s *Scan) writeEntry(e *entry) {
-	s.key = append(s.key[:0], e.key...)
-	s.write(math.Float64frombits(e.bits))
+func (s *Scan) writeEntry(key []byte, bits uint64) {
+	s.key = append(s.key[:0], key...)
+	s.write(math.Float64frombits(bits))
 }
 
 func (s *Scan) write(v float64) {

@@ -127,7 +127,9 @@ func checkCredentials(file string, creds map[string]config.Credential) error {
 	return nil
 }
 
-func newAgentCmd() *cobra.Command {
+// newAgentCmd returns the agent command, which leaves its run to later
+// (see execute) unless later is nil.
+func newAgentCmd(later *deferredRun) *cobra.Command {
 	var af agentFlags
 	var ef etcdFlags
 	var mf memberFlags
@@ -162,14 +164,15 @@ live.`,
 				go tuneGCPercent(cmd.Context(), 10*time.Second, logger)
 			}
 			agentProcsPolicy = newProcsPolicy(logger)
+			ctx := cmd.Context()
 			if clustered {
-				return runClustered(cmd.Context(), cfg, ef, mf, logger)
+				return deferOrRun(later, func() error { return runClustered(ctx, cfg, ef, mf, logger) })
 			}
 			a, err := agent.New(cfg, logger)
 			if err != nil {
 				return usageError{err}
 			}
-			return a.Run(cmd.Context())
+			return deferOrRun(later, func() error { return a.Run(ctx) })
 		},
 	}
 	af.register(cmd)
