@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/procfleet/procfleet/cluster/keys"
@@ -39,6 +40,10 @@ type liveWatch struct {
 	set members
 }
 
+func newLiveWatch(events *atomic.Uint64) *liveWatch {
+	return &liveWatch{changed: make(chan struct{}, 1), events: events}
+}
+
 // Changed is signalled (coalesced) after each change of the set, and
 // closed once ctx of watchMembers ends.
 func (w *liveWatch) Changed() <-chan struct{} { return w.changed }
@@ -48,6 +53,44 @@ func (w *liveWatch) Snapshot() members {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return maps.Clone(w.set)
+}
+
+// reset replaces the set with the members of a full read of members/.
+func (w *liveWatch) reset(space keys.Space, kvs []*mvccpb.KeyValue) {
+	set := members{}
+	for _, kv := range kvs {
+		if kind, node, ok := space.ParseMember(string(kv.Key)); ok {
+			m, err := session.ParseMember(kv.Value)
+			if err == nil {
+				set[memberID{kind, node}] = m
+			}
+		}
+	}
+	w.mu.Lock()
+	w.set = set
+	w.mu.Unlock()
+	w.signal()
+}
+
+// apply takes the events of one watch response into the set. A value
+// that cannot be parsed leaves the member as it was.
+func (w *liveWatch) apply(space keys.Space, evs []*clientv3.Event) {
+	w.mu.Lock()
+	set := w.set
+	for _, ev := range evs {
+		kind, node, ok := space.ParseMember(string(ev.Kv.Key))
+		if !ok {
+			continue
+		}
+		id := memberID{kind, node}
+		if ev.Type == clientv3.EventTypeDelete {
+			delete(set, id)
+		} else if m, err := session.ParseMember(ev.Kv.Value); err == nil {
+			set[id] = m
+		}
+	}
+	w.mu.Unlock()
+	w.signal()
 }
 
 func (w *liveWatch) signal() {
@@ -62,7 +105,7 @@ func (w *liveWatch) signal() {
 // One watch over both kinds gives one consistent view of them. Each event
 // is counted in events.
 func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, log *slog.Logger, events *atomic.Uint64) *liveWatch {
-	w := &liveWatch{changed: make(chan struct{}, 1), events: events}
+	w := newLiveWatch(events)
 	prefix := space.Members()
 	go func() {
 		defer close(w.changed)
@@ -73,19 +116,7 @@ func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, l
 				sleepCtx(ctx, time.Second)
 				continue
 			}
-			set := members{}
-			for _, kv := range resp.Kvs {
-				if kind, node, ok := space.ParseMember(string(kv.Key)); ok {
-					m, err := session.ParseMember(kv.Value)
-					if err == nil {
-						set[memberID{kind, node}] = m
-					}
-				}
-			}
-			w.mu.Lock()
-			w.set = set
-			w.mu.Unlock()
-			w.signal()
+			w.reset(space, resp.Kvs)
 			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 			wch := cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 			for wr := range wch {
@@ -94,21 +125,7 @@ func watchMembers(ctx context.Context, cli *clientv3.Client, space keys.Space, l
 					break
 				}
 				w.events.Add(uint64(len(wr.Events)))
-				w.mu.Lock()
-				for _, ev := range wr.Events {
-					kind, node, ok := space.ParseMember(string(ev.Kv.Key))
-					if !ok {
-						continue
-					}
-					id := memberID{kind, node}
-					if ev.Type == clientv3.EventTypeDelete {
-						delete(set, id)
-					} else if m, err := session.ParseMember(ev.Kv.Value); err == nil {
-						set[id] = m
-					}
-				}
-				w.mu.Unlock()
-				w.signal()
+				w.apply(space, wr.Events)
 			}
 			cancel()
 			sleepCtx(ctx, 200*time.Millisecond)
