@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,19 +26,23 @@ type memberID struct {
 }
 
 // members are the live members of every kind.
-type members map[memberID]session.Member
+type members map[memberID]liveMember
 
 // liveWatch is the live agents and relays as etcd's watch keeps them.
-// The watch signals each change on Changed; the loop takes a copy with
-// Snapshot only when it recomputes, so that a burst of events (a rolling
+// The watch signals each change on Changed; the loop takes the set with
+// Snapshot only when it recomputes, and the watch copies the set at its
+// first change after a Snapshot, so that a burst of events (a rolling
 // restart brings two per restarted member to every member) costs one
-// copy of the set per recompute, not one per event.
+// copy of the set per recompute, not one per event, and a member holds
+// one set, not two, while membership does not change.
 type liveWatch struct {
 	changed chan struct{} // capacity 1; closed once the watch ends
 	events  *atomic.Uint64
 
-	mu  sync.Mutex
-	set members
+	mu     sync.Mutex
+	set    members
+	shared bool // Snapshot handed set out: copy it before a change
+	labels labelTable
 }
 
 func newLiveWatch(events *atomic.Uint64) *liveWatch {
@@ -48,26 +53,29 @@ func newLiveWatch(events *atomic.Uint64) *liveWatch {
 // closed once ctx of watchMembers ends.
 func (w *liveWatch) Changed() <-chan struct{} { return w.changed }
 
-// Snapshot returns a copy of the current set.
+// Snapshot returns the current set, which the caller must not change:
+// the watch changes a copy of it from then on.
 func (w *liveWatch) Snapshot() members {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return maps.Clone(w.set)
+	w.shared = true
+	return w.set
 }
 
 // reset replaces the set with the members of a full read of members/.
 func (w *liveWatch) reset(space keys.Space, kvs []*mvccpb.KeyValue) {
-	set := members{}
+	var labels labelTable
+	set := make(members, len(kvs))
 	for _, kv := range kvs {
 		if kind, node, ok := space.ParseMember(string(kv.Key)); ok {
-			m, err := session.ParseMember(kv.Value)
+			r, err := session.ParseRegistration(kv.Value)
 			if err == nil {
-				set[memberID{kind, node}] = m
+				set[memberID{kind, strings.Clone(node)}] = newLiveMember(r, &labels)
 			}
 		}
 	}
 	w.mu.Lock()
-	w.set = set
+	w.set, w.shared, w.labels = set, false, labels
 	w.mu.Unlock()
 	w.signal()
 }
@@ -76,21 +84,42 @@ func (w *liveWatch) reset(space keys.Space, kvs []*mvccpb.KeyValue) {
 // that cannot be parsed leaves the member as it was.
 func (w *liveWatch) apply(space keys.Space, evs []*clientv3.Event) {
 	w.mu.Lock()
-	set := w.set
+	defer w.signal()
+	defer w.mu.Unlock()
 	for _, ev := range evs {
 		kind, node, ok := space.ParseMember(string(ev.Kv.Key))
 		if !ok {
 			continue
 		}
 		id := memberID{kind, node}
+		old, had := w.set[id]
+		var m liveMember
 		if ev.Type == clientv3.EventTypeDelete {
-			delete(set, id)
-		} else if m, err := session.ParseMember(ev.Kv.Value); err == nil {
-			set[id] = m
+			if !had {
+				continue
+			}
+		} else {
+			r, err := session.ParseRegistration(ev.Kv.Value)
+			if err != nil {
+				continue
+			}
+			m = newLiveMember(r, &w.labels)
+		}
+		if w.shared {
+			w.set, w.shared = maps.Clone(w.set), false
+		}
+		if had {
+			w.labels.release(old.labels)
+		}
+		if ev.Type == clientv3.EventTypeDelete {
+			delete(w.set, id)
+		} else {
+			// The key holds a copy of the node's name, not the whole key
+			// it was cut from.
+			id.Node = strings.Clone(node)
+			w.set[id] = m
 		}
 	}
-	w.mu.Unlock()
-	w.signal()
 }
 
 func (w *liveWatch) signal() {
