@@ -3,8 +3,6 @@ package cluster
 import (
 	"encoding/binary"
 	"hash/maphash"
-	"maps"
-	"slices"
 
 	"github.com/procfleet/procfleet/cluster/session"
 )
@@ -73,12 +71,12 @@ type labelTable struct {
 	sets map[uint64]*labelSet
 	seed maphash.Seed
 	buf  []byte
-	keys []string
 }
 
-// intern returns the labelSet of labels, counting one more use of it;
-// labels is not retained unless the set is new.
-func (t *labelTable) intern(labels map[string]string) *labelSet {
+// intern returns the labelSet of labels (sorted by name, each once, as
+// session.Registration has them), counting one more use of it; labels
+// is not retained.
+func (t *labelTable) intern(labels []session.Label) *labelSet {
 	switch {
 	case labels == nil:
 		return nil
@@ -88,26 +86,40 @@ func (t *labelTable) intern(labels map[string]string) *labelSet {
 	if t.sets == nil {
 		t.sets, t.seed = map[uint64]*labelSet{}, maphash.MakeSeed()
 	}
-	t.keys = slices.AppendSeq(t.keys[:0], maps.Keys(labels))
-	slices.Sort(t.keys)
 	t.buf = t.buf[:0]
-	for _, k := range t.keys {
-		t.buf = binary.AppendUvarint(t.buf, uint64(len(k)))
-		t.buf = append(t.buf, k...)
-		t.buf = binary.AppendUvarint(t.buf, uint64(len(labels[k])))
-		t.buf = append(t.buf, labels[k]...)
+	for _, l := range labels {
+		t.buf = binary.AppendUvarint(t.buf, uint64(len(l.Name)))
+		t.buf = append(t.buf, l.Name...)
+		t.buf = binary.AppendUvarint(t.buf, uint64(len(l.Value)))
+		t.buf = append(t.buf, l.Value...)
 	}
-	clear(t.keys) // holds no label name past the call
 	h := maphash.Bytes(t.seed, t.buf)
 	for ls := t.sets[h]; ls != nil; ls = ls.next {
-		if maps.Equal(ls.m, labels) {
+		if ls.equal(labels) {
 			ls.refs++
 			return ls
 		}
 	}
-	ls := &labelSet{m: labels, hash: h, refs: 1, next: t.sets[h]}
+	m := make(map[string]string, len(labels))
+	for _, l := range labels {
+		m[l.Name] = l.Value
+	}
+	ls := &labelSet{m: m, hash: h, refs: 1, next: t.sets[h]}
 	t.sets[h] = ls
 	return ls
+}
+
+// equal reports whether ls holds labels, each once.
+func (ls *labelSet) equal(labels []session.Label) bool {
+	if len(ls.m) != len(labels) {
+		return false
+	}
+	for _, l := range labels {
+		if v, ok := ls.m[l.Name]; !ok || v != l.Value {
+			return false
+		}
+	}
+	return true
 }
 
 // release drops one use of ls (nil and emptyLabels are not counted).

@@ -43,6 +43,8 @@ type liveWatch struct {
 	set    members
 	shared bool // Snapshot handed set out: copy it before a change
 	labels labelTable
+	// parser is the watch goroutine's, which alone calls reset and apply.
+	parser session.RegistrationParser
 }
 
 func newLiveWatch(events *atomic.Uint64) *liveWatch {
@@ -68,7 +70,7 @@ func (w *liveWatch) reset(space keys.Space, kvs []*mvccpb.KeyValue) {
 	set := make(members, len(kvs))
 	for _, kv := range kvs {
 		if kind, node, ok := space.ParseMember(string(kv.Key)); ok {
-			r, err := session.ParseRegistration(kv.Value)
+			r, err := w.parser.Parse(kv.Value)
 			if err == nil {
 				set[memberID{kind, strings.Clone(node)}] = newLiveMember(r, &labels)
 			}
@@ -99,7 +101,7 @@ func (w *liveWatch) apply(space keys.Space, evs []*clientv3.Event) {
 				continue
 			}
 		} else {
-			r, err := session.ParseRegistration(ev.Kv.Value)
+			r, err := w.parser.Parse(ev.Kv.Value)
 			if err != nil {
 				continue
 			}

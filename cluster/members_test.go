@@ -176,12 +176,12 @@ func TestLiveWatchApply(t *testing.T) {
 // hash: each keeps its own labels and is dropped alone.
 func TestLabelTableCollisions(t *testing.T) {
 	var lt labelTable
-	a := lt.intern(map[string]string{"k": "a"})
+	a := lt.intern([]session.Label{{Name: "k", Value: "a"}})
 	// Chain b and c under a's hash, as a collision would.
 	b := &labelSet{m: map[string]string{"k": "b"}, hash: a.hash, refs: 1, next: a}
 	c := &labelSet{m: map[string]string{"k": "c"}, hash: a.hash, refs: 1, next: b}
 	lt.sets[a.hash] = c
-	if got := lt.intern(map[string]string{"k": "a"}); got != a || a.refs != 2 {
+	if got := lt.intern([]session.Label{{Name: "k", Value: "a"}}); got != a || a.refs != 2 {
 		t.Fatalf("a interned again: %p (%d uses); want %p", got, a.refs, a)
 	}
 	lt.release(b)
@@ -197,7 +197,7 @@ func TestLabelTableCollisions(t *testing.T) {
 	if len(lt.sets) != 0 {
 		t.Fatalf("%d sets left; want 0", len(lt.sets))
 	}
-	if lt.intern(nil) != nil || lt.intern(map[string]string{}) != emptyLabels {
+	if lt.intern(nil) != nil || lt.intern([]session.Label{}) != emptyLabels {
 		t.Fatal("nil or empty labels interned as a set")
 	}
 }

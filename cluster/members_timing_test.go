@@ -57,12 +57,14 @@ func benchMembers(tb testing.TB, space keys.Space, n int, labels func(int) map[s
 	return kvs, restart
 }
 
-// heapLive returns the bytes of live heap after a collection.
-func heapLive() uint64 {
+// heapLive returns the bytes of live heap after a collection: two, so
+// that what sync.Pools dropped at the first is gone.
+func heapLive() int64 {
+	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
+	return int64(ms.HeapAlloc)
 }
 
 // BenchmarkMemberSet is what the member set costs a member of a fleet of
@@ -115,9 +117,11 @@ func BenchmarkMemberSet(b *testing.B) {
 
 // BenchmarkMemberRecompute is the member set's part of one recompute in a
 // fleet of benchFleet, every member alive in the gossip: after an event,
-// the loop's copy of the set, the members the gossip does not hold dead,
-// the names of the ring's input and the agents that scraping places
-// targets on. Ring.Compute's own cost is ring's BenchmarkCompute.
+// the loop's copy of the set, the view's look at the gossip, the members
+// it does not hold dead, the names of the ring's input and the agents
+// that scraping places targets on. Ring.Compute's own cost is ring's
+// BenchmarkCompute. It reports what the view of the gossip holds per
+// member (view-held-B/member).
 //
 //	go test -run '^$' -bench MemberRecompute -count 6 ./cluster/
 func BenchmarkMemberRecompute(b *testing.B) {
@@ -130,14 +134,17 @@ func BenchmarkMemberRecompute(b *testing.B) {
 			kvs, restart := benchMembers(b, space, benchFleet, lv.labels)
 			w := newLiveWatch(nil)
 			w.reset(space, kvs)
-			v := newView("host-00000.dc1.example.com")
 			live := w.Snapshot()
 			var alive []string
 			for id := range live {
 				alive = append(alive, id.Node)
 			}
+			before := heapLive()
+			v := newView("host-00000.dc1.example.com")
 			v.observe(alive, nil, live, time.Now())
 			v.withoutGone(live)
+			viewHeld := float64(heapLive()-before) / benchFleet
+			runtime.KeepAlive(live) // the first copy counts in neither
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
@@ -148,6 +155,7 @@ func BenchmarkMemberRecompute(b *testing.B) {
 				}
 				w.apply(space, []*clientv3.Event{{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: kv.Key, Value: value}}})
 				live = w.Snapshot()
+				v.observe(alive, nil, live, time.Now())
 				in := v.withoutGone(live)
 				byKind := map[keys.Kind][]string{}
 				for id := range in {
@@ -157,6 +165,7 @@ func BenchmarkMemberRecompute(b *testing.B) {
 					b.Fatalf("%d agents, %d names; want %d", len(agents), len(byKind[keys.Agent]), benchFleet)
 				}
 			}
+			b.ReportMetric(viewHeld, "view-held-B/member")
 		})
 	}
 }

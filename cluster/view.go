@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/procfleet/procfleet/cluster/gossip"
+	"github.com/procfleet/procfleet/cluster/keys"
 )
 
 // view is what the member's loop makes of the gossip, checked against the
@@ -39,9 +40,11 @@ func (v *view) reset() {
 // joins the gossip without registering (or after its registration
 // expired) has no say on which upstreams are down.
 func (v *view) observe(alive []string, states map[string]gossip.State, live members, now time.Time) {
-	registered := make(map[string]bool, len(live))
-	for id := range live {
-		registered[id.Node] = true
+	// live holds agents and relays: a node is registered as either.
+	registered := func(n string) bool {
+		_, agent := live[memberID{keys.Agent, n}]
+		_, relay := live[memberID{keys.Relay, n}]
+		return agent || relay
 	}
 	isAlive := make(map[string]bool, len(alive))
 	for _, n := range alive {
@@ -54,7 +57,7 @@ func (v *view) observe(alive []string, states map[string]gossip.State, live memb
 	for n := range v.seen {
 		switch {
 		case isAlive[n] || n == v.self:
-		case !registered[n]:
+		case !registered(n):
 			delete(v.seen, n) // gone from both: nothing left to tell apart
 		default:
 			v.gone[n] = true
@@ -62,7 +65,7 @@ func (v *view) observe(alive []string, states map[string]gossip.State, live memb
 	}
 	votes := make(map[string]gossip.State, len(states))
 	for n, s := range states {
-		if registered[n] || n == v.self {
+		if registered(n) || n == v.self {
 			votes[n] = s
 		}
 	}
