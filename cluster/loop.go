@@ -320,6 +320,10 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 		return Update{}, fmt.Errorf("ring for config revision %d: %w", rev, err)
 	}
 	a := all[m.cfg.Node]
+	// Compute cuts every member's upstreams from one array: a copy, so
+	// that the Update kept until the next change holds this member's
+	// list, not the whole fleet's.
+	a.Upstreams = slices.Clone(a.Upstreams)
 	agentCfg, err := c.AgentConfig(m.cfg.Node, m.cfg.Labels, m.local)
 	if err != nil {
 		return Update{}, fmt.Errorf("config revision %d not applied: %w", rev, err)

@@ -15,7 +15,6 @@ import (
 	"github.com/procfleet/procfleet/cluster/etcdclient"
 	"github.com/procfleet/procfleet/cluster/keys"
 	"github.com/procfleet/procfleet/cluster/ring"
-	"github.com/procfleet/procfleet/cluster/session"
 	"github.com/procfleet/procfleet/config"
 	"github.com/procfleet/procfleet/internal/etcdtest"
 )
@@ -152,7 +151,7 @@ func TestComputeKinds(t *testing.T) {
 	if want := expectedAssignments(t, c, []string{"a1", "a2"}, []string{"r1"})["r1"]; !reflect.DeepEqual(u.Assignment, want) || u.Revision != 3 {
 		t.Fatalf("relay before its registration shows: %+v; want %+v", u.Assignment, want)
 	}
-	live[memberID{keys.Relay, "a1"}] = session.Member{}
+	live[memberID{keys.Relay, "a1"}] = liveMember{}
 	if _, err := m.compute(c, 3, live, nil); err == nil || !strings.Contains(err.Error(), `node "a1" is both an agent and a relay`) {
 		t.Fatalf("compute with a1 registered twice = %v", err)
 	}
@@ -161,7 +160,7 @@ func TestComputeKinds(t *testing.T) {
 // TestWithoutGoneBothKinds checks that the gossip's verdict drops relays as
 // it drops agents, and that a restarted one counts again.
 func TestWithoutGoneBothKinds(t *testing.T) {
-	reg := func(addr string) session.Member { return session.Member{Address: addr} }
+	reg := func(addr string) liveMember { return liveMember{Address: addr} }
 	live := members{{keys.Agent, "a1"}: reg("a1:1"), {keys.Relay, "r1"}: reg("r1:1"), {keys.Relay, "r2"}: reg("r2:1")}
 	v := newView("self")
 	v.observe([]string{"a1", "r1", "r2", "self"}, nil, live, time.Now())

@@ -237,7 +237,7 @@ func liveAgents(set members) []targets.Member {
 	var out []targets.Member
 	for id, mem := range set {
 		if id.Kind == keys.Agent {
-			out = append(out, targets.Member{Name: id.Node, Labels: mem.Labels})
+			out = append(out, targets.Member{Name: id.Node, Labels: mem.Labels()})
 		}
 	}
 	slices.SortFunc(out, func(a, b targets.Member) int { return strings.Compare(a.Name, b.Name) })

@@ -24,7 +24,6 @@ import (
 	"github.com/procfleet/procfleet/cluster/etcdclient"
 	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
-	"github.com/procfleet/procfleet/cluster/session"
 	"github.com/procfleet/procfleet/config"
 	"github.com/procfleet/procfleet/internal/etcdtest"
 	"github.com/procfleet/procfleet/internal/testenv"
@@ -275,7 +274,7 @@ func TestViewForgetsDepartedNodes(t *testing.T) {
 	}
 }
 
-func reg(addr string) session.Member { return session.Member{Address: addr} }
+func reg(addr string) liveMember { return liveMember{Address: addr} }
 
 // TestStartsOnSavedStateWithoutEtcd runs a member with a state file, then
 // starts it again while etcd is down: it hands out the saved settings at

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/procfleet/procfleet/cluster/gossip"
+	"github.com/procfleet/procfleet/cluster/keys"
 )
 
 // view is what the member's loop makes of the gossip, checked against the
@@ -11,10 +12,10 @@ import (
 type view struct {
 	self string
 	// seen maps each node the gossip has shown alive to its etcd
-	// registration then ("" until etcd showed it). Entries of nodes that
-	// are neither alive in the gossip nor registered are dropped, so it
-	// holds at most the live members of both.
-	seen map[string]string
+	// registration then (the zero regID until etcd showed it). Entries of
+	// nodes that are neither alive in the gossip nor registered are
+	// dropped, so it holds at most the live members of both.
+	seen map[string]regID
 	// gone are the nodes seen alive in the gossip that it now holds dead.
 	gone map[string]bool
 	// down are the upstreams the registered members' votes hold down.
@@ -22,7 +23,7 @@ type view struct {
 }
 
 func newView(self string) *view {
-	return &view{self: self, seen: map[string]string{}, gone: map[string]bool{}}
+	return &view{self: self, seen: map[string]regID{}, gone: map[string]bool{}}
 }
 
 // reset forgets what an earlier gossip showed: a new gossip knows no one
@@ -39,22 +40,24 @@ func (v *view) reset() {
 // joins the gossip without registering (or after its registration
 // expired) has no say on which upstreams are down.
 func (v *view) observe(alive []string, states map[string]gossip.State, live members, now time.Time) {
-	registered := make(map[string]bool, len(live))
-	for id := range live {
-		registered[id.Node] = true
+	// live holds agents and relays: a node is registered as either.
+	registered := func(n string) bool {
+		_, agent := live[memberID{keys.Agent, n}]
+		_, relay := live[memberID{keys.Relay, n}]
+		return agent || relay
 	}
 	isAlive := make(map[string]bool, len(alive))
 	for _, n := range alive {
 		isAlive[n] = true
 		if _, ok := v.seen[n]; !ok {
-			v.seen[n] = ""
+			v.seen[n] = regID{}
 		}
 	}
 	clear(v.gone)
 	for n := range v.seen {
 		switch {
 		case isAlive[n] || n == v.self:
-		case !registered[n]:
+		case !registered(n):
 			delete(v.seen, n) // gone from both: nothing left to tell apart
 		default:
 			v.gone[n] = true
@@ -62,7 +65,7 @@ func (v *view) observe(alive []string, states map[string]gossip.State, live memb
 	}
 	votes := make(map[string]gossip.State, len(states))
 	for n, s := range states {
-		if registered[n] || n == v.self {
+		if registered(n) || n == v.self {
 			votes[n] = s
 		}
 	}
@@ -73,24 +76,33 @@ func (v *view) observe(alive []string, states map[string]gossip.State, live memb
 // the gossip holds dead, unless they registered again since (another
 // gossip address or start time): a restarted member counts as soon as etcd
 // shows it. It records the registration of each live member the gossip
-// shows alive.
+// shows alive. It returns live itself when the gossip holds none dead:
+// neither live nor the result may be changed.
 func (v *view) withoutGone(live members) members {
-	out := make(members, len(live))
+	var out members
+	if len(v.gone) > 0 {
+		out = make(members, len(live))
+	}
 	for key, mem := range live {
 		n := key.Node
-		id := mem.Address + "@" + mem.StartTime.String()
+		id := mem.id()
 		prev, inGossip := v.seen[n]
 		switch {
 		case !v.gone[n]:
 			if inGossip {
 				v.seen[n] = id
 			}
-			out[key] = mem
-		case prev == "" || prev == id:
+			if out != nil {
+				out[key] = mem
+			}
+		case !prev.set || prev == id:
 			// The process the gossip saw die; its lease has not expired yet.
 		default:
 			out[key] = mem // registered again: a new process
 		}
+	}
+	if out == nil {
+		return live
 	}
 	return out
 }
