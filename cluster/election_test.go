@@ -90,6 +90,9 @@ func TestCampaign(t *testing.T) {
 		t.Fatal("the campaign did not win within 10s of the older candidate's resignation")
 	}
 	resp, err := cli.Get(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if r.err != nil || r.key != key || len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != r.rev || string(resp.Kvs[0].Value) != "new" {
 		t.Fatalf("campaign = %+v; want key %s created at the revision returned, value new (%v)", r, key, resp.Kvs)
 	}
