@@ -21,8 +21,11 @@ func TestNoGossip(t *testing.T) {
 	cfgA := testConfig(e.Endpoints, "quiet-a")
 	cfgA.NoGossip = true
 	a := runMember(t, cfgA)
-	a.waitUpdate("a's first settings", func(u Update) bool { return u.Revision > 0 })
+	first := a.waitUpdate("a's first settings", func(u Update) bool { return u.Revision > 0 })
 	before := a.m.Stats()
+	if before.ConfigSeen != first.Revision {
+		t.Errorf("a's stats say config revision %d seen; its settings are of revision %d", before.ConfigSeen, first.Revision)
+	}
 	cfgB := testConfig(e.Endpoints, "quiet-b")
 	cfgB.NoGossip = true
 	b := runMember(t, cfgB)
