@@ -4,8 +4,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,28 +15,8 @@ import (
 // frame), the main goroutine runs it from execute, and a failure of the
 // run still ends the process with its message and exit code.
 func TestAgentRunsOutsideCobra(t *testing.T) {
-	cmd := exec.Command(binary, "agent", "--upstream", "http://127.0.0.1:1/x", "--listen", "127.0.0.1:0",
-		"--procfs-root", "../../testdata/fixtures/proc", "--sysfs-root", "../../testdata/fixtures/sys",
-		"--pprof-listen", "127.0.0.1:0")
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	started := regexp.MustCompile(`msg="agent started".* pprof=\S+:(\d+)`)
-	deadline := time.Now().Add(20 * time.Second)
-	var m []string
-	for m == nil {
-		if m = started.FindStringSubmatch(stderr.String()); m == nil && time.Now().After(deadline) {
-			t.Fatalf("no start line with the pprof address in 20s:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", m[1]) + "/debug/pprof/goroutine?debug=2")
+	port := startPprofAgent(t, "127.0.0.1:0")
+	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", port) + "/debug/pprof/goroutine?debug=2")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,9 +23,26 @@ func TestAgentPprofFlags(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command(binary, "agent", "--upstream", "http://127.0.0.1:1/x", "--listen", "127.0.0.1:0",
+	port := startPprofAgent(t, "0.0.0.0:0", "--pprof-allow-remote")
+	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", port) + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /debug/pprof/ on the allowed remote address: %d", resp.StatusCode)
+	}
+}
+
+// startPprofAgent starts an agent on the fixtures with --pprof-listen
+// listen (and extra flags), stopped at the test's end, and returns the
+// port its pprof server listens on, read from its start line.
+func startPprofAgent(t *testing.T, listen string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"agent", "--upstream", "http://127.0.0.1:1/x", "--listen", "127.0.0.1:0",
 		"--procfs-root", "../../testdata/fixtures/proc", "--sysfs-root", "../../testdata/fixtures/sys",
-		"--pprof-listen", "0.0.0.0:0", "--pprof-allow-remote")
+		"--pprof-listen", listen}, extra...)
+	cmd := exec.Command(binary, args...)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -37,20 +54,14 @@ func TestAgentPprofFlags(t *testing.T) {
 	})
 	started := regexp.MustCompile(`msg="agent started".* pprof=\S+:(\d+)`)
 	deadline := time.Now().Add(20 * time.Second)
-	var m []string
-	for m == nil {
-		if m = started.FindStringSubmatch(stderr.String()); m == nil && time.Now().After(deadline) {
+	for {
+		if m := started.FindStringSubmatch(stderr.String()); m != nil {
+			return m[1]
+		}
+		if time.Now().After(deadline) {
 			t.Fatalf("no start line with the pprof address in 20s:\n%s", stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
-	}
-	resp, err := http.Get("http://" + net.JoinHostPort("127.0.0.1", m[1]) + "/debug/pprof/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /debug/pprof/ on the allowed remote address: %d", resp.StatusCode)
 	}
 }
 
