@@ -2,14 +2,14 @@ package session
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	promlabels "github.com/procfleet/procfleet/prom/labels"
 )
 
 // Registration is what the other members of a cluster use of a Member:
@@ -27,9 +27,7 @@ type Registration struct {
 }
 
 // Label is one of a member's labels.
-type Label struct {
-	Name, Value string
-}
+type Label = promlabels.Label
 
 // A RegistrationParser decodes the values of member keys into
 // Registrations. It takes the values ParseMember takes and refuses those
@@ -138,7 +136,7 @@ func (d *decoder) registration() (Registration, error) {
 		if p.labels == nil {
 			p.labels = make([]Label, 0, 8)
 		}
-		r.Labels = sortLabels(p.labels)
+		r.Labels = promlabels.FromUnsorted(p.labels) // the last of each name, as a map keeps it
 	}
 	return r, nil
 }
@@ -195,23 +193,9 @@ func (d *decoder) labels() error {
 		if !null {
 			value = p.intern(v)
 		}
-		p.labels = append(p.labels, Label{n, value})
+		p.labels = append(p.labels, Label{Name: n, Value: value})
 		return nil
 	})
-}
-
-// sortLabels sorts ls by name, keeping the last of each name (a map keeps
-// the last value put).
-func sortLabels(ls []Label) []Label {
-	slices.SortStableFunc(ls, func(a, b Label) int { return cmp.Compare(a.Name, b.Name) })
-	out := ls[:0]
-	for i, l := range ls {
-		if i+1 < len(ls) && ls[i+1].Name == l.Name {
-			continue
-		}
-		out = append(out, l)
-	}
-	return out
 }
 
 // intern returns b as a string, shared with the earlier ones of the same
