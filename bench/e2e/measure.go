@@ -43,7 +43,7 @@ type window struct {
 	floor      freshness
 	// The redelivery window's cost, with -window-cost: side A's gauges
 	// and the agent without a window.
-	held       *heldSampler
+	held       *held
 	off        *offAgent
 	offRSSPeak int64
 }
@@ -79,9 +79,7 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 		return nil, err
 	}
 	groups := [][]int{pids(b.a.agents), pids(b.b.agents)}
-	stopHeld, err := b.startWindowCost(ctx, w)
-	defer stopHeld()
-	if err != nil {
+	if err := b.startWindowCost(w); err != nil {
 		return nil, err
 	}
 	if w.off != nil {
@@ -93,11 +91,10 @@ func (b *bench) measure(ctx context.Context) (*window, error) {
 	go func() { defer close(rssDone); rss.run(rssCtx, 250*time.Millisecond) }()
 	profDone := b.startProfile(ctx, w)
 
-	err = sleepUntil(ctx, w.start.Add(b.o.duration))
+	err := sleepUntil(ctx, w.start.Add(b.o.duration))
 	w.end = time.Now()
 	stopRSS()
 	<-rssDone
-	stopHeld()
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +181,11 @@ func (b *bench) finish(ctx context.Context, w *window, stopProbes func(), probes
 		byPrefix := `count by (prefix) (label_replace(count_over_time({__name__!=""}` + rng + `) keep_metric_names, "prefix", "$1", "__name__", "([^_]+).*"))`
 		if sw.seriesByPrefix, err = sw.s.vm.query(ctx, byPrefix, "prefix", w.end); err != nil {
 			return fmt.Errorf("side %s: %w", sw.s.label, err)
+		}
+		if sw.s == b.a && w.off != nil {
+			if w.held, err = b.heldGauges(ctx, w); err != nil {
+				return fmt.Errorf("side A: %w", err)
+			}
 		}
 		sw.procHWM = map[int]int64{}
 		for _, p := range sw.s.agents {

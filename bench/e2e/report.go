@@ -110,7 +110,7 @@ type Target struct {
 
 const rssLimit = 40 << 20
 
-const redeliverNote = "redeliver_window: held_* are side A's procfleet_ship_redeliver_window_bytes/_batches (compressed bodies kept to be sent again should an upstream crash) read from its /metrics every second of the window; off_* are a second agent, same configuration but ship.redeliver_window: 0, pushing to a sink in the harness, over the same window; *_delta are side A's agent less that one (the two differ by noise of a few percent as well)"
+const redeliverNote = "redeliver_window: held_* are side A's procfleet_ship_redeliver_window_bytes/_batches (compressed bodies kept to be sent again should an upstream crash) as the agent pushed them to side A's VictoriaMetrics (its self-metrics, one sample each 10 s; the harness does not read the agent's /metrics for them); off_* are a second agent, same configuration but ship.redeliver_window: 0, pushing to a sink in the harness, over the same window; *_delta are side A's agent less that one (the two differ by noise of a few percent as well)"
 
 var notes = []string{
 	"cpu_seconds: utime+stime from /proc/PID/stat of the agent processes (A: procfleet; B: node_exporter + vmagent) between window start and end, divided by clk_tck",
