@@ -70,6 +70,12 @@ func (b *bench) startOffAgent() error {
 		return fmt.Errorf("cannot listen for the sink: %w", err)
 	}
 	sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Answer as VictoriaMetrics does, so that the agent streams its
+		// requests to the sink as side A's agent does to side A's
+		// VictoriaMetrics (ship.stream_for): without the header it would
+		// send one request a batch, and the two agents would differ by
+		// more than the window.
+		w.Header().Set("X-Server-Hostname", "bench-sink")
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.Method == http.MethodGet {
 			_, _ = io.WriteString(w, "OK")
