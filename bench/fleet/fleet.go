@@ -127,6 +127,7 @@ func (f *fleet) startMember(index int, withGossip bool) (*simMember, error) {
 		Address: "127.0.0.1:9100", Version: "fleet-sim",
 		Etcd:   etcdclient.Config{Endpoints: f.endpoints, KeepAliveTimeout: keepAliveTimeout},
 		Gossip: gc, NoGossip: !withGossip,
+		LeaseTTL: leaseTTL,
 	}
 	if noSpread(node) {
 		cfg.ReregisterSpread = -1

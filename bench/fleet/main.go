@@ -83,6 +83,7 @@ func main() {
 	flag.IntVar(&co.first, "child-first", 0, "a child's first member")
 	flag.IntVar(&co.count, "child-count", 0, "a child's member count")
 	flag.IntVar(&co.total, "child-total", 0, "the fleet's size, for a child")
+	flag.DurationVar(&leaseTTL, "lease-ttl", leaseTTL, "the members' registration lease TTL (agents' --lease-ttl; default theirs, 10s); docs/performance.md's model of large fleets raises it with the fleet's size")
 	flag.DurationVar(&keepAliveTimeout, "keepalive-timeout", keepAliveTimeout, "how long the members' etcd clients wait for a keep-alive ping's answer before they close the connection (agents: 5s); members that share two cores with etcd wait for a CPU longer than a host's agent does, and with 5s close hundreds of live connections a minute")
 	flag.BoolVar(&o.verbose, "v", false, "log the members' warnings to stderr")
 	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof on this address (host:port) while the simulation runs")
@@ -144,7 +145,7 @@ func run(o options) error {
 		level = slog.LevelWarn
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	rep := report{Machine: machine(), Gossipers: o.gossipers, Steady: o.steady.String(),
+	rep := report{Machine: machine(), Gossipers: o.gossipers, Steady: o.steady.String(), LeaseTTLSeconds: leaseTTL.Seconds(),
 		Command: "go run ./bench/fleet " + strings.Join(os.Args[1:], " ")}
 	faultsAt := o.faults
 	if faultsAt > 0 && !slices.Contains(o.sizes, faultsAt) {
@@ -188,3 +189,13 @@ var progressPrefix string
 // connection fails the calls and watches on it: the fleet spent its CPU
 // reconnecting and catching up. A host's agent is not that late.
 var keepAliveTimeout = 30 * time.Second
+
+// leaseTTL is the members' cluster.Config.LeaseTTL (-lease-ttl). A member
+// keeps its registration while its keep-alives (every third of it) reach
+// etcd within it; members that share two cores with etcd and thousands of
+// others send theirs late, their leases end in etcd, and each one's
+// registration again is an event to every member: a fleet the machine
+// cannot keep in time turns into a loop of registrations. A fleet of that
+// size on hosts of its own may keep the agents' 10s; the model of large
+// fleets (docs/performance.md) says when to raise it.
+var leaseTTL = 10 * time.Second

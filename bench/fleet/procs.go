@@ -114,6 +114,7 @@ func startChildren(o options, endpoints []string, n, procs int) (*procFleet, err
 			"-share-ring=" + strconv.FormatBool(o.shareRing),
 			"-child-mem-limit", strconv.FormatInt(o.memLimit/int64(procs+1), 10),
 			"-keepalive-timeout", keepAliveTimeout.String(),
+			"-lease-ttl", leaseTTL.String(),
 		}
 		if o.verbose {
 			args = append(args, "-v")

@@ -8,11 +8,13 @@ import (
 
 // report is the command's JSON output.
 type report struct {
-	Command   string       `json:"command"`
-	Machine   string       `json:"machine"`
-	Gossipers int          `json:"gossip_members"`
-	Steady    string       `json:"steady_window"`
-	Sizes     []sizeReport `json:"sizes"`
+	Command   string `json:"command"`
+	Machine   string `json:"machine"`
+	Gossipers int    `json:"gossip_members"`
+	Steady    string `json:"steady_window"`
+	// LeaseTTLSeconds is the members' registration lease TTL (-lease-ttl).
+	LeaseTTLSeconds float64      `json:"lease_ttl_s"`
+	Sizes           []sizeReport `json:"sizes"`
 	// StoppedAt is the first size that did not run through, and why.
 	StoppedAt  int    `json:"stopped_at,omitempty"`
 	StoppedWhy string `json:"stopped_why,omitempty"`
