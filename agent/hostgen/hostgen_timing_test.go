@@ -154,7 +154,8 @@ func BenchmarkReadFloor(b *testing.B) {
 
 // BenchmarkProcfs measures reading and parsing the same files with
 // github.com/prometheus/procfs, which node_exporter uses: the cost the
-// generators' own parsers avoid (see docs/design-notes.md).
+// generators' own parsers avoid (see docs/design/agent.md, "Our own
+// parsers, procfs as the oracle").
 func BenchmarkProcfs(b *testing.B) {
 	for _, bg := range benchGenerators {
 		if bg.procfs == nil {

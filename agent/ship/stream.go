@@ -44,7 +44,7 @@ const streamLevel = 5
 // memory the encoder holds about 1.1 MiB (1.7 MiB without, the same
 // output). Deflate's 32 KB window holds less
 // than one batch, which is why gzip streams gain little (see
-// docs/design-notes.md).
+// docs/design/agent.md, "Streamed import requests (`ship.stream_for`)").
 const streamWindow = 512 << 10
 
 // streamEncoder is a gzip.Writer or a zstd.Encoder.

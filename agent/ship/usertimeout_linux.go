@@ -15,8 +15,9 @@ const tcpUserTimeout = 0x12
 // buffer whether or not the upstream is still there, so without it a
 // path that went silent (a vanished host, a partition: packets dropped,
 // nothing reset) would be found only when the stream ends; see
-// docs/design-notes.md. An idle connection has nothing unacknowledged and
-// is not affected.
+// docs/design/agent.md ("A silent upstream ends its stream within the
+// response timeout (2026-12-05)"). An idle connection has nothing
+// unacknowledged and is not affected.
 func userTimeout(d time.Duration) func(network, address string, c syscall.RawConn) error {
 	ms := int(d / time.Millisecond)
 	return func(network, _ string, c syscall.RawConn) error {

@@ -249,7 +249,8 @@ func TestNetnsMember(t *testing.T) {
 // NetTransport, which must behave alike off loopback: `make e2e`'s compose
 // failover once failed with the package's transport, and this is where the
 // transport would have shown it (it did not; the failure was a stale
-// opinion, see docs/design-notes.md).
+// opinion, see docs/design/cluster.md, "The gossip transport is back: the
+// compose failover waited on a stale opinion (2026-12-05)").
 func TestNetnsOpinionsPropagate(t *testing.T) {
 	nss, ips := netnsNet(t, 4)
 	for _, tr := range []string{"own", "net"} {

@@ -11,7 +11,7 @@ import (
 )
 
 // The alternatives that Assign was measured against (see
-// docs/design-notes.md, "Ownership of scrape targets"). Each returns the
+// docs/design/scraping.md, "Ownership of scrape targets"). Each returns the
 // owner of every ref, in the order of refs.
 type assigner struct {
 	name   string

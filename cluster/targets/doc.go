@@ -13,7 +13,7 @@
 // still has room under Config.Load times the ideal share. Targets are
 // placed heaviest first (by the samples their last scrape returned,
 // rounded to three binary digits by [WeightClass]), so that a few heavy
-// targets spread out before the light ones fill the gaps. docs/design-notes.md
+// targets spread out before the light ones fill the gaps. docs/design/scraping.md
 // ("Ownership of scrape targets") has the measurements that chose this over
 // github.com/buraksezer/consistent.
 //

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestFiguresReport prints the figures behind docs/design-notes.md
+// TestFiguresReport prints the figures behind docs/design/scraping.md
 // ("Ownership of scrape targets"): every alternative on one data set, and
 // Assign at several load bounds over 20 data sets. It asserts nothing
 // (owner_figures_test.go does, for Assign) and runs only with

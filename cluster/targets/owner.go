@@ -22,7 +22,7 @@ var (
 	ErrNoMembers = errors.New("targets: no member to own the targets")
 )
 
-// DefaultLoad is Config.Load's default: see docs/design-notes.md
+// DefaultLoad is Config.Load's default: see docs/design/scraping.md
 // ("Ownership of scrape targets") for the figures that chose it.
 const DefaultLoad = 1.05
 

@@ -24,7 +24,8 @@ func encBenchBatch(b *testing.B) ([]byte, int) {
 // BenchmarkEncode measures, on the same batch, the CPU and the wire bytes
 // per sample of the import body (gzip at the agent's default level 5)
 // against remote write 1.0 and 2.0 (parse, protobuf, snappy), with the
-// agent's two extra labels. Figures in docs/design-notes.md.
+// agent's two extra labels. Figures in docs/design/scraping.md ("Remote
+// write: sending").
 func BenchmarkEncode(b *testing.B) {
 	text, samples := encBenchBatch(b)
 	extra := []string{"instance=host-1.example.org", "job=procfleet"}
