@@ -182,11 +182,6 @@ func (b *bench) finish(ctx context.Context, w *window, stopProbes func(), probes
 		if sw.seriesByPrefix, err = sw.s.vm.query(ctx, byPrefix, "prefix", w.end); err != nil {
 			return fmt.Errorf("side %s: %w", sw.s.label, err)
 		}
-		if sw.s == b.a && w.off != nil {
-			if w.held, err = b.heldGauges(ctx, w); err != nil {
-				return fmt.Errorf("side A: %w", err)
-			}
-		}
 		sw.procHWM = map[int]int64{}
 		for _, p := range sw.s.agents {
 			if _, hwm, err := memStatus(p.Pid()); err == nil {
@@ -198,6 +193,12 @@ func (b *bench) finish(ctx context.Context, w *window, stopProbes func(), probes
 		if sw.seriesNode == 0 || sw.end.rows == sw.start.rows {
 			return fmt.Errorf("side %s: no host metrics arrived in the window (%v node_* series of %v, %v rows)",
 				sw.s.label, sw.seriesNode, sw.series, sw.end.rows-sw.start.rows)
+		}
+	}
+	if w.off != nil {
+		// Side A's VictoriaMetrics was flushed above.
+		if w.held, err = b.heldGauges(ctx, w); err != nil {
+			return fmt.Errorf("side A: %w", err)
 		}
 	}
 	return nil

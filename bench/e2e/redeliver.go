@@ -135,23 +135,24 @@ func (o *offAgent) endWindow() error {
 type held struct {
 	bytesMax, bytesMean     float64
 	batchesMax, batchesMean float64
-	samples                 int
+	samples                 float64
 }
 
 // heldGauges reads side A's window gauges over the window [start, end]
 // from side A's VictoriaMetrics, where the agent pushes its own metrics.
 func (b *bench) heldGauges(ctx context.Context, w *window) (*held, error) {
 	rng := fmt.Sprintf("[%dms]", w.end.Sub(w.start).Milliseconds())
-	sel := func(name string) string { return fmt.Sprintf(`%s{instance=%q}`, name, b.a.instance) }
+	sel := func(name string) string { return fmt.Sprintf(`%s{instance=%q}`, name, b.a.instance) + rng }
 	h := &held{}
 	for _, q := range []struct {
 		expr string
 		into *float64
 	}{
-		{"max_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + rng + ")", &h.bytesMax},
-		{"avg_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + rng + ")", &h.bytesMean},
-		{"max_over_time(" + sel("procfleet_ship_redeliver_window_batches") + rng + ")", &h.batchesMax},
-		{"avg_over_time(" + sel("procfleet_ship_redeliver_window_batches") + rng + ")", &h.batchesMean},
+		{"max_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + ")", &h.bytesMax},
+		{"avg_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + ")", &h.bytesMean},
+		{"max_over_time(" + sel("procfleet_ship_redeliver_window_batches") + ")", &h.batchesMax},
+		{"avg_over_time(" + sel("procfleet_ship_redeliver_window_batches") + ")", &h.batchesMean},
+		{"count_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + ")", &h.samples},
 	} {
 		v, err := b.a.vm.queryScalar(ctx, q.expr, w.end)
 		if err != nil {
@@ -159,15 +160,10 @@ func (b *bench) heldGauges(ctx context.Context, w *window) (*held, error) {
 		}
 		*q.into = v
 	}
-	n, err := b.a.vm.queryScalar(ctx, "count_over_time("+sel("procfleet_ship_redeliver_window_bytes")+rng+")", w.end)
-	if err != nil {
-		return nil, err
-	}
-	if n == 0 {
+	if h.samples == 0 {
 		// A window shorter than the self-metrics interval may hold none.
 		logf("side A's VictoriaMetrics holds no procfleet_ship_redeliver_window_bytes of %s in the window: held_* are 0", b.a.instance)
 	}
-	h.samples = int(n)
 	return h, nil
 }
 
@@ -185,7 +181,7 @@ func redeliverReport(w *window, a SideReport, clkTck int64) *RedeliverReport {
 		HeldBytesMean:   round(h.bytesMean, 0),
 		HeldBatchesPeak: int64(h.batchesMax),
 		HeldBatchesMean: round(h.batchesMean, 2),
-		HeldSamples:     h.samples,
+		HeldSamples:     int(h.samples),
 		OffCPUSeconds:   float64(off.end-off.start) / float64(clkTck),
 		OffRSSPeakBytes: w.offRSSPeak,
 		OffVmHWMBytes:   off.hwm,
