@@ -200,5 +200,6 @@ func (g *Generator) Close() error {
 		g.closeFDs(p)
 	}
 	g.closeDiscovery()
+	g.closeReclaim()
 	return nil
 }

@@ -92,8 +92,9 @@ const (
 	maxRunReads   = 4
 )
 
-// recheckRun reads loadavg again before a kernel thread's schedstat when
-// no read of this scan has counted the generator alone yet (see above).
+// recheckRun reads loadavg again before the schedstat of a kernel thread
+// or of an idle user process (idle.go) when no read of this scan has
+// counted the generator alone yet (see above).
 func (g *Generator) recheckRun() {
 	if g.oneRun || g.runReads >= maxRunReads || !g.disc.able || g.noSeek || g.disc.fds[dLoadavg] == 0 {
 		return
