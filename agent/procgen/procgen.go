@@ -110,44 +110,46 @@ import (
 //
 // A Generator is used by one goroutine at a time.
 type Generator struct {
-	opts         Options
-	r            *procfile.Reader
-	dir          dirReader // lists ProcRoot
-	taskDir      dirReader // lists ProcRoot/PID/task
-	path         []byte    // NUL-terminated path being read
-	comm         []byte    // copy of the comm of the stat just parsed
-	cmdline      []byte    // cmdline label being built
-	procs        map[int32]*proc
-	order        []int32 // PIDs read in the last scan, ascending (see discovery)
-	nextOrder    []int32 // this scan's, being built
-	name         []byte  // decimal PID being visited by listNew
-	disc         discovery
-	peak         int // most processes held since procs was last rebuilt
-	cycle        uint64
-	btime        uint64
-	hasBtime     bool
-	pageSize     float64
-	kept         int    // descriptors kept open in procs
-	fdMax        int    // most descriptors to keep open
-	tier         int    // files past fdFiles[tier] keep no descriptor; see setTier
-	noGate       bool   // read status and io every scan, and no schedstat (tests, benchmarks)
-	noCarry      bool   // build every series even when nothing changed (tests, benchmarks)
-	noSeek       bool   // list every process every scan (tests, benchmarks)
-	carryOK      bool   // this scan follows the last one on the same Scan (see carry)
-	oneRun       bool   // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
-	runReads     int    // loadavg reads of this scan for oneRun past the first (recheckRun)
-	runWait      int    // kernel threads and idle processes visited since the last of them
-	viaKept      bool   // the last readThrough read through a descriptor kept from before
-	noKCarry     bool   // read every kernel thread's stat (tests, benchmarks)
-	kByPath      bool   // let kthreadStill trust a schedstat read by path (fixture trees in tests)
-	soleRun      bool   // take every scan's loadavg to count one runnable task (tests, benchmarks)
-	reclaimFD    int32  // /proc/vmstat kept open, plus one; 0 is none (see readReclaim)
-	reclaimSum   uint64 // sum of the reclaim counters at this scan's start
-	reclaimEpoch uint64 // moved on each scan whose reclaim sum differs from the last one's
+	opts      Options
+	r         *procfile.Reader
+	dir       dirReader // lists ProcRoot
+	taskDir   dirReader // lists ProcRoot/PID/task
+	path      []byte    // NUL-terminated path being read
+	comm      []byte    // copy of the comm of the stat just parsed
+	cmdline   []byte    // cmdline label being built
+	procs     map[int32]*proc
+	order     []int32 // PIDs read in the last scan, ascending (see discovery)
+	nextOrder []int32 // this scan's, being built
+	name      []byte  // decimal PID being visited by listNew
+	disc      discovery
+	peak      int // most processes held since procs was last rebuilt
+	cycle     uint64
+	btime     uint64
+	hasBtime  bool
+	pageSize  float64
+	kept      int  // descriptors kept open in procs
+	fdMax     int  // most descriptors to keep open
+	tier      int  // files past fdFiles[tier] keep no descriptor; see setTier
+	noGate    bool // read status and io every scan, and no schedstat (tests, benchmarks)
+	noCarry   bool // build every series even when nothing changed (tests, benchmarks)
+	noSeek    bool // list every process every scan (tests, benchmarks)
+	carryOK   bool // this scan follows the last one on the same Scan (see carry)
+	oneRun    bool // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
+	runReads  int  // loadavg reads of this scan for oneRun past the first (recheckRun)
+	runWait   int  // kernel threads and idle processes visited since the last of them
+	viaKept   bool // the last readThrough read through a descriptor kept from before
+	noKCarry  bool // read every kernel thread's stat (tests, benchmarks)
+	kByPath   bool // let kthreadStill trust a schedstat read by path (fixture trees in tests)
+	soleRun   bool // take every scan's loadavg to count one runnable task (tests, benchmarks)
+	lastScan  *emit.Scan
+	lastRun   uint64
+	seed      maphash.Seed
+
+	// The reclaim counters of /proc/vmstat (see idle.go and readReclaim).
+	reclaimFD    int32  // kept open, plus one; 0 is none
+	reclaimSum   uint64 // their sum at this scan's start
+	reclaimEpoch uint64 // moved on each scan whose sum differs from the last one's
 	reclaimOK    bool   // reclaimSum was read this scan
-	lastScan     *emit.Scan
-	lastRun      uint64
-	seed         maphash.Seed
 
 	skippedStatus uint64 // status reads the gate saved, since New
 	carried       uint64 // processes carried over unchanged, since New
@@ -280,8 +282,9 @@ func (g *Generator) SkippedReads() (status, io uint64) {
 	return g.skippedStatus, g.skippedIO
 }
 
-// SkippedStats reports how many stat reads of kernel threads and of idle
-// user processes were saved since New (see kthreadStill and userStill).
+// SkippedStats reports how many stat reads of kernel threads, idle user
+// processes and sleeping threads were saved since New (see kthreadStill,
+// userStill and threadStill).
 func (g *Generator) SkippedStats() uint64 {
 	return g.skippedStat
 }
