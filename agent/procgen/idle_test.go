@@ -396,3 +396,43 @@ func TestIdleThreadStatSkipped(t *testing.T) {
 		}
 	}
 }
+
+// With a budget of half a descriptor per thread, threads keep their
+// schedstat's (what lets a sleeping thread's stat go unread) before any
+// keeps its stat's. A fixture tree keeps no descriptors unless told to:
+// fdMax is set by hand.
+func TestThreadDescriptorsSchedstatFirst(t *testing.T) {
+	root := newRoot(t)
+	files := procFiles(40, "x", 'S', 1, 1, 3, "")
+	files["40/stat"] = withThreads(statLine(40, "x", 'S', 1, 100, 10, 3), 40)
+	files["40/schedstat"] = "1000 20 7\n"
+	for tid := 40; tid < 80; tid++ {
+		d := "40/task/" + strconv.Itoa(tid) + "/"
+		files[d+"stat"] = statLine(tid, "x", 'S', 1, 100, 10, 3)
+		files[d+"schedstat"] = "1000 20 7\n"
+		files[d+"status"] = statusText("x", 0, 5, 1)
+	}
+	writeTree(t, root, files)
+	g := New(Options{ProcRoot: root, Threads: true})
+	defer g.Close()
+	g.fdMax = nFDs + 20 // the process's four, and 20 for its 40 threads
+	sc := newScanner(g, 1)
+	for range 4 {
+		sc.cycle(t)
+	}
+	if g.threadTier != 0 {
+		t.Fatalf("threadTier %d with a budget of %d for 40 threads, want 0", g.threadTier, g.threadBudget)
+	}
+	sched, stat := 0, 0
+	for _, th := range g.procs[40].threads {
+		if th.fds[tfdSched] != 0 {
+			sched++
+		}
+		if th.fds[tfdStat] != 0 {
+			stat++
+		}
+	}
+	if sched != 20 || stat != 0 {
+		t.Errorf("of 40 threads, %d keep their schedstat's descriptor and %d their stat's; want 20 and 0", sched, stat)
+	}
+}

@@ -136,7 +136,7 @@ type Generator struct {
 	carryOK   bool // this scan follows the last one on the same Scan (see carry)
 	oneRun    bool // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
 	runReads  int  // loadavg reads of this scan for oneRun past the first (recheckRun)
-	runWait   int  // kernel threads and idle processes visited since the last of them
+	runWait   int  // kernel threads, idle processes and threads visited since the last of them
 	viaKept   bool // the last readThrough read through a descriptor kept from before
 	noKCarry  bool // read every kernel thread's stat (tests, benchmarks)
 	kByPath   bool // let kthreadStill trust a schedstat read by path (fixture trees in tests)
@@ -158,6 +158,7 @@ type Generator struct {
 
 	tidName       []byte // decimal TID being read
 	threadBudget  int    // most descriptors threads may keep this scan (setTier)
+	threadTier    int    // thread files past threadFDFiles[threadTier] keep no descriptor (setTier)
 	threadKept    int    // descriptors kept open in threads, counted in kept too
 	threadStatus  uint64 // thread status reads the gate saved, since New
 	threadCarried uint64 // threads carried over unchanged, since New

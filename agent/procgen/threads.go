@@ -318,9 +318,15 @@ func (g *Generator) threadStatusOf(t *thread, base int, still bool) (statusField
 }
 
 // readThreadKept reads file i of t through its kept descriptor, keeping
-// one while the threads' share of the budget lasts (see setTier) and
-// giving it back when the share shrank below what the threads keep.
+// one while the threads' share of the budget lasts and i is within the
+// threads' tier (see setTier), and giving it back when the share shrank
+// below what the threads keep or i fell out of the tier.
 func (g *Generator) readThreadKept(t *thread, i, base int) ([]byte, error) {
+	if i > g.threadTier {
+		g.closeKept(&t.fds[i], &g.threadKept)
+		g.viaKept = false
+		return g.read(base, threadFDFiles[i], 0)
+	}
 	if t.fds[i] != 0 && g.threadKept > g.threadBudget {
 		g.closeKept(&t.fds[i], &g.threadKept)
 	}
