@@ -77,7 +77,8 @@ func (a *Agent) jobs(cfg config.Agent) ([]sched.Job, error) {
 // processCounts is the process generator with what its shortcuts saved
 // counted: procfleet_generator_reads_skipped_total{generator="process",
 // file="status"|"io"|"task/status"} (the schedstat gate, of processes and
-// of threads),
+// of threads) and file="stat" (idle kernel threads, processes and threads
+// whose stat could not have changed),
 // procfleet_generator_listings_total{generator="process",kind="all"|"new"}
 // (scans that listed every process, and those that listed only the PIDs
 // allocated since) and

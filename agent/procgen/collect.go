@@ -42,7 +42,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 	// schedstat comes first: the status and io values the gate keeps must
 	// hold as of this read, and the thread count of the stat below must
 	// be seen after it (see Generator).
-	if !fresh && p.kthread {
+	if !fresh && (p.kthread || p.userCandidate()) {
 		g.recheckRun()
 	}
 	sched, schedOK := g.readSched(p, base)
@@ -55,12 +55,21 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 		}
 		return true
 	}
+	if !fresh && g.userStill(pid, p, sched, schedOK) && g.carryOver(s, p) {
+		// An idle user process whose stat cannot have changed (idle.go).
+		g.skippedStat++
+		p.sinceStat++
+		if g.opts.Threads {
+			g.collectThreads(s, name, base, p)
+		}
+		return true
+	}
 	data, err := g.readKept(p, fdStat, base, 0)
 	var sum uint64
 	if err == nil {
 		sum = maphash.Bytes(g.seed, data)
 		if !fresh && g.carry(s, p, sum, sched, schedOK) {
-			p.sinceStat = 0
+			p.sinceStat, p.reclaimEpoch = 0, g.reclaimEpoch
 			if g.opts.Threads {
 				g.collectThreads(s, name, base, p)
 			}
@@ -102,7 +111,7 @@ func (g *Generator) collectProc(s *emit.Scan, pid int32, name []byte) bool {
 	p.oneThread = st.numThreads == 1
 	p.numThreads = st.numThreads
 	p.kthread = isStillKthread(pid, &st)
-	p.sinceStat = 0
+	p.sinceStat, p.reclaimEpoch = 0, g.reclaimEpoch
 
 	from := s.Mark()
 	g.emitProc(s, name, &st)

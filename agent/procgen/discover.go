@@ -40,6 +40,7 @@ import (
 type discovery struct {
 	checked bool  // able was decided
 	able    bool  // ProcRoot is a procfs of our PID namespace
+	procfs  bool  // ProcRoot is a procfs (which lists PIDs in ascending order)
 	base    int64 // directory offset of PID 0; 0 while not learnt, -1 never
 	tried   bool  // base was tried by seeking to our own PID
 	fds     [3]int
@@ -243,7 +244,7 @@ func parseDecimal(b []byte) (int64, bool) {
 func (g *Generator) checkDiscovery() {
 	d := &g.disc
 	d.checked = true
-	if !isProcfs(g.opts.ProcRoot) {
+	if d.procfs = isProcfs(g.opts.ProcRoot); !d.procfs {
 		return
 	}
 	g.path = append(append(g.path[:0], g.opts.ProcRoot...), "/self/status\x00"...)

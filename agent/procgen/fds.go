@@ -17,27 +17,31 @@ import (
 // the thread ran.
 //
 // The order is the order of priority when the budget cannot hold all
-// four for every process: stat and schedstat are read every scan, status
-// and io only when the schedstat gate (see Generator) lets them through,
-// so on a mostly idle host their descriptors are worth the least.
+// four for every process: schedstat is read every scan, and only a
+// schedstat read through a descriptor kept from before lets an idle
+// process's or thread's stat go unread (kthread.go, idle.go, threads.go);
+// stat is read every scan but then; status and io only when the schedstat
+// gate (see Generator) lets them through, so on a mostly idle host their
+// descriptors are worth the least.
 const (
-	fdStat = iota
-	fdSched
+	fdSched = iota
+	fdStat
 	fdStatus
 	fdIO
 	nFDs
 )
 
-var fdFiles = [nFDs]string{"stat", "schedstat", "status", "io"}
+var fdFiles = [nFDs]string{"schedstat", "stat", "status", "io"}
 
-// Files of a thread whose descriptors the generator keeps.
+// Files of a thread whose descriptors the generator keeps, in the same
+// order of priority.
 const (
-	tfdStat = iota
-	tfdSched
+	tfdSched = iota
+	tfdStat
 	nThreadFDs
 )
 
-var threadFDFiles = [nThreadFDs]string{"stat", "schedstat"}
+var threadFDFiles = [nThreadFDs]string{"schedstat", "stat"}
 
 // procSuperMagic is the file system type of procfs (statfs(2)).
 const procSuperMagic = 0x9fa0
@@ -78,17 +82,28 @@ func fdBudget(root string) int {
 // those before fdFiles[g.tier] for every process, fdFiles[g.tier] while
 // the budget lasts (first come, first kept), none after. It assumes the
 // process count of the previous scan and an eighth more, so that the
-// budget goes to stat for every process before it goes to schedstat for
+// budget goes to schedstat for every process before it goes to stat for
 // some, and so on. On the first scan nothing is known: every file may be
 // kept, and the descriptors past the tier are given back at their next
 // read.
 //
-// Threads keep descriptors (stat and schedstat, first come, first kept)
-// out of what is left once every process could keep all of its own, so
-// that a process never goes without for a thread.
+// Threads keep descriptors out of what is left once every process could
+// keep all of its own, so that a process never goes without for a thread,
+// tiered the same way over the threads of the previous scan (threadTier):
+// schedstat for every thread before stat for any.
 func (g *Generator) setTier() {
 	n := len(g.procs) + len(g.procs)/8
 	g.threadBudget = max(g.fdMax-nFDs*n, 0)
+	g.threadTier = nThreadFDs
+	if g.opts.Threads {
+		nt := 0
+		for _, p := range g.procs {
+			nt += len(p.threads)
+		}
+		if nt += nt / 8; nt > 0 {
+			g.threadTier = min(g.threadBudget/nt, nThreadFDs)
+		}
+	}
 	if n == 0 {
 		g.tier = nFDs
 		return
@@ -200,5 +215,6 @@ func (g *Generator) Close() error {
 		g.closeFDs(p)
 	}
 	g.closeDiscovery()
+	g.closeReclaim()
 	return nil
 }

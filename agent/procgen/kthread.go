@@ -82,23 +82,29 @@ import "bytes"
 // A scan's first loadavg read is at its start, when the agent's other
 // generators and the host's periodic tasks often wake up with it. So when
 // it counted other runnable tasks, loadavg is read again before the
-// schedstat of every runCheckEvery-th kernel thread visited, at most
-// maxRunReads times a scan (a read costs about half of a stat read saved):
-// a read that counts the generator alone holds for every kernel thread
-// whose schedstat is read after it, and whose last stat was read before
-// it, which is every one visited later in the scan.
+// schedstat of a kernel thread (or idle process or thread, idle.go,
+// threads.go) visited: after the first runCheckEvery of them, then after
+// twice as many as the time before (8, 16, 32, ...), at most maxRunReads
+// times a scan (a read costs about half of a stat read saved), so that a
+// scan of n of them reads loadavg about log2(n/8) more times and the
+// re-reads reach its end (10,000 threads: 10 re-reads, where a fixed
+// interval stopped within the first 32). A read that counts the generator
+// alone holds for every one whose schedstat is read after it, and whose
+// last stat was read before it, which is every one visited later in the
+// scan.
 const (
 	runCheckEvery = 8
-	maxRunReads   = 4
+	maxRunReads   = 12
 )
 
-// recheckRun reads loadavg again before a kernel thread's schedstat when
-// no read of this scan has counted the generator alone yet (see above).
+// recheckRun reads loadavg again before the schedstat of a kernel thread
+// or of an idle user process (idle.go) when no read of this scan has
+// counted the generator alone yet (see above).
 func (g *Generator) recheckRun() {
 	if g.oneRun || g.runReads >= maxRunReads || !g.disc.able || g.noSeek || g.disc.fds[dLoadavg] == 0 {
 		return
 	}
-	if g.runWait++; g.runWait < runCheckEvery {
+	if g.runWait++; g.runWait < runCheckEvery<<g.runReads {
 		return
 	}
 	g.runWait = 0

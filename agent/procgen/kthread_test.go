@@ -271,8 +271,9 @@ func TestKthreadThreadStatSkipped(t *testing.T) {
 	}
 }
 
-// recheckRun reads loadavg again every runCheckEvery-th kernel thread, at
-// most maxRunReads times a scan, until a read counts one runnable task.
+// recheckRun reads loadavg again after 8 candidates visited, then after
+// 16 more, 32 more and so on, at most 12 times a scan, until a read counts
+// one runnable task.
 func TestRecheckRun(t *testing.T) {
 	for _, c := range []struct {
 		loadavg   string
@@ -280,12 +281,15 @@ func TestRecheckRun(t *testing.T) {
 		wantOne   bool
 		wantReads int
 	}{
-		{"0.1 0.2 0.3 1/100 500\n", runCheckEvery - 1, false, 0},
-		{"0.1 0.2 0.3 1/100 500\n", runCheckEvery, true, 1},
-		{"0.1 0.2 0.3 1/100 500\n", 10 * runCheckEvery, true, 1},
-		{"0.1 0.2 0.3 3/100 500\n", 2 * runCheckEvery, false, 2},
-		{"0.1 0.2 0.3 3/100 500\n", 10 * runCheckEvery, false, maxRunReads},
-		{"garbage\n", 2 * runCheckEvery, false, 2},
+		{"0.1 0.2 0.3 1/100 500\n", 7, false, 0},
+		{"0.1 0.2 0.3 1/100 500\n", 8, true, 1},
+		{"0.1 0.2 0.3 1/100 500\n", 80, true, 1},
+		{"0.1 0.2 0.3 3/100 500\n", 23, false, 1},
+		{"0.1 0.2 0.3 3/100 500\n", 24, false, 2},
+		{"0.1 0.2 0.3 3/100 500\n", 80, false, 3},     // 8, 24, 56
+		{"0.1 0.2 0.3 3/100 500\n", 10000, false, 10}, // ... 4088, 8184
+		{"0.1 0.2 0.3 3/100 500\n", 1 << 20, false, 12},
+		{"garbage\n", 24, false, 2},
 	} {
 		path := t.TempDir() + "/loadavg"
 		if err := os.WriteFile(path, []byte(c.loadavg), 0o644); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -78,9 +79,11 @@ import (
 // when the last scan's stat also showed a single thread, no other thread
 // could have been created since (only the leader could have), and io is
 // written again too; a process with more threads has io read every scan.
-// stat is read every scan: memory can be reclaimed from a process that
-// does not run, and its parent can exit. Kernel threads, which have
-// neither, are the exception when the host is quiet: see kthread.go. The
+// stat is read every scan unless the host is quiet: memory can be
+// reclaimed from a process that does not run, and its parent can exit.
+// Kernel threads, which have neither, are left unread when loadavg counts
+// the generator alone (kthread.go); sleeping user processes with one
+// thread too, while no reclaim has run and their parent lives (idle.go). The
 // gate needs two scans of a process with a schedstat; a
 // process without one (no CONFIG_SCHED_INFO, a fixture tree), or with
 // pcount 0 (sched_info off), has everything read every scan. SkippedReads
@@ -133,7 +136,7 @@ type Generator struct {
 	carryOK   bool // this scan follows the last one on the same Scan (see carry)
 	oneRun    bool // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
 	runReads  int  // loadavg reads of this scan for oneRun past the first (recheckRun)
-	runWait   int  // kernel threads visited since the last of them
+	runWait   int  // kernel threads, idle processes and threads visited since the last of them
 	viaKept   bool // the last readThrough read through a descriptor kept from before
 	noKCarry  bool // read every kernel thread's stat (tests, benchmarks)
 	kByPath   bool // let kthreadStill trust a schedstat read by path (fixture trees in tests)
@@ -142,13 +145,20 @@ type Generator struct {
 	lastRun   uint64
 	seed      maphash.Seed
 
+	// The reclaim counters of /proc/vmstat (see idle.go and readReclaim).
+	reclaimFD    int32  // kept open, plus one; 0 is none
+	reclaimSum   uint64 // their sum at this scan's start
+	reclaimEpoch uint64 // moved on each scan whose sum differs from the last one's
+	reclaimOK    bool   // reclaimSum was read this scan
+
 	skippedStatus uint64 // status reads the gate saved, since New
 	carried       uint64 // processes carried over unchanged, since New
 	skippedIO     uint64 // io reads the gate saved, since New
-	skippedStat   uint64 // kernel threads' stat reads saved (see kthreadStill), since New
+	skippedStat   uint64 // stat reads of kernel threads and idle processes saved (kthreadStill, userStill), since New
 
 	tidName       []byte // decimal TID being read
 	threadBudget  int    // most descriptors threads may keep this scan (setTier)
+	threadTier    int    // thread files past threadFDFiles[threadTier] keep no descriptor (setTier)
 	threadKept    int    // descriptors kept open in threads, counted in kept too
 	threadStatus  uint64 // thread status reads the gate saved, since New
 	threadCarried uint64 // threads carried over unchanged, since New
@@ -182,7 +192,9 @@ type proc struct {
 	// as its last stat read showed it, and the scans since that read.
 	kthread   bool
 	sinceStat int
-	fds       [nFDs]int32 // kept descriptors plus one; 0 is none
+	// The reclaimEpoch of the scan that last read the stat (see userStill).
+	reclaimEpoch uint64
+	fds          [nFDs]int32 // kept descriptors plus one; 0 is none
 
 	// The gate (see Generator): schedstat as read at the start of the
 	// last scan, the thread count of that scan's stat, and the status and
@@ -218,6 +230,7 @@ type thread struct {
 	markFrom  int
 	markCount int
 	kthread   bool // see kthreadThreadStill
+	sleeping  bool // a thread other than a kernel thread's, asleep at its last stat read (see threadStill)
 	sinceStat int
 	fds       [nThreadFDs]int32 // kept descriptors plus one; 0 is none
 }
@@ -270,8 +283,9 @@ func (g *Generator) SkippedReads() (status, io uint64) {
 	return g.skippedStatus, g.skippedIO
 }
 
-// SkippedStats reports how many reads of a kernel thread's stat were saved
-// since New (see kthreadStill).
+// SkippedStats reports how many stat reads of kernel threads, idle user
+// processes and sleeping threads were saved since New (see kthreadStill,
+// userStill and threadStill).
 func (g *Generator) SkippedStats() uint64 {
 	return g.skippedStat
 }
@@ -313,6 +327,11 @@ func (g *Generator) Collect(s *emit.Scan) error {
 		full, rs, n = g.disc.plan(c, ok, len(g.order))
 		g.oneRun = g.oneRun || (ok && c.running == 1)
 	}
+	if (g.disc.able && !g.noSeek || g.kByPath) && !g.noKCarry {
+		g.readReclaim()
+	} else {
+		g.reclaimOK = false
+	}
 	g.nextOrder = g.nextOrder[:0]
 	var err error
 	if full {
@@ -344,6 +363,9 @@ func (g *Generator) listAll(s *emit.Scan) error {
 		return fmt.Errorf("cannot list processes: %w", err)
 	}
 	defer g.dir.close()
+	if !g.disc.procfs {
+		return g.listSorted(s)
+	}
 	var prevOff int64 // d_off of the last PID entry, 0 before the first
 	for {
 		name, pid, err := g.dir.nextPID()
@@ -360,6 +382,31 @@ func (g *Generator) listAll(s *emit.Scan) error {
 		prevOff = g.dir.off
 		g.visit(s, pid, name)
 	}
+}
+
+// listSorted visits every process listed in a ProcRoot that is not a
+// procfs (a fixture tree) in ascending PID order, the order of a procfs
+// listing, which idle.go's parent rule relies on. The directory is open.
+func (g *Generator) listSorted(s *emit.Scan) error {
+	pids := g.disc.newPIDs[:0] // listNew's, unused without a procfs
+	for {
+		name, pid, err := g.dir.nextPID()
+		if err != nil {
+			g.fail(fmt.Errorf("cannot list processes in %s: %w", g.opts.ProcRoot, err))
+			break
+		}
+		if name == nil {
+			break
+		}
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids)
+	g.disc.newPIDs = pids
+	for _, pid := range pids {
+		g.name = strconv.AppendInt(g.name[:0], int64(pid), 10)
+		g.visit(s, pid, g.name)
+	}
+	return nil
 }
 
 // listNew visits the processes of the last scan together with those whose

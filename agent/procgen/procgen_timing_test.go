@@ -274,10 +274,11 @@ func BenchmarkProcessGeneratorRealProc(b *testing.B) {
 // as the agent does, so that each scan finds the kernel's and the
 // generator's data cold, and reports the CPU of a scan (the scanning
 // thread, the sleeps in between not counted). Run it with a fixed count
-// of scans: -benchtime 20x. kthreads=read reads every kernel thread's
-// stat (as before kthreadStill); kthreads=sole leaves an idle one's
-// unread, as when loadavg counts the generator alone as runnable;
-// default is the generator as the agent runs it.
+// of scans: -benchtime 20x. kthreads=read reads every stat (as before
+// kthreadStill and userStill; the name is older than userStill);
+// kthreads=sole leaves an idle kernel thread's or user process's unread,
+// as when loadavg counts the generator alone as runnable; default is the
+// generator as the agent runs it.
 func BenchmarkProcessGeneratorPaced(b *testing.B) {
 	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
 		b.Skip("no /proc/self/schedstat")

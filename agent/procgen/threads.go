@@ -165,10 +165,15 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 	}
 	// schedstat first, as for a process: the status values the gate keeps
 	// must hold as of this read.
+	if !fresh && (t.kthread || t.sleeping) {
+		g.recheckRun()
+	}
 	sched, schedOK := g.readThreadSched(t, base)
-	if !fresh && g.kthreadThreadStill(t, sched, schedOK, g.viaKept) && g.carryThread(s, t) {
-		// The thread of a kernel thread that cannot have changed: its
-		// stat is not read (see kthreadStill).
+	if !fresh && (g.kthreadThreadStill(t, sched, schedOK, g.viaKept) || g.threadStill(t, sched, schedOK, g.viaKept)) &&
+		g.carryThread(s, t) {
+		// The thread of a kernel thread, or a sleeping thread, that
+		// cannot have changed: its stat is not read (see kthreadStill
+		// and threadStill).
 		g.skippedStat++
 		t.sinceStat++
 		return threadRead
@@ -215,6 +220,7 @@ func (g *Generator) collectThread(s *emit.Scan, pidName, tidName []byte, tid int
 	// new thread apart: it is no basis for the next scan.
 	t.sched, t.hasSched = sched, schedOK && !reset
 	t.kthread, t.sinceStat = isStillKthread(tid, &st), 0
+	t.sleeping = !t.kthread && st.state == 'S'
 
 	from := s.Mark()
 	s.Begin(mCPU).LabelBytes("pid", pidName).LabelBytes("tid", tidName).Label("mode", "user").Value(float64(st.utime) / userHZ)
@@ -260,6 +266,22 @@ func (g *Generator) kthreadThreadStill(t *thread, sched schedFields, schedOK, vi
 		t.sinceStat+1 < fullListEvery && t.still(sched, schedOK)
 }
 
+// threadStill reports whether the stat of t, a thread that its last stat
+// read showed asleep (S), need not be read this scan. What a thread's
+// series take from its stat (its own CPU times and faults, and its state)
+// changes only while it runs, but for the state, which a wakeup makes R
+// before the thread runs: so as for a kernel thread (kthreadStill), it has
+// not run since (still, on a schedstat read through a descriptor kept from
+// before), and this scan's loadavg counted the generator alone. Memory and
+// parent, which reclaim and a parent's exit change for a process that
+// does not run (idle.go), are not written per thread. The freezer, which
+// puts a sleeping task in its frozen state without waking it, escapes
+// until every userStatEvery-th scan, which reads the stat anyway.
+func (g *Generator) threadStill(t *thread, sched schedFields, schedOK, viaKept bool) bool {
+	return t.sleeping && g.oneRun && !g.noKCarry && (viaKept || g.kByPath) &&
+		t.sinceStat+1 < userStatEvery && t.still(sched, schedOK)
+}
+
 // keepUnread keeps t, which could not be read in this scan (cycle), for
 // the next: its carry positions are those of the run before this one's,
 // no basis for the next, and its schedstat basis is no longer the last
@@ -296,9 +318,15 @@ func (g *Generator) threadStatusOf(t *thread, base int, still bool) (statusField
 }
 
 // readThreadKept reads file i of t through its kept descriptor, keeping
-// one while the threads' share of the budget lasts (see setTier) and
-// giving it back when the share shrank below what the threads keep.
+// one while the threads' share of the budget lasts and i is within the
+// threads' tier (see setTier), and giving it back when the share shrank
+// below what the threads keep or i fell out of the tier.
 func (g *Generator) readThreadKept(t *thread, i, base int) ([]byte, error) {
+	if i > g.threadTier {
+		g.closeKept(&t.fds[i], &g.threadKept)
+		g.viaKept = false
+		return g.read(base, threadFDFiles[i], 0)
+	}
 	if t.fds[i] != 0 && g.threadKept > g.threadBudget {
 		g.closeKept(&t.fds[i], &g.threadKept)
 	}

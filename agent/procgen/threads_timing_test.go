@@ -200,9 +200,11 @@ func BenchmarkThreadsRealIdle(b *testing.B) {
 			}
 			n := g.TrackedThreads()
 			st0, c0, l0, _ := g.ThreadCounts()
+			sk0 := g.SkippedStats()
 			b.ReportAllocs()
 			cpu := cpuPerRun(b, run)
 			st, c, l, _ := g.ThreadCounts()
+			b.ReportMetric(float64(g.SkippedStats()-sk0)/float64(b.N)/float64(n), "stat-skipped/thread")
 			per := func(v uint64) float64 { return float64(v) / float64(b.N) / float64(n) }
 			b.ReportMetric(per(st-st0), "status-skipped/thread")
 			b.ReportMetric(per(c-c0), "carried/thread")
