@@ -60,7 +60,9 @@ import (
 // the process by another one (a debugger's PTRACE_POKEDATA,
 // process_vm_writev, /proc/PID/mem), or unmapped without reclaim (another
 // process truncating a file the process maps, process_madvise's
-// MADV_PAGEOUT of clean file pages); a task of another thread group that
+// MADV_PAGEOUT of clean file pages, a userfaultfd handler's UFFDIO_MOVE,
+// KSM merging a page into the zero page with use_zero_pages); a task of
+// another thread group that
 // shares the process's memory (clone with CLONE_VM but not CLONE_THREAD;
 // a vfork parent waits in D until its child execs, and is read); and the
 // freezer, which puts a sleeping task in its frozen state (shown D)
