@@ -107,18 +107,30 @@ func (st *idleStepper) step(what string, unread ...string) []string {
 	return ls
 }
 
+// idleTrusted are the processes of an idleTree whose stat may go unread.
+var idleTrusted = []string{"1", "10", "20", "30"}
+
+// startIdle returns a stepper over a new idleTree that has scanned twice
+// (the second scan is the gate's basis) and once more with the trusted
+// processes left unread.
+func startIdle(t *testing.T) *idleStepper {
+	t.Helper()
+	root, sc, stats := idleTree(t)
+	st := &idleStepper{t: t, root: root, sc: sc, stats: stats, utime: 100}
+	st.step("first scan")
+	st.step("second scan: the gate's basis")
+	st.step("idle", idleTrusted...)
+	return st
+}
+
 // A sleeping user process with one thread whose schedstat has not moved
 // has its stat left unread while loadavg counts the generator alone, no
 // reclaim counter of /proc/vmstat moved since its stat was read, and its
 // parent (of a lower PID) was seen alive in the scan; every other process
 // has its stat read, and every process every userStatEvery-th scan.
 func TestIdleUserStatSkipped(t *testing.T) {
-	root, sc, stats := idleTree(t)
-	st := &idleStepper{t: t, root: root, sc: sc, stats: stats, utime: 100}
-	trusted := []string{"1", "10", "20", "30"}
-	st.step("first scan")
-	st.step("second scan: the gate's basis")
-	st.step("idle", trusted...)
+	st := startIdle(t)
+	root, sc, stats, trusted := st.root, st.sc, st.stats, idleTrusted
 	st.step("idle again", trusted...)
 
 	// Reclaim ran: every user process's stat is read, and the next scan
@@ -171,12 +183,8 @@ func TestIdleUserStatSkipped(t *testing.T) {
 // A parent that exits (a zombie): its child's stat is read, and the new
 // parent written.
 func TestIdleUserStatParentExits(t *testing.T) {
-	root, sc, stats := idleTree(t)
-	st := &idleStepper{t: t, root: root, sc: sc, stats: stats, utime: 100}
-	trusted := []string{"1", "10", "20", "30"}
-	st.step("first scan")
-	st.step("second scan")
-	st.step("idle", trusted...)
+	st := startIdle(t)
+	root, stats := st.root, st.stats
 
 	// 10 exits: it ran (new schedstat), its stat shows Z, and 20 is
 	// given to init.
@@ -193,12 +201,8 @@ func TestIdleUserStatParentExits(t *testing.T) {
 // A parent whose PID a younger process took (the parent exited and was
 // reaped between two scans): its child's stat is read.
 func TestIdleUserStatParentPIDReused(t *testing.T) {
-	root, sc, stats := idleTree(t)
-	st := &idleStepper{t: t, root: root, sc: sc, stats: stats, utime: 100}
-	trusted := []string{"1", "10", "20", "30"}
-	st.step("first scan")
-	st.step("second scan")
-	st.step("idle", trusted...)
+	st := startIdle(t)
+	root, stats := st.root, st.stats
 	stats["10"] = func(u uint64) string { return userStat(10, 'S', 1, u, 90) }
 	writeTree(t, root, map[string]string{"10/schedstat": "5 1 1\n"})
 	st.step("PID 10 taken by a process younger than 20", "1", "30")
