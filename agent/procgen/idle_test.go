@@ -2,7 +2,6 @@ package procgen
 
 import (
 	"bufio"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -163,20 +162,9 @@ func TestIdleUserStatSkipped(t *testing.T) {
 	// The carried series are those a read gives: with every stat file as
 	// at the last read (the backstop), a generator that reads every stat
 	// writes the same lines.
-	files := map[string]string{}
-	for pid, stat := range stats {
-		files[pid+"/stat"] = stat(st.utime - 1)
-	}
-	writeTree(t, root, files)
-	built := newScanner(New(Options{ProcRoot: root}), 1)
-	built.g.noKCarry = true
-	built.cycle(t)
-	built.cycle(t)
-	if got, want := strings.Join(sc.cycle(t), "\n"), strings.Join(built.cycle(t), "\n"); got != want {
-		t.Errorf("carried without stat:\n%s\nread:\n%s", got, want)
-	}
-	if built.g.SkippedStats() != 0 {
-		t.Errorf("SkippedStats of the generator that reads every stat = %d, want 0", built.g.SkippedStats())
+	built := carriedAsRead(t, root, sc, stats, st.utime-1)
+	if sc.g.SkippedStats() != st.skip+4 || built.g.SkippedStats() != 0 {
+		t.Errorf("SkippedStats = %d and %d, want %d and 0", sc.g.SkippedStats(), built.g.SkippedStats(), st.skip+4)
 	}
 }
 
@@ -256,15 +244,7 @@ func TestParseReclaim(t *testing.T) {
 // series written for them are those a generator that reads every stat
 // writes.
 func TestIdleUserStatSkippedRealProc(t *testing.T) {
-	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
-		t.Skip("no schedstat in this /proc (CONFIG_SCHED_INFO off)")
-	}
-	g := New(Options{})
-	defer g.Close()
-	if g.fdMax == 0 {
-		t.Skip("no descriptors kept (open files limit below 8192)")
-	}
-	g.soleRun = true
+	g := soleRealProc(t, "/proc/self/schedstat", "no schedstat in this /proc (CONFIG_SCHED_INFO off)")
 	// The sleeps are a shell's children, forked right after it: their
 	// parent has a lower PID even where PIDs have wrapped since the test
 	// started (its own PID may be higher than theirs).

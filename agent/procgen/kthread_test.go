@@ -66,6 +66,24 @@ func userCPU(ls []string) map[string]string {
 	return out
 }
 
+// soleRealProc returns a generator of this host's /proc that takes
+// loadavg to count it alone as runnable, closed at the test's end; the
+// test is skipped when file, which the test needs, is absent (why says
+// what that means) or when no descriptors are kept.
+func soleRealProc(t *testing.T, file, why string) *Generator {
+	t.Helper()
+	if _, err := os.Stat(file); err != nil {
+		t.Skip(why)
+	}
+	g := New(Options{})
+	t.Cleanup(func() { _ = g.Close() })
+	if g.fdMax == 0 {
+		t.Skip("no descriptors kept (open files limit below 8192)")
+	}
+	g.soleRun = true
+	return g
+}
+
 // An idle kernel thread of kthreadd whose schedstat has not moved has its
 // stat left unread when loadavg counts the generator alone as runnable;
 // every other process, and every process when loadavg counts more, has its
@@ -132,9 +150,20 @@ func TestKthreadStatSkipped(t *testing.T) {
 	// The carried series are those a read gives: with every stat file as
 	// the trusted threads' last read (at the backstop), a generator that
 	// reads every stat writes the same lines.
+	built := carriedAsRead(t, root, sc, procs, utime-1)
+	if g.SkippedStats() != n+8 || built.g.SkippedStats() != 0 {
+		t.Errorf("SkippedStats = %d and %d, want %d and 0", g.SkippedStats(), built.g.SkippedStats(), n+8)
+	}
+}
+
+// carriedAsRead writes each stat file of stats with utime (their last
+// read's) and checks that sc's next scan, with stats left unread, writes
+// what a generator reading every stat of root writes; it returns that one.
+func carriedAsRead(t *testing.T, root string, sc *scanner, stats map[string]func(uint64) string, utime uint64) *scanner {
+	t.Helper()
 	files := map[string]string{}
-	for pid, stat := range procs {
-		files[pid+"/stat"] = stat(utime - 1)
+	for pid, stat := range stats {
+		files[pid+"/stat"] = stat(utime)
 	}
 	writeTree(t, root, files)
 	built := newScanner(New(Options{ProcRoot: root}), 1)
@@ -144,9 +173,7 @@ func TestKthreadStatSkipped(t *testing.T) {
 	if got, want := strings.Join(sc.cycle(t), "\n"), strings.Join(built.cycle(t), "\n"); got != want {
 		t.Errorf("carried without stat:\n%s\nread:\n%s", got, want)
 	}
-	if g.SkippedStats() != n+8 || built.g.SkippedStats() != 0 {
-		t.Errorf("SkippedStats = %d and %d, want %d and 0", g.SkippedStats(), built.g.SkippedStats(), n+8)
-	}
+	return built
 }
 
 // A schedstat read by path is no proof that the PID is still the same
@@ -204,15 +231,7 @@ func TestIsStillKthread(t *testing.T) {
 // kernel threads keep their schedstat descriptors and have their stat
 // left unread.
 func TestKthreadStatSkippedRealProc(t *testing.T) {
-	if _, err := os.Stat("/proc/2/schedstat"); err != nil {
-		t.Skip("no kernel threads in this /proc")
-	}
-	g := New(Options{})
-	defer g.Close()
-	if g.fdMax == 0 {
-		t.Skip("no descriptors kept (open files limit below 8192)")
-	}
-	g.soleRun = true
+	g := soleRealProc(t, "/proc/2/schedstat", "no kernel threads in this /proc")
 	sc := newScanner(g, 1)
 	for i := 0; i < 4; i++ {
 		sc.cycle(t)
