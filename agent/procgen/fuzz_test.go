@@ -152,3 +152,26 @@ func FuzzParseCounters(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseReclaim(f *testing.F) {
+	f.Add([]byte(vmstatText(1000)))
+	f.Add([]byte("pgscan_kswapd 1\npswpout"))
+	f.Add([]byte("pgscan 18446744073709551615\n"))
+	f.Add([]byte("pgscan_direct -3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in := bytes.Clone(data)
+		sum, ok := parseReclaim(data)
+		if !bytes.Equal(in, data) {
+			t.Fatal("parseReclaim modified its input")
+		}
+		if !ok {
+			return
+		}
+		// One more counter line moves the sum by its value.
+		more := append(bytes.Clone(data), "\npswpout 5\n"...)
+		sum2, ok2 := parseReclaim(more)
+		if !ok2 || sum2 != sum+5 {
+			t.Fatalf("with a pswpout line of 5: %d, %v; want %d, true", sum2, ok2, sum+5)
+		}
+	})
+}
