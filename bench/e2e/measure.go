@@ -46,6 +46,8 @@ type window struct {
 	held       *held
 	off        *offAgent
 	offRSSPeak int64
+	// What side A's process generator left unread.
+	scans *ScanReport
 }
 
 // measure waits out the warm-up, measures the window on both sides at once,
@@ -195,8 +197,11 @@ func (b *bench) finish(ctx context.Context, w *window, stopProbes func(), probes
 				sw.s.label, sw.seriesNode, sw.series, sw.end.rows-sw.start.rows)
 		}
 	}
+	// Side A's VictoriaMetrics was flushed above.
+	if w.scans, err = b.processScans(ctx, w); err != nil {
+		return fmt.Errorf("side A: %w", err)
+	}
 	if w.off != nil {
-		// Side A's VictoriaMetrics was flushed above.
 		if w.held, err = b.heldGauges(ctx, w); err != nil {
 			return fmt.Errorf("side A: %w", err)
 		}

@@ -32,7 +32,9 @@ type Report struct {
 	FreshnessMode string `json:"freshness_mode"`
 	// Redeliver is what side A's redelivery window costs (-window-cost).
 	Redeliver *RedeliverReport `json:"redeliver_window,omitempty"`
-	Notes     []string         `json:"notes"`
+	// ProcessScans is what side A's process generator left unread.
+	ProcessScans *ScanReport `json:"process_scans,omitempty"`
+	Notes        []string    `json:"notes"`
 }
 
 // SideReport is one side's figures over the window.
@@ -151,6 +153,10 @@ func buildReport(o options, m Machine, v Versions, w *window) *Report {
 	if t, ok := r.Targets["freshness_p99_ms"]; ok {
 		t.FloorP99MS = r.Floor.FreshnessP99MS
 		r.Targets["freshness_p99_ms"] = t
+	}
+	if w.scans != nil {
+		r.ProcessScans = w.scans
+		r.Notes = append(slices.Clip(r.Notes), scanNote)
 	}
 	r.Redeliver = redeliverReport(w, r.A, m.ClkTck)
 	if r.Redeliver != nil {
@@ -315,6 +321,10 @@ func printTable(out io.Writer, r *Report) {
 	fmt.Fprintf(out, "\nfreshness: %s\n", r.FreshnessMode)
 	fmt.Fprintf(out, "VictoriaMetrics' own floor (samples imported straight, no agent): p50 %s ms, p99 %s ms, max %s ms (%d samples)\n",
 		num(r.Floor.FreshnessP50MS), num(r.Floor.FreshnessP99MS), num(r.Floor.FreshnessMaxMS), r.Floor.FreshnessSamples)
+	if p := r.ProcessScans; p != nil && p.Scans > 0 {
+		fmt.Fprintf(out, "\nprocess scans of side A: %g in the window; left unread per scan: stat %g, status %g, io %g\n",
+			p.Scans, p.StatSkippedPerScan, p.StatusSkippedPerScan, p.IOSkippedPerScan)
+	}
 	if d := r.Redeliver; d != nil {
 		fmt.Fprintf(out, "\nredelivery window (%gs): holds %s bytes in %.3g batches on average (peak %d bytes, %d batches); against an agent without it: CPU %+.3fs of %.3fs, RSS peak %+d bytes, VmHWM %+d bytes\n",
 			d.WindowS, num(d.HeldBytesMean), d.HeldBatchesMean, d.HeldBytesPeak, d.HeldBatchesPeak,
