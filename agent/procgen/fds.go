@@ -215,6 +215,5 @@ func (g *Generator) Close() error {
 		g.closeFDs(p)
 	}
 	g.closeDiscovery()
-	g.closeReclaim()
 	return nil
 }

@@ -1,11 +1,6 @@
 package procgen
 
-import (
-	"bytes"
-	"syscall"
-
-	"github.com/procfleet/procfleet/agent/procfile"
-)
+import "bytes"
 
 // Idle user processes whose stat is not read.
 //
@@ -37,7 +32,7 @@ import (
 //     swapping out, khugepaged filling a huge page, the OOM reaper) and
 //     swapoff maps pages back. Each of those moves a counter of
 //     /proc/vmstat (pgscan_*, pswpout, pswpin, zswpout,
-//     thp_collapse_alloc, oom_kill), read at the start of every
+//     thp_collapse_alloc, oom_kill), read whole at the start of every
 //     scan: the stat is left unread only while their sum has not moved
 //     since the scan in which it was last read (reclaimEpoch). Then no
 //     reclaim ran between that read and this scan's start.
@@ -116,27 +111,15 @@ func (g *Generator) parentAlive(pid int32, p *proc) bool {
 
 // readReclaim reads /proc/vmstat at the start of a scan and moves
 // reclaimEpoch on when the sum of its reclaim counters moved (see above).
-// On a procfs the file is kept open; elsewhere (a fixture tree) it is read
-// by path. reclaimOK is false when the file cannot be read or has none of
-// the counters: then every user process's stat is read.
+// vmstat is a seq_file of one record per line, which hands out about a
+// page per read: it is read whole (ReadFullZ), by path, once a scan, since
+// the counters of a longer one than this page (more zones, NUMA nodes, a
+// newer kernel) lie past its first 4 KiB. reclaimOK is false when the file
+// cannot be read or has none of the counters: then every user process's
+// stat is read.
 func (g *Generator) readReclaim() {
-	var data []byte
-	var err error
-	if g.fdMax > 0 {
-		if g.reclaimFD == 0 {
-			g.path = append(append(g.path[:0], g.opts.ProcRoot...), "/vmstat\x00"...)
-			fd, oerr := procfile.OpenZ(g.path, syscall.O_RDONLY)
-			if oerr != nil {
-				g.reclaimOK = false
-				return
-			}
-			g.reclaimFD = int32(fd) + 1
-		}
-		data, err = g.r.ReadFD(int(g.reclaimFD)-1, nil, 0)
-	} else {
-		g.path = append(append(g.path[:0], g.opts.ProcRoot...), "/vmstat\x00"...)
-		data, err = g.r.ReadZ(g.path, 0)
-	}
+	g.path = append(append(g.path[:0], g.opts.ProcRoot...), "/vmstat\x00"...)
+	data, err := g.r.ReadFullZ(g.path)
 	if err != nil {
 		g.reclaimOK = false
 		return
@@ -150,14 +133,6 @@ func (g *Generator) readReclaim() {
 		g.reclaimEpoch++
 	}
 	g.reclaimSum, g.reclaimOK = sum, true
-}
-
-// closeReclaim closes the kept /proc/vmstat descriptor.
-func (g *Generator) closeReclaim() {
-	if g.reclaimFD != 0 {
-		_ = syscall.Close(int(g.reclaimFD) - 1)
-		g.reclaimFD = 0
-	}
 }
 
 // reclaimPrefixes name the /proc/vmstat counters that move when memory is

@@ -146,7 +146,6 @@ type Generator struct {
 	seed      maphash.Seed
 
 	// The reclaim counters of /proc/vmstat (see idle.go and readReclaim).
-	reclaimFD    int32  // kept open, plus one; 0 is none
 	reclaimSum   uint64 // their sum at this scan's start
 	reclaimEpoch uint64 // moved on each scan whose sum differs from the last one's
 	reclaimOK    bool   // reclaimSum was read this scan
