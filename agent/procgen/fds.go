@@ -96,10 +96,7 @@ func (g *Generator) setTier() {
 	g.threadBudget = max(g.fdMax-nFDs*n, 0)
 	g.threadTier = nThreadFDs
 	if g.opts.Threads {
-		nt := 0
-		for _, p := range g.procs {
-			nt += len(p.threads)
-		}
+		nt := g.TrackedThreads()
 		if nt += nt / 8; nt > 0 {
 			g.threadTier = min(g.threadBudget/nt, nThreadFDs)
 		}
