@@ -144,21 +144,14 @@ func (b *bench) heldGauges(ctx context.Context, w *window) (*held, error) {
 	rng := fmt.Sprintf("[%dms]", w.end.Sub(w.start).Milliseconds())
 	sel := func(name string) string { return fmt.Sprintf(`%s{instance=%q}`, name, b.a.instance) + rng }
 	h := &held{}
-	for _, q := range []struct {
-		expr string
-		into *float64
-	}{
+	if err := b.a.vm.queryScalars(ctx, w.end, []scalarQuery{
 		{"max_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + ")", &h.bytesMax},
 		{"avg_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + ")", &h.bytesMean},
 		{"max_over_time(" + sel("procfleet_ship_redeliver_window_batches") + ")", &h.batchesMax},
 		{"avg_over_time(" + sel("procfleet_ship_redeliver_window_batches") + ")", &h.batchesMean},
 		{"count_over_time(" + sel("procfleet_ship_redeliver_window_bytes") + ")", &h.samples},
-	} {
-		v, err := b.a.vm.queryScalar(ctx, q.expr, w.end)
-		if err != nil {
-			return nil, err
-		}
-		*q.into = v
+	}); err != nil {
+		return nil, err
 	}
 	if h.samples == 0 {
 		// A window shorter than the self-metrics interval may hold none.

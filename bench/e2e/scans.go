@@ -43,20 +43,13 @@ func (b *bench) processScans(ctx context.Context, w *window) (*ScanReport, error
 	}
 	r := &ScanReport{}
 	var stat, status, io float64
-	for _, q := range []struct {
-		expr string
-		into *float64
-	}{
+	if err := b.a.vm.queryScalars(ctx, w.end, []scalarQuery{
 		{delta(runs), &r.Scans},
 		{delta(skipped("stat")), &stat},
 		{delta(skipped("status")), &status},
 		{delta(skipped("io")), &io},
-	} {
-		v, err := b.a.vm.queryScalar(ctx, q.expr, w.end)
-		if err != nil {
-			return nil, err
-		}
-		*q.into = v
+	}); err != nil {
+		return nil, err
 	}
 	if r.Scans <= 0 {
 		logf("side A's process generator ran no scan between its first and last samples in the window: process_scans left at 0")

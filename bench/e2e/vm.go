@@ -96,6 +96,25 @@ func (vm *vmServer) queryScalar(ctx context.Context, expr string, t time.Time) (
 	return res[""], nil
 }
 
+// scalarQuery is one expression of queryScalars and where its value goes.
+type scalarQuery struct {
+	expr string
+	into *float64
+}
+
+// queryScalars runs each query at t with queryScalar, in order, and stops
+// at the first error.
+func (vm *vmServer) queryScalars(ctx context.Context, t time.Time, qs []scalarQuery) error {
+	for _, q := range qs {
+		v, err := vm.queryScalar(ctx, q.expr, t)
+		if err != nil {
+			return err
+		}
+		*q.into = v
+	}
+	return nil
+}
+
 // query runs an instant query at t, bypassing the rollup cache, and returns
 // its results by the value of label (all under "" when label is "").
 func (vm *vmServer) query(ctx context.Context, expr, label string, t time.Time) (map[string]float64, error) {
