@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"syscall"
@@ -146,6 +147,7 @@ type Generator struct {
 	seed      maphash.Seed
 
 	// The reclaim counters of /proc/vmstat (see idle.go and readReclaim).
+	vmstat       procfile.Kept
 	reclaimSum   uint64 // their sum at this scan's start
 	reclaimEpoch uint64 // moved on each scan whose sum differs from the last one's
 	reclaimOK    bool   // reclaimSum was read this scan
@@ -257,6 +259,7 @@ func New(o Options) *Generator {
 		pageSize: float64(os.Getpagesize()),
 		fdMax:    fdBudget(o.ProcRoot),
 		seed:     maphash.MakeSeed(),
+		vmstat:   procfile.NewKept(filepath.Join(o.ProcRoot, "vmstat")),
 	}
 }
 
