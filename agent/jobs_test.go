@@ -6,12 +6,14 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/agent/procgen"
+	"github.com/procfleet/procfleet/config"
 )
 
 // The process generator's gate savings are counted, from this host's
@@ -87,4 +89,71 @@ func TestProcessSkipsCounted(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, m)
 		}
 	}
+}
+
+// Every host generator keeps its /proc files open between scans and is an
+// io.Closer, so that the scheduler, which closes the generators it drops
+// (on a config change), releases them: after a scan of this host's /proc
+// each holds descriptors (those whose files this kernel has), and after
+// Close the process holds as many as before.
+func TestHostGeneratorsCloseKeptFiles(t *testing.T) {
+	if !onProcfs(t, "/proc") {
+		t.Skip("/proc is not a procfs here: nothing is kept open")
+	}
+	cfg := config.DefaultAgent()
+	cfg.ProcfsRoot = "/proc"
+	cfg.Generators.Process.Enabled = false
+	gens, err := Generators(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := emit.NewPool(4)
+	kept := 0
+	for _, g := range gens {
+		c, ok := g.(io.Closer)
+		if !ok {
+			t.Fatalf("generator %s is not an io.Closer: its kept descriptors would leak", g.Name())
+		}
+		before := openFDs(t)
+		scan := emit.NewScan(pool, &emit.MemSink{Pool: pool}, emit.NewTracker(10))
+		scan.Start(context.Background(), 1000)
+		if err := g.Collect(scan); err != nil {
+			t.Logf("generator %s: %v", g.Name(), err) // a file this kernel lacks is no failure here
+		}
+		if err := scan.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		during := openFDs(t)
+		if err := c.Close(); err != nil {
+			t.Fatalf("generator %s: Close: %v", g.Name(), err)
+		}
+		if after := openFDs(t); after != before {
+			t.Fatalf("generator %s: %d descriptors open before its scan, %d while kept, %d after Close", g.Name(), before, during, after)
+		}
+		switch g.Name() {
+		case "stat", "meminfo", "loadavg", "vmstat":
+			if during <= before {
+				t.Fatalf("generator %s kept no descriptor of its file after a scan", g.Name())
+			}
+		}
+		kept += during - before
+	}
+	t.Logf("%d host generators kept %d descriptors", len(gens), kept)
+}
+
+func onProcfs(t *testing.T, path string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Type == 0x9fa0 // PROC_SUPER_MAGIC
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
 }

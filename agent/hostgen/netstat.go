@@ -65,8 +65,8 @@ func (sh *netstatShape) remember(secs []netstatSection) {
 // does with its default field filter. A missing snmp6 (IPv6 off) is not an
 // error. A Netstat is not safe for concurrent use.
 type Netstat struct {
-	paths  [netstatFiles]string
-	pathzs [netstatFiles][]byte
+	paths [netstatFiles]string
+	files [netstatFiles]procfile.Kept
 	// One reader per file: the parsed fields of all three point into the
 	// read buffers until the series are emitted.
 	readers [netstatFiles]*procfile.Reader
@@ -89,13 +89,16 @@ func NewNetstat(o Options) *Netstat {
 	g.paths[netstatFileSNMP] = filepath.Join(o.ProcRoot, "net", "snmp")
 	g.paths[netstatFileSNMP6] = filepath.Join(o.ProcRoot, "net", "snmp6")
 	for f := range netstatFiles {
-		g.pathzs[f] = zpath(g.paths[f])
+		g.files[f] = procfile.NewKept(g.paths[f])
 	}
 	return g
 }
 
 // Name returns "netstat".
 func (g *Netstat) Name() string { return "netstat" }
+
+// Close releases the files' kept descriptors.
+func (g *Netstat) Close() error { return closeKept(g.files[:]) }
 
 // Collect reads the three files and emits the counters the filter keeps.
 // Series names are built once per shape of the files and reused while the
@@ -104,7 +107,7 @@ func (g *Netstat) Collect(s *emit.Scan) error {
 	var errs []error
 	for f := range netstatFiles {
 		p := &g.parsed[f]
-		data, err := g.readers[f].ReadFullZ(g.pathzs[f])
+		data, err := g.readers[f].ReadKept(&g.files[f])
 		if err != nil {
 			p.reset()
 			if f == netstatFileSNMP6 && errors.Is(err, fs.ErrNotExist) {

@@ -30,22 +30,39 @@ func (o Options) withDefaults() Options {
 }
 
 // procFile is the file a generator reads: its path, which names it in
-// errors, the same path ending in NUL for procfile.Reader.ReadFullZ, and
-// the reader whose buffer it is read into.
+// errors, the file kept open between reads (procfile.Kept), and the reader
+// whose buffer it is read into. A generator that embeds one is an
+// io.Closer, which the scheduler closes when it drops the generator.
 type procFile struct {
-	path  string
-	pathz []byte
-	r     *procfile.Reader
+	path string
+	f    procfile.Kept
+	r    *procfile.Reader
 }
 
 // newProcFile returns the file at filepath.Join(elem...), read into a
 // buffer that starts at size bytes.
 func newProcFile(size int, elem ...string) procFile {
 	path := filepath.Join(elem...)
-	return procFile{path: path, pathz: zpath(path), r: procfile.NewReader(size)}
+	return procFile{path: path, f: procfile.NewKept(path), r: procfile.NewReader(size)}
 }
 
 // read returns the file's whole content, valid until the next read.
 func (f *procFile) read() ([]byte, error) {
-	return f.r.ReadFullZ(f.pathz)
+	return f.r.ReadKept(&f.f)
+}
+
+// Close releases the file's kept descriptor.
+func (f *procFile) Close() error {
+	return f.f.Close()
+}
+
+// closeKept closes every file of fs, returning the first error.
+func closeKept(fs []procfile.Kept) error {
+	var first error
+	for i := range fs {
+		if err := fs[i].Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

@@ -20,12 +20,6 @@ import (
 // strconv.ParseFloat, strconv with base 0), so that odd input gives the
 // same series, without allocating on good input.
 
-// zpath returns p followed by a NUL byte, the form procfile.Reader.ReadFullZ
-// takes, built once per generator so that reads allocate nothing.
-func zpath(p string) []byte {
-	return append([]byte(p), 0)
-}
-
 // nextLine returns the first line of data and the rest, dropping a '\r'
 // before the newline as bufio.ScanLines does: node_exporter and procfs read
 // every line-based file of /proc with a bufio.Scanner.

@@ -116,7 +116,7 @@ var psiResources = [4]psiResource{
 // A Pressure is not safe for concurrent use.
 type Pressure struct {
 	paths  [4]string
-	pathz  [4][]byte // paths ending in NUL, for ReadZ
+	files  [4]procfile.Kept
 	r      *procfile.Reader
 	fields [][]byte
 }
@@ -127,7 +127,7 @@ func NewPressure(o Options) *Pressure {
 	g := &Pressure{r: procfile.NewReader(512), fields: make([][]byte, 0, 8)}
 	for i, res := range psiResources {
 		g.paths[i] = filepath.Join(o.ProcRoot, "pressure", res.file)
-		g.pathz[i] = zpath(g.paths[i])
+		g.files[i] = procfile.NewKept(g.paths[i])
 	}
 	return g
 }
@@ -135,11 +135,14 @@ func NewPressure(o Options) *Pressure {
 // Name implements emit.Generator.
 func (g *Pressure) Name() string { return "pressure" }
 
+// Close releases the files' kept descriptors.
+func (g *Pressure) Close() error { return closeKept(g.files[:]) }
+
 // Collect implements emit.Generator.
 func (g *Pressure) Collect(s *emit.Scan) error {
 	var errs []error
 	for i, res := range psiResources {
-		data, err := g.r.ReadFullZ(g.pathz[i])
+		data, err := g.r.ReadKept(&g.files[i])
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}

@@ -88,7 +88,7 @@ type sockstatNames [sockstatNKeys + 1]string
 // sockstatFile is one of the two files with its parse state.
 type sockstatFile struct {
 	path  string
-	pathz []byte
+	file  procfile.Kept
 	lines []sockstatLine
 	names rowCache[sockstatNames] // by line, keyed by protocol
 }
@@ -113,7 +113,7 @@ func NewSockstat(o Options) *Sockstat {
 	g.files[0].path = filepath.Join(o.ProcRoot, "net", "sockstat")
 	g.files[1].path = filepath.Join(o.ProcRoot, "net", "sockstat6")
 	for i := range g.files {
-		g.files[i].pathz = zpath(g.files[i].path)
+		g.files[i].file = procfile.NewKept(g.files[i].path)
 	}
 	return g
 }
@@ -121,12 +121,17 @@ func NewSockstat(o Options) *Sockstat {
 // Name returns "sockstat".
 func (g *Sockstat) Name() string { return "sockstat" }
 
+// Close releases the files' kept descriptors.
+func (g *Sockstat) Close() error {
+	return errors.Join(g.files[0].file.Close(), g.files[1].file.Close())
+}
+
 // Collect reads both files and emits their series.
 func (g *Sockstat) Collect(s *emit.Scan) error {
 	var errs []error
 	for fi := range g.files {
 		f := &g.files[fi]
-		data, err := g.r.ReadFullZ(f.pathz)
+		data, err := g.r.ReadKept(&f.file)
 		if err != nil {
 			f.lines = f.lines[:0]
 			if !errors.Is(err, fs.ErrNotExist) {

@@ -23,22 +23,28 @@ func (r *Reader) ReadFullZ(pathz []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer syscall.Close(fd)
+	return r.readAll(fd, pathz)
+}
+
+// readAll reads the open file fd whole from its start, with pread, until a
+// read returns 0 bytes (see ReadFullZ); pathz names it in errors.
+func (r *Reader) readAll(fd int, pathz []byte) ([]byte, error) {
 	n := 0
 	for {
 		if n == len(r.buf) {
 			if len(r.buf) >= maxSize {
-				return nil, &os.PathError{Op: "read", Path: string(pathz[:len(pathz)-1]), Err: ErrTooLarge}
+				return nil, &os.PathError{Op: "read", Path: pathString(pathz), Err: ErrTooLarge}
 			}
 			nb := make([]byte, 2*len(r.buf))
 			copy(nb, r.buf[:n])
 			r.buf = nb
 		}
-		m, err := syscall.Read(fd, r.buf[n:])
+		m, err := syscall.Pread(fd, r.buf[n:], int64(n))
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			return nil, &os.PathError{Op: "read", Path: string(pathz[:len(pathz)-1]), Err: err}
+			return nil, &os.PathError{Op: "read", Path: pathString(pathz), Err: err}
 		}
 		if m == 0 {
 			return r.buf[:n], nil

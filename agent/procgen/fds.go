@@ -212,5 +212,5 @@ func (g *Generator) Close() error {
 		g.closeFDs(p)
 	}
 	g.closeDiscovery()
-	return nil
+	return g.vmstat.Close()
 }

@@ -112,14 +112,14 @@ func (g *Generator) parentAlive(pid int32, p *proc) bool {
 // readReclaim reads /proc/vmstat at the start of a scan and moves
 // reclaimEpoch on when the sum of its reclaim counters moved (see above).
 // vmstat is a seq_file of one record per line, which hands out about a
-// page per read: it is read whole (ReadFullZ), by path, once a scan, since
-// the counters of a longer one than this page (more zones, NUMA nodes, a
-// newer kernel) lie past its first 4 KiB. reclaimOK is false when the file
+// page per read: it is read whole (ReadKept, until a read returns
+// nothing, through a descriptor kept open) once a scan, since the counters
+// of a longer one than this page (more zones, NUMA nodes, a newer kernel)
+// lie past its first 4 KiB. reclaimOK is false when the file
 // cannot be read or has none of the counters: then every user process's
 // stat is read.
 func (g *Generator) readReclaim() {
-	g.path = append(append(g.path[:0], g.opts.ProcRoot...), "/vmstat\x00"...)
-	data, err := g.r.ReadFullZ(g.path)
+	data, err := g.r.ReadKept(&g.vmstat)
 	if err != nil {
 		g.reclaimOK = false
 		return

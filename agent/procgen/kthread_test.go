@@ -2,9 +2,11 @@ package procgen
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // kthreadStat returns a stat line of a kernel thread: PF_KTHREAD among
@@ -292,7 +294,8 @@ func TestKthreadThreadStatSkipped(t *testing.T) {
 
 // recheckRun reads loadavg again after 8 candidates visited, then after
 // 16 more, 32 more and so on, at most 12 times a scan, until a read counts
-// one runnable task.
+// one runnable task. (The wait at the first candidate is TestQuietRun's:
+// it is taken as done here.)
 func TestRecheckRun(t *testing.T) {
 	for _, c := range []struct {
 		loadavg   string
@@ -320,6 +323,7 @@ func TestRecheckRun(t *testing.T) {
 		}
 		g := New(Options{ProcRoot: t.TempDir()})
 		g.disc.able, g.disc.fds[dLoadavg] = true, int(f.Fd())+1
+		g.waited = true
 		for range c.visits {
 			g.recheckRun()
 		}
@@ -328,5 +332,63 @@ func TestRecheckRun(t *testing.T) {
 				c.loadavg, c.visits, g.oneRun, g.runReads, c.wantOne, c.wantReads)
 		}
 		f.Close()
+	}
+}
+
+// The first candidate of a scan whose first loadavg read counted other
+// tasks waits for a quiet moment: up to 4 jittered sleeps of 0.5 to 1.5 ms,
+// each followed by a loadavg read, until one counts the generator alone;
+// no wait when the scan's first read did, and none at later candidates.
+func TestQuietRun(t *testing.T) {
+	const busy, quiet = "0.1 0.2 0.3 3/100 500\n", "0.1 0.2 0.3 1/100 500\n"
+	for _, c := range []struct {
+		name      string
+		firstOne  bool // the scan's first read counted one task
+		quietFrom int  // loadavg counts one from this sleep on (1-based); 0: never
+		wantOne   bool
+		wantWaits int
+		wantReads int // rechecks after the wait, over 24 candidates
+	}{
+		{"first read quiet", true, 0, true, 0, 0},
+		{"quiet after one sleep", false, 1, true, 1, 0},
+		{"quiet after three sleeps", false, 3, true, 3, 0},
+		{"quiet only after the wait", false, 5, false, 4, 2},
+		{"never quiet", false, 0, false, 4, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "loadavg")
+			if err := os.WriteFile(path, []byte(busy), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			g := New(Options{ProcRoot: t.TempDir()})
+			g.disc.able, g.disc.fds[dLoadavg] = true, int(f.Fd())+1
+			g.oneRun = c.firstOne
+			var slept []time.Duration
+			g.sleep = func(d time.Duration) {
+				slept = append(slept, d)
+				if len(slept) == c.quietFrom {
+					if err := os.WriteFile(path, []byte(quiet), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for range 24 {
+				g.recheckRun()
+			}
+			if g.oneRun != c.wantOne || len(slept) != c.wantWaits || int(g.runWaits) != c.wantWaits || g.runReads != c.wantReads {
+				t.Fatalf("oneRun %v after %d sleeps, %d reads after them and %d rechecks; want %v, %d, %d, %d",
+					g.oneRun, len(slept), g.runWaits, g.runReads, c.wantOne, c.wantWaits, c.wantWaits, c.wantReads)
+			}
+			for _, d := range slept {
+				if d < runWaitMin || d >= runWaitMin+runWaitJitter {
+					t.Fatalf("slept %v; want %v to %v", d, runWaitMin, runWaitMin+runWaitJitter)
+				}
+			}
+		})
 	}
 }

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"hash/maphash"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/procfleet/procfleet/agent/emit"
 	"github.com/procfleet/procfleet/agent/procfile"
@@ -127,25 +129,29 @@ type Generator struct {
 	btime     uint64
 	hasBtime  bool
 	pageSize  float64
-	kept      int  // descriptors kept open in procs
-	fdMax     int  // most descriptors to keep open
-	tier      int  // files past fdFiles[tier] keep no descriptor; see setTier
-	noGate    bool // read status and io every scan, and no schedstat (tests, benchmarks)
-	noCarry   bool // build every series even when nothing changed (tests, benchmarks)
-	noSeek    bool // list every process every scan (tests, benchmarks)
-	carryOK   bool // this scan follows the last one on the same Scan (see carry)
-	oneRun    bool // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
-	runReads  int  // loadavg reads of this scan for oneRun past the first (recheckRun)
-	runWait   int  // kernel threads, idle processes and threads visited since the last of them
-	viaKept   bool // the last readThrough read through a descriptor kept from before
-	noKCarry  bool // read every kernel thread's stat (tests, benchmarks)
-	kByPath   bool // let kthreadStill trust a schedstat read by path (fixture trees in tests)
-	soleRun   bool // take every scan's loadavg to count one runnable task (tests, benchmarks)
+	kept      int                 // descriptors kept open in procs
+	fdMax     int                 // most descriptors to keep open
+	tier      int                 // files past fdFiles[tier] keep no descriptor; see setTier
+	noGate    bool                // read status and io every scan, and no schedstat (tests, benchmarks)
+	noCarry   bool                // build every series even when nothing changed (tests, benchmarks)
+	noSeek    bool                // list every process every scan (tests, benchmarks)
+	carryOK   bool                // this scan follows the last one on the same Scan (see carry)
+	oneRun    bool                // a loadavg read of this scan counted one runnable task, the generator's (see kthreadStill)
+	runReads  int                 // loadavg reads of this scan for oneRun past the first (recheckRun)
+	runWait   int                 // kernel threads, idle processes and threads visited since the last of them
+	waited    bool                // this scan's first candidate waited for a quiet moment (quietRun)
+	runWaits  uint64              // loadavg reads after such a wait, since New
+	sleep     func(time.Duration) // time.Sleep; tests replace it
+	viaKept   bool                // the last readThrough read through a descriptor kept from before
+	noKCarry  bool                // read every kernel thread's stat (tests, benchmarks)
+	kByPath   bool                // let kthreadStill trust a schedstat read by path (fixture trees in tests)
+	soleRun   bool                // take every scan's loadavg to count one runnable task (tests, benchmarks)
 	lastScan  *emit.Scan
 	lastRun   uint64
 	seed      maphash.Seed
 
 	// The reclaim counters of /proc/vmstat (see idle.go and readReclaim).
+	vmstat       procfile.Kept
 	reclaimSum   uint64 // their sum at this scan's start
 	reclaimEpoch uint64 // moved on each scan whose sum differs from the last one's
 	reclaimOK    bool   // reclaimSum was read this scan
@@ -257,6 +263,8 @@ func New(o Options) *Generator {
 		pageSize: float64(os.Getpagesize()),
 		fdMax:    fdBudget(o.ProcRoot),
 		seed:     maphash.MakeSeed(),
+		vmstat:   procfile.NewKept(filepath.Join(o.ProcRoot, "vmstat")),
+		sleep:    time.Sleep,
 	}
 }
 
@@ -320,7 +328,7 @@ func (g *Generator) Collect(s *emit.Scan) error {
 		g.checkDiscovery()
 	}
 	full, rs, n := true, [2]pidRange{}, 0
-	g.oneRun, g.runReads, g.runWait = g.soleRun, 0, 0
+	g.oneRun, g.runReads, g.runWait, g.waited = g.soleRun, 0, 0, false
 	if g.disc.able && !g.noSeek {
 		c, ok := g.readCounters()
 		full, rs, n = g.disc.plan(c, ok, len(g.order))

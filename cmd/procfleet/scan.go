@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -72,6 +73,13 @@ func scan(cfg config.Agent) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		for _, g := range gens {
+			if c, ok := g.(io.Closer); ok {
+				_ = c.Close() // descriptors kept open for the next scan, which there is not
+			}
+		}
+	}()
 	var lines [][]byte
 	failed := 0
 	for _, g := range gens {
