@@ -120,13 +120,18 @@ func (g *Generator) recheckRun() {
 	}
 	g.runWait = 0
 	g.runReads++
+	g.oneRun = g.loadavgOne()
+}
+
+// loadavgOne reads loadavg through its kept descriptor and reports whether
+// it counts one runnable task, the generator.
+func (g *Generator) loadavgOne() bool {
 	data, err := g.r.ReadFD(g.disc.fds[dLoadavg]-1, nil, 0)
 	if err != nil {
-		return
+		return false
 	}
-	if running, _, _, ok := parseLoadavgPIDs(data); ok && running == 1 {
-		g.oneRun = true
-	}
+	running, _, _, ok := parseLoadavgPIDs(data)
+	return ok && running == 1
 }
 
 // The first candidate of a scan whose first loadavg read counted other
@@ -142,7 +147,7 @@ func (g *Generator) recheckRun() {
 // wait alike do not wake together again. The wait delays the scan by at
 // most maxRunWaits*(runWaitMin+runWaitJitter) (6 ms) and costs its loadavg
 // reads, about two stat reads; on a host that stays busy it is lost, and
-// the rechecks below go on as before.
+// the re-reads of recheckRun go on as before.
 const (
 	maxRunWaits   = 4
 	runWaitMin    = 500 * time.Microsecond
@@ -155,12 +160,7 @@ func (g *Generator) quietRun() {
 	for range maxRunWaits {
 		g.sleep(runWaitMin + rand.N(runWaitJitter))
 		g.runWaits++
-		data, err := g.r.ReadFD(g.disc.fds[dLoadavg]-1, nil, 0)
-		if err != nil {
-			return
-		}
-		if running, _, _, ok := parseLoadavgPIDs(data); ok && running == 1 {
-			g.oneRun = true
+		if g.oneRun = g.loadavgOne(); g.oneRun {
 			return
 		}
 	}
