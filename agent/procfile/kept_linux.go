@@ -20,8 +20,10 @@ const procSuperMagic = 0x9fa0
 // in, as they are by path.
 //
 // Only a file on a procfs is kept: a file of another filesystem (a test's
-// fixture tree) may be replaced by a rename, which a kept descriptor would
-// not see, so it is opened for each read as ReadFullZ does. A read through
+// fixture tree; LXCFS's FUSE files mounted over /proc's in a container,
+// which may serve a descriptor what they generated at its first read) may
+// not give the current content through an old descriptor, so it is opened
+// for each read as ReadFullZ does. A read through
 // a kept descriptor that fails closes it, and the file is opened again by
 // path within the same read, so a descriptor gone bad costs one scan's
 // extra open and loses nothing.
