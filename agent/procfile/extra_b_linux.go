@@ -31,13 +31,8 @@ func (r *Reader) ReadFullZ(pathz []byte) ([]byte, error) {
 func (r *Reader) readAll(fd int, pathz []byte) ([]byte, error) {
 	n := 0
 	for {
-		if n == len(r.buf) {
-			if len(r.buf) >= maxSize {
-				return nil, &os.PathError{Op: "read", Path: pathString(pathz), Err: ErrTooLarge}
-			}
-			nb := make([]byte, 2*len(r.buf))
-			copy(nb, r.buf[:n])
-			r.buf = nb
+		if n == len(r.buf) && !r.grow(n) {
+			return nil, &os.PathError{Op: "read", Path: pathString(pathz), Err: ErrTooLarge}
 		}
 		m, err := syscall.Pread(fd, r.buf[n:], int64(n))
 		if err == syscall.EINTR {

@@ -70,13 +70,8 @@ func (r *Reader) ReadFD(fd int, pathz []byte, limit int) ([]byte, error) {
 		if limit > 0 && n >= limit {
 			return r.buf[:limit], nil
 		}
-		if n == len(r.buf) {
-			if len(r.buf) >= maxSize {
-				return nil, &os.PathError{Op: "read", Path: pathString(pathz), Err: ErrTooLarge}
-			}
-			nb := make([]byte, 2*len(r.buf))
-			copy(nb, r.buf[:n])
-			r.buf = nb
+		if n == len(r.buf) && !r.grow(n) {
+			return nil, &os.PathError{Op: "read", Path: pathString(pathz), Err: ErrTooLarge}
 		}
 		want := r.buf[n:]
 		if limit > 0 && len(want) > limit-n {

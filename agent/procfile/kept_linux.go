@@ -23,7 +23,8 @@ const procSuperMagic = 0x9fa0
 // fixture tree; LXCFS's FUSE files mounted over /proc's in a container,
 // which may serve a descriptor what they generated at its first read) may
 // not give the current content through an old descriptor, so it is opened
-// for each read as ReadFullZ does. A read through
+// for each read as ReadFullZ does (its filesystem is asked once, at the
+// first read that succeeds). A read through
 // a kept descriptor that fails closes it, and the file is opened again by
 // path within the same read, so a descriptor gone bad costs one scan's
 // extra open and loses nothing.
@@ -33,7 +34,8 @@ const procSuperMagic = 0x9fa0
 type Kept struct {
 	path  string
 	pathz []byte
-	fd    int // the kept descriptor plus one; 0 when none is kept
+	fd    int  // the kept descriptor plus one; 0 when none is kept
+	other bool // found on another filesystem than procfs: opened per read without asking again
 }
 
 // NewKept returns the file at path, not yet open.
@@ -76,9 +78,12 @@ func (r *Reader) ReadKept(k *Kept) ([]byte, error) {
 		return nil, err
 	}
 	data, err := r.readAll(fd, k.pathz)
-	if err == nil && onProcfs(fd) {
-		k.fd = fd + 1
-		return data, nil
+	if err == nil && !k.other {
+		if onProcfs(fd) {
+			k.fd = fd + 1
+			return data, nil
+		}
+		k.other = true
 	}
 	if cerr := syscall.Close(fd); cerr != nil && err == nil {
 		err = &os.PathError{Op: "close", Path: k.path, Err: cerr}

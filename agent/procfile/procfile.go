@@ -34,6 +34,18 @@ func NewReader(size int) *Reader {
 	return &Reader{buf: make([]byte, size)}
 }
 
+// grow doubles the buffer, keeping its first n bytes, or reports false
+// when it holds maxSize already.
+func (r *Reader) grow(n int) bool {
+	if len(r.buf) >= maxSize {
+		return false
+	}
+	nb := make([]byte, 2*len(r.buf))
+	copy(nb, r.buf[:n])
+	r.buf = nb
+	return true
+}
+
 // Read returns the content of path. The returned slice is valid until the
 // next call of Read. Pseudo-files report size 0, so the buffer grows by
 // doubling until a read returns less than it asked for.
@@ -45,13 +57,8 @@ func (r *Reader) Read(path string) ([]byte, error) {
 	defer f.Close()
 	n := 0
 	for {
-		if n == len(r.buf) {
-			if len(r.buf) >= maxSize {
-				return nil, fmt.Errorf("read %s: %w (over %d bytes)", path, ErrTooLarge, maxSize)
-			}
-			nb := make([]byte, 2*len(r.buf))
-			copy(nb, r.buf[:n])
-			r.buf = nb
+		if n == len(r.buf) && !r.grow(n) {
+			return nil, fmt.Errorf("read %s: %w (over %d bytes)", path, ErrTooLarge, maxSize)
 		}
 		m, err := f.Read(r.buf[n:])
 		n += m
