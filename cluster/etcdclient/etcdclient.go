@@ -106,7 +106,9 @@ func New(c Config) (*clientv3.Client, error) {
 		DialKeepAliveTime:    KeepAliveTime,
 		DialKeepAliveTimeout: cmp.Or(c.KeepAliveTimeout, KeepAliveTimeout),
 		Logger:               zap.NewNop(),
-		DialOptions:          []grpc.DialOption{grpc.WithConnectParams(ConnectParams)},
+		// The codec writes and reads the messages a member exchanges while it
+		// runs without protobuf's reflection (see codec).
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(ConnectParams), grpc.WithDefaultCallOptions(grpc.ForceCodecV2(codec{}))},
 	}
 	tc, err := c.tls()
 	if err != nil {
