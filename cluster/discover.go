@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -19,10 +20,15 @@ import (
 
 // discoverer runs discovery for the cluster's `placement: cluster` scrape
 // jobs while this member holds the discovery election, and publishes each
-// job's resolved set under targets/<job>. Every agent campaigns, on its
-// own registration lease: a member whose lease ends (crash, cut from etcd)
-// loses the election with it, and the next candidate takes over within the
-// lease's TTL. Members keep scraping the last published sets meanwhile.
+// job's resolved set under targets/<job>. Every agent campaigns while the
+// config it applies has such jobs, on its own registration lease: a member
+// whose lease ends (crash, cut from etcd) loses the election with it, and
+// the next candidate takes over within the lease's TTL. Members keep
+// scraping the last published sets meanwhile. While the config has none,
+// no member campaigns: a waiting candidate withdraws its key, and the
+// elected member deletes what it published, then resigns. So a cluster
+// without clustered scraping keeps no candidate key and no watch per
+// member in etcd, and its members run none of the election.
 type discoverer struct {
 	cli   *clientv3.Client
 	space keys.Space
@@ -31,6 +37,7 @@ type discoverer struct {
 	deps  discovery.Deps
 
 	wake   chan struct{} // the jobs changed; capacity 1
+	idle   chan struct{} // the jobs became none; capacity 1
 	leader atomic.Bool
 	// onErrors receives the discovery and publication errors after each
 	// round of the elected member, nil once it is no longer elected.
@@ -42,7 +49,7 @@ type discoverer struct {
 }
 
 func newDiscoverer(space keys.Space, node string, deps discovery.Deps, log *slog.Logger) *discoverer {
-	return &discoverer{space: space, node: node, deps: deps, log: log, wake: make(chan struct{}, 1)}
+	return &discoverer{space: space, node: node, deps: deps, log: log, wake: make(chan struct{}, 1), idle: make(chan struct{}, 1)}
 }
 
 // setJobs gives the jobs of the config the member applies; only those of
@@ -57,9 +64,35 @@ func (d *discoverer) setJobs(all []config.ScrapeConfig) {
 	d.mu.Lock()
 	d.jobs, d.set = jobs, true
 	d.mu.Unlock()
+	kick(d.wake)
+	if len(jobs) == 0 {
+		kick(d.idle)
+	}
+}
+
+// kick sends on c, of capacity 1, unless a send is pending.
+func kick(c chan struct{}) {
 	select {
-	case d.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
+	}
+}
+
+// errNoJobs: the config has no placement cluster job left.
+var errNoJobs = errors.New("no placement cluster scrape job in the config")
+
+// awaitJobs returns true once the config applied has placement cluster
+// jobs, false when ctx ends first.
+func (d *discoverer) awaitJobs(ctx context.Context) bool {
+	for {
+		if jobs, _ := d.current(); len(jobs) > 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-d.wake:
+		}
 	}
 }
 
@@ -69,11 +102,14 @@ func (d *discoverer) current() ([]config.ScrapeConfig, bool) {
 	return d.jobs, d.set
 }
 
-// run campaigns with each lease the session registers with until ctx
-// ends. It is called once.
+// run campaigns with each lease the session registers with, while the
+// config has placement cluster jobs, until ctx ends. It is called once.
 func (d *discoverer) run(ctx context.Context, cli *clientv3.Client, sess *session.Session) {
 	d.cli = cli
 	for ctx.Err() == nil {
+		if !d.awaitJobs(ctx) {
+			return
+		}
 		info, err := sess.Await(ctx, func(i session.Info) bool { return i.Phase == session.Registered })
 		if err != nil {
 			return
@@ -85,7 +121,8 @@ func (d *discoverer) run(ctx context.Context, cli *clientv3.Client, sess *sessio
 
 // term campaigns with lease and, once elected, runs discovery until the
 // lease ends (the session registered with another one, or its keep-alive
-// failed) or ctx ends.
+// failed), the config has no placement cluster job left, or ctx ends. It
+// withdraws its candidate key when the jobs are gone.
 func (d *discoverer) term(ctx context.Context, sess *session.Session, lease clientv3.LeaseID) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -93,8 +130,29 @@ func (d *discoverer) term(ctx context.Context, sess *session.Session, lease clie
 		_, _ = sess.Await(lctx, func(i session.Info) bool { return i.Lease != lease })
 		cancel()
 	}()
-	key, rev, err := campaign(lctx, d.cli, d.space.DiscoveryElection(), lease, d.node)
+	// A waiting candidate stops when the jobs are gone; the elected member
+	// learns it in lead, from wake, and deletes what it published first.
+	cctx, ccancel := context.WithCancel(lctx)
+	go func() {
+		for {
+			select {
+			case <-cctx.Done():
+				return
+			case <-d.idle:
+				if jobs, _ := d.current(); len(jobs) == 0 {
+					ccancel()
+					return
+				}
+			}
+		}
+	}()
+	key, rev, err := campaign(cctx, d.cli, d.space.DiscoveryElection(), lease, d.node)
+	ccancel()
 	if err != nil {
+		if jobs, _ := d.current(); len(jobs) == 0 && ctx.Err() == nil {
+			d.withdraw(ctx, lease)
+			return
+		}
 		if lctx.Err() == nil {
 			d.log.Debug("cannot campaign for the discovery election; retrying", "err", err)
 		}
@@ -105,15 +163,28 @@ func (d *discoverer) term(ctx context.Context, sess *session.Session, lease clie
 	defer d.onErrors(nil)
 	d.log.Info("elected to run discovery for the cluster's scrape jobs")
 	err = d.lead(lctx, clientv3.Compare(clientv3.CreateRevision(key), "=", rev))
-	if ctx.Err() == nil {
+	switch {
+	case errors.Is(err, errNoJobs):
+		d.log.Info("no placement cluster scrape job left; leaves the discovery election")
+	case ctx.Err() == nil:
 		d.log.Warn("no longer runs discovery", "err", err)
 	}
-	if ctx.Err() != nil {
-		// A graceful stop: let the next candidate take over now, not when
-		// the lease is revoked.
+	if ctx.Err() != nil || errors.Is(err, errNoJobs) {
+		// A graceful stop, or nothing left to discover: let the next
+		// candidate take over now, not when the lease is revoked.
 		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		_ = resign(rctx, d.cli, key, rev)
 		rcancel()
+	}
+}
+
+// withdraw deletes this member's candidate key of lease, if any: the
+// campaign stopped because the config has no placement cluster job.
+func (d *discoverer) withdraw(ctx context.Context, lease clientv3.LeaseID) {
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := d.cli.Delete(wctx, fmt.Sprintf("%s/%x", d.space.DiscoveryElection(), lease)); err != nil {
+		d.log.Debug("cannot withdraw from the discovery election", "err", err)
 	}
 }
 
@@ -142,6 +213,8 @@ func (d *discoverer) lead(ctx context.Context, leader clientv3.Cmp) error {
 					d.log.Warn("cannot apply the scrape jobs to discovery", "err", err)
 				} else if err := pub.prune(ctx, jobNames(jobs)); err != nil {
 					return err
+				} else if len(jobs) == 0 {
+					return errNoJobs
 				}
 			}
 			apply = false

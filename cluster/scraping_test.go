@@ -163,3 +163,51 @@ func TestClusterScraping(t *testing.T) {
 		return true
 	})
 }
+
+// TestDiscoveryElectionOnlyWithJobs: members campaign for the discovery
+// election while the config has placement cluster jobs, and only then.
+// Once the jobs are gone, the elected member deletes what it published and
+// resigns, and the waiting candidate withdraws: etcd holds no candidate
+// key. With jobs again, one member is elected and publishes.
+func TestDiscoveryElectionOnlyWithJobs(t *testing.T) {
+	e := etcdtest.StartEtcd(t)
+	cli := etcdtest.NewEtcdClient(t, e.Endpoints)
+	withJobs := []byte(oneUpstream + "scrape_configs:\n  - {job_name: fleet, scrape_interval: 1s, scrape_timeout: 1s, static_configs: [{targets: ['10.0.0.1:9100', '10.0.0.2:9100']}]}\n")
+	without := []byte(oneUpstream + "scrape_configs:\n  - {job_name: pg, placement: local, scrape_interval: 1s, scrape_timeout: 1s, static_configs: [{targets: ['127.0.0.1:9187']}]}\n")
+	st, rev := bootstrap(t, cli, withJobs)
+	var ms []*testMember
+	for i := range 2 {
+		ms = append(ms, runMember(t, testConfig(e.Endpoints, fmt.Sprintf("a%d", i+1))))
+	}
+	count := func(prefix string) int64 {
+		resp, err := cli.Get(context.Background(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Count
+	}
+	election := ms[0].m.space.DiscoveryElection() + "/"
+	var why error
+	published := func() bool {
+		why = owners(ms, 2)
+		return why == nil && len(leaders(ms)) == 1 && count(election) == 2 && count("/procfleet/ct/targets/fleet") == 1
+	}
+	waitUntil(t, "one member elected, both candidates, the job published and scraped", published, 20*time.Second)
+
+	rev, err := st.Set(context.Background(), without, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "no candidate key, nothing published, no member elected", func() bool {
+		return count(election) == 0 && count("/procfleet/ct/targets/") == 0 && count("/procfleet/ct/target-chunks/") == 0 &&
+			len(leaders(ms)) == 0 && len(ms[0].scraped("fleet"))+len(ms[1].scraped("fleet")) == 0
+	}, 20*time.Second)
+
+	if _, err := st.Set(context.Background(), withJobs, rev); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "elected and published again", published, 20*time.Second)
+	if why != nil {
+		t.Fatal(why)
+	}
+}
