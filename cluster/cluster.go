@@ -163,6 +163,9 @@ type Member struct {
 	updates chan Update
 	gossip  *gossipRunner
 	scrape  *scrapeRunner // nil for a relay: relays do not scrape
+	// computed is the last compute's inputs and result; only the loop
+	// touches it.
+	computed *computedUpdate
 
 	published atomic.Bool // an Update was handed out
 

@@ -294,6 +294,12 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 	if _, ok := live[memberID{m.cfg.Kind, m.cfg.Node}]; !ok {
 		byKind[m.cfg.Kind] = append(byKind[m.cfg.Kind], m.cfg.Node)
 	}
+	slices.Sort(byKind[keys.Agent])
+	slices.Sort(byKind[keys.Relay])
+	if l := m.computed; l != nil && l.rev == rev && slices.Equal(l.agents, byKind[keys.Agent]) &&
+		slices.Equal(l.relays, byKind[keys.Relay]) && slices.Equal(l.down, down) {
+		return l.up, nil
+	}
 	in := ring.Input{
 		Revision:  rev,
 		Fallbacks: c.Ring.Fallbacks,
@@ -335,7 +341,21 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 	agentCfg.Ship.Strategy = config.StrategyOrdered
 	agentCfg.Limit.BytesPerSecond = config.ByteRate(a.Budget)
 	m.noteCredentials(agentCfg.Ship.CredentialProblems())
-	return Update{Revision: rev, Agent: agentCfg, Assignment: a}, nil
+	up := Update{Revision: rev, Agent: agentCfg, Assignment: a}
+	m.computed = &computedUpdate{rev: rev, agents: byKind[keys.Agent], relays: byKind[keys.Relay], down: slices.Clone(down), up: up}
+	return up, nil
+}
+
+// computedUpdate is what compute computed last, and from what: the loop
+// evaluates at every refresh and gossip change, but the ring and the
+// settings change only with the config revision, the live agents and
+// relays, and the members held down. With the same inputs compute
+// returns the same Update without running the ring or the config again.
+type computedUpdate struct {
+	rev            int64
+	agents, relays []string // sorted
+	down           []string
+	up             Update
 }
 
 func equalUpdate(a, b Update) bool {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/procfleet/procfleet/cluster/etcdclient"
 	"github.com/procfleet/procfleet/cluster/gossip"
 	"github.com/procfleet/procfleet/cluster/keys"
+	"github.com/procfleet/procfleet/cluster/ring"
 	"github.com/procfleet/procfleet/config"
 	"github.com/procfleet/procfleet/internal/etcdtest"
 	"github.com/procfleet/procfleet/internal/testenv"
@@ -424,4 +426,31 @@ func TestGossipStopsLater(t *testing.T) {
 		page := b.String()
 		return strings.Contains(page, "\nprocfleet_gossip_members 2\n") && strings.Contains(page, "\nprocfleet_cluster_gossip_running 1\n")
 	})
+}
+
+// TestComputeOnlyOnChange: the loop evaluates at every refresh and gossip
+// change, but runs the ring again only when its inputs change (another
+// member registers); evaluations with the same inputs reuse the last
+// result.
+func TestComputeOnlyOnChange(t *testing.T) {
+	e := etcdtest.StartEtcd(t)
+	cli := etcdtest.NewEtcdClient(t, e.Endpoints)
+	bootstrap(t, cli, []byte(oneUpstream))
+	var rings atomic.Int64
+	cfg := testConfig(e.Endpoints, "a1")
+	cfg.RingCompute = func(in ring.Input) (map[string]ring.Assignment, error) {
+		rings.Add(1)
+		return ring.Compute(in)
+	}
+	a1 := runMember(t, cfg)
+	a1.waitUpdate("a1's settings", func(u Update) bool { return len(u.Assignment.Upstreams) == 1 })
+	n, r := a1.evals(), rings.Load()
+	// The refresh evaluates every 5 s, with the same inputs.
+	waitUntil(t, "two more evaluations", func() bool { return a1.evals() >= n+2 }, 30*time.Second)
+	if got := rings.Load(); got != r {
+		t.Fatalf("the ring ran %d times in evaluations with the same inputs; want none", got-r)
+	}
+	a2 := runMember(t, testConfig(e.Endpoints, "a2"))
+	a2.waitUpdate("a2's settings", func(u Update) bool { return len(u.Assignment.Upstreams) == 1 })
+	waitUntil(t, "a1's ring over a2", func() bool { return rings.Load() > r })
 }

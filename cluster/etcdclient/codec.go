@@ -287,19 +287,23 @@ func appendMessage(b []byte, num protowire.Number, body []byte) []byte {
 // decodeResponse reads b into v, an answer of a type the codec reads, and
 // reports whether it did; false leaves v for protobuf to reset and read.
 func decodeResponse(b []byte, v any) bool {
-	if r, ok := v.(interface{ Reset() }); ok {
-		r.Reset()
-	}
+	// Each message starts empty, as protobuf's Unmarshal resets it (set
+	// here, not with Reset, which reaches into protobuf's runtime).
 	switch m := v.(type) {
 	case *pb.RangeResponse:
+		*m = pb.RangeResponse{}
 		return decodeRange(b, m)
 	case *pb.PutResponse:
+		*m = pb.PutResponse{}
 		return decodePut(b, m)
 	case *pb.DeleteRangeResponse:
+		*m = pb.DeleteRangeResponse{}
 		return decodeDeleteRange(b, m)
 	case *pb.TxnResponse:
+		*m = pb.TxnResponse{}
 		return decodeTxn(b, m, 0)
 	case *pb.LeaseGrantResponse:
+		*m = pb.LeaseGrantResponse{}
 		return eachField(b, func(num protowire.Number, t protowire.Type, x uint64, f []byte) bool {
 			switch {
 			case num == 1 && t == protowire.BytesType:
@@ -316,10 +320,12 @@ func decodeResponse(b []byte, v any) bool {
 			return true
 		})
 	case *pb.LeaseRevokeResponse:
+		*m = pb.LeaseRevokeResponse{}
 		return eachField(b, func(num protowire.Number, t protowire.Type, x uint64, f []byte) bool {
 			return num == 1 && t == protowire.BytesType && decodeHeader(f, &m.Header)
 		})
 	case *pb.LeaseKeepAliveResponse:
+		*m = pb.LeaseKeepAliveResponse{}
 		return eachField(b, func(num protowire.Number, t protowire.Type, x uint64, f []byte) bool {
 			switch {
 			case num == 1 && t == protowire.BytesType:
@@ -334,6 +340,7 @@ func decodeResponse(b []byte, v any) bool {
 			return true
 		})
 	case *pb.LeaseTimeToLiveResponse:
+		*m = pb.LeaseTimeToLiveResponse{}
 		return eachField(b, func(num protowire.Number, t protowire.Type, x uint64, f []byte) bool {
 			switch {
 			case num == 1 && t == protowire.BytesType:
@@ -352,6 +359,7 @@ func decodeResponse(b []byte, v any) bool {
 			return true
 		})
 	case *pb.WatchResponse:
+		*m = pb.WatchResponse{}
 		return decodeWatch(b, m)
 	}
 	return false

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"syscall"
@@ -141,6 +142,13 @@ func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
 
 // WriteToAddress implements memberlist.NodeAwareTransport.
 func (t *transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	// memberlist sends to the IP and port members gossip: parsed here,
+	// without the resolver (several times a second); a name (a join
+	// address) goes through it.
+	if ap, err := netip.ParseAddrPort(a.Addr); err == nil {
+		_, err = t.udp.WriteToUDPAddrPort(b, ap)
+		return time.Now(), err
+	}
 	to, err := net.ResolveUDPAddr("udp", a.Addr)
 	if err != nil {
 		return time.Time{}, err
