@@ -546,36 +546,33 @@ func decodeResponseOp(b []byte, op *pb.ResponseOp, depth int) bool {
 		}
 		switch num {
 		case 1:
-			r, ok := op.Response.(*pb.ResponseOp_ResponseRange)
-			if !ok {
-				r = &pb.ResponseOp_ResponseRange{ResponseRange: &pb.RangeResponse{}}
-				op.Response = r
-			}
+			r := sameOr(op.Response, &pb.ResponseOp_ResponseRange{ResponseRange: &pb.RangeResponse{}})
+			op.Response = r
 			return decodeRange(f, r.ResponseRange)
 		case 2:
-			r, ok := op.Response.(*pb.ResponseOp_ResponsePut)
-			if !ok {
-				r = &pb.ResponseOp_ResponsePut{ResponsePut: &pb.PutResponse{}}
-				op.Response = r
-			}
+			r := sameOr(op.Response, &pb.ResponseOp_ResponsePut{ResponsePut: &pb.PutResponse{}})
+			op.Response = r
 			return decodePut(f, r.ResponsePut)
 		case 3:
-			r, ok := op.Response.(*pb.ResponseOp_ResponseDeleteRange)
-			if !ok {
-				r = &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: &pb.DeleteRangeResponse{}}
-				op.Response = r
-			}
+			r := sameOr(op.Response, &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: &pb.DeleteRangeResponse{}})
+			op.Response = r
 			return decodeDeleteRange(f, r.ResponseDeleteRange)
 		case 4:
-			r, ok := op.Response.(*pb.ResponseOp_ResponseTxn)
-			if !ok {
-				r = &pb.ResponseOp_ResponseTxn{ResponseTxn: &pb.TxnResponse{}}
-				op.Response = r
-			}
+			r := sameOr(op.Response, &pb.ResponseOp_ResponseTxn{ResponseTxn: &pb.TxnResponse{}})
+			op.Response = r
 			return decodeTxn(f, r.ResponseTxn, depth+1)
 		}
 		return false
 	})
+}
+
+// sameOr returns cur if it is a T, the oneof's member being read again,
+// else fresh.
+func sameOr[T any](cur any, fresh T) T {
+	if c, ok := cur.(T); ok {
+		return c
+	}
+	return fresh
 }
 
 func decodeWatch(b []byte, m *pb.WatchResponse) bool {

@@ -3,6 +3,7 @@ package etcdclient
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -314,12 +315,62 @@ func TestCodecReadsAsProtobuf(t *testing.T) {
 		}
 		// A message read into one that held another answer holds only
 		// the new one, as with protobuf, which resets first.
-		stale := g.response()
-		if stale.ProtoReflect().Type() == m.ProtoReflect().Type() {
-			if err := (codec{}).Unmarshal(slice(b), stale); err != nil || !proto.Equal(stale, m) {
-				t.Fatalf("%d: read over another answer: %v, %v; want %v", i, stale, err, m)
+		other := g.response()
+		if other.ProtoReflect().Type() == m.ProtoReflect().Type() {
+			if err := (codec{}).Unmarshal(slice(b), other); err != nil || !proto.Equal(other, m) {
+				t.Fatalf("%d: read over another answer: %v, %v; want %v", i, other, err, m)
+			}
+			// Two encodings one after the other are their merge: a
+			// message field met twice merges, a oneof's same member
+			// merges and another replaces, lists append.
+			m2 := g.response()
+			for m2.ProtoReflect().Type() != m.ProtoReflect().Type() {
+				m2 = g.response()
+			}
+			if b2, err := proto.Marshal(m2); err == nil {
+				both := append(append([]byte(nil), b...), b2...)
+				want := m.ProtoReflect().Type().New().Interface()
+				if err := proto.Unmarshal(both, want); err != nil {
+					t.Fatal(err)
+				}
+				merged := m.ProtoReflect().Type().New().Interface()
+				if !decodeResponse(both, merged) || !proto.Equal(merged, want) {
+					t.Fatalf("%d: merge read %v; want %v", i, merged, want)
+				}
 			}
 		}
+	}
+}
+
+// TestCodecMergesOneof: one answer of a transaction whose oneof is met
+// twice holds, as in protobuf, the merge of both when they are the same
+// member, the second when not.
+func TestCodecMergesOneof(t *testing.T) {
+	g := gen{rand.New(rand.NewPCG(9, 10))}
+	merged := 0
+	for i := range 2000 {
+		a, b := g.txnResp(1), g.txnResp(1)
+		if len(a.Responses) == 0 || len(b.Responses) == 0 {
+			continue
+		}
+		ba, _ := proto.Marshal(a.Responses[0])
+		bb, _ := proto.Marshal(b.Responses[0])
+		both := append(ba, bb...)
+		want := &pb.ResponseOp{}
+		if err := proto.Unmarshal(both, want); err != nil {
+			t.Fatal(err)
+		}
+		got := &pb.ResponseOp{}
+		if !decodeResponseOp(both, got, 0) || !proto.Equal(got, want) {
+			t.Fatalf("%d: read %v; want %v", i, got, want)
+		}
+		if a.Responses[0].Response != nil && b.Responses[0].Response != nil &&
+			fmt.Sprintf("%T", a.Responses[0].Response) == fmt.Sprintf("%T", b.Responses[0].Response) {
+			merged++
+		}
+	}
+	if merged < 100 {
+		t.Fatalf("%d answers merged the same member; the test wants more", merged)
 	}
 }
 
