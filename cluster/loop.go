@@ -349,7 +349,7 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 // computedUpdate is what compute computed last, and from what: the loop
 // evaluates at every refresh and gossip change, but the ring and the
 // settings change only with the config revision, the live agents and
-// relays, and the members held down. With the same inputs compute
+// relays, and the upstreams held down. With the same inputs compute
 // returns the same Update without running the ring or the config again.
 type computedUpdate struct {
 	rev            int64
