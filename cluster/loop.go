@@ -287,18 +287,15 @@ func (m *Member) loadSaved() (*Update, time.Duration) {
 // included even before its registration shows) and builds this member's
 // settings.
 func (m *Member) compute(c config.Cluster, rev int64, live members, down []string) (Update, error) {
+	if l := m.computed; l != nil && l.rev == rev && sameIDs(l.live, live) && slices.Equal(l.down, down) {
+		return l.up, nil
+	}
 	byKind := map[keys.Kind][]string{}
 	for id := range live {
 		byKind[id.Kind] = append(byKind[id.Kind], id.Node)
 	}
 	if _, ok := live[memberID{m.cfg.Kind, m.cfg.Node}]; !ok {
 		byKind[m.cfg.Kind] = append(byKind[m.cfg.Kind], m.cfg.Node)
-	}
-	slices.Sort(byKind[keys.Agent])
-	slices.Sort(byKind[keys.Relay])
-	if l := m.computed; l != nil && l.rev == rev && slices.Equal(l.agents, byKind[keys.Agent]) &&
-		slices.Equal(l.relays, byKind[keys.Relay]) && slices.Equal(l.down, down) {
-		return l.up, nil
 	}
 	in := ring.Input{
 		Revision:  rev,
@@ -342,7 +339,7 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 	agentCfg.Limit.BytesPerSecond = config.ByteRate(a.Budget)
 	m.noteCredentials(agentCfg.Ship.CredentialProblems())
 	up := Update{Revision: rev, Agent: agentCfg, Assignment: a}
-	m.computed = &computedUpdate{rev: rev, agents: byKind[keys.Agent], relays: byKind[keys.Relay], down: slices.Clone(down), up: up}
+	m.computed = &computedUpdate{rev: rev, live: live, down: slices.Clone(down), up: up}
 	return up, nil
 }
 
@@ -351,11 +348,28 @@ func (m *Member) compute(c config.Cluster, rev int64, live members, down []strin
 // settings change only with the config revision, the live agents and
 // relays, and the upstreams held down. With the same inputs compute
 // returns the same Update without running the ring or the config again.
+// live is the set compute was given, which nobody changes afterwards (the
+// member watch copies its set before changing one it handed out, and
+// withoutGone returns it or a new one).
 type computedUpdate struct {
-	rev            int64
-	agents, relays []string // sorted
-	down           []string
-	up             Update
+	rev  int64
+	live members
+	down []string
+	up   Update
+}
+
+// sameIDs reports whether a and b hold the same members (their values
+// aside: the ring takes only their kinds and names).
+func sameIDs(a, b members) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for id := range b {
+		if _, ok := a[id]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func equalUpdate(a, b Update) bool {
