@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -67,14 +66,6 @@ func (d *discoverer) setJobs(all []config.ScrapeConfig) {
 	kick(d.wake)
 	if len(jobs) == 0 {
 		kick(d.idle)
-	}
-}
-
-// kick sends on c, of capacity 1, unless a send is pending.
-func kick(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
 	}
 }
 
@@ -183,7 +174,7 @@ func (d *discoverer) term(ctx context.Context, sess *session.Session, lease clie
 func (d *discoverer) withdraw(ctx context.Context, lease clientv3.LeaseID) {
 	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := d.cli.Delete(wctx, fmt.Sprintf("%s/%x", d.space.DiscoveryElection(), lease)); err != nil {
+	if _, err := d.cli.Delete(wctx, candidateKey(d.space.DiscoveryElection(), lease)); err != nil {
 		d.log.Debug("cannot withdraw from the discovery election", "err", err)
 	}
 }

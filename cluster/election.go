@@ -24,7 +24,7 @@ import (
 // events) instead of a stream of its own. An error leaves the key for
 // the next campaign with the same lease to find.
 func campaign(ctx context.Context, cli *clientv3.Client, prefix string, lease clientv3.LeaseID, val string) (key string, rev int64, err error) {
-	key = fmt.Sprintf("%s/%x", prefix, lease)
+	key = candidateKey(prefix, lease)
 	resp, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 		Then(clientv3.OpPut(key, val, clientv3.WithLease(lease))).
 		Else(clientv3.OpGet(key)).Commit()
@@ -51,6 +51,11 @@ func campaign(ctx context.Context, cli *clientv3.Client, prefix string, lease cl
 		return "", 0, err
 	}
 	return key, rev, nil
+}
+
+// candidateKey is the key a campaign with lease puts under prefix.
+func candidateKey(prefix string, lease clientv3.LeaseID) string {
+	return fmt.Sprintf("%s/%x", prefix, lease)
 }
 
 // waitOlderGone returns once no key under prefix has a create revision

@@ -145,10 +145,7 @@ func (r *gossipRunner) set(g *gossip.Gossip, stop context.CancelFunc, err error)
 	if g == nil && why != prevWhy {
 		r.log.Warn("gossip not running: the member runs on etcd alone (slower failure detection, no down votes)", "err", err, "retry", r.retry)
 	}
-	select {
-	case r.swaps <- struct{}{}:
-	default:
-	}
+	kick(r.swaps)
 }
 
 // kill stops the running gossip as a failure would: Run sees it end and

@@ -125,10 +125,7 @@ func (w *liveWatch) apply(space keys.Space, evs []*clientv3.Event) {
 }
 
 func (w *liveWatch) signal() {
-	select {
-	case w.changed <- struct{}{}:
-	default:
-	}
+	kick(w.changed)
 }
 
 // watchMembers keeps the live agents and relays: a full read of members/,
@@ -171,5 +168,13 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-t.C:
 	case <-ctx.Done():
+	}
+}
+
+// kick signals on c, of capacity 1, unless a signal is pending.
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }

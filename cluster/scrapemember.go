@@ -213,10 +213,7 @@ func (m *Member) Leave(ctx context.Context) {
 		return
 	}
 	r.leaving.Store(true)
-	select {
-	case r.kick <- struct{}{}:
-	default:
-	}
+	kick(r.kick)
 	select {
 	case <-r.left:
 		m.log.Info("scrape targets handed over; leaving")

@@ -82,12 +82,8 @@ func (m *Member) ReportTargets(states []scrape.TargetState) {
 	rep.mu.Lock()
 	rep.pending, rep.at, rep.set = states, time.Now(), true
 	rep.mu.Unlock()
-	for _, kick := range []chan struct{}{rep.kick, m.scrape.weightKick} {
-		select {
-		case kick <- struct{}{}:
-		default:
-		}
-	}
+	kick(rep.kick)
+	kick(m.scrape.weightKick)
 }
 
 // makeReport turns the scraper's states into the report of node.
