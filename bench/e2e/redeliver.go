@@ -89,7 +89,11 @@ func (b *bench) startOffAgent() error {
 	if err := os.WriteFile(cfg, []byte("ship:\n  redeliver_window: 0s\n"), 0o644); err != nil {
 		return fmt.Errorf("cannot write the config of the agent without a window: %w", err)
 	}
-	p, err := b.ps.Start("procfleet-nowindow", b.bins.procfleet, "agent", "--config", cfg,
+	exe, err := ownCopy(b.dir, "procfleet-nowindow", b.bins.procfleet)
+	if err != nil {
+		return err
+	}
+	p, err := b.ps.Start("procfleet-nowindow", exe, "agent", "--config", cfg,
 		"--upstream", "http://"+b.off.sinkAddr+"/api/v1/import/prometheus",
 		"--listen", "127.0.0.1:0",
 		"--hostname", b.a.instance+"-nowindow")

@@ -159,7 +159,7 @@ live.`,
 			logger.Debug("go runtime", "gc_percent", gcPercent, "from_GOGC", gcFromEnv, "heap_profile", heapProfile)
 			// The pages of the binary that only the start touched leave
 			// the agent's resident memory (docs/performance.md).
-			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, logger)
+			go releaseStartPagesAfter(cmd.Context(), startPagesDelay, randomReadFor, logger)
 			if !gcFromEnv {
 				go tuneGCPercent(cmd.Context(), 10*time.Second, logger)
 			}

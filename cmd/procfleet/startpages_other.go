@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-const startPagesDelay = 5 * time.Second
+const (
+	startPagesDelay = 5 * time.Second
+	randomReadFor   = 5 * time.Minute
+)
 
 // releaseStartPagesAfter does nothing outside Linux.
-func releaseStartPagesAfter(context.Context, time.Duration, *slog.Logger) {}
+func releaseStartPagesAfter(context.Context, time.Duration, time.Duration, *slog.Logger) {}

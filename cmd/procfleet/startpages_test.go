@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/procfleet/procfleet/internal/testenv"
 )
@@ -47,18 +50,86 @@ func TestParseExeMapping(t *testing.T) {
 var kept = "from the file"
 
 func TestReleaseExePages(t *testing.T) {
-	kept = strings.ToUpper("set at run time")
-	before, after, err := releaseExePages()
+	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("resident pages of the test binary: %d KiB before, %d KiB after", before>>10, after>>10)
-	if before <= 0 || after >= before/2 {
-		t.Errorf("resident bytes of the executable's mappings %d before, %d after; want at least halved", before, after)
+	// An installed binary's pages are clean; a test binary just linked
+	// may still be written back, and dirty pages cannot be dropped.
+	syncFile(t, exe)
+	kept = strings.ToUpper("set at run time")
+	r, err := releaseExePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("test binary: resident %d KiB before, %d KiB after; cached %d KiB before, %d KiB after",
+		r.residentBefore>>10, r.residentAfter>>10, r.cachedBefore>>10, r.cachedAfter>>10)
+	if r.residentBefore <= 0 || r.residentAfter >= r.residentBefore/2 {
+		t.Errorf("resident bytes of the executable's mappings %d before, %d after; want at least halved", r.residentBefore, r.residentAfter)
+	}
+	if keepsPages(t, exe) {
+		t.Logf("%s is on a file system that keeps its pages in memory: the cached pages are not checked", exe)
+	} else if r.cachedBefore <= 0 || r.cachedAfter >= r.cachedBefore/2 {
+		t.Errorf("bytes of the executable's mappings in the page cache %d before, %d after; want at least halved", r.cachedBefore, r.cachedAfter)
 	}
 	if kept != "SET AT RUN TIME" {
 		t.Errorf("a variable set at run time reads %q after the release", kept)
 	}
+	if got := randomMappings(t); got != len(r.maps) || got == 0 {
+		t.Errorf("%d of the executable's %d read-only mappings advised for random access after the release; want all", got, len(r.maps))
+	}
+	if err := readNormally(r.maps); err != nil {
+		t.Fatal(err)
+	}
+	if got := randomMappings(t); got != 0 {
+		t.Errorf("%d of the executable's read-only mappings still advised for random access after readNormally", got)
+	}
+}
+
+// syncFile writes the file at path to its disk, so that its pages in the
+// page cache are clean, as an installed binary's are.
+func syncFile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keepsPages reports whether the file at path is on a file system whose
+// pages stay in memory whatever is dropped from the page cache.
+func keepsPages(t *testing.T, path string) bool {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Type == unix.TMPFS_MAGIC || st.Type == unix.RAMFS_MAGIC
+}
+
+// randomMappings returns how many of this process's read-only mappings of
+// its executable are advised for random access.
+func randomMappings(t *testing.T) int {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat("/proc/self/exe", &st); err != nil {
+		t.Fatal(err)
+	}
+	maps, err := exeMappings("/proc/self/smaps", st.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range maps {
+		if m.random {
+			n++
+		}
+	}
+	return n
 }
 
 // TestAgentReleasesStartPages runs the agent binary and checks that it
@@ -68,8 +139,13 @@ func TestAgentReleasesStartPages(t *testing.T) {
 	vm := testenv.StartVM(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Its own copy of the binary, written to disk: pages another process
+	// maps stay cached, and so do pages not yet written back.
+	exe := filepath.Join(t.TempDir(), "procfleet")
+	copyFile(t, binary, exe)
+	syncFile(t, exe)
 	var log syncBuffer
-	cmd := exec.CommandContext(ctx, binary, "agent", "--upstream", vm.ImportURL, "--listen", testenv.FreeAddr(t),
+	cmd := exec.CommandContext(ctx, exe, "agent", "--upstream", vm.ImportURL, "--listen", testenv.FreeAddr(t),
 		"--hostname", "start-pages", "--log-level", "debug")
 	cmd.Stderr = &log
 	for _, kv := range os.Environ() {
@@ -81,7 +157,7 @@ func TestAgentReleasesStartPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
-	line := regexp.MustCompile(`msg="released the executable's start-up pages".* resident_before=(\d+) resident_after=(\d+)`)
+	line := regexp.MustCompile(`msg="released the executable's start-up pages".* resident_before=(\d+) resident_after=(\d+) cached_before=(\d+) cached_after=(\d+)`)
 	var m []string
 	testenv.Eventually(t, startPagesDelay+30*time.Second, 100*time.Millisecond, "the release's log line", func() error {
 		if m = line.FindStringSubmatch(log.String()); m == nil {
@@ -97,8 +173,15 @@ func TestAgentReleasesStartPages(t *testing.T) {
 	if before < 4<<20 || after >= before/2 {
 		t.Errorf("agent released its start-up pages from %d to %d resident bytes; want 4 MiB or more, at least halved", before, after)
 	}
+	cachedBefore, _ := strconv.ParseInt(m[3], 10, 64)
+	cachedAfter, _ := strconv.ParseInt(m[4], 10, 64)
+	if keepsPages(t, exe) {
+		t.Logf("%s is on a file system that keeps its pages in memory: the cached pages are not checked", exe)
+	} else if cachedBefore < 4<<20 || cachedAfter >= cachedBefore/2 {
+		t.Errorf("agent dropped its start-up pages from the page cache from %d to %d bytes; want 4 MiB or more, at least halved", cachedBefore, cachedAfter)
+	}
 	var st syscall.Stat_t
-	if err := syscall.Stat(binary, &st); err != nil {
+	if err := syscall.Stat(exe, &st); err != nil {
 		t.Fatal(err)
 	}
 	maps, err := exeMappings(fmt.Sprintf("/proc/%d/smaps", cmd.Process.Pid), st.Ino)
@@ -206,4 +289,16 @@ func TestTuneGCPercent(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// copyFile copies the executable at from to a new file at to.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
