@@ -71,7 +71,7 @@ func TestAgentSurvivesMalformedProc(t *testing.T) {
 	root := t.TempDir()
 	src := filepath.Join(testenv.RepoRoot(t), "testdata", "fixtures", "proc")
 	for _, f := range []string{"stat", "meminfo", "loadavg"} {
-		copyFile(t, filepath.Join(src, f), filepath.Join(root, f))
+		testenv.CopyFile(t, filepath.Join(src, f), filepath.Join(root, f), 0o644)
 	}
 	cfg := fixtureConfig(t, vm.ImportURL, "bad-proc-host")
 	cfg.ProcfsRoot = root
@@ -89,21 +89,10 @@ func TestAgentSurvivesMalformedProc(t *testing.T) {
 		return strings.Contains(m, `procfleet_generator_errors_total{generator="meminfo"}`) &&
 			!strings.Contains(m, `procfleet_generator_errors_total{generator="meminfo"} 0`)
 	})
-	copyFile(t, filepath.Join(src, "meminfo"), filepath.Join(root, "meminfo"))
+	testenv.CopyFile(t, filepath.Join(src, "meminfo"), filepath.Join(root, "meminfo"), 0o644)
 	waitFor(t, 20*time.Second, "node_memory_MemTotal_bytes after the file recovered", func() bool {
 		vm.Flush(t)
 		s, err := vm.TryExport(`node_memory_MemTotal_bytes{instance="bad-proc-host"}`)
 		return err == nil && len(s) == 1
 	})
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

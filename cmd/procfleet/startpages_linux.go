@@ -118,9 +118,7 @@ func releaseExePages() (r exeRelease, err error) {
 	if len(maps) == 0 {
 		return r, fmt.Errorf("no read-only mapping of the executable (inode %d) in /proc/self/smaps", st.Ino)
 	}
-	for _, m := range maps {
-		r.residentBefore += m.rss
-	}
+	r.residentBefore = residentBytes(maps)
 	r.cachedBefore = cachedBytes(maps)
 	if err := adviseExe(maps, syscall.MADV_RANDOM); err != nil {
 		return r, err
@@ -144,9 +142,7 @@ func releaseExePages() (r exeRelease, err error) {
 	if err != nil {
 		return r, err
 	}
-	for _, m := range after {
-		r.residentAfter += m.rss
-	}
+	r.residentAfter = residentBytes(after)
 	r.cachedAfter = cachedBytes(maps)
 	if openErr != nil {
 		return r, fmt.Errorf("the start-up pages are unmapped but stay in the page cache: %w", openErr)
@@ -169,6 +165,15 @@ func adviseExe(maps []exeMapping, advice int) error {
 		}
 	}
 	return nil
+}
+
+// residentBytes returns the resident bytes of maps as smaps gave them.
+func residentBytes(maps []exeMapping) int64 {
+	var n int64
+	for _, m := range maps {
+		n += m.rss
+	}
+	return n
 }
 
 // cachedBytes returns the bytes of maps whose pages are in the page cache

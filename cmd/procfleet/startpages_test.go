@@ -142,7 +142,7 @@ func TestAgentReleasesStartPages(t *testing.T) {
 	// Its own copy of the binary, written to disk: pages another process
 	// maps stay cached, and so do pages not yet written back.
 	exe := filepath.Join(t.TempDir(), "procfleet")
-	copyFile(t, binary, exe)
+	testenv.CopyFile(t, binary, exe, 0o755)
 	syncFile(t, exe)
 	var log syncBuffer
 	cmd := exec.CommandContext(ctx, exe, "agent", "--upstream", vm.ImportURL, "--listen", testenv.FreeAddr(t),
@@ -289,16 +289,4 @@ func TestTuneGCPercent(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// copyFile copies the executable at from to a new file at to.
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
 }
