@@ -151,14 +151,22 @@ func (ep *endpoint) streams() bool {
 }
 
 // offer writes b into the open stream, opening one when none is, and
-// reports whether it did; false leaves b to one request of its own. A
-// stream that fails or ends is settled here.
+// reports whether it took b; false leaves b to one request of its own. A
+// stream that fails or ends is settled here; when the one it ends failed,
+// b waits behind its segments (true).
 func (s *Shipper) offer(ctx context.Context, b *Batch) bool {
 	if !s.streamable(b) {
 		return false
 	}
 	if c := s.st.cur; c != nil && (!s.usable(c.ep) || s.streamOver()) {
 		s.endStream(ctx)
+		if len(s.st.again) > 0 {
+			// The stream failed: its segments go again first, each on
+			// its own, and b after them, rather than into a new stream
+			// opened at once to the endpoint that just failed.
+			s.st.again = append(s.st.again, b)
+			return true
+		}
 	}
 	if s.st.cur == nil {
 		if s.pending() || ctx.Err() != nil {
