@@ -160,6 +160,12 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 		in.agents = slices.DeleteFunc(in.agents, func(a targets.Member) bool { return a.Name == r.m.cfg.Node })
 	}
 	sig := in.signature()
+	if r.leaving.Load() {
+		// Leaving takes the member out of the agents, which changes
+		// nothing when they never held it (it left before etcd listed it
+		// live): Leave waits for an evaluation all the same.
+		sig += "\x00leaving"
+	}
 	if sig == ls.scrape.lastSig && ls.scrape.wake.IsZero() {
 		return
 	}

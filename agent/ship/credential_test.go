@@ -1,36 +1,17 @@
 package ship
 
 import (
-	"bytes"
 	"encoding/base64"
 	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/procfleet/procfleet/config"
+	"github.com/procfleet/procfleet/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for the shipper's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 func bearerCred(upstream, name, file string) config.UpstreamCredential {
 	return config.UpstreamCredential{Upstream: upstream, Name: name,
@@ -101,7 +82,7 @@ func TestUnusableUpstreams(t *testing.T) {
 	cfg := testConfig(upD.URL(), upE.URL(), upA.URL())
 	cfg.Strategy = config.StrategyOrdered
 	cfg.Credentials = creds
-	var logs syncBuffer
+	var logs testenv.Buffer
 	s := newShipper(t, cfg, Deps{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	run(t, s)
 	for i := range 3 {

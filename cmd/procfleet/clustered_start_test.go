@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -166,7 +165,7 @@ func TestClusteredAgentWaitsVisibly(t *testing.T) {
 			addr := testenv.FreeAddr(t)
 			cmd := exec.Command(binary, "agent", "--etcd", tt.endpoints, "--cluster", "empty", "--node", "w1",
 				"--procfs-root", fixture, "--listen", addr, "--gossip-listen", "127.0.0.1:0", "--lease-ttl", "2s")
-			var stderr lockedBuffer
+			var stderr testenv.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -194,24 +193,6 @@ func TestClusteredAgentWaitsVisibly(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestClusteredAgentLogsWhyItWaits runs the clustered agent in-process
 // with no etcd and no saved state, the log interval shortened: it logs
 // why it has no settings, again and again, and returns nil once stopped.
@@ -223,7 +204,7 @@ func TestClusteredAgentLogsWhyItWaits(t *testing.T) {
 	local.Spool.Dir = t.TempDir()
 	ef := etcdFlags{endpoints: "http://" + testenv.FreeAddr(t), cluster: "c", dialTimeout: time.Second}
 	mf := memberFlags{node: "w1", gossipListen: "127.0.0.1:0", leaseTTL: 2 * time.Second}
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runClustered(ctx, local, ef, mf, slog.New(slog.NewTextHandler(&logs, nil))) }()

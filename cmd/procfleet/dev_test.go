@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -19,7 +18,7 @@ func TestDev(t *testing.T) {
 	cmd := exec.Command(binary, "dev", "--victoria-metrics", testenv.Bin(t, "victoria-metrics"),
 		"--vm-listen", vmAddr, "--etcd-listen", etcdAddr, "--listen", "127.0.0.1:0",
 		"--data-dir", t.TempDir(), "--hostname", "dev-host")
-	var out bytes.Buffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

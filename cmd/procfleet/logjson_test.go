@@ -41,7 +41,7 @@ log: {format: json}
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cmd := exec.Command(binary, c.args...)
-			var stderr syncBuffer
+			var stderr testenv.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

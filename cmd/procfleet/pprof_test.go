@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
 // --pprof-listen takes a loopback address only, unless --pprof-allow-remote
@@ -43,7 +43,7 @@ func startPprofAgent(t *testing.T, listen string, extra ...string) string {
 		"--procfs-root", "../../testdata/fixtures/proc", "--sysfs-root", "../../testdata/fixtures/sys",
 		"--pprof-listen", listen}, extra...)
 	cmd := exec.Command(binary, args...)
-	var stderr syncBuffer
+	var stderr testenv.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -63,22 +63,4 @@ func startPprofAgent(t *testing.T, listen string, extra ...string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a process writes while a test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -144,7 +144,7 @@ func TestAgentReleasesStartPages(t *testing.T) {
 	exe := filepath.Join(t.TempDir(), "procfleet")
 	testenv.CopyFile(t, binary, exe, 0o755)
 	syncFile(t, exe)
-	var log syncBuffer
+	var log testenv.Buffer
 	cmd := exec.CommandContext(ctx, exe, "agent", "--upstream", vm.ImportURL, "--listen", testenv.FreeAddr(t),
 		"--hostname", "start-pages", "--log-level", "debug")
 	cmd.Stderr = &log

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -18,16 +17,11 @@ import (
 // Records reads each record as a token stream and fails on a repeated key.
 // Safe for concurrent use.
 type JSONLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	buf Buffer
 }
 
 // Write takes one or more whole records.
-func (l *JSONLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+func (l *JSONLog) Write(p []byte) (int, error) { return l.buf.Write(p) }
 
 // Logger returns a base logger, with no attributes, that writes every
 // level to l as JSON, as procfleet's log.format: json does.
@@ -39,10 +33,7 @@ func (l *JSONLog) Logger() *slog.Logger {
 // that is not one JSON object or that holds a key twice, at any depth.
 func (l *JSONLog) Records(t testing.TB) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	data := bytes.Clone(l.buf.Bytes())
-	l.mu.Unlock()
-	recs, err := ParseJSONLog(data)
+	recs, err := ParseJSONLog(l.buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
