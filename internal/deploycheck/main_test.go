@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procfleet/procfleet/internal/testenv"
 )
 
 // procfleetBin is the procfleet binary TestMain builds from this tree.
@@ -97,22 +98,11 @@ func baseEnv() []string {
 // (the log) is kept for waitLog and shown when the test fails.
 type process struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	logs bytes.Buffer
+	logs testenv.Buffer
 	done chan struct{}
 }
 
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.Write(b)
-}
-
-func (p *process) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
+func (p *process) log() string { return p.logs.String() }
 
 // startProcfleet starts the binary with args, env (KEY=value) added to the
 // test's environment, and stops it in t.Cleanup: SIGTERM, then SIGKILL
@@ -121,7 +111,7 @@ func startProcfleet(t testing.TB, env []string, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(procfleetBin, args...), done: make(chan struct{})}
 	p.cmd.Env = append(baseEnv(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p
+	p.cmd.Stdout, p.cmd.Stderr = io.Discard, &p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start procfleet %q: %v", args, err)
 	}
