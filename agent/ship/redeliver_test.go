@@ -87,13 +87,26 @@ func redeliverConfig(a, b *upstream) config.Ship {
 	return cfg
 }
 
-// ackedByA sends batches 1 to n, all taken by a.
+// ackedByA sends batches 1 to n, all taken by a, and returns once the
+// shipper has a's answers: a counts a batch before it answers, and a test
+// that takes a down as soon as it counted them would lose an answer in
+// flight (the batch sent again as unanswered, not as acknowledged). With
+// a redelivery window, it waits for the batches to be kept there.
 func ackedByA(t *testing.T, s *Shipper, a *upstream, n int) {
 	t.Helper()
 	for i := 1; i <= n; i++ {
 		s.Enqueue(batch(t, line(i)))
 	}
 	waitFor(t, "a took the first batches", 5*time.Second, func() bool { return len(a.received()) == n })
+	answered := `procfleet_ship_requests_total{endpoint="` + a.URL() + `",status="204"}`
+	waitFor(t, "the shipper has a's answers", 5*time.Second, func() bool {
+		if s.win == nil {
+			return metricValue(t, s.set, answered) >= float64(n)
+		}
+		s.win.mu.Lock()
+		defer s.win.mu.Unlock()
+		return s.win.batches >= n
+	})
 }
 
 // An upstream that acknowledged batches and then becomes unreachable
@@ -184,7 +197,8 @@ func TestRedeliverWindowBounds(t *testing.T) {
 	t.Run("time", func(t *testing.T) {
 		a, b := newUpstream(t, nil), newUpstream(t, nil)
 		cfg := redeliverConfig(a, b)
-		cfg.RedeliverWindow = config.Duration(300 * time.Millisecond)
+		// Long enough to see the batch kept on a loaded machine.
+		cfg.RedeliverWindow = config.Duration(2 * time.Second)
 		set := metrics.NewSet()
 		s := newShipper(t, cfg, Deps{Metrics: set})
 		run(t, s)
@@ -192,7 +206,7 @@ func TestRedeliverWindowBounds(t *testing.T) {
 		if got := metricValue(t, set, "procfleet_ship_redeliver_window_batches"); got != 1 {
 			t.Fatalf("window batches = %v; want 1", got)
 		}
-		waitFor(t, "batch 1 out of the window", 5*time.Second, func() bool {
+		waitFor(t, "batch 1 out of the window", 10*time.Second, func() bool {
 			return metricValue(t, set, "procfleet_ship_redeliver_window_batches") == 0 &&
 				metricValue(t, set, "procfleet_ship_redeliver_window_bytes") == 0
 		})
