@@ -90,16 +90,22 @@ func redeliverConfig(a, b *upstream) config.Ship {
 // ackedByA sends batches 1 to n, all taken by a, and returns once the
 // shipper has a's answers: a counts a batch before it answers, and a test
 // that takes a down as soon as it counted them would lose an answer in
-// flight (the batch sent again as unanswered, not as acknowledged). With
-// a redelivery window, it waits for the batches to be kept there.
+// flight (the batch sent again as unanswered, not as acknowledged).
 func ackedByA(t *testing.T, s *Shipper, a *upstream, n int) {
 	t.Helper()
 	for i := 1; i <= n; i++ {
 		s.Enqueue(batch(t, line(i)))
 	}
 	waitFor(t, "a took the first batches", 5*time.Second, func() bool { return len(a.received()) == n })
+	waitAnswered(t, s, a, n)
+}
+
+// waitAnswered waits until the shipper has a's answers to n batches: with
+// a redelivery window, until it kept them there.
+func waitAnswered(t *testing.T, s *Shipper, a *upstream, n int) {
+	t.Helper()
 	answered := `procfleet_ship_requests_total{endpoint="` + a.URL() + `",status="204"}`
-	waitFor(t, "the shipper has a's answers", 5*time.Second, func() bool {
+	waitFor(t, "the shipper has a's answers", 10*time.Second, func() bool {
 		if s.win == nil {
 			return metricValue(t, s.set, answered) >= float64(n)
 		}
@@ -263,6 +269,7 @@ func TestRedeliverWithinBudget(t *testing.T) {
 		s.Enqueue(bigBatch(t, i, size))
 	}
 	waitFor(t, "a took 3 batches", 10*time.Second, func() bool { return len(a.received()) == 3 })
+	waitAnswered(t, s, a, 3)
 	a.down()
 	s.Enqueue(bigBatch(t, 4, size))
 	waitFor(t, "batches 1 to 4 on b", 10*time.Second, func() bool { return len(b.received()) == 4 })
