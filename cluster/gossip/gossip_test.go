@@ -133,7 +133,7 @@ func TestRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	all := append(slices.Clone(rest), back)
-	took := waitMembers(t, 5*time.Second, all, names(all))
+	took := waitMembers(t, convergeWithin, all, names(all))
 	t.Logf("rejoined after leaving in %v", took)
 	waitFor(t, 3*time.Second, func() bool {
 		return nodes[0].g.States()["n2"].BytesPerSecond == 7 && nodes[1].g.States()["n2"].BytesPerSecond == 7
@@ -145,7 +145,7 @@ func TestRejoin(t *testing.T) {
 	restarted := time.Now().Truncate(time.Millisecond)
 	again := startNode(t, testConfig("n2"), nodes[1].g.Addr())
 	all = append(slices.Clone(rest), again)
-	took = waitMembers(t, 3*time.Second, all, names(all))
+	took = waitMembers(t, convergeWithin, all, names(all))
 	t.Logf("rejoined after a crash in %v", took)
 	// Its first state may still be on its way when the membership has
 	// converged: wait for it to replace the crashed one's.
@@ -229,7 +229,7 @@ func TestChanges(t *testing.T) {
 	c := startNode(t, testConfig("c"), a.g.Addr())
 	expect("a join")
 
-	waitMembers(t, 3*time.Second, []*node{a, b, c}, []string{"c", "n0", "n1"})
+	waitMembers(t, convergeWithin, []*node{a, b, c}, []string{"c", "n0", "n1"})
 	drain()
 	if err := b.g.SetLocal(State{Endpoints: map[string]bool{"vm-a": true}}); err != nil {
 		t.Fatal(err)

@@ -99,9 +99,16 @@ func startCluster(t *testing.T, k int) []*node {
 	for i := 1; i < k; i++ {
 		nodes = append(nodes, startNode(t, testConfig(fmt.Sprintf("n%d", i)), nodes[0].g.Addr()))
 	}
-	waitMembers(t, 5*time.Second, nodes, names(nodes))
+	waitMembers(t, convergeWithin, nodes, names(nodes))
 	return nodes
 }
+
+// convergeWithin bounds the time for members joined through one seed to
+// know each other: the gossip's broadcasts tell them within a second on a
+// quiet machine, and the full state exchange every PushPullInterval at the
+// latest, which bounds it when the broadcasts come late on a loaded one
+// (a 5 s bound failed once in a -race -count=3 run of several packages).
+var convergeWithin = testConfig("bound").PushPullInterval + 5*time.Second
 
 // stop cancels Run and waits for it to return: with a leave, unless kill
 // was called.

@@ -38,7 +38,7 @@ func TestOpinionAgesUseTheReceiversClock(t *testing.T) {
 	ahead := startSkewed(t, "ahead", time.Hour, a.g.Addr())
 	behind := startSkewed(t, "behind", -time.Hour, a.g.Addr())
 	old := startSkewed(t, "old", 5*time.Minute, a.g.Addr())
-	waitMembers(t, 5*time.Second, []*node{a, ahead, behind, old}, []string{"a", "ahead", "behind", "old"})
+	waitMembers(t, convergeWithin, []*node{a, ahead, behind, old}, []string{"a", "ahead", "behind", "old"})
 
 	set := func(n *node, s State) {
 		t.Helper()
