@@ -146,7 +146,7 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 	in := ownInput{
 		node: r.m.cfg.Node, rev: ls.rev, jobs: ls.cluster.ScrapeConfigs, pubs: ls.scrape.pubs,
 		agents: liveAgents(ls.view.withoutGone(ls.live)), local: r.local.Targets(), now: time.Now(),
-		scraped: map[string]string{}, weights: r.weights.Load(),
+		scraped: map[string]string{}, weights: r.weights.Load(), leaving: r.leaving.Load(),
 	}
 	if g != nil {
 		gone := map[string]bool{}
@@ -154,18 +154,12 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 			in.scraped[node] = st.Scraped
 			gone[node] = st.Leaving
 		}
-		gone[r.m.cfg.Node] = r.leaving.Load()
+		gone[r.m.cfg.Node] = in.leaving
 		in.agents = slices.DeleteFunc(in.agents, func(a targets.Member) bool { return gone[a.Name] })
-	} else if r.leaving.Load() {
+	} else if in.leaving {
 		in.agents = slices.DeleteFunc(in.agents, func(a targets.Member) bool { return a.Name == r.m.cfg.Node })
 	}
 	sig := in.signature()
-	if r.leaving.Load() {
-		// Leaving takes the member out of the agents, which changes
-		// nothing when they never held it (it left before etcd listed it
-		// live): Leave waits for an evaluation all the same.
-		sig += "\x00leaving"
-	}
 	if sig == ls.scrape.lastSig && ls.scrape.wake.IsZero() {
 		return
 	}
@@ -188,7 +182,7 @@ func (r *scrapeRunner) evaluate(ls *loopState, g *gossip.Gossip) {
 		r.m.writeStatus()
 	}
 	send(context.Background(), r.out, out.targets)
-	if r.leaving.Load() && len(out.targets) == 0 {
+	if in.leaving && len(out.targets) == 0 {
 		r.once.Do(func() { close(r.left) })
 	}
 }

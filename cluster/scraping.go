@@ -51,6 +51,11 @@ type ownInput struct {
 	local   map[string]discovery.Targets
 	scraped map[string]string // node -> its gossip's Scraped digest
 	weights *weightSet        // the members' weight lists; nil: every target weighs the same
+	// leaving: the member hands its targets over and is left out of
+	// agents. In the signature too: leaving changes nothing in agents
+	// when they never held the member (it left before etcd listed it
+	// live), and Leave waits for an evaluation all the same.
+	leaving bool
 	now     time.Time
 }
 
@@ -227,6 +232,9 @@ func (in ownInput) signature() string {
 	}
 	for _, job := range slices.Sorted(maps.Keys(in.local)) {
 		b.WriteString("\x00l" + job + "=" + strconv.FormatUint(in.local[job].Version, 10))
+	}
+	if in.leaving {
+		b.WriteString("\x00leaving")
 	}
 	return b.String()
 }

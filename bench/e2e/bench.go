@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"time"
 
 	"github.com/procfleet/procfleet/bench/internal/benchproc"
+	"github.com/procfleet/procfleet/deploy/install"
 )
 
 // side is one way of getting the host's metrics into VictoriaMetrics.
@@ -210,11 +210,11 @@ scrape_configs:
 }
 
 // ownCopy copies the executable at src to dir/name as the installer
-// writes a binary (io.Copy from the file, then fsync) and returns its
-// path. Each agent runs from a copy of its own, as on a host of its own:
-// agents run from one file share its pages in the page cache, which each
-// one's start-up release drops only where no other maps them, and pages
-// not yet written back are not dropped at all (docs/performance.md).
+// writes a binary (install.WriteFileAtomic) and returns its path. Each
+// agent runs from a copy of its own, as on a host of its own: agents run
+// from one file share its pages in the page cache, which each one's
+// start-up release drops only where no other maps them, and pages not yet
+// written back are not dropped at all (docs/performance.md).
 func ownCopy(dir, name, src string) (string, error) {
 	in, err := os.Open(src)
 	if err != nil {
@@ -222,19 +222,8 @@ func ownCopy(dir, name, src string) (string, error) {
 	}
 	defer in.Close()
 	dst := filepath.Join(dir, name)
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
-	if err != nil {
+	if err := install.WriteFileAtomic(dst, 0o755, in); err != nil {
 		return "", fmt.Errorf("cannot copy the agent's executable: %w", err)
-	}
-	_, err = io.Copy(f, in)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", fmt.Errorf("cannot copy the agent's executable to %s: %w", dst, err)
 	}
 	return dst, nil
 }

@@ -124,14 +124,14 @@ func (in *installer) apply(s step) error {
 		return nil
 	}
 	if s.content != nil {
-		return writeFileAtomic(p, s.mode, bytes.NewReader(s.content))
+		return WriteFileAtomic(p, s.mode, bytes.NewReader(s.content))
 	}
 	f, err := os.Open(s.src)
 	if err != nil {
 		return fmt.Errorf("cannot read the binary to install: %w", err)
 	}
 	defer f.Close()
-	return writeFileAtomic(p, s.mode, f)
+	return WriteFileAtomic(p, s.mode, f)
 }
 
 // report prints what was done to one step, or would be.
@@ -153,8 +153,11 @@ func (in *installer) report(s step) {
 	}
 }
 
-// the old file or the new one, never a part of it, also after a crash.
-func writeFileAtomic(path string, mode fs.FileMode, r io.Reader) (err error) {
+// WriteFileAtomic writes what r reads to path with mode, as the installer
+// writes every file: into a temporary file beside it, synced, then renamed
+// over path and the directory synced, so that path holds the old file or
+// the new one, never a part of it, also after a crash.
+func WriteFileAtomic(path string, mode fs.FileMode, r io.Reader) (err error) {
 	dir, base := filepath.Split(path)
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
