@@ -203,7 +203,10 @@ func TestChanges(t *testing.T) {
 	t.Parallel()
 	a := startNode(t, testConfig("n0"))
 	cfg := testConfig("n1")
-	cfg.RefreshInterval = time.Millisecond // every SetLocal is broadcast
+	// Every SetLocal is broadcast: the refresh below may come within a
+	// millisecond of the state before it (it did on a fast run, and with
+	// 1 ms it then went out only with the push/pull, 10 s later).
+	cfg.RefreshInterval = time.Nanosecond
 	b := startNode(t, cfg, a.g.Addr())
 	waitMembers(t, 5*time.Second, []*node{a, b}, []string{"n0", "n1"})
 	other, cancel := a.g.Subscribe()
